@@ -1,0 +1,82 @@
+// Package bus is the public contract between services: NATS subjects,
+// JetStream stream and KV bucket names, and the versioned JSON payloads that
+// travel on them. docs/EVENTS.md describes the same contract for people.
+package bus
+
+// Request-reply subjects. keyd and logd serve them as NATS micro services.
+const (
+	// KeydService is the micro service name of the key pool.
+	KeydService = "keyd"
+	// KeydPrefix is the endpoint group of keyd; endpoints live under it.
+	KeydPrefix = "gb.keyd"
+
+	SubjectKeyAcquire = "gb.keyd.acquire" // AcquireRequest → AcquireReply
+	SubjectKeyReport  = "gb.keyd.report"  // Report, fire-and-forget (no reply expected)
+	// SubjectKeySync carries KeyStateEvent between keyd replicas (core NATS,
+	// every replica subscribes without a queue group).
+	SubjectKeySync = "gb.keyd.sync"
+
+	// Admin endpoints of keyd, called by admind.
+	SubjectKeyList    = "gb.keyd.admin.list"
+	SubjectKeyGet     = "gb.keyd.admin.get"
+	SubjectKeyAdd     = "gb.keyd.admin.add"
+	SubjectKeyDelete  = "gb.keyd.admin.delete"
+	SubjectKeyReset   = "gb.keyd.admin.reset"
+	SubjectKeyEnable  = "gb.keyd.admin.enable"
+	SubjectKeyDisable = "gb.keyd.admin.disable"
+	SubjectKeyVerify  = "gb.keyd.admin.verify"
+	SubjectKeyReveal  = "gb.keyd.admin.reveal"
+	SubjectKeyStats   = "gb.keyd.admin.stats"
+
+	// File↔key binding: Gemini files are readable only by the uploading key.
+	SubjectFileBind   = "gb.keyd.files.bind"
+	SubjectFileLookup = "gb.keyd.files.lookup"
+	SubjectFileList   = "gb.keyd.files.list"
+	SubjectFileDelete = "gb.keyd.files.delete"
+
+	// LogdService is the micro service name of the log store.
+	LogdService = "logd"
+	LogdPrefix  = "gb.logd"
+)
+
+// JetStream streams and the subjects they capture.
+const (
+	// StreamEvents holds request, error and key-state events.
+	StreamEvents         = "GB_EVENTS"
+	SubjectEventsAll     = "gb.events.>"
+	SubjectEventRequest  = "gb.events.request"
+	SubjectEventError    = "gb.events.error"
+	SubjectEventKeyState = "gb.events.keystate"
+
+	// StreamTicks holds schedulerd ticks, deduplicated by Nats-Msg-Id.
+	StreamTicks        = "GB_TICKS"
+	SubjectTicksAll    = "gb.ticks.>"
+	SubjectTickRecover = "gb.ticks.recover"
+	// SubjectTickRetention triggers logd's log retention.
+	SubjectTickRetention = "gb.ticks.retention"
+
+	// StreamDeadLetter keeps events logd could not parse, with the reason.
+	StreamDeadLetter  = "GB_DLQ"
+	SubjectDeadLetter = "gb.dlq.>"
+	SubjectDLQLogd    = "gb.dlq.logd"
+)
+
+// Settings broadcast: admind owns the settings document in MongoDB and mirrors
+// it into this KV bucket; every service watches the bucket and applies changes
+// live.
+const (
+	BucketSettings = "gb_settings"
+	KeySettings    = "current"
+)
+
+// Service names, used for NATS connection names and micro service discovery.
+const (
+	ServiceEdge       = "edge"
+	ServiceKeyd       = "keyd"
+	ServiceLogd       = "logd"
+	ServiceAdmind     = "admind"
+	ServiceSchedulerd = "schedulerd"
+)
+
+// AllServices lists every service, in the order health reports show them.
+var AllServices = []string{ServiceEdge, ServiceKeyd, ServiceLogd, ServiceAdmind, ServiceSchedulerd}

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDefaultsMatchGeminiBalance(t *testing.T) {
+	s := Defaults()
+	if s.MaxFailures != 3 || s.MaxRetries != 3 || s.TimeOut != 300 || s.TestModel != "gemini-2.5-flash-lite" {
+		t.Fatalf("unexpected defaults: %+v", s)
+	}
+	if len(s.SafetySettings) != 5 || s.SafetySettings[0].Threshold != "OFF" {
+		t.Fatalf("safety defaults: %+v", s.SafetySettings)
+	}
+	if !s.ShowThinkingProcess || !s.ProxiesConsistentHash {
+		t.Fatal("bool defaults lost")
+	}
+}
+
+func TestListsAcceptJSONAndText(t *testing.T) {
+	for _, raw := range []string{`["a","b"]`, "a,b", "a\nb", " a , b ,", `"a", "b"`} {
+		got, err := ParseList(raw)
+		if err != nil || strings.Join(got, "|") != "a|b" {
+			t.Errorf("ParseList(%q) = %v, %v", raw, got, err)
+		}
+	}
+}
+
+func TestBadValueNamesTheVariable(t *testing.T) {
+	cases := map[string]string{
+		"MAX_FAILURES":        "many",
+		"SHOW_SEARCH_LINK":    "perhaps",
+		"THINKING_BUDGET_MAP": "{not json",
+		"MAX_RETRIES":         "0",
+		"LOG_LEVEL":           "loud",
+	}
+	for name, val := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, val)
+			_, err := LoadSettings()
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("want an error naming %s, got %v", name, err)
+			}
+		})
+	}
+}
+
+func TestEnvironmentOverridesDefaults(t *testing.T) {
+	t.Setenv("API_KEYS", "k1,k2")
+	t.Setenv("THINKING_BUDGET_MAP", `{"gemini-2.5-flash": -1}`)
+	t.Setenv("BASE_URL", "http://127.0.0.1:9/v1beta/")
+	t.Setenv("CUSTOM_HEADERS", `{"X-A":"1"}`)
+	s, err := LoadSettings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.APIKeys) != 2 || s.ThinkingBudgetMap["gemini-2.5-flash"] != -1 || s.CustomHeaders["X-A"] != "1" {
+		t.Fatalf("%+v", s)
+	}
+	if s.BaseURL != "http://127.0.0.1:9" {
+		t.Fatalf("BASE_URL not normalised: %q", s.BaseURL)
+	}
+}
+
+func TestInfraDefaults(t *testing.T) {
+	in, err := LoadInfra()
+	if err != nil || in.Port != 8000 || in.NATSListen != "127.0.0.1:4222" || in.Replica == "" {
+		t.Fatalf("%+v %v", in, err)
+	}
+}

@@ -1,0 +1,116 @@
+package natsx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/config"
+)
+
+// Settings holds the live settings of a service: the environment's values
+// until admind's document arrives over the KV bucket, then each saved version.
+// Reads are a single atomic load, cheap enough for every request.
+type Settings struct {
+	cur      atomic.Pointer[config.Settings]
+	onChange []func(config.Settings)
+}
+
+// NewSettings starts with the given settings (usually from the environment).
+func NewSettings(initial config.Settings) *Settings {
+	s := &Settings{}
+	s.cur.Store(&initial)
+	return s
+}
+
+// Get returns the current settings. Callers must not modify the result.
+func (s *Settings) Get() *config.Settings { return s.cur.Load() }
+
+// OnChange registers a callback run after each update (before Watch starts).
+func (s *Settings) OnChange(f func(config.Settings)) { s.onChange = append(s.onChange, f) }
+
+// Set replaces the settings and runs the callbacks.
+func (s *Settings) Set(next config.Settings) {
+	next.Normalize()
+	s.cur.Store(&next)
+	for _, f := range s.onChange {
+		f(next)
+	}
+}
+
+// Watch follows the settings KV bucket until ctx ends, applying each value.
+func (s *Settings) Watch(ctx context.Context, js jetstream.JetStream, log *slog.Logger) error {
+	kv, err := js.KeyValue(ctx, bus.BucketSettings)
+	if err != nil {
+		return fmt.Errorf("open settings bucket: %w", err)
+	}
+	w, err := kv.Watch(ctx, bus.KeySettings)
+	if err != nil {
+		return fmt.Errorf("watch settings: %w", err)
+	}
+	go func() {
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil || e.Operation() != jetstream.KeyValuePut {
+					continue // nil marks the end of the initial values
+				}
+				next := config.Defaults()
+				if err := json.Unmarshal(e.Value(), &next); err != nil {
+					log.Error("bad settings document", "revision", e.Revision(), "err", err)
+					continue
+				}
+				s.Set(next)
+				log.Debug("settings applied", "revision", e.Revision())
+			}
+		}
+	}()
+	return nil
+}
+
+// PublishSettings writes a settings document into the bucket (admind only).
+func PublishSettings(ctx context.Context, js jetstream.JetStream, s config.Settings) error {
+	kv, err := js.KeyValue(ctx, bus.BucketSettings)
+	if err != nil {
+		return fmt.Errorf("open settings bucket: %w", err)
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	_, err = kv.Put(ctx, bus.KeySettings, data)
+	return err
+}
+
+// FetchSettings reads the current settings document; ok is false if none yet.
+func FetchSettings(ctx context.Context, js jetstream.JetStream) (config.Settings, bool, error) {
+	kv, err := js.KeyValue(ctx, bus.BucketSettings)
+	if err != nil {
+		return config.Settings{}, false, err
+	}
+	e, err := kv.Get(ctx, bus.KeySettings)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return config.Settings{}, false, nil
+	}
+	if err != nil {
+		return config.Settings{}, false, err
+	}
+	s := config.Defaults()
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		return config.Settings{}, false, err
+	}
+	s.Normalize()
+	return s, true, nil
+}

@@ -1,0 +1,101 @@
+// Package obs sets up what every service exposes the same way: structured
+// logs, /healthz and /readyz, and Prometheus /metrics.
+package obs
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Level is the process-wide log level; SetLevel changes it live.
+var Level = new(slog.LevelVar)
+
+// NewLogger returns a JSON logger on w at the shared level, tagged with the service.
+func NewLogger(w io.Writer, service string) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: Level})).With("svc", service)
+}
+
+// SetLevel applies a gemini-balance LOG_LEVEL name (debug, info, warning, error, critical).
+func SetLevel(name string) {
+	switch strings.ToLower(name) {
+	case "debug":
+		Level.Set(slog.LevelDebug)
+	case "warn", "warning":
+		Level.Set(slog.LevelWarn)
+	case "error", "critical":
+		Level.Set(slog.LevelError)
+	default:
+		Level.Set(slog.LevelInfo)
+	}
+}
+
+// Check is one readiness dependency.
+type Check struct {
+	Name  string
+	Check func(context.Context) error
+}
+
+// Health serves liveness and readiness for a set of checks.
+type Health struct {
+	Service string
+	Checks  []Check
+}
+
+// Healthz answers 200 while the process runs.
+func (h *Health) Healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ok","service":"` + h.Service + `"}`))
+}
+
+// Readyz answers 200 when every check passes, 503 with the failures otherwise.
+func (h *Health) Readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	res := map[string]string{}
+	ok := true
+	for _, c := range h.Checks {
+		if err := c.Check(ctx); err != nil {
+			res[c.Name] = err.Error()
+			ok = false
+		} else {
+			res[c.Name] = "ok"
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"service": h.Service, "ready": ok, "checks": res})
+}
+
+// NewRegistry returns a Prometheus registry with Go and process collectors.
+func NewRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// MetricsHandler serves a registry in the Prometheus text format.
+func MetricsHandler(r *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(r, promhttp.HandlerOpts{Registry: r})
+}
+
+// Mount adds /healthz, /readyz and /metrics to a mux.
+func Mount(mux *http.ServeMux, h *Health, reg *prometheus.Registry) {
+	mux.HandleFunc("GET /healthz", h.Healthz)
+	mux.HandleFunc("GET /readyz", h.Readyz)
+	mux.Handle("GET /metrics", MetricsHandler(reg))
+}
