@@ -1,0 +1,103 @@
+// Package ferret runs FerretDB embedded: a MongoDB wire-protocol server on
+// SQLite (or PostgreSQL). The all-in-one uses it when MONGO_URI is not set,
+// tests use it as their MongoDB, and cmd/gb-store runs it as a process.
+package ferret
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+// Options say where FerretDB keeps its data and where it listens.
+type Options struct {
+	// Listen is the TCP address; empty means 127.0.0.1 on a free port.
+	Listen string
+	// DataDir holds the SQLite databases; created if missing. Ignored when
+	// PostgresURL is set.
+	DataDir string
+	// PostgresURL selects the PostgreSQL handler, e.g. "postgres://u:p@host:5432/ferretdb".
+	PostgresURL string
+	// Logger receives FerretDB's own logs; default discards all but errors.
+	Logger *slog.Logger
+}
+
+// Store is a running embedded FerretDB.
+type Store struct {
+	// URI is the MongoDB URI clients connect to.
+	URI  string
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// Start starts FerretDB. It runs until ctx ends or Stop is called.
+func Start(ctx context.Context, o Options) (*Store, error) {
+	cfg := &ferretdb.Config{
+		Listener: ferretdb.ListenerConfig{TCP: o.Listen},
+		Logger:   o.Logger,
+	}
+	if cfg.Listener.TCP == "" {
+		cfg.Listener.TCP = "127.0.0.1:0"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	}
+	switch {
+	case o.PostgresURL != "":
+		cfg.Handler = "postgresql"
+		cfg.PostgreSQLURL = o.PostgresURL
+	case o.DataDir != "":
+		dir, err := filepath.Abs(o.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("ferret: data dir: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("ferret: create data dir: %w", err)
+		}
+		cfg.Handler = "sqlite"
+		// FerretDB wants a directory URI with a trailing slash.
+		cfg.SQLiteURL = "file:" + filepath.ToSlash(dir) + "/"
+	default:
+		return nil, errors.New("ferret: DataDir or PostgresURL is required")
+	}
+	f, err := ferretdb.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ferret: start on %s: %w", cfg.Listener.TCP, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Store{stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		_ = f.Run(ctx)
+	}()
+	// The listener is bound by New, so the address is known already.
+	s.URI = f.MongoDBURI()
+	return s, nil
+}
+
+// Stop stops FerretDB and waits until its backend is closed.
+func (s *Store) Stop() {
+	s.stop()
+	<-s.done
+}
+
+// Done is closed once FerretDB has stopped.
+func (s *Store) Done() <-chan struct{} { return s.done }
+
+// StartForTest starts FerretDB on SQLite in t.TempDir() on a random port,
+// stops it when the test ends, and returns its MongoDB URI.
+func StartForTest(t testing.TB) string {
+	t.Helper()
+	s, err := Start(context.Background(), Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start embedded ferretdb: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s.URI
+}

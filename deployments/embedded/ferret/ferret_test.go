@@ -1,0 +1,72 @@
+package ferret_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gemini-balance-go/deployments/embedded/ferret"
+)
+
+func connect(t *testing.T, uri string) *mongo.Client {
+	t.Helper()
+	cl, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
+	return cl
+}
+
+func TestMongoDriverInsertsAndFinds(t *testing.T) {
+	uri := ferret.StartForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	coll := connect(t, uri).Database("gb").Collection("things")
+	if _, err := coll.InsertOne(ctx, bson.M{"_id": "a", "n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.UpdateOne(ctx, bson.M{"_id": "a"}, bson.M{"$inc": bson.M{"n": 2}}, options.UpdateOne().SetUpsert(true)); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		N int `bson:"n"`
+	}
+	if err := coll.FindOne(ctx, bson.M{"_id": "a"}).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got.N != 3 {
+		t.Fatalf("n = %d, want 3", got.N)
+	}
+}
+
+func TestDataSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	st, err := ferret.Start(ctx, ferret.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := connect(t, st.URI)
+	if _, err := cl.Database("gb").Collection("c").InsertOne(ctx, bson.M{"_id": "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.Disconnect(ctx)
+	st.Stop()
+
+	st2, err := ferret.Start(ctx, ferret.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Stop()
+	n, err := connect(t, st2.URI).Database("gb").Collection("c").CountDocuments(ctx, bson.M{"_id": "kept"})
+	if err != nil || n != 1 {
+		t.Fatalf("after restart: n=%d err=%v", n, err)
+	}
+}
