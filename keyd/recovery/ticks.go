@@ -1,0 +1,107 @@
+package recovery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/gemini-balance-go/shared/bus"
+)
+
+// Consumer names on GB_TICKS. The consumer is durable and shared by every
+// keyd replica (a deliver group), so each recover tick is handled once.
+const (
+	TickConsumer = "keyd_recover"
+	tickDeliver  = "gb.keyd.deliver.recover"
+)
+
+// AckWait is how long one recover run may take before the tick is redelivered.
+const AckWait = 5 * time.Minute
+
+// ConsumeTicks handles recover ticks until ctx ends. It creates the durable
+// consumer itself (so no replica deletes it when it stops) and binds a
+// Watermill subscriber to it; handle's error naks the tick for redelivery.
+func ConsumeTicks(ctx context.Context, nc *nats.Conn, log *slog.Logger, handle func(context.Context, bus.Tick) error) error {
+	js, err := nc.JetStream()
+	if err != nil {
+		return fmt.Errorf("recover ticks: jetstream: %w", err)
+	}
+	cfg := &nats.ConsumerConfig{
+		Durable:        TickConsumer,
+		DeliverSubject: tickDeliver,
+		DeliverGroup:   TickConsumer,
+		FilterSubject:  bus.SubjectTickRecover,
+		DeliverPolicy:  nats.DeliverNewPolicy, // a new cluster does not replay a day of old ticks
+		AckPolicy:      nats.AckExplicitPolicy,
+		AckWait:        AckWait,
+		MaxDeliver:     3,
+		MaxAckPending:  1,
+	}
+	if _, err := js.AddConsumer(bus.StreamTicks, cfg); err != nil {
+		if _, uerr := js.UpdateConsumer(bus.StreamTicks, cfg); uerr != nil {
+			return fmt.Errorf("recover ticks: create consumer: %w", errors.Join(err, uerr))
+		}
+	}
+	sub, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
+		Unmarshaler:      rawUnmarshaler{},
+		QueueGroupPrefix: TickConsumer,
+		AckWaitTimeout:   AckWait,
+		SubjectCalculator: func(queue, _ string) *wmnats.SubjectDetail {
+			return &wmnats.SubjectDetail{Primary: bus.SubjectTickRecover, QueueGroup: queue}
+		},
+		JetStream: wmnats.JetStreamConfig{
+			SubscribeOptions: []nats.SubOpt{nats.Bind(bus.StreamTicks, TickConsumer), nats.ManualAck()},
+			DurablePrefix:    TickConsumer,
+		},
+	}, watermill.NewSlogLogger(log))
+	if err != nil {
+		return fmt.Errorf("recover ticks: subscriber: %w", err)
+	}
+	// Not closed: Close would drain the shared connection. ctx ends the subscription.
+	msgs, err := sub.Subscribe(ctx, bus.SubjectTickRecover)
+	if err != nil {
+		return fmt.Errorf("recover ticks: subscribe: %w", err)
+	}
+	go func() {
+		for m := range msgs {
+			var t bus.Tick
+			if err := json.Unmarshal(m.Payload, &t); err != nil {
+				log.Warn("bad recover tick dropped", "err", err)
+				m.Ack()
+				continue
+			}
+			if err := handle(m.Context(), t); err != nil {
+				log.Warn("recover tick failed, will be redelivered", "slot", t.Slot, "err", err)
+				m.Nack()
+				continue
+			}
+			m.Ack()
+		}
+	}()
+	return nil
+}
+
+// rawUnmarshaler reads ticks as schedulerd publishes them: plain JSON with a
+// Nats-Msg-Id, not Watermill's envelope.
+type rawUnmarshaler struct{}
+
+func (rawUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
+	id := m.Header.Get(nats.MsgIdHdr)
+	if id == "" {
+		id = nuid.Next()
+	}
+	msg := message.NewMessage(id, m.Data)
+	for k := range m.Header {
+		msg.Metadata.Set(k, m.Header.Get(k))
+	}
+	return msg, nil
+}

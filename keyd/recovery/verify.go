@@ -1,0 +1,135 @@
+// Package recovery verifies keys with a live call to TEST_MODEL and consumes
+// schedulerd's recover ticks. What a verdict does to a key is the service's
+// business; this package only asks upstream and classifies the answer.
+package recovery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/gemini-balance-go/keyd/pool"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/outcome"
+	"github.com/gemini-balance-go/shared/redact"
+)
+
+// Result is the verdict of one key's verification.
+type Result struct {
+	ID      string
+	Hint    string
+	Verdict outcome.Verdict
+	Err     string // transport error or redacted upstream message
+	Latency time.Duration
+}
+
+// OK reports whether the key answered the test call successfully.
+func (r Result) OK() bool { return r.Verdict.Class == outcome.Success }
+
+// Verifier makes the test call for keys, a bounded number at a time.
+type Verifier struct {
+	Client      *http.Client
+	Settings    func() *config.Settings
+	Concurrency int           // parallel calls; 8 when zero
+	Timeout     time.Duration // per call; 30 s when zero
+}
+
+// testBody is the smallest valid generateContent request, as gemini-balance's
+// check sends it (without the chat pipeline's injections).
+var testBody = []byte(`{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":10}}`)
+
+// Verify checks every key and returns one result per key, in order.
+func (v *Verifier) Verify(ctx context.Context, keys []pool.Key) []Result {
+	out := make([]Result, len(keys))
+	n := v.Concurrency
+	if n <= 0 {
+		n = 8
+	}
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			out[i] = Result{ID: k.ID, Hint: k.Hint, Verdict: outcome.Verdict{Class: outcome.Canceled}, Err: ctx.Err().Error()}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = v.one(ctx, k)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (v *Verifier) one(ctx context.Context, k pool.Key) Result {
+	s := v.Settings()
+	res := Result{ID: k.ID, Hint: k.Hint}
+	timeout := v.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, testURL(s, k.Kind), bytes.NewReader(testBody))
+	if err != nil {
+		res.Verdict, res.Err = outcome.Verdict{Class: outcome.ConnError}, err.Error()
+		return res
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("x-goog-api-key", k.Secret)
+	for name, val := range s.CustomHeaders {
+		req.Header.Set(name, val)
+	}
+	client := v.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	res.Latency = time.Since(start)
+	if err != nil {
+		class := outcome.ConnError
+		if errors.Is(err, context.DeadlineExceeded) {
+			class = outcome.Timeout
+		}
+		res.Verdict, res.Err = outcome.Verdict{Class: class}, redact.Secrets(err.Error(), k.Secret)
+		return res
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	res.Verdict = outcome.Classify(resp.StatusCode, body)
+	if res.Verdict.Class != outcome.Success {
+		res.Err = redact.Secrets(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body)), k.Secret)
+		if len(res.Err) > 300 {
+			res.Err = res.Err[:300]
+		}
+	}
+	return res
+}
+
+// testURL is where a key of a kind is verified: Vertex Express keys on the
+// Vertex Express base, everything else on BASE_URL/v1beta.
+func testURL(s *config.Settings, kind string) string {
+	model := url.PathEscape(pool.NormalizeModel(s.TestModel))
+	if kind == bus.KindVertex {
+		return s.VertexExpressBaseURL + "/models/" + model + ":generateContent"
+	}
+	return s.BaseURL + "/v1beta/models/" + model + ":generateContent"
+}
+
+// Report turns a result into the report keyd applies to the key.
+func (r Result) Report(model string) bus.Report {
+	return bus.Report{ID: r.ID, Model: model, Class: string(r.Verdict.Class), Status: r.Verdict.Status,
+		RetryDelay: r.Verdict.RetryDelay.Milliseconds(), Reason: r.Verdict.Reason}
+}
