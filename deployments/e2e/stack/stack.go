@@ -1,0 +1,496 @@
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gemini-balance-go/testkit/fakegemini"
+)
+
+// Options shape a stack. The zero value is two edges, one keyd, three keys and one token.
+type Options struct {
+	Edges int // default 2
+	Keyds int // default 1
+	// Keys are the Gemini API keys (API_KEYS); the fake accepts exactly these.
+	Keys []string
+	// Tokens are the client tokens (ALLOWED_TOKENS); AuthToken is the admin password.
+	Tokens    []string
+	AuthToken string
+	// Env is added to every service's environment (after the defaults, so it wins).
+	Env map[string]string
+	// ServiceEnv is added to one process's environment, by process name ("edge-1", "keyd-0").
+	ServiceEnv map[string]map[string]string
+	// Without names processes not to start at all ("admind", "schedulerd", ...).
+	Without []string
+	// ReadyTimeout bounds each process's start (default 60s).
+	ReadyTimeout time.Duration
+}
+
+// Stack is a running process stack.
+type Stack struct {
+	t     testing.TB
+	opts  Options
+	build *Build
+	dir   string
+
+	mu    sync.Mutex
+	procs map[string]*proc
+	order []string
+}
+
+type proc struct {
+	name    string // process name: nats, store, fake, keyd-0, logd, admind, schedulerd, edge-0…
+	bin     string
+	args    []string
+	env     []string
+	port    int
+	logPath string
+	ready   func(ctx context.Context) error
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Start builds (once) and starts the whole stack, waiting until every process is ready.
+// Missing service binaries skip the test, naming them; other build errors fail it.
+func Start(t testing.TB, opts Options) *Stack {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("e2e: skipped in -short mode")
+	}
+	if opts.Edges <= 0 {
+		opts.Edges = 2
+	}
+	if opts.Keyds <= 0 {
+		opts.Keyds = 1
+	}
+	if len(opts.Keys) == 0 {
+		opts.Keys = []string{"AIzaSyE2E-key-one-0000000000000000001", "AIzaSyE2E-key-two-0000000000000000002", "AIzaSyE2E-key-three-000000000000000003"}
+	}
+	if len(opts.Tokens) == 0 {
+		opts.Tokens = []string{"sk-e2e-client-token-0123456789abcdef"}
+	}
+	if opts.AuthToken == "" {
+		opts.AuthToken = "e2e-admin-password-fedcba9876543210"
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 60 * time.Second
+	}
+	b := Binaries(t)
+	s := &Stack{t: t, opts: opts, build: b, procs: map[string]*proc{}}
+	s.plan()
+	var missing, broken []string
+	for _, name := range s.order {
+		bin := filepath.Base(s.procs[name].bin)
+		if e, ok := b.Errors[bin]; ok {
+			if isMissing(e) {
+				missing = append(missing, bin)
+			} else {
+				broken = append(broken, bin+":\n"+e)
+			}
+		}
+	}
+	slices.Sort(missing)
+	missing = slices.Compact(missing)
+	if len(broken) > 0 {
+		t.Fatalf("e2e: binaries failed to build:\n%s", strings.Join(slices.Compact(broken), "\n"))
+	}
+	if len(missing) > 0 {
+		t.Skipf("e2e: service binaries not available yet (no main package): %s", strings.Join(missing, ", "))
+	}
+	dir, err := os.MkdirTemp("", "gb-e2e-"+sanitize(t.Name())+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dir = dir
+	for _, p := range s.procs {
+		p.logPath = filepath.Join(dir, "logs", p.name+".log")
+	}
+	_ = os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	t.Cleanup(s.teardown)
+	for _, name := range s.order {
+		if err := s.start(name); err != nil {
+			t.Fatalf("e2e: %v", err)
+		}
+	}
+	return s
+}
+
+func isMissing(buildErr string) bool {
+	for _, m := range []string{"no Go files", "cannot find", "is not in std", "does not contain package", "no required module provides", "not in a main module", "directory not found", "is not a main package"} {
+		if strings.Contains(buildErr, m) {
+			return true
+		}
+	}
+	return false
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == ' ' || r == ':' {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// plan decides names, ports, arguments and environments (ports stay fixed across restarts).
+func (s *Stack) plan() {
+	add := func(p *proc) {
+		if slices.Contains(s.opts.Without, p.name) || slices.Contains(s.opts.Without, strings.SplitN(p.name, "-", 2)[0]) {
+			return
+		}
+		s.procs[p.name] = p
+		s.order = append(s.order, p.name)
+	}
+	natsPort, storePort, fakePort := freePort(), freePort(), freePort()
+	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	mongoURI := fmt.Sprintf("mongodb://127.0.0.1:%d/", storePort)
+	fakeURL := fmt.Sprintf("http://127.0.0.1:%d", fakePort)
+	path := func(bin string) string { return s.build.Path(bin) }
+
+	add(&proc{name: "nats", bin: path("nats-server"), port: natsPort,
+		args: []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort), "-sd", "{dir}/nats", "-n", "gb-e2e"},
+		ready: func(ctx context.Context) error {
+			nc, err := nats.Connect(natsURL, nats.Timeout(time.Second))
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, err := nc.JetStream()
+			if err != nil {
+				return err
+			}
+			_, err = js.AccountInfo(nats.Context(ctx))
+			return err
+		}})
+	add(&proc{name: "store", bin: path("gb-store"), port: storePort,
+		args: []string{"-listen", fmt.Sprintf("127.0.0.1:%d", storePort), "-data", "{dir}/store"},
+		ready: func(ctx context.Context) error {
+			c, err := mongo.Connect(options.Client().ApplyURI(mongoURI).SetServerSelectionTimeout(time.Second))
+			if err != nil {
+				return err
+			}
+			defer c.Disconnect(context.Background())
+			return c.Ping(ctx, nil)
+		}})
+	add(&proc{name: "fake", bin: path("fakegemini"), port: fakePort,
+		args:  []string{"-addr", fmt.Sprintf("127.0.0.1:%d", fakePort), "-keys", strings.Join(s.opts.Keys, ",")},
+		ready: httpReady(fakeURL + "/readyz")})
+
+	keysJSON, _ := json.Marshal(s.opts.Keys)
+	tokensJSON, _ := json.Marshal(s.opts.Tokens)
+	common := map[string]string{
+		"NATS_URL": natsURL, "MONGO_URI": mongoURI, "MONGO_DB": "gemini_balance",
+		"BASE_URL": fakeURL, "API_KEYS": string(keysJSON), "ALLOWED_TOKENS": string(tokensJSON),
+		"AUTH_TOKEN": s.opts.AuthToken, "LOG_LEVEL": "debug",
+	}
+	service := func(name, bin string) {
+		port := freePort()
+		env := map[string]string{}
+		for k, v := range common {
+			env[k] = v
+		}
+		env["PORT"] = strconv.Itoa(port)
+		env["REPLICA"] = name
+		for k, v := range s.opts.Env {
+			env[k] = v
+		}
+		for k, v := range s.opts.ServiceEnv[name] {
+			env[k] = v
+		}
+		add(&proc{name: name, bin: path(bin), port: port, env: envList(env),
+			ready: httpReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))})
+	}
+	for i := range s.opts.Keyds {
+		service(fmt.Sprintf("keyd-%d", i), "keyd")
+	}
+	service("logd", "logd")
+	service("admind", "admind")
+	service("schedulerd", "schedulerd")
+	for i := range s.opts.Edges {
+		service(fmt.Sprintf("edge-%d", i), "edge")
+	}
+}
+
+// envList is a minimal environment: the variables a Go binary needs from the host, then
+// ours. The developer's own API_KEYS etc. must not leak into the stack.
+func envList(m map[string]string) []string {
+	var out []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOCOVERDIR", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func httpReady(url string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}
+
+// start launches one process and waits until it is ready.
+func (s *Stack) start(name string) error {
+	s.mu.Lock()
+	p, ok := s.procs[name]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no process %q in this stack", name)
+	}
+	if p.cmd != nil && !exited(p) {
+		return fmt.Errorf("%s is already running", name)
+	}
+	args := make([]string, len(p.args))
+	for i, a := range p.args {
+		args[i] = strings.ReplaceAll(a, "{dir}", s.dir)
+	}
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logf, "=== harness: start %s at %s\n", name, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(p.bin, args...)
+	cmd.Env = p.env
+	if cmd.Env == nil {
+		cmd.Env = envList(nil)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	p.cmd, p.done, p.err = cmd, make(chan struct{}), nil
+	go func(done chan struct{}) {
+		p.err = cmd.Wait()
+		logf.Close()
+		close(done)
+	}(p.done)
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ReadyTimeout)
+	defer cancel()
+	var last error
+	for {
+		if exited(p) {
+			return fmt.Errorf("%s exited during start (%v); log:\n%s", name, p.err, tail(p.logPath, 30))
+		}
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		last = p.ready(cctx)
+		ccancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %s: %v; log:\n%s", name, s.opts.ReadyTimeout, last, tail(p.logPath, 30))
+		case <-p.done:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func exited(p *proc) bool {
+	if p.done == nil {
+		return true
+	}
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig and waits for the exit (SIGKILL after grace).
+func (s *Stack) signal(name string, sig syscall.Signal, grace time.Duration) error {
+	s.mu.Lock()
+	p, ok := s.procs[name]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no process %q in this stack", name)
+	}
+	if exited(p) {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s ignored %v for %s and was killed", name, sig, grace)
+	}
+}
+
+// Stop sends SIGTERM and waits for a clean exit (10 s, then SIGKILL and a test error).
+func (s *Stack) Stop(name string) {
+	s.t.Helper()
+	if err := s.signal(name, syscall.SIGTERM, 10*time.Second); err != nil {
+		s.t.Errorf("e2e: %v", err)
+	}
+}
+
+// Kill sends SIGKILL: the process gets no chance to drain.
+func (s *Stack) Kill(name string) {
+	s.t.Helper()
+	_ = s.signal(name, syscall.SIGKILL, 10*time.Second)
+}
+
+// StartProcess starts a stopped or killed process again (same port, data and env) and
+// waits until it is ready.
+func (s *Stack) StartProcess(name string) {
+	s.t.Helper()
+	if err := s.start(name); err != nil {
+		s.t.Fatalf("e2e: %v", err)
+	}
+}
+
+// Restart is Stop then StartProcess.
+func (s *Stack) Restart(name string) {
+	s.t.Helper()
+	s.Stop(name)
+	s.StartProcess(name)
+}
+
+// Running reports whether the process is alive.
+func (s *Stack) Running(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.procs[name]
+	return ok && !exited(p)
+}
+
+// Names lists the stack's processes in start order.
+func (s *Stack) Names() []string { return slices.Clone(s.order) }
+
+// URL is http://127.0.0.1:<port> of a process.
+func (s *Stack) URL(name string) string {
+	p, ok := s.procs[name]
+	if !ok {
+		s.t.Fatalf("e2e: no process %q", name)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", p.port)
+}
+
+// EdgeURL is the base URL of edge replica i.
+func (s *Stack) EdgeURL(i int) string { return s.URL(fmt.Sprintf("edge-%d", i)) }
+
+// AdminURL is admind's base URL.
+func (s *Stack) AdminURL() string { return s.URL("admind") }
+
+// NATSURL is the nats-server client URL.
+func (s *Stack) NATSURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.procs["nats"].port) }
+
+// MongoURI is the gb-store (FerretDB) URI; the database is "gemini_balance".
+func (s *Stack) MongoURI() string {
+	return fmt.Sprintf("mongodb://127.0.0.1:%d/", s.procs["store"].port)
+}
+
+// MongoDB is the database name the services use.
+func (s *Stack) MongoDB() string { return "gemini_balance" }
+
+// FakeURL is the fake upstream's base URL (the services' BASE_URL).
+func (s *Stack) FakeURL() string { return s.URL("fake") }
+
+// Fake programs and inspects the fake upstream process.
+func (s *Stack) Fake() fakegemini.Remote { return fakegemini.Remote{URL: s.FakeURL()} }
+
+// Keys, Tokens and AuthToken are the configured secrets.
+func (s *Stack) Keys() []string   { return slices.Clone(s.opts.Keys) }
+func (s *Stack) Tokens() []string { return slices.Clone(s.opts.Tokens) }
+func (s *Stack) AuthToken() string {
+	return s.opts.AuthToken
+}
+
+// Dir is the stack's working directory (logs/, nats/, store/).
+func (s *Stack) Dir() string { return s.dir }
+
+// Log is everything process name wrote so far (all its runs).
+func (s *Stack) Log(name string) string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "logs", name+".log"))
+	return string(b)
+}
+
+// Logs is every process's output, keyed by process name.
+func (s *Stack) Logs() map[string]string {
+	out := map[string]string{}
+	for _, name := range s.order {
+		out[name] = s.Log(name)
+	}
+	return out
+}
+
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  | " + strings.Join(lines, "\n  | ")
+}
+
+// teardown stops everything in reverse order; on failure it keeps the directory and says where.
+func (s *Stack) teardown() {
+	var errs []error
+	for i := len(s.order) - 1; i >= 0; i-- {
+		if err := s.signal(s.order[i], syscall.SIGTERM, 10*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.t.Failed() {
+		var b strings.Builder
+		for _, name := range s.order {
+			fmt.Fprintf(&b, "--- %s (last lines)\n%s\n", name, tail(s.procs[name].logPath, 15))
+		}
+		s.t.Logf("e2e: logs kept in %s\n%s", filepath.Join(s.dir, "logs"), b.String())
+		return
+	}
+	if len(errs) > 0 {
+		s.t.Logf("e2e: teardown: %v", errors.Join(errs...))
+	}
+	_ = os.RemoveAll(s.dir)
+}
