@@ -1,0 +1,143 @@
+// Package server runs admind: it owns the settings document (seeded from the
+// environment on first start, mirrored to the KV bucket), serves the admin
+// API behind AUTH_TOKEN, and reports the health of every service.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/gemini-balance-go/admind/auth"
+	"github.com/gemini-balance-go/admind/settings"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/shared/obs"
+)
+
+// Deps are what admind needs. NC, DB and Settings are required.
+type Deps struct {
+	NC *nats.Conn
+	DB *mongo.Database
+	// Settings are the live settings of this process; admind updates them on save.
+	Settings *natsx.Settings
+	// Seed is written as the settings document when none exists (the
+	// environment on first start). Defaults to Settings.Get().
+	Seed *config.Settings
+	Log  *slog.Logger
+	// Addr, when set, makes Run serve Handler() there (e.g. ":8000"). The
+	// all-in-one leaves it empty and mounts Handler() on its own listener.
+	Addr    string
+	Replica string
+	// Health and Metrics, when set, are served at /healthz, /readyz and /metrics.
+	Health  *obs.Health
+	Metrics http.Handler
+	// PingWindow is how long GET /api/health gathers replica answers (default 300ms).
+	PingWindow time.Duration
+}
+
+// Server is admind.
+type Server struct {
+	d      Deps
+	js     jetstream.JetStream
+	store  *settings.Store
+	auth   *auth.Auth
+	router *gin.Engine
+}
+
+// New checks deps and builds the HTTP routes. It does no I/O; Run does.
+func New(d Deps) (*Server, error) {
+	if d.NC == nil || d.DB == nil || d.Settings == nil {
+		return nil, errors.New("admind: NC, DB and Settings are required")
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.PingWindow <= 0 {
+		d.PingWindow = 300 * time.Millisecond
+	}
+	js, err := jetstream.New(d.NC)
+	if err != nil {
+		return nil, fmt.Errorf("admind: jetstream: %w", err)
+	}
+	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings)}
+	s.auth = &auth.Auth{
+		Password: func() string { return d.Settings.Get().AuthToken },
+		Lifetime: func() time.Duration { return time.Duration(d.Settings.Get().AdminSessionExpire) * time.Second },
+	}
+	s.router = s.routes()
+	return s, nil
+}
+
+// Handler serves the admin API (and health endpoints when configured).
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Run bootstraps the settings document, registers the "admind" micro service
+// and, when Addr is set, serves HTTP; it returns when ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	seed := *s.d.Settings.Get()
+	if s.d.Seed != nil {
+		seed = *s.d.Seed
+	}
+	if err := s.bootstrap(ctx, seed); err != nil {
+		return err
+	}
+	svc, err := micro.AddService(s.d.NC, micro.Config{
+		Name: bus.ServiceAdmind, Version: "1.0.0", Description: "settings, auth and admin API",
+		Metadata: map[string]string{"replica": s.d.Replica},
+	})
+	if err != nil {
+		return fmt.Errorf("admind: register micro service: %w", err)
+	}
+	defer func() { _ = svc.Stop() }()
+
+	if s.d.Addr == "" {
+		<-ctx.Done()
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.d.Addr)
+	if err != nil {
+		return fmt.Errorf("admind: listen %s: %w", s.d.Addr, err)
+	}
+	srv := &http.Server{Handler: s.router, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admind: serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// bootstrap retries until MongoDB and NATS answer, so admind may start first.
+func (s *Server) bootstrap(ctx context.Context, seed config.Settings) error {
+	backoff := 200 * time.Millisecond
+	for {
+		cur, err := s.store.Bootstrap(ctx, seed)
+		if err == nil {
+			s.d.Log.Info("settings published", "auth_configured", cur.AuthToken != "", "api_keys", len(cur.APIKeys))
+			return nil
+		}
+		s.d.Log.Warn("settings bootstrap failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("admind: settings bootstrap: %w", errors.Join(err, ctx.Err()))
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}

@@ -1,0 +1,231 @@
+// Package settings owns the settings document: admind keeps it in MongoDB
+// (collection "settings") and mirrors every saved version into the gb_settings
+// KV bucket, which every service watches and applies live.
+package settings
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/shared/redact"
+)
+
+// Collection is the MongoDB collection admind owns for settings.
+const Collection = "settings"
+
+const docID = "current"
+
+// document stores the settings as their JSON text: map keys such as model
+// names contain dots, which FerretDB does not accept as field names, and the
+// JSON form is exactly what travels on the KV bucket.
+type document struct {
+	ID        string    `bson:"_id"`
+	JSON      string    `bson:"json"`
+	UpdatedAt time.Time `bson:"updated_at"`
+	Revision  int64     `bson:"revision"`
+}
+
+// Store reads and writes the settings document and publishes it.
+type Store struct {
+	coll *mongo.Collection
+	js   jetstream.JetStream
+	live *natsx.Settings
+}
+
+// NewStore uses db's settings collection, publishes on js and, when live is
+// set, applies saved settings to it at once (before the KV echo arrives).
+func NewStore(db *mongo.Database, js jetstream.JetStream, live *natsx.Settings) *Store {
+	return &Store{coll: db.Collection(Collection), js: js, live: live}
+}
+
+// Load returns the stored settings; ok is false when none are stored yet.
+func (s *Store) Load(ctx context.Context) (config.Settings, bool, error) {
+	var d document
+	err := s.coll.FindOne(ctx, bson.M{"_id": docID}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return config.Settings{}, false, nil
+	}
+	if err != nil {
+		return config.Settings{}, false, fmt.Errorf("load settings: %w", err)
+	}
+	out := config.Defaults()
+	if err := json.Unmarshal([]byte(d.JSON), &out); err != nil {
+		return config.Settings{}, false, fmt.Errorf("decode stored settings: %w", err)
+	}
+	out.Normalize()
+	return out, true, nil
+}
+
+// Bootstrap runs at start: it seeds the document from seed when none exists,
+// then publishes the stored document so every service converges on it.
+func (s *Store) Bootstrap(ctx context.Context, seed config.Settings) (config.Settings, error) {
+	cur, ok, err := s.Load(ctx)
+	if err != nil {
+		return config.Settings{}, err
+	}
+	if !ok {
+		cur = seed
+		cur.Normalize()
+		if err := s.save(ctx, cur); err != nil {
+			return config.Settings{}, err
+		}
+	}
+	if err := s.publish(ctx, cur); err != nil {
+		return config.Settings{}, err
+	}
+	return cur, nil
+}
+
+// ErrInvalid wraps validation failures, which callers report as bad input.
+var ErrInvalid = errors.New("invalid settings")
+
+// Validate checks bounds and the rules that cross fields.
+func Validate(next *config.Settings) error {
+	if err := next.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if next.AuthToken != "" && slices.Contains(next.AllowedTokens, next.AuthToken) {
+		return fmt.Errorf("%w: AUTH_TOKEN: the admin password must not also be a client token in ALLOWED_TOKENS", ErrInvalid)
+	}
+	return nil
+}
+
+// Save validates, stores and publishes next.
+func (s *Store) Save(ctx context.Context, next config.Settings) error {
+	next.Normalize()
+	if err := Validate(&next); err != nil {
+		return err
+	}
+	if err := s.save(ctx, next); err != nil {
+		return err
+	}
+	return s.publish(ctx, next)
+}
+
+func (s *Store) save(ctx context.Context, v config.Settings) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = s.coll.UpdateOne(ctx, bson.M{"_id": docID}, bson.M{
+		"$set": bson.M{"json": string(data), "updated_at": time.Now().UTC()},
+		"$inc": bson.M{"revision": int64(1)},
+	}, options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) publish(ctx context.Context, v config.Settings) error {
+	if err := natsx.PublishSettings(ctx, s.js, v); err != nil {
+		return fmt.Errorf("publish settings: %w", err)
+	}
+	if s.live != nil {
+		s.live.Set(v)
+	}
+	return nil
+}
+
+// Masked returns v as a JSON-ready map with every secret replaced by its hint.
+func Masked(v config.Settings) map[string]any {
+	v.APIKeys = hints(v.APIKeys)
+	v.VertexAPIKeys = hints(v.VertexAPIKeys)
+	v.AllowedTokens = hints(v.AllowedTokens)
+	v.PaidKey = redact.Hint(v.PaidKey)
+	v.AuthToken = redact.Hint(v.AuthToken)
+	v.Proxies = slices.Clone(v.Proxies)
+	for i, p := range v.Proxies {
+		v.Proxies[i] = redact.Text(p)
+	}
+	data, _ := json.Marshal(v)
+	out := map[string]any{}
+	_ = json.Unmarshal(data, &out)
+	return out
+}
+
+// Merge applies a partial update (JSON object of variable names) onto cur.
+// A secret sent back in its masked form keeps its current value, so a client
+// may GET the config, change one field and PUT the whole thing back.
+func Merge(cur config.Settings, patch []byte) (config.Settings, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(patch, &fields); err != nil {
+		return cur, fmt.Errorf("%w: want a JSON object of settings: %v", ErrInvalid, err)
+	}
+	// Overlay at the top level through a fresh decode, so a list or map in
+	// the patch replaces the current one and nothing aliases cur.
+	base, _ := json.Marshal(cur)
+	var merged map[string]json.RawMessage
+	_ = json.Unmarshal(base, &merged)
+	for k, v := range fields {
+		merged[k] = v
+	}
+	data, _ := json.Marshal(merged)
+	next := config.Defaults()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields() // a misspelt variable is an error, not a silent no-op
+	if err := dec.Decode(&next); err != nil {
+		return cur, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	next.APIKeys = unmask(next.APIKeys, cur.APIKeys)
+	next.VertexAPIKeys = unmask(next.VertexAPIKeys, cur.VertexAPIKeys)
+	next.AllowedTokens = unmask(next.AllowedTokens, cur.AllowedTokens)
+	next.Proxies = unmaskText(next.Proxies, cur.Proxies)
+	if next.PaidKey != cur.PaidKey && next.PaidKey == redact.Hint(cur.PaidKey) {
+		next.PaidKey = cur.PaidKey
+	}
+	if next.AuthToken != cur.AuthToken && next.AuthToken == redact.Hint(cur.AuthToken) {
+		next.AuthToken = cur.AuthToken
+	}
+	return next, nil
+}
+
+func hints(in []string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = redact.Hint(s)
+	}
+	return out
+}
+
+// unmask replaces each entry that is the hint of a current secret by that secret.
+func unmask(next, cur []string) []string {
+	used := make([]bool, len(cur))
+	out := make([]string, 0, len(next))
+	for _, n := range next {
+		v := n
+		for i, c := range cur {
+			if !used[i] && (n == c || n == redact.Hint(c)) {
+				v, used[i] = c, true
+				break
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func unmaskText(next, cur []string) []string {
+	out := slices.Clone(next)
+	for i, n := range out {
+		for _, c := range cur {
+			if n == redact.Text(c) {
+				out[i] = c
+				break
+			}
+		}
+	}
+	return out
+}
