@@ -1,0 +1,151 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/gemini-balance-go/deployments/embedded/ferret"
+	"github.com/gemini-balance-go/deployments/embedded/natsd"
+	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/mongox"
+	"github.com/gemini-balance-go/shared/natsx"
+)
+
+// stack is an embedded NATS server and FerretDB shared by the replicas of a test.
+type stack struct {
+	t   *testing.T
+	url string
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	db  *mongo.Database
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	ns := natsd.StartForTest(t)
+	uri := ferret.StartForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(ns.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsx.Provision(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := mongox.Connect(ctx, uri, "keyd-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
+	return &stack{t: t, url: ns.URL, nc: nc, js: js, db: cl.Database("gb_test")}
+}
+
+// replica is one running keyd.
+type replica struct {
+	svc  *Service
+	stop func() // cancels and waits for the final flush
+}
+
+type replicaOpts struct {
+	name     string
+	settings config.Settings
+	encKey   string
+}
+
+func (st *stack) newDeps(o replicaOpts) Deps {
+	t := st.t
+	nc, err := nats.Connect(st.url, nats.Name("keyd-"+o.name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.settings.MaxFailures == 0 {
+		o.settings = config.Defaults()
+	}
+	return Deps{
+		NC: nc, JS: js, DB: st.db, Settings: natsx.NewSettings(o.settings),
+		Infra: config.Infra{Replica: o.name, EncryptionKey: o.encKey},
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+// start runs a replica until the test ends or stop is called.
+func (st *stack) start(o replicaOpts) *replica {
+	t := st.t
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := New(ctx, st.newDeps(o))
+	if err != nil {
+		cancel()
+		t.Fatalf("start keyd %s: %v", o.name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Serve(ctx) }()
+	stopped := false
+	r := &replica{svc: svc, stop: func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("keyd %s: %v", o.name, err)
+		}
+	}}
+	t.Cleanup(r.stop)
+	// Ready once the micro service answers.
+	eventually(t, "keyd answers", func() bool {
+		_, err := st.nc.Request("$SRV.PING.keyd", nil, time.Second)
+		return err == nil
+	})
+	return r
+}
+
+// call sends a JSON request over NATS and decodes the JSON reply.
+func call[Rep any](t *testing.T, nc *nats.Conn, subject string, req any) Rep {
+	t.Helper()
+	data, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := nc.Request(subject, data, 10*time.Second)
+	if err != nil {
+		t.Fatalf("request %s: %v", subject, err)
+	}
+	var rep Rep
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		t.Fatalf("reply of %s: %v: %s", subject, err, msg.Data)
+	}
+	return rep
+}
+
+// eventually polls cond until it holds; it fails the test after 10 s. It
+// waits for asynchronous effects, it does not assert on timing.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
