@@ -1,0 +1,220 @@
+// Package gateway assembles edge: the Gin HTTP surface (Gemini-native and
+// OpenAI routes, /health, /healthz, /readyz, /metrics), the request-event
+// middleware, and the background workers (event publishing, the "edge"
+// NATS micro service). The edge binary and the all-in-one both use it:
+//
+//	g, err := gateway.New(deps)
+//	srv := &http.Server{Handler: g.Handler()}
+//	go g.Run(ctx)
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gemini-balance-go/edge/auth"
+	"github.com/gemini-balance-go/edge/events"
+	"github.com/gemini-balance-go/edge/keys"
+	"github.com/gemini-balance-go/edge/native"
+	"github.com/gemini-balance-go/edge/relay"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/shared/obs"
+)
+
+// Deps are what edge needs from its process.
+type Deps struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Settings *natsx.Settings
+	Infra    config.Infra
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	// Transport replaces the upstream transport (tests, benchmarks).
+	Transport http.RoundTripper
+}
+
+// Gateway is one edge replica.
+type Gateway struct {
+	deps     Deps
+	log      *slog.Logger
+	engine   *gin.Engine
+	Relay    *relay.Relay
+	Keys     *keys.Client
+	Events   *events.Publisher
+	Auth     *auth.Auth
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds the gateway and its routes. Nothing runs until Run.
+func New(d Deps) (*Gateway, error) {
+	if d.NC == nil || d.Settings == nil {
+		return nil, fmt.Errorf("gateway: NATS connection and settings are required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	wm, err := events.NewWatermillPublisher(d.NC)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: event publisher: %w", err)
+	}
+	g := &Gateway{deps: d, log: d.Logger}
+	g.Keys = keys.New(d.NC, keys.Options{Logger: d.Logger})
+	g.Events = events.New(wm, events.Options{Queue: d.Infra.EventQueue, Logger: d.Logger, Registry: d.Registry})
+	g.Relay = relay.New(relay.Options{Settings: d.Settings, Keys: g.Keys, Errors: g.Events, Logger: d.Logger, Transport: d.Transport})
+	g.Auth = auth.New(d.Settings)
+	g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gb_edge_requests_total", Help: "Client requests by route and status.",
+	}, []string{"route", "code"})
+	g.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "gb_edge_request_seconds", Help: "Client request latency (whole stream for streams).",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+	}, []string{"route"})
+	d.Registry.MustRegister(g.requests, g.latency)
+	g.engine = g.routes()
+	return g, nil
+}
+
+// Handler is the HTTP surface; the all-in-one mounts it on its listener.
+func (g *Gateway) Handler() http.Handler { return g.engine }
+
+// Run runs the background workers until ctx ends: the event publisher (which
+// drains its queue on the way out) and the "edge" micro service that makes
+// replicas visible to `nats micro ls` and admind's health page.
+func (g *Gateway) Run(ctx context.Context) error {
+	svc, err := micro.AddService(g.deps.NC, micro.Config{
+		Name:        bus.ServiceEdge,
+		Version:     "0.1.0",
+		Description: "Gemini Balance edge: public API gateway",
+		Metadata:    map[string]string{"replica": g.deps.Infra.Replica},
+	})
+	if err != nil {
+		g.log.Warn("register edge micro service", "err", err)
+	} else {
+		defer func() { _ = svc.Stop() }()
+	}
+	return g.Events.Run(ctx)
+}
+
+// GeminiAuth is the client-token check with Gemini's error shape.
+func (g *Gateway) GeminiAuth() gin.HandlerFunc {
+	return g.AuthWith(func(c *gin.Context, status int, msg string) { relay.WriteError(c.Writer, status, msg) })
+}
+
+// AuthWith is the client-token check with a route family's own error writer
+// (the OpenAI routes answer in OpenAI's shape). It also stamps the request
+// event with the token id and hint.
+func (g *Gateway) AuthWith(reject func(c *gin.Context, status int, msg string)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		rec := events.From(c.Request.Context())
+		cl, ok, present := g.Auth.Authenticate(c.Request)
+		if !ok {
+			rec.Route = "auth.rejected"
+			msg := "missing client token: pass it as ?key=, x-goog-api-key or Authorization: Bearer"
+			if present {
+				msg = "invalid client token"
+			}
+			reject(c, http.StatusUnauthorized, msg)
+			c.Abort()
+			return
+		}
+		rec.TokenID, rec.TokenHint = cl.TokenID, cl.TokenHint
+		auth.Set(c, cl)
+		c.Next()
+	}
+}
+
+func (g *Gateway) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.ContextWithFallback = true
+	e.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
+		g.log.Error("handler panic", "path", c.Request.URL.Path, "err", err)
+		if !c.Writer.Written() {
+			relay.WriteError(c.Writer, http.StatusInternalServerError, "internal error in the gateway")
+		}
+	}))
+	e.Use(cors, g.recordRequest)
+
+	e.GET("/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "healthy"}) })
+	h := &obs.Health{Service: bus.ServiceEdge, Checks: []obs.Check{{Name: "nats", Check: func(context.Context) error {
+		if !g.deps.NC.IsConnected() {
+			return fmt.Errorf("nats %s", g.deps.NC.Status())
+		}
+		return nil
+	}}}}
+	e.GET("/healthz", gin.WrapF(h.Healthz))
+	e.GET("/readyz", gin.WrapF(h.Readyz))
+	e.GET("/metrics", gin.WrapH(obs.MetricsHandler(g.deps.Registry)))
+
+	native.Register(e, native.Deps{
+		Relay: g.Relay, Keyd: g.Keys, Settings: g.deps.Settings, Logger: g.log, Auth: g.GeminiAuth(),
+		Authenticate: func(r *http.Request) (string, string, bool, bool) {
+			cl, ok, present := g.Auth.Authenticate(r)
+			return cl.TokenID, cl.TokenHint, ok, present
+		},
+	})
+	g.mountOpenAI(e)
+	e.NoRoute(func(c *gin.Context) {
+		relay.WriteError(c.Writer, http.StatusNotFound, "no route for "+c.Request.Method+" "+c.Request.URL.Path)
+	})
+	return e
+}
+
+// recordRequest creates the request event, lets the handler fill it in, and
+// publishes it (never blocking).
+//
+// golang/go#40747 (an HTTP/1 response cut while the request body is unread)
+// cannot bite here: every handler reads the whole request body before it
+// writes a byte, and an upload chunk is streamed upstream completely before
+// the answer. Full duplex is not switched on: with Go 1.26 and keep-alive it
+// made the server panic ("invalid concurrent Body.Read call") in our tests.
+func (g *Gateway) recordRequest(c *gin.Context) {
+	rec := events.NewRecord(c.Request.Method, c.Request.URL.Path, g.deps.Infra.Replica)
+	c.Request = c.Request.WithContext(events.WithRecord(c.Request.Context(), rec))
+	c.Next()
+	if rec.Route == "" {
+		return // health, metrics, unknown paths
+	}
+	ev := rec.Finish(c.Writer.Status())
+	g.requests.WithLabelValues(ev.Route, strconv.Itoa(ev.Status)).Inc()
+	g.latency.WithLabelValues(ev.Route).Observe(time.Since(rec.Start).Seconds())
+	g.Events.Request(ev)
+}
+
+// cors answers browsers as gemini-balance does: any origin, common methods,
+// any header.
+func cors(c *gin.Context) {
+	h := c.Writer.Header()
+	if o := c.GetHeader("Origin"); o != "" {
+		h.Set("Access-Control-Allow-Origin", o)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Set("Access-Control-Expose-Headers", "*")
+		h.Add("Vary", "Origin")
+	}
+	if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+		if rh := c.GetHeader("Access-Control-Request-Headers"); rh != "" {
+			h.Set("Access-Control-Allow-Headers", rh)
+		}
+		h.Set("Access-Control-Max-Age", "600")
+		c.AbortWithStatus(http.StatusNoContent)
+		return
+	}
+	c.Next()
+}

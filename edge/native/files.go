@@ -1,0 +1,285 @@
+package native
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/tidwall/gjson"
+
+	"github.com/gemini-balance-go/edge/events"
+	"github.com/gemini-balance-go/edge/keys"
+	"github.com/gemini-balance-go/edge/relay"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/outcome"
+)
+
+// upload serves the resumable upload protocol. The start request picks a
+// key, binds the upload session to it (through keyd) and returns an upload
+// URL that points at this gateway; chunks are streamed to the upstream
+// session with the same key, and the finished file is bound to that key and
+// the client token.
+func (h *handlers) upload(prefix string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		rec := record(c, "gemini.files.upload", "")
+		tokenID, tokenHint, ok, present := h.Authenticate(c.Request)
+		if present && !ok {
+			relay.WriteError(c.Writer, http.StatusUnauthorized, "invalid client token")
+			return
+		}
+		rec.TokenID, rec.TokenHint = tokenID, tokenHint
+		uploadID := c.Query("upload_id")
+		if uploadID == "" {
+			if !ok {
+				relay.WriteError(c.Writer, http.StatusUnauthorized, "missing client token: pass it as ?key=, x-goog-api-key or Authorization: Bearer")
+				return
+			}
+			h.startUpload(c, prefix, rec)
+			return
+		}
+		h.uploadChunk(c, uploadID, ok, rec)
+	}
+}
+
+func copyUploadHeaders(dst, src http.Header) {
+	for k, vs := range src {
+		if strings.HasPrefix(k, "X-Goog-Upload-") || k == "X-Goog-Upload-Url" {
+			dst[k] = vs
+		}
+	}
+}
+
+func (h *handlers) startUpload(c *gin.Context, prefix string, rec *events.Record) {
+	body, ok := readBody(c)
+	if !ok {
+		return
+	}
+	hdr := http.Header{}
+	copyUploadHeaders(hdr, c.Request.Header)
+	if ct := c.GetHeader("Content-Type"); ct != "" {
+		hdr.Set("Content-Type", ct)
+	}
+	resp := h.Relay.Do(c.Request.Context(), &relay.Request{
+		Route: rec.Route, ErrorType: "gemini-files-upload", Path: "/upload/v1beta/files",
+		Query: upstreamQuery(c.Request.URL.RawQuery), Header: hdr, Body: body,
+	})
+	if !resp.OK() {
+		writeResponse(c, resp)
+		return
+	}
+	upstreamURL := resp.Header.Get("X-Goog-Upload-URL")
+	u, err := url.Parse(upstreamURL)
+	uploadID := ""
+	if err == nil {
+		uploadID = u.Query().Get("upload_id")
+	}
+	if uploadID == "" {
+		relay.WriteError(c.Writer, http.StatusBadGateway, "upstream started an upload without an upload URL")
+		return
+	}
+	err = h.Keyd.BindFile(c.Request.Context(), bus.FileBinding{
+		UploadID: uploadID, UploadURL: upstreamURL, KeyID: resp.Key.ID, TokenID: rec.TokenID, Created: time.Now().UTC(),
+	})
+	if err != nil {
+		h.log.Error("bind upload session", "err", err)
+		relay.WriteError(c.Writer, http.StatusServiceUnavailable, "could not record the upload session; try again")
+		return
+	}
+	out := c.Writer.Header()
+	copyUploadHeaders(out, resp.Header)
+	out.Set("X-Goog-Upload-URL", publicBase(c.Request)+prefix+"?"+u.RawQuery)
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/json; charset=UTF-8"
+	}
+	c.Data(resp.Status, ct, resp.Body)
+}
+
+// publicBase is how the client reached us (behind a front proxy too).
+func publicBase(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
+		scheme = strings.TrimSpace(strings.Split(p, ",")[0])
+	}
+	host := r.Host
+	if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
+		host = strings.TrimSpace(strings.Split(fh, ",")[0])
+	}
+	return scheme + "://" + host
+}
+
+func (h *handlers) uploadChunk(c *gin.Context, uploadID string, authed bool, rec *events.Record) {
+	ctx := c.Request.Context()
+	b, err := h.Keyd.LookupFile(ctx, keys.FileQuery{UploadID: uploadID})
+	if err != nil || b.UploadURL == "" {
+		c.Data(http.StatusNotFound, "text/plain; charset=utf-8", []byte("Failed to find upload session."))
+		return
+	}
+	if authed && h.Settings.Get().FilesUserIsolation && b.TokenID != "" && b.TokenID != rec.TokenID {
+		relay.WriteError(c.Writer, http.StatusForbidden, "this upload session belongs to another client token")
+		return
+	}
+	rec.TokenID = b.TokenID
+	rep, err := h.Keyd.Acquire(ctx, bus.AcquireRequest{Kind: bus.KindGemini, KeyID: b.KeyID})
+	if err != nil || rep.ID == "" {
+		relay.WriteError(c.Writer, http.StatusServiceUnavailable, "the key that started this upload is not usable now")
+		return
+	}
+	rec.Attempts, rec.KeyID, rec.KeyHint, rec.KeyKind = 1, rep.ID, rep.Hint, bus.KindGemini
+	hreq, err := http.NewRequestWithContext(ctx, c.Request.Method, b.UploadURL, c.Request.Body)
+	if err != nil {
+		relay.WriteError(c.Writer, http.StatusBadGateway, "bad upstream upload URL")
+		return
+	}
+	hreq.ContentLength = c.Request.ContentLength
+	copyUploadHeaders(hreq.Header, c.Request.Header)
+	if ct := c.GetHeader("Content-Type"); ct != "" {
+		hreq.Header.Set("Content-Type", ct)
+	}
+	res, err := h.Relay.Send(ctx, rep.Secret, rep.ID, hreq)
+	if err != nil {
+		h.Keyd.Report(bus.Report{ID: rep.ID, Class: string(outcome.ConnError), Status: http.StatusBadGateway})
+		relay.WriteError(c.Writer, http.StatusBadGateway, "upstream upload failed")
+		return
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if err != nil {
+		relay.WriteError(c.Writer, http.StatusBadGateway, "upstream upload answer was cut")
+		return
+	}
+	v := outcome.Classify(res.StatusCode, body)
+	h.Keyd.Report(bus.Report{ID: rep.ID, Class: string(v.Class), Status: res.StatusCode, Reason: v.Reason, RetryDelay: v.RetryDelay.Milliseconds()})
+	if res.StatusCode/100 == 2 && strings.EqualFold(res.Header.Get("X-Goog-Upload-Status"), "final") {
+		if f := gjson.GetBytes(body, "file"); f.Exists() && f.Get("name").Str != "" {
+			fb := bus.FileBinding{
+				Name: f.Get("name").Str, KeyID: b.KeyID, TokenID: b.TokenID, UploadID: uploadID,
+				Created: time.Now().UTC(), Metadata: []byte(f.Raw),
+			}
+			if exp, err := time.Parse(time.RFC3339Nano, f.Get("expirationTime").Str); err == nil {
+				fb.Expires = exp
+			}
+			if err := h.Keyd.BindFile(ctx, fb); err != nil {
+				h.log.Error("bind uploaded file", "file", fb.Name, "err", err)
+			}
+		}
+	}
+	out := c.Writer.Header()
+	copyUploadHeaders(out, res.Header)
+	ct := res.Header.Get("Content-Type")
+	if ct == "" && len(body) > 0 {
+		ct = "application/json; charset=UTF-8"
+	}
+	if ct != "" {
+		out.Set("Content-Type", ct)
+	}
+	c.Writer.WriteHeader(res.StatusCode)
+	_, _ = c.Writer.Write(body)
+}
+
+// listFiles lists the files bound to the client token (all files when
+// FILES_USER_ISOLATION_ENABLED is off), from keyd's bindings.
+func (h *handlers) listFiles(c *gin.Context) {
+	rec := record(c, "gemini.files.list", "")
+	q := keys.FileQuery{}
+	if h.Settings.Get().FilesUserIsolation {
+		q.TokenID = rec.TokenID
+	}
+	list, err := h.Keyd.ListFiles(c.Request.Context(), q)
+	if err != nil {
+		relay.WriteError(c.Writer, http.StatusServiceUnavailable, "the file index is unavailable, try again shortly")
+		return
+	}
+	now := time.Now()
+	files := list[:0]
+	for _, f := range list {
+		if f.Name != "" && (f.Expires.IsZero() || f.Expires.After(now)) {
+			files = append(files, f)
+		}
+	}
+	size, _ := strconv.Atoi(c.Query("pageSize"))
+	if size <= 0 || size > 100 {
+		size = 10
+	}
+	off, _ := strconv.Atoi(c.Query("pageToken"))
+	off = max(0, min(off, len(files)))
+	end := min(off+size, len(files))
+	var out bytes.Buffer
+	out.WriteString(`{"files":[`)
+	for i, f := range files[off:end] {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		if len(f.Metadata) > 0 {
+			out.Write(f.Metadata)
+		} else {
+			out.WriteString(`{"name":"` + f.Name + `"}`)
+		}
+	}
+	out.WriteByte(']')
+	if end < len(files) {
+		out.WriteString(`,"nextPageToken":"` + strconv.Itoa(end) + `"`)
+	}
+	out.WriteByte('}')
+	c.Data(http.StatusOK, "application/json; charset=UTF-8", out.Bytes())
+}
+
+// fileBinding finds a file's binding and checks the client may see it.
+func (h *handlers) fileBinding(c *gin.Context, rec *events.Record) (bus.FileBinding, bool) {
+	id := c.Param("id")
+	b, err := h.Keyd.LookupFile(c.Request.Context(), keys.FileQuery{Name: "files/" + id})
+	if err == nil && h.Settings.Get().FilesUserIsolation && b.TokenID != "" && b.TokenID != rec.TokenID {
+		err = keys.ErrNotFound
+	}
+	if err != nil {
+		// Google's own answer for a file that is not yours or does not exist.
+		relay.WriteError(c.Writer, http.StatusForbidden, "You do not have permission to access the File "+id+" or it may not exist.")
+		return b, false
+	}
+	return b, true
+}
+
+func (h *handlers) getFile(version string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		rec := record(c, "gemini.files.get", "")
+		b, ok := h.fileBinding(c, rec)
+		if !ok {
+			return
+		}
+		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: rec.Route, Method: http.MethodGet, PinKeyID: b.KeyID,
+			Path: "/" + version + "/files/" + c.Param("id"), Query: upstreamQuery(c.Request.URL.RawQuery)})
+		if resp.OK() && gjson.ValidBytes(resp.Body) {
+			b.Metadata = append([]byte(nil), bytes.TrimSpace(resp.Body)...)
+			if err := h.Keyd.BindFile(c.Request.Context(), b); err != nil {
+				h.log.Warn("refresh file binding", "file", b.Name, "err", err)
+			}
+		}
+		writeResponse(c, resp)
+	}
+}
+
+func (h *handlers) deleteFile(version string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		rec := record(c, "gemini.files.delete", "")
+		b, ok := h.fileBinding(c, rec)
+		if !ok {
+			return
+		}
+		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: rec.Route, Method: http.MethodDelete, PinKeyID: b.KeyID,
+			Path: "/" + version + "/files/" + c.Param("id"), Query: upstreamQuery(c.Request.URL.RawQuery)})
+		if resp.OK() || resp.Status == http.StatusNotFound {
+			if err := h.Keyd.DeleteFile(c.Request.Context(), keys.FileQuery{Name: b.Name}); err != nil {
+				h.log.Warn("forget file binding", "file", b.Name, "err", err)
+			}
+		}
+		writeResponse(c, resp)
+	}
+}

@@ -1,0 +1,116 @@
+package native
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/gemini-balance-go/edge/relay"
+	"github.com/gemini-balance-go/shared/config"
+)
+
+// listModels serves GET models: upstream's list without FILTERED_MODELS,
+// plus the derived -search, -image and -non-thinking models of listed bases.
+func (h *handlers) listModels(version string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		rec := record(c, "gemini.models.list", "")
+		q := upstreamQuery(c.Request.URL.RawQuery)
+		if !strings.Contains(q, "pageSize=") {
+			if q != "" {
+				q += "&"
+			}
+			q += "pageSize=1000"
+		}
+		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: rec.Route, Method: http.MethodGet, Path: "/" + version + "/models", Query: q})
+		if !resp.OK() {
+			writeResponse(c, resp)
+			return
+		}
+		c.Data(http.StatusOK, "application/json; charset=UTF-8", RewriteModelList(resp.Body, h.Settings.Get()))
+	}
+}
+
+// RewriteModelList filters and extends a models list body. Entries are kept
+// byte for byte; a derived entry is a copy of its base with the name,
+// displayName and description changed.
+func RewriteModelList(body []byte, st *config.Settings) []byte {
+	models := gjson.GetBytes(body, "models")
+	if !models.IsArray() {
+		return body
+	}
+	var out bytes.Buffer
+	out.Grow(len(body) + len(body)/4)
+	out.WriteString(`{"models":[`)
+	n := 0
+	write := func(raw string) {
+		if n > 0 {
+			out.WriteByte(',')
+		}
+		out.WriteString(raw)
+		n++
+	}
+	var derived []string
+	models.ForEach(func(_, mdl gjson.Result) bool {
+		id := strings.TrimPrefix(mdl.Get("name").Str, "models/")
+		m := Model{Requested: id, Upstream: id}
+		if m.Filtered(st) {
+			return true
+		}
+		write(mdl.Raw)
+		for _, d := range derivedFor(id, st) {
+			derived = append(derived, derivedEntry(mdl.Raw, d[0], d[1]))
+		}
+		return true
+	})
+	for _, d := range derived {
+		write(d)
+	}
+	out.WriteByte(']')
+	if tok := gjson.GetBytes(body, "nextPageToken"); tok.Exists() {
+		out.WriteString(`,"nextPageToken":`)
+		out.WriteString(tok.Raw)
+	}
+	out.WriteByte('}')
+	return out.Bytes()
+}
+
+func derivedEntry(raw, name, note string) string {
+	display := gjson.Get(raw, "displayName").Str
+	if display == "" {
+		display = strings.TrimSuffix(name, "")
+	}
+	raw, _ = sjson.Set(raw, "name", "models/"+name)
+	raw, _ = sjson.Set(raw, "displayName", display+note)
+	raw, _ = sjson.Set(raw, "description", display+note)
+	return raw
+}
+
+// getModel serves GET models/{model}, derived names included.
+func (h *handlers) getModel(version string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		st := h.Settings.Get()
+		m := ResolveModel(c.Param("model"), st)
+		rec := record(c, "gemini.models.get", m.Requested)
+		if m.Filtered(st) {
+			relay.WriteError(c.Writer, http.StatusNotFound, "models/"+m.Requested+" is not found or is not available on this gateway")
+			return
+		}
+		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: rec.Route, Method: http.MethodGet, Model: m.Upstream,
+			Path: "/" + version + "/models/" + m.Upstream, Query: upstreamQuery(c.Request.URL.RawQuery)})
+		if !resp.OK() || !m.Derived() {
+			writeResponse(c, resp)
+			return
+		}
+		note := ""
+		for _, d := range derivedFor(m.Upstream, st) {
+			if d[0] == m.Requested {
+				note = d[1]
+			}
+		}
+		c.Data(http.StatusOK, "application/json; charset=UTF-8", []byte(derivedEntry(string(resp.Body), m.Requested, note)))
+	}
+}

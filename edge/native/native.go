@@ -1,0 +1,139 @@
+// Package native serves the Gemini-native API: a faithful proxy that adds
+// key rotation, failover and the documented injections (see Inject). Routes
+// live under /v1beta, /gemini/v1beta and /gemini/v1 (upstream v1), with
+// /vertex-express/v1beta on the vertex key pool and the Files API under
+// /upload/v1beta/files and {prefix}/files.
+package native
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gemini-balance-go/edge/events"
+	"github.com/gemini-balance-go/edge/keys"
+	"github.com/gemini-balance-go/edge/relay"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/natsx"
+)
+
+// Keyd is what the Files API needs from keyd besides the relay's
+// acquire/report; edge/keys.Client implements it.
+type Keyd interface {
+	relay.Keys
+	BindFile(ctx context.Context, b bus.FileBinding) error
+	LookupFile(ctx context.Context, q keys.FileQuery) (bus.FileBinding, error)
+	ListFiles(ctx context.Context, q keys.FileQuery) ([]bus.FileBinding, error)
+	DeleteFile(ctx context.Context, q keys.FileQuery) error
+}
+
+// Deps are the native routes' collaborators.
+type Deps struct {
+	Relay    *relay.Relay
+	Keyd     Keyd
+	Settings *natsx.Settings
+	Logger   *slog.Logger
+	// Auth checks the client token (edge/auth middleware, Gemini error shape).
+	Auth gin.HandlerFunc
+	// Authenticate checks a request's token without rejecting it (uploads
+	// may continue on an upload id alone); ok reports a valid token,
+	// present that one was offered.
+	Authenticate func(r *http.Request) (tokenID, tokenHint string, ok, present bool)
+}
+
+// MaxBody bounds a request body read into memory (inline media included).
+const MaxBody = 64 << 20
+
+type handlers struct {
+	Deps
+	log *slog.Logger
+}
+
+// Register mounts every Gemini-native route on r.
+func Register(r gin.IRouter, d Deps) {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	h := &handlers{Deps: d, log: d.Logger}
+	for _, p := range []struct {
+		prefix  string
+		version string // upstream API version
+	}{{"/v1beta", "v1beta"}, {"/gemini/v1beta", "v1beta"}, {"/gemini/v1", "v1"}} {
+		g := r.Group(p.prefix, d.Auth)
+		g.GET("/models", h.listModels(p.version))
+		g.GET("/models/:model", h.getModel(p.version))
+		g.POST("/models/:model", h.modelAction(p.version, bus.KindGemini))
+		g.GET("/files", h.listFiles)
+		g.GET("/files/:id", h.getFile(p.version))
+		g.DELETE("/files/:id", h.deleteFile(p.version))
+	}
+	v := r.Group("/vertex-express/v1beta", d.Auth)
+	v.GET("/models", h.listModels("v1beta"))
+	v.GET("/models/:model", h.getModel("v1beta"))
+	v.POST("/models/:model", h.modelAction("", bus.KindVertex))
+
+	// The upload protocol authenticates itself: a chunk may carry only the
+	// upload id Google issued (curl uses the URL literally).
+	for _, p := range []string{"/upload/v1beta/files", "/gemini/upload/v1beta/files"} {
+		r.POST(p, h.upload(p))
+		r.PUT(p, h.upload(p))
+	}
+}
+
+// readBody reads the request body (bounded). Reading it whole also lets the
+// HTTP/1 server notice a client that disconnects while we wait upstream.
+func readBody(c *gin.Context) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBody))
+	if err != nil {
+		relay.WriteError(c.Writer, http.StatusRequestEntityTooLarge, "request body too large or unreadable: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// upstreamQuery is the client's query minus its credential.
+func upstreamQuery(raw string) string {
+	if raw == "" || !strings.Contains(raw, "key=") {
+		return raw
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return ""
+	}
+	q.Del("key")
+	return q.Encode()
+}
+
+// writeResponse sends a relay answer (success or failure) as Gemini would.
+func writeResponse(c *gin.Context, resp *relay.Response) {
+	h := c.Writer.Header()
+	ct := ""
+	if resp.Header != nil && !resp.Local {
+		ct = resp.Header.Get("Content-Type")
+	}
+	if ct == "" {
+		ct = "application/json; charset=UTF-8"
+	}
+	h.Set("Content-Type", ct)
+	if ra := resp.RetryAfterHeader(); ra != "" {
+		h.Set("Retry-After", ra)
+	}
+	status := resp.Status
+	if status == 499 {
+		status = http.StatusRequestTimeout // client is gone; nobody reads this
+	}
+	c.Writer.WriteHeader(status)
+	_, _ = c.Writer.Write(resp.Body)
+}
+
+// record returns the request event of c and names its route and model.
+func record(c *gin.Context, route, model string) *events.Record {
+	rec := events.From(c.Request.Context())
+	rec.Route, rec.Model = route, model
+	return rec
+}

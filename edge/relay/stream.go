@@ -1,0 +1,210 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gemini-balance-go/edge/events"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/outcome"
+)
+
+// StreamError ends a stream after its first byte. The stream is never
+// restarted on another key: the caller ends its answer with an error event
+// (ErrorTail for Gemini framing) and text already sent is not repeated.
+type StreamError struct {
+	Status  int
+	Class   outcome.Class
+	Message string
+	Body    []byte // Gemini error JSON: upstream's own error event, or one made here
+}
+
+func (e *StreamError) Error() string { return "stream failed: " + e.Message }
+
+// Stream is an upstream stream committed to the client. It is used by one
+// goroutine. Close must be called; it reports the outcome to keyd.
+type Stream struct {
+	rl       *Relay
+	req      *Request
+	key      Key
+	secret   string
+	ctx      context.Context
+	res      *http.Response
+	timer    *time.Timer
+	timeout  time.Duration
+	timedOut *atomic.Bool
+	cancel   context.CancelFunc
+	sse      bool
+	rec      *events.Record
+	f        *framer
+
+	first      Event
+	firstSent  bool
+	gotContent bool
+	usage      []byte
+	ended      bool
+	failed     *StreamError
+	closed     bool
+}
+
+// Header returns upstream's response headers.
+func (s *Stream) Header() http.Header { return s.res.Header }
+
+// SSE reports whether upstream framed the stream as SSE (else a JSON array).
+func (s *Stream) SSE() bool { return s.sse }
+
+// Key is the key serving this stream.
+func (s *Stream) Key() Key { return s.key }
+
+// Next returns the next event; io.EOF at the clean end; a *StreamError when
+// the stream failed midway (upstream error event, broken connection, idle
+// longer than TIME_OUT).
+func (s *Stream) Next() (Event, error) {
+	if !s.firstSent {
+		s.firstSent = true
+		return s.first, nil
+	}
+	if s.failed != nil {
+		return Event{}, s.failed
+	}
+	if s.ended {
+		return Event{}, io.EOF
+	}
+	ev, err := s.f.next()
+	if err == io.EOF {
+		s.ended = true
+		return Event{}, io.EOF
+	}
+	if err != nil {
+		class, status, msg := s.failure(err)
+		s.failed = &StreamError{Status: status, Class: class, Message: msg, Body: ErrorBody(status, msg)}
+		return Event{}, s.failed
+	}
+	if ev.Data != nil && isErrorEvent(ev.Data) {
+		body := append([]byte(nil), ev.Data...)
+		v := outcome.Classify(errorCode(body), body)
+		s.failed = &StreamError{Status: v.Status, Class: v.Class, Message: ErrorMessage(body), Body: body}
+		return Event{}, s.failed
+	}
+	s.observe(ev)
+	return ev, nil
+}
+
+// ErrorTail returns the bytes that end the stream with err in upstream's
+// framing: an SSE data event, or a last array element and the closing "]".
+func (s *Stream) ErrorTail(err error) []byte {
+	var se *StreamError
+	if !errors.As(err, &se) {
+		se = &StreamError{Body: ErrorBody(http.StatusBadGateway, err.Error())}
+	}
+	var b bytes.Buffer
+	if s.sse {
+		b.WriteString("data: ")
+		b.Write(se.Body)
+		b.WriteString("\n\n")
+		return b.Bytes()
+	}
+	if s.f.closed {
+		return nil
+	}
+	b.WriteString(",\r\n")
+	b.Write(se.Body)
+	b.WriteString("\r\n]")
+	return b.Bytes()
+}
+
+// Close ends the stream, cancels upstream if it is still running and reports
+// the outcome to keyd. It is safe to call more than once.
+func (s *Stream) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	v := outcome.Verdict{Class: outcome.Success, Status: s.res.StatusCode}
+	var body []byte
+	switch {
+	case s.failed != nil:
+		v.Class, v.Status, body = s.failed.Class, s.failed.Status, s.failed.Body
+		if s.failed.Class == outcome.RateLimited {
+			v = outcome.Classify(s.failed.Status, s.failed.Body)
+		}
+	case s.ctx.Err() != nil || !s.ended:
+		v.Class, v.Status = outcome.Canceled, 499
+	case !s.gotContent:
+		v.Class, v.Status = outcome.Empty, http.StatusBadGateway
+		body = ErrorBody(v.Status, "upstream stream carried no content")
+	}
+	s.release()
+	if len(s.usage) > 0 {
+		s.rec.Usage = usageOf(s.usage)
+	}
+	s.rec.Class = string(v.Class)
+	st := s.rl.settings.Get()
+	s.rl.report(s.req, s.key, v, body, s.secret, s.rec.Attempts, s.rec, st.ErrorLogRecordRequestBody)
+}
+
+func (s *Stream) release() {
+	s.timer.Stop()
+	s.cancel()
+	_ = s.res.Body.Close()
+}
+
+// touch pushes the idle deadline back after each upstream read.
+func (s *Stream) touch() { s.timer.Reset(s.timeout) }
+
+func (s *Stream) observe(ev Event) {
+	if ev.Data == nil {
+		return
+	}
+	if !s.gotContent && hasContent(ev.Data) {
+		s.gotContent = true
+	}
+	// usageMetadata is cumulative: the last one seen holds the totals.
+	if bytes.Contains(ev.Data, []byte(`"usageMetadata"`)) {
+		s.usage = append(s.usage[:0], ev.Data...)
+	}
+}
+
+func (s *Stream) failure(err error) (outcome.Class, int, string) {
+	switch {
+	case s.ctx.Err() != nil:
+		return outcome.Canceled, 499, "client closed the request"
+	case s.timedOut.Load():
+		return outcome.Timeout, http.StatusGatewayTimeout, "upstream stream stalled longer than TIME_OUT"
+	case errors.Is(err, errTruncated):
+		return outcome.ConnError, http.StatusBadGateway, "upstream stream ended inside an event"
+	default:
+		return outcome.ConnError, http.StatusBadGateway, "upstream stream failed"
+	}
+}
+
+// usageOf reads usageMetadata from a GenerateContentResponse without parsing
+// the rest of it.
+func usageOf(data []byte) bus.Usage {
+	i := bytes.Index(data, []byte(`"usageMetadata"`))
+	if i < 0 {
+		return bus.Usage{}
+	}
+	rest := data[i+len(`"usageMetadata"`):]
+	j := bytes.IndexByte(rest, '{')
+	if j < 0 {
+		return bus.Usage{}
+	}
+	var u struct {
+		Prompt     int `json:"promptTokenCount"`
+		Candidates int `json:"candidatesTokenCount"`
+		Thoughts   int `json:"thoughtsTokenCount"`
+		Cached     int `json:"cachedContentTokenCount"`
+		Total      int `json:"totalTokenCount"`
+	}
+	if err := json.NewDecoder(bytes.NewReader(rest[j:])).Decode(&u); err != nil {
+		return bus.Usage{}
+	}
+	return bus.Usage{Prompt: u.Prompt, Candidates: u.Candidates, Thoughts: u.Thoughts, Cached: u.Cached, Total: u.Total}
+}
