@@ -17,6 +17,7 @@ import (
 //	POST /_fake/keys     {"k1": {"status":"rate_limited","retryDelay":"2s"}, "k2": {}}
 //	POST /_fake/options  {"acceptUnknownKeys": true}
 //	POST /_fake/script   {"model":"gemini-2.5-flash","replies":[{...Reply...}],"always":false}
+//	POST /_fake/models   [{...Model...}] replaces the model list
 //	POST /_fake/reset    counters, recorded requests and scripts
 //	GET  /_fake/stats    Stats
 //	GET  /_fake/requests?key=&model=&method=   []Request (oldest first)
@@ -55,6 +56,13 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		} else {
 			s.Script(sc.Model, sc.Replies...)
 		}
+	case "/_fake/models":
+		var ms []Model
+		if err := json.NewDecoder(r.Body).Decode(&ms); err != nil {
+			fail(err)
+			return
+		}
+		s.SetModels(ms)
 	case "/_fake/reset":
 		s.Reset()
 	case "/_fake/stats":
@@ -149,6 +157,20 @@ func (c Remote) Script(ctx context.Context, model string, replies ...Reply) erro
 // Always makes every call on model answer r.
 func (c Remote) Always(ctx context.Context, model string, r Reply) error {
 	return c.do(ctx, http.MethodPost, "/_fake/script", scriptReq{Model: model, Replies: []Reply{r}, Always: true}, nil)
+}
+
+// SetModels replaces the model list.
+func (c Remote) SetModels(ctx context.Context, models []Model) error {
+	return c.do(ctx, http.MethodPost, "/_fake/models", models, nil)
+}
+
+// Last is the newest recorded request matching f.
+func (c Remote) Last(ctx context.Context, f Filter) (Request, bool, error) {
+	reqs, err := c.Requests(ctx, f)
+	if err != nil || len(reqs) == 0 {
+		return Request{}, false, err
+	}
+	return reqs[len(reqs)-1], true, nil
 }
 
 // Reset clears counters, recorded requests and scripts.

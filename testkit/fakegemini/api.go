@@ -116,7 +116,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 func (s *Server) findModel(name string) (Model, bool) {
-	for _, m := range s.opts.Models {
+	for _, m := range s.models() {
 		if m.Name == "models/"+name {
 			return m, true
 		}
@@ -134,7 +134,7 @@ func (s *Server) serveModelList(w http.ResponseWriter, r *http.Request) {
 		size = 50
 	}
 	start, _ := strconv.Atoi(r.URL.Query().Get("pageToken"))
-	models := s.opts.Models
+	models := s.models()
 	if start > len(models) {
 		start = len(models)
 	}

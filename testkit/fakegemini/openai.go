@@ -21,7 +21,7 @@ func (s *Server) serveOpenAI(w http.ResponseWriter, r *http.Request, rest string
 			return
 		}
 		var data []map[string]any
-		for _, m := range s.opts.Models {
+		for _, m := range s.models() {
 			data = append(data, map[string]any{"id": m.Name, "object": "model", "owned_by": "google"})
 		}
 		writeJSON(w, map[string]any{"object": "list", "data": data})
@@ -105,15 +105,57 @@ func (s *Server) serveOpenAIChat(w http.ResponseWriter, r *http.Request) {
 		}
 		break
 	}
-	answer := "echo: " + text
+	reply := s.nextReply(req)
+	if reply.Fail != "" && reply.Fail != OK {
+		code, st := apiError(reply.Fail, Behaviour{}, model)
+		b, _ := json.MarshalIndent([]errorBody{{Error: st}}, "", "  ")
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		w.WriteHeader(code)
+		_, _ = w.Write(b)
+		s.finish(req, code, false)
+		return
+	}
+	parts := reply.Parts
+	for _, c := range reply.Chunks {
+		parts = append(parts, c...)
+	}
+	if parts == nil {
+		parts = []Part{Text("echo: " + text)}
+	}
+	var answer strings.Builder
+	var calls []any
+	for _, p := range parts {
+		switch {
+		case p.FunctionCall != nil:
+			args, _ := json.Marshal(p.FunctionCall.Args)
+			calls = append(calls, map[string]any{"index": len(calls), "id": fmt.Sprintf("call_%d", len(calls)), "type": "function",
+				"function": map[string]any{"name": p.FunctionCall.Name, "arguments": string(args)}})
+		case !p.Thought:
+			answer.WriteString(p.Text)
+		}
+	}
+	finish := map[string]string{"": "stop", "STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter"}[reply.FinishReason]
+	if finish == "" {
+		finish = "stop"
+	}
+	if calls != nil {
+		finish = "tool_calls"
+	}
 	id := "chatcmpl-" + newID(16)
 	created := time.Now().Unix()
-	prompt, completion := tokensOf(text), tokensOf(answer)
+	prompt, completion := tokensOf(text), tokensOf(answer.String())
 	usage := map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+	msg := map[string]any{"role": "assistant", "content": answer.String()}
+	if calls != nil {
+		msg["tool_calls"] = calls
+		if answer.Len() == 0 {
+			msg["content"] = nil
+		}
+	}
 	if !body.Stream {
 		writeJSON(w, map[string]any{
 			"id": id, "object": "chat.completion", "created": created, "model": body.Model,
-			"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": answer}, "finish_reason": "stop"}},
+			"choices": []any{map[string]any{"index": 0, "message": msg, "finish_reason": finish}},
 			"usage":   usage,
 		})
 		s.finish(req, 200, false)
@@ -133,8 +175,8 @@ func (s *Server) serveOpenAIChat(w http.ResponseWriter, r *http.Request) {
 		return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": body.Model,
 			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
 	}
-	send(chunk(map[string]any{"role": "assistant", "content": answer}, nil))
-	last := chunk(map[string]any{}, "stop")
+	send(chunk(msg, nil))
+	last := chunk(map[string]any{}, finish)
 	last["usage"] = usage
 	send(last)
 	_, _ = w.Write([]byte("data: [DONE]\n\n"))

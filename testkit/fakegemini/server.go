@@ -33,7 +33,8 @@ type Options struct {
 	// SSESeparator ends each SSE event (default "\r\n\r\n", what Google's frontends send;
 	// proxies must cope with it as well as "\n\n").
 	SSESeparator string
-	// RecordLimit bounds the request log (default 2000).
+	// RecordLimit bounds the request log (default 2000; negative keeps counters only,
+	// for benchmarks).
 	RecordLimit int
 }
 
@@ -117,7 +118,7 @@ func New(opts Options) *Server {
 	if opts.SSESeparator == "" {
 		opts.SSESeparator = "\r\n\r\n"
 	}
-	if opts.RecordLimit <= 0 {
+	if opts.RecordLimit == 0 {
 		opts.RecordLimit = 2000
 	}
 	if opts.Models == nil {
@@ -191,6 +192,19 @@ func (s *Server) AddKeys(keys ...string) {
 	for _, k := range keys {
 		s.SetKey(k, Behaviour{Status: OK})
 	}
+}
+
+// SetModels replaces the model list served by GET /models.
+func (s *Server) SetModels(models []Model) {
+	s.mu.Lock()
+	s.opts.Models = models
+	s.mu.Unlock()
+}
+
+func (s *Server) models() []Model {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts.Models
 }
 
 // SetAcceptUnknownKeys switches how never-registered keys are answered.
@@ -352,7 +366,9 @@ func (s *Server) record(r *Request) {
 	s.seq++
 	r.Seq = s.seq
 	r.Time = time.Now()
-	s.requests = append(s.requests, r)
+	if s.opts.RecordLimit > 0 {
+		s.requests = append(s.requests, r)
+	}
 	if over := len(s.requests) - s.opts.RecordLimit; over > 0 {
 		s.requests = append([]*Request(nil), s.requests[over:]...)
 	}

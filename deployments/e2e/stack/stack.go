@@ -127,12 +127,38 @@ func Start(t testing.TB, opts Options) *Stack {
 	}
 	_ = os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
 	t.Cleanup(s.teardown)
+	began := time.Now()
+	// Infrastructure first, then every service at once, as a deployment would.
+	var infra, svcs []string
 	for _, name := range s.order {
-		if err := s.start(name); err != nil {
+		if name == "nats" || name == "store" || name == "fake" {
+			infra = append(infra, name)
+		} else {
+			svcs = append(svcs, name)
+		}
+	}
+	for _, group := range [][]string{infra, svcs} {
+		if err := s.startAll(group); err != nil {
 			t.Fatalf("e2e: %v", err)
 		}
 	}
+	t.Logf("e2e: %d processes ready in %s (dir %s)", len(s.order), time.Since(began).Round(time.Millisecond), s.dir)
 	return s
+}
+
+// startAll starts names concurrently and waits for all of them.
+func (s *Stack) startAll(names []string) error {
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.start(name)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func isMissing(buildErr string) bool {
@@ -481,7 +507,7 @@ func (s *Stack) teardown() {
 			errs = append(errs, err)
 		}
 	}
-	if s.t.Failed() {
+	if s.t.Failed() || os.Getenv("E2E_KEEP") != "" {
 		var b strings.Builder
 		for _, name := range s.order {
 			fmt.Fprintf(&b, "--- %s (last lines)\n%s\n", name, tail(s.procs[name].logPath, 15))

@@ -4,12 +4,13 @@
 //
 //	fakegemini -addr 127.0.0.1:9000 -keys k1,k2 [-accept-any-key] [-strict-models]
 //
-// Flags default from FAKE_ADDR (or PORT), FAKE_KEYS, FAKE_ACCEPT_ANY_KEY.
+// Flags default from FAKE_ADDR (or PORT), FAKE_KEYS, FAKE_ACCEPT_ANY_KEY, FAKE_BEHAVIOURS.
 // It never logs keys: key strings only leave through /_fake/ responses.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,8 @@ func main() {
 	keys := flag.String("keys", os.Getenv("FAKE_KEYS"), "comma-separated keys that answer OK")
 	anyKey := flag.Bool("accept-any-key", os.Getenv("FAKE_ACCEPT_ANY_KEY") == "true", "unknown keys answer OK instead of 400 API_KEY_INVALID")
 	strict := flag.Bool("strict-models", false, "404 for models not in the list")
+	behaviours := flag.String("behaviours", os.Getenv("FAKE_BEHAVIOURS"), `per-key behaviours as JSON, e.g. {"k3":{"status":"rate_limited","retryDelay":"2s"}}`)
+	record := flag.Int("record", 2000, "requests kept for /_fake/requests (negative: counters only)")
 	flag.Parse()
 
 	var ks []string
@@ -40,7 +43,17 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s := fakegemini.New(fakegemini.Options{Keys: ks, AcceptUnknownKeys: *anyKey, StrictModels: *strict})
+	s := fakegemini.New(fakegemini.Options{Keys: ks, AcceptUnknownKeys: *anyKey, StrictModels: *strict, RecordLimit: *record})
+	if *behaviours != "" {
+		var m map[string]fakegemini.Behaviour
+		if err := json.Unmarshal([]byte(*behaviours), &m); err != nil {
+			slog.Error("-behaviours / FAKE_BEHAVIOURS is not a JSON object of behaviours", "err", err)
+			os.Exit(2)
+		}
+		for k, b := range m {
+			s.SetKey(k, b)
+		}
+	}
 	fmt.Printf("fakegemini listening on http://%s (%d keys)\n", l.Addr(), len(ks))
 	if err := s.Serve(ctx, l); err != nil {
 		slog.Error("serve", "err", err)
