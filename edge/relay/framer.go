@@ -43,6 +43,10 @@ type framer struct {
 	elems     int
 	scratch   []byte
 	onRead    func()
+	// crlf records that upstream ends SSE events with "\r\n\r\n"; an event
+	// we add must use the same terminator, since the Go SDK picks the first
+	// terminator it finds anywhere in its buffer.
+	crlf bool
 }
 
 const minRead = 4 << 10
@@ -131,7 +135,10 @@ func (f *framer) scanSSE() (Event, bool) {
 		if b[i] != '\n' {
 			continue
 		}
-		if (i-1 >= f.beg && b[i-1] == '\n') || (i-3 >= f.beg && b[i-1] == '\r' && b[i-2] == '\n' && b[i-3] == '\r') {
+		lf := i-1 >= f.beg && b[i-1] == '\n'
+		crlf := i-3 >= f.beg && b[i-1] == '\r' && b[i-2] == '\n' && b[i-3] == '\r'
+		if lf || crlf {
+			f.crlf = crlf
 			raw := b[f.beg : i+1]
 			f.beg, f.pos = i+1, i+1
 			if len(bytes.TrimSpace(raw)) == 0 {

@@ -107,7 +107,11 @@ func (s *Stream) ErrorTail(err error) []byte {
 	if s.sse {
 		b.WriteString("data: ")
 		b.Write(se.Body)
-		b.WriteString("\n\n")
+		if s.f.crlf {
+			b.WriteString("\r\n\r\n")
+		} else {
+			b.WriteString("\n\n")
+		}
 		return b.Bytes()
 	}
 	if s.f.closed {

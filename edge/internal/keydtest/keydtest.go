@@ -21,6 +21,7 @@ import (
 type key struct {
 	id, secret, kind string
 	disabled         bool
+	failures         int
 	cool             map[string]time.Time
 }
 
@@ -35,12 +36,14 @@ type Keyd struct {
 	subs     []*nats.Subscription
 	// Cooldown is used for a 429 without RetryInfo.
 	Cooldown time.Duration
+	// MaxFailures disables a key after that many soft failures in a row.
+	MaxFailures int
 }
 
 // Start serves keyd's acquire, report and file subjects on nc with the given
 // secrets per kind (bus.KindGemini, bus.KindVertex).
 func Start(nc *nats.Conn, secrets map[string][]string) (*Keyd, error) {
-	k := &Keyd{next: map[string]int{}, Cooldown: time.Minute}
+	k := &Keyd{next: map[string]int{}, Cooldown: time.Minute, MaxFailures: 3}
 	for kind, list := range secrets {
 		for _, s := range list {
 			k.keys = append(k.keys, &key{id: redact.ID(s), secret: s, kind: kind, cool: map[string]time.Time{}})
@@ -193,6 +196,13 @@ func (k *Keyd) report(m *nats.Msg) {
 		switch outcome.Class(r.Class).Effect() {
 		case outcome.EffectDisable:
 			kk.disabled = true
+		case outcome.EffectReset:
+			kk.failures = 0
+		case outcome.EffectSoftFail:
+			kk.failures++
+			if kk.failures >= k.MaxFailures {
+				kk.disabled = true
+			}
 		case outcome.EffectCooldown:
 			d := time.Duration(r.RetryDelay) * time.Millisecond
 			if d <= 0 {
