@@ -219,3 +219,10 @@ func TestWAVHeader(t *testing.T) {
 		t.Error("rate parsing")
 	}
 }
+
+func TestToolCallArgumentsAreCompacted(t *testing.T) {
+	got := string(appendCompact(nil, []byte("{\n  \"city\": \"Oslo  Nord\",\n  \"q\": \"a\\\" b\"\n}")))
+	if got != `{"city":"Oslo  Nord","q":"a\" b"}` {
+		t.Errorf("compact = %s", got)
+	}
+}

@@ -66,3 +66,28 @@ func appendEscaped(dst []byte, s string) []byte {
 // bytesString views b as a string without copying; the string must not
 // outlive the next change to b.
 func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// appendCompact appends valid JSON src without insignificant whitespace:
+// Gemini pretty-prints functionCall args, OpenAI clients expect them tight.
+func appendCompact(dst, src []byte) []byte {
+	inStr, esc := false, false
+	for _, c := range src {
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == ' ' || c == '\n' || c == '\r' || c == '\t':
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}

@@ -100,7 +100,7 @@ func FromGemini(resp *GenerateContentResponse, meta ResponseMeta) *ChatCompletio
 }
 
 func toolCall(p *Part, index int, stem string, withIndex bool) ToolCall {
-	args := string(p.FunctionCall.Args)
+	args := string(appendCompact(nil, p.FunctionCall.Args))
 	if args == "" || args == "null" {
 		args = "{}"
 	}

@@ -149,7 +149,8 @@ func (s *Stream) FeedResponse(dst []byte, r *GenerateContentResponse) []byte {
 				dst = append(dst, `,"type":"function","function":{"name":`...)
 				dst = appendString(dst, p.FunctionCall.Name)
 				dst = append(dst, `,"arguments":"`...)
-				dst = appendEscaped(dst, bytesString(args))
+				s.scratch = appendCompact(s.scratch[:0], args)
+				dst = appendEscaped(dst, bytesString(s.scratch))
 				dst = append(dst, `"}}`...)
 				st.calls++
 			}

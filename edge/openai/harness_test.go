@@ -1,0 +1,141 @@
+package openai_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	oai "github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/gemini-balance-go/deployments/embedded/natsd"
+	"github.com/gemini-balance-go/edge/gateway"
+	"github.com/gemini-balance-go/edge/internal/keydtest"
+	"github.com/gemini-balance-go/edge/openai"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/testkit/fakegemini"
+)
+
+const token = "sk-client-token-0123456789abcdef"
+
+// env is a running edge gateway (embedded NATS, a keyd peer, the fake Gemini
+// upstream) with the OpenAI routes, on a loopback HTTP server.
+type env struct {
+	t        *testing.T
+	fake     *fakegemini.Server
+	keyd     *keydtest.Keyd
+	settings *natsx.Settings
+	url      string
+}
+
+type envOptions struct {
+	keys     []string // upstream keys in the pool; nil means one good key
+	settings func(*config.Settings)
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	if o.keys == nil {
+		o.keys = []string{"AIzaSyGOOD-key-0000000000000000000001"}
+	}
+	ns := natsd.StartForTest(t)
+	nc, err := nats.Connect(ns.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := natsx.Provision(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	fake := fakegemini.Start(t, fakegemini.Options{Keys: o.keys})
+	kd, err := keydtest.Start(nc, map[string][]string{bus.KindGemini: o.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := config.Defaults()
+	st.BaseURL = fake.URL
+	st.AllowedTokens = []string{token}
+	st.ThinkingModels = []string{"gemini-2.5-flash", "gemini-2.5-pro"}
+	st.MaxRetries = 2
+	if o.settings != nil {
+		o.settings(&st)
+	}
+	settings := natsx.NewSettings(st)
+	infra, _ := config.LoadInfra()
+	infra.Replica = "test"
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	gw, err := gateway.New(gateway.Deps{NC: nc, JS: js, Settings: settings, Infra: infra, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Mount the OpenAI routes unless the gateway already does.
+	if e, ok := gw.Handler().(*gin.Engine); ok && !slices.ContainsFunc(e.Routes(), func(r gin.RouteInfo) bool { return r.Path == "/v1/chat/completions" }) {
+		openai.Register(e, openai.Deps{Relay: gw.Relay, Settings: settings, Logger: log, Auth: gw.AuthWith(openai.WriteAuthError)})
+	}
+	done := make(chan struct{})
+	go func() { _ = gw.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	srv := httptest.NewServer(gw.Handler())
+	t.Cleanup(srv.Close)
+	return &env{t: t, fake: fake, keyd: kd, settings: settings, url: srv.URL}
+}
+
+// client is the official OpenAI SDK pointed at the gateway; SDK retries are
+// off so an error reaches the test as the gateway sent it.
+func (e *env) client(prefix, tok string) oai.Client {
+	return oai.NewClient(option.WithBaseURL(e.url+prefix), option.WithAPIKey(tok), option.WithMaxRetries(0))
+}
+
+// lastBody is the JSON body of the last upstream call of a method.
+func (e *env) lastBody(method string) map[string]any {
+	e.t.Helper()
+	r, ok := e.fake.Last(fakegemini.Filter{Method: method})
+	if !ok {
+		e.t.Fatalf("no upstream %s call recorded", method)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		e.t.Fatalf("upstream %s body: %v", method, err)
+	}
+	return m
+}
+
+func ctxTimeout(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// dig walks a decoded JSON value by keys and indexes.
+func dig(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			a, _ := v.([]any)
+			if k >= len(a) {
+				return nil
+			}
+			v = a[k]
+		}
+	}
+	return v
+}

@@ -1,0 +1,210 @@
+package openai
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gemini-balance-go/edge/convert"
+	"github.com/gemini-balance-go/edge/relay"
+)
+
+const (
+	routeImages = "openai.images"
+	maxImages   = 10
+)
+
+type imageRequest struct {
+	Model          string `json:"model"`
+	Prompt         string `json:"prompt"`
+	N              *int   `json:"n"`
+	Size           string `json:"size"`
+	ResponseFormat string `json:"response_format"`
+}
+
+type imageData struct {
+	B64JSON       string `json:"b64_json,omitempty"`
+	URL           string `json:"url,omitempty"`
+	RevisedPrompt string `json:"revised_prompt,omitempty"`
+}
+
+type imageUsage struct {
+	InputTokens  int `json:"input_tokens"`
+	OutputTokens int `json:"output_tokens"`
+	TotalTokens  int `json:"total_tokens"`
+}
+
+// aspectRatios Gemini image models accept, as width/height.
+var aspectRatios = []struct {
+	name string
+	r    float64
+}{
+	{"1:1", 1}, {"2:3", 2.0 / 3}, {"3:2", 1.5}, {"3:4", 0.75}, {"4:3", 4.0 / 3},
+	{"4:5", 0.8}, {"5:4", 1.25}, {"9:16", 9.0 / 16}, {"16:9", 16.0 / 9}, {"21:9", 21.0 / 9},
+}
+
+// aspectRatio maps an OpenAI size ("1792x1024") to the nearest ratio.
+func aspectRatio(size string) (string, error) {
+	if size == "" || size == "auto" {
+		return "", nil
+	}
+	w, hgt, ok := strings.Cut(strings.ToLower(size), "x")
+	wi, err1 := strconv.Atoi(w)
+	hi, err2 := strconv.Atoi(hgt)
+	if !ok || err1 != nil || err2 != nil || wi <= 0 || hi <= 0 {
+		return "", fmt.Errorf("want WIDTHxHEIGHT such as 1024x1024, or auto")
+	}
+	r := float64(wi) / float64(hi)
+	best, diff := "1:1", 1e9
+	for _, a := range aspectRatios {
+		if d := abs(a.r - r); d < diff {
+			best, diff = a.name, d
+		}
+	}
+	return best, nil
+}
+
+func abs(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}
+
+// imageModel is the Gemini image-output model for a request: the one named
+// when it is a Gemini image model, CREATE_IMAGE_MODEL otherwise (dall-e-3,
+// gpt-image-1 …).
+func imageModel(requested, configured string) string {
+	m := trimModel(requested)
+	if strings.HasPrefix(m, "gemini-") && strings.Contains(m, "image") {
+		return m
+	}
+	return configured
+}
+
+// images serves POST images/generations through a Gemini image-output
+// model: one generateContent call per image asked for.
+func (h *handlers) images(c *gin.Context) {
+	rec := record(c, routeImages, "")
+	body, ok := readBody(c)
+	if !ok {
+		return
+	}
+	var req imageRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		WriteError(c, http.StatusBadRequest, "invalid JSON body: "+err.Error(), "invalid_request_error", "", "invalid_value")
+		return
+	}
+	rec.Model = req.Model
+	if strings.TrimSpace(req.Prompt) == "" {
+		WriteError(c, http.StatusBadRequest, "prompt: is required", "invalid_request_error", "prompt", "invalid_value")
+		return
+	}
+	n := 1
+	if req.N != nil {
+		n = *req.N
+	}
+	if n < 1 || n > maxImages {
+		WriteError(c, http.StatusBadRequest, fmt.Sprintf("n: want 1 to %d", maxImages), "invalid_request_error", "n", "invalid_value")
+		return
+	}
+	format := req.ResponseFormat
+	switch format {
+	case "":
+		format = "b64_json"
+	case "b64_json", "url":
+	default:
+		WriteError(c, http.StatusBadRequest, "response_format: want b64_json or url", "invalid_request_error", "response_format", "invalid_value")
+		return
+	}
+	ratio, err := aspectRatio(req.Size)
+	if err != nil {
+		WriteError(c, http.StatusBadRequest, "size: "+err.Error(), "invalid_request_error", "size", "invalid_value")
+		return
+	}
+	model := imageModel(req.Model, h.Settings.Get().CreateImageModel)
+	if rec.Model == "" {
+		rec.Model = model
+	}
+	gen := &convert.GenerateContentRequest{
+		Contents:         []convert.Content{{Role: "user", Parts: []convert.Part{{Text: req.Prompt}}}},
+		GenerationConfig: &convert.GenerationConfig{ResponseModalities: []string{"TEXT", "IMAGE"}},
+	}
+	if ratio != "" {
+		gen.GenerationConfig.ImageConfig = &convert.ImageConfig{AspectRatio: ratio}
+	}
+	gbody, _ := json.Marshal(gen)
+	var data []imageData
+	var usage imageUsage
+	for len(data) < n {
+		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: routeImages, ErrorType: "openai-image-non-stream", Model: model,
+			Path: "/v1beta/models/" + model + ":generateContent", Body: gbody, CheckEmpty: true})
+		if !resp.OK() {
+			writeUpstreamError(c, resp)
+			return
+		}
+		var g convert.GenerateContentResponse
+		if err := json.Unmarshal(resp.Body, &g); err != nil {
+			WriteError(c, http.StatusBadGateway, "upstream answered with invalid JSON", "server_error", "", "")
+			return
+		}
+		if u := g.UsageMetadata; u != nil {
+			usage.InputTokens += u.PromptTokenCount
+			usage.OutputTokens += u.CandidatesTokenCount + u.ThoughtsTokenCount
+		}
+		got, text, blocked := imagesOf(&g)
+		if len(got) == 0 {
+			if blocked {
+				WriteError(c, http.StatusBadRequest, "the image request was refused by the upstream safety filter", "invalid_request_error", "prompt", "content_policy_violation")
+				return
+			}
+			WriteError(c, http.StatusBadGateway, "upstream returned no image: "+text, "server_error", "", "no_image")
+			return
+		}
+		for _, b := range got {
+			if len(data) == n {
+				break
+			}
+			d := imageData{RevisedPrompt: text}
+			if format == "url" {
+				d.URL = "data:" + b.MimeType + ";base64," + b.Data
+			} else {
+				d.B64JSON = b.Data
+			}
+			data = append(data, d)
+		}
+	}
+	usage.TotalTokens = usage.InputTokens + usage.OutputTokens
+	rec.Usage.Prompt, rec.Usage.Candidates, rec.Usage.Total = usage.InputTokens, usage.OutputTokens, usage.TotalTokens
+	c.JSON(http.StatusOK, gin.H{"created": h.Now().Unix(), "data": data, "usage": usage})
+}
+
+// imagesOf collects the inline images of a response, its text, and whether
+// it was blocked.
+func imagesOf(g *convert.GenerateContentResponse) (imgs []*convert.Blob, text string, blocked bool) {
+	blocked = g.PromptFeedback != nil && g.PromptFeedback.BlockReason != ""
+	var sb strings.Builder
+	for i := range g.Candidates {
+		cand := &g.Candidates[i]
+		if convert.FinishReason(cand.FinishReason, false, false) == "content_filter" {
+			blocked = true
+		}
+		if cand.Content == nil {
+			continue
+		}
+		for j := range cand.Content.Parts {
+			p := &cand.Content.Parts[j]
+			switch {
+			case p.InlineData != nil && strings.HasPrefix(p.InlineData.MimeType, "image/"):
+				imgs = append(imgs, p.InlineData)
+			case p.Text != "" && !p.Thought:
+				sb.WriteString(p.Text)
+			}
+		}
+	}
+	return imgs, strings.TrimSpace(sb.String()), blocked
+}

@@ -1,0 +1,135 @@
+// Package openai serves the OpenAI-compatible API. Under /v1 and /hf/v1 the
+// requests are converted to Gemini (edge/convert) and sent through the same
+// relay as the native routes, so failover, events and token accounting are
+// shared; under /openai/v1 they are passed whole to the upstream's own
+// OpenAI-compatible endpoint.
+package openai
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gemini-balance-go/edge/convert"
+	"github.com/gemini-balance-go/edge/events"
+	"github.com/gemini-balance-go/edge/relay"
+	"github.com/gemini-balance-go/shared/natsx"
+)
+
+// Deps are the OpenAI routes' collaborators.
+type Deps struct {
+	Relay    *relay.Relay
+	Settings *natsx.Settings
+	Logger   *slog.Logger
+	// Auth checks the client token; build it with the gateway's
+	// AuthWith(WriteAuthError) so rejections come in OpenAI's shape.
+	Auth gin.HandlerFunc
+	// Fetcher downloads http(s) image URLs in chat messages; nil means
+	// NewFetcher(FetcherOptions{}) (public addresses only, 20 MiB, 15 s).
+	Fetcher convert.Fetcher
+	// Registerer, when set, gets the gb_edge_openai_dropped_total counter.
+	Registerer prometheus.Registerer
+	// Now is the clock of "created" stamps (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// MaxBody bounds a request body read into memory (inline media included).
+const MaxBody = 64 << 20
+
+type handlers struct {
+	Deps
+	log     *slog.Logger
+	dropped *prometheus.CounterVec
+}
+
+// Register mounts the converted routes under /v1 and /hf/v1 and the
+// passthrough under /openai/v1.
+func Register(r gin.IRouter, d Deps) {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Fetcher == nil {
+		d.Fetcher = NewFetcher(FetcherOptions{})
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Auth == nil {
+		d.Auth = func(c *gin.Context) { c.Next() }
+	}
+	h := &handlers{Deps: d, log: d.Logger}
+	h.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gb_edge_openai_dropped_total",
+		Help: "Parts of OpenAI requests Gemini cannot take, left out by the conversion, by field kind.",
+	}, []string{"route", "field"})
+	if d.Registerer != nil {
+		if err := d.Registerer.Register(h.dropped); err != nil {
+			h.log.Warn("register openai drop counter", "err", err)
+		}
+	}
+	for _, prefix := range []string{"/v1", "/hf/v1"} {
+		g := r.Group(prefix, d.Auth)
+		g.POST("/chat/completions", h.chat)
+		g.POST("/embeddings", h.embeddings)
+		g.POST("/images/generations", h.images)
+		g.POST("/audio/speech", h.speech)
+		g.GET("/models", h.listModels)
+		g.GET("/models/:id", h.getModel)
+	}
+	p := r.Group("/openai/v1", d.Auth)
+	p.Any("/*path", h.passthrough)
+}
+
+// readBody reads the request body (bounded).
+func readBody(c *gin.Context) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBody))
+	if err != nil {
+		WriteError(c, http.StatusRequestEntityTooLarge, "request body too large or unreadable: "+err.Error(), "invalid_request_error", "", "request_too_large")
+		return nil, false
+	}
+	return body, true
+}
+
+// record names the route and model of the request event.
+func record(c *gin.Context, route, model string) *events.Record {
+	rec := events.From(c.Request.Context())
+	rec.Route, rec.Model = route, model
+	return rec
+}
+
+// logDrops logs and counts what a conversion left out.
+func (h *handlers) logDrops(route string, drops []convert.Drop) {
+	for _, d := range drops {
+		h.log.Info("openai conversion dropped a field", "route", route, "field", d.Field, "reason", d.Reason)
+		h.dropped.WithLabelValues(route, fieldKind(d.Field)).Inc()
+	}
+}
+
+// fieldKind keeps metric labels bounded: "tools[3].function.parameters.x.y"
+// becomes "tools.function.parameters".
+func fieldKind(field string) string {
+	out := make([]byte, 0, len(field))
+	depth := 0
+	for i := 0; i < len(field); i++ {
+		ch := field[i]
+		switch {
+		case ch == '[':
+			for i < len(field) && field[i] != ']' {
+				i++
+			}
+		case ch == '.':
+			depth++
+			if depth >= 3 {
+				return string(out)
+			}
+			out = append(out, ch)
+		default:
+			out = append(out, ch)
+		}
+	}
+	return string(out)
+}

@@ -1,0 +1,110 @@
+package openai
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/tidwall/gjson"
+
+	"github.com/gemini-balance-go/edge/relay"
+)
+
+const routePassthrough = "openai.passthrough"
+
+// passthrough forwards /openai/v1/* to the upstream's own OpenAI-compatible
+// endpoint ({BASE_URL}/v1beta/openai/*) with a pool key. The body goes whole,
+// unknown fields included; the answer comes back as upstream gave it, and a
+// stream is relayed event by event.
+func (h *handlers) passthrough(c *gin.Context) {
+	rec := record(c, routePassthrough, "")
+	body, ok := readBody(c)
+	if !ok {
+		return
+	}
+	if len(body) == 0 {
+		body = nil
+	}
+	model := ""
+	stream := false
+	if len(body) > 0 && gjson.ValidBytes(body) {
+		r := gjson.ParseBytes(body)
+		model = trimModel(r.Get("model").String())
+		stream = r.Get("stream").Bool()
+	}
+	rec.Model = model
+	path := c.Param("path")
+	hdr := http.Header{}
+	if ct := c.GetHeader("Content-Type"); ct != "" && body != nil {
+		hdr.Set("Content-Type", ct)
+	}
+	rreq := &relay.Request{Route: routePassthrough, ErrorType: "openai-compatiable-non-stream", Model: model, Method: c.Request.Method,
+		Path: "/v1beta/openai" + path, Query: withoutKey(c.Request.URL.RawQuery), Header: hdr, Body: body}
+	if !stream {
+		resp := h.Relay.Do(c.Request.Context(), rreq)
+		if resp.Local {
+			writeUpstreamError(c, resp)
+			return
+		}
+		copyAnswer(c, resp)
+		return
+	}
+	rreq.ErrorType = "openai-compatiable-stream"
+	resp := h.Relay.Stream(c.Request.Context(), rreq)
+	if resp.Stream == nil {
+		if resp.Local {
+			writeUpstreamError(c, resp)
+			return
+		}
+		copyAnswer(c, resp)
+		return
+	}
+	s := resp.Stream
+	defer s.Close()
+	w := c.Writer
+	setSSEHeaders(w)
+	w.WriteHeader(http.StatusOK)
+	for {
+		ev, err := s.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			rec.Failed, rec.ClientError = true, err.Error()
+			_, _ = w.Write(streamErrorEvent(err))
+			w.Flush()
+			return
+		}
+		if _, err := w.Write(ev.Raw); err != nil {
+			return
+		}
+		w.Flush()
+	}
+}
+
+// copyAnswer sends an upstream answer as it came, with retry hints on a 429.
+func copyAnswer(c *gin.Context, resp *relay.Response) {
+	ct := "application/json"
+	if resp.Header != nil && resp.Header.Get("Content-Type") != "" {
+		ct = resp.Header.Get("Content-Type")
+	}
+	if resp.Status == http.StatusTooManyRequests {
+		setRetryHeaders(c.Writer.Header(), fromRelay(resp).retryAfter)
+	}
+	c.Data(resp.Status, ct, resp.Body)
+}
+
+// withoutKey drops a client credential from the query.
+func withoutKey(raw string) string {
+	if raw == "" || !strings.Contains(raw, "key=") {
+		return raw
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return ""
+	}
+	q.Del("key")
+	return q.Encode()
+}
