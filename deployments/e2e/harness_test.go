@@ -31,7 +31,7 @@ func TestHarnessRestartsAKilledStoreWithItsData(t *testing.T) {
 	if s.Running("store") {
 		t.Fatal("store still running after Kill")
 	}
-	s.StartProcess("store")
+	s.Start("store")
 	db = connect(t, s).Database("e2e_harness")
 	n, err := db.Collection("c").CountDocuments(ctx, bson.D{{Key: "_id", Value: "kept"}})
 	if err != nil || n != 1 {

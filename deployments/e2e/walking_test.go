@@ -29,13 +29,7 @@ func TestRequestThroughEachEdgeIsAnsweredLoggedAndPublishedWithoutSecrets(t *tes
 	tap := tapEvents(t, s.NATSURL())
 
 	for i := range 2 {
-		c, err := genai.NewClient(ctx, &genai.ClientConfig{
-			APIKey: s.Tokens()[0], Backend: genai.BackendGeminiAPI,
-			HTTPOptions: genai.HTTPOptions{BaseURL: s.EdgeURL(i) + "/", APIVersion: "v1beta"},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := s.Gemini(t, i)
 		prompt := fmt.Sprintf("hello from edge %d", i)
 		res, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text(prompt), nil)
 		if err != nil {

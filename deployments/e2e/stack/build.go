@@ -77,6 +77,17 @@ func build(dir string) *Build {
 		}
 		return b
 	}
+	// One go command links everything in parallel; only if that fails, build one by one
+	// to tell which binary is missing or broken.
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	for _, bin := range binaries {
+		args = append(args, bin.pkg)
+	}
+	all := exec.Command("go", args...)
+	all.Dir = root
+	if all.Run() == nil {
+		return b
+	}
 	for _, bin := range binaries {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, bin.name), bin.pkg)
 		cmd.Dir = root

@@ -65,9 +65,10 @@ type proc struct {
 	logPath string
 	ready   func(ctx context.Context) error
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	cmd      *exec.Cmd
+	done     chan struct{}
+	err      error
+	stopping bool // the harness asked it to exit; any other exit is a crash
 }
 
 // Start builds (once) and starts the whole stack, waiting until every process is ready.
@@ -329,9 +330,10 @@ func (s *Stack) start(name string) error {
 		logf.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	p.cmd, p.done, p.err = cmd, make(chan struct{}), nil
+	p.cmd, p.done, p.err, p.stopping = cmd, make(chan struct{}), nil, false
 	go func(done chan struct{}) {
 		p.err = cmd.Wait()
+		fmt.Fprintf(logf, "=== harness: %s exited (%v) at %s\n", name, exitText(p.err), time.Now().Format(time.RFC3339Nano))
 		logf.Close()
 		close(done)
 	}(p.done)
@@ -381,9 +383,15 @@ func (s *Stack) signal(name string, sig syscall.Signal, grace time.Duration) err
 	if exited(p) {
 		return nil
 	}
+	s.mu.Lock()
+	p.stopping = true
+	s.mu.Unlock()
 	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
+		if sig == syscall.SIGTERM && p.err != nil {
+			return fmt.Errorf("%s did not exit cleanly on SIGTERM: %v", name, p.err)
+		}
 		return nil
 	case <-time.After(grace):
 		_ = p.cmd.Process.Kill()
@@ -392,7 +400,8 @@ func (s *Stack) signal(name string, sig syscall.Signal, grace time.Duration) err
 	}
 }
 
-// Stop sends SIGTERM and waits for a clean exit (10 s, then SIGKILL and a test error).
+// Stop sends SIGTERM and waits for a clean exit; a non-zero exit or one slower than 10 s
+// (then SIGKILL) is a test error, since every service must drain cleanly.
 func (s *Stack) Stop(name string) {
 	s.t.Helper()
 	if err := s.signal(name, syscall.SIGTERM, 10*time.Second); err != nil {
@@ -406,20 +415,20 @@ func (s *Stack) Kill(name string) {
 	_ = s.signal(name, syscall.SIGKILL, 10*time.Second)
 }
 
-// StartProcess starts a stopped or killed process again (same port, data and env) and
-// waits until it is ready.
-func (s *Stack) StartProcess(name string) {
+// Start starts a stopped or killed process again (same port, data and env) and waits
+// until it is ready.
+func (s *Stack) Start(name string) {
 	s.t.Helper()
 	if err := s.start(name); err != nil {
 		s.t.Fatalf("e2e: %v", err)
 	}
 }
 
-// Restart is Stop then StartProcess.
+// Restart is Stop then Start.
 func (s *Stack) Restart(name string) {
 	s.t.Helper()
 	s.Stop(name)
-	s.StartProcess(name)
+	s.Start(name)
 }
 
 // Running reports whether the process is alive.
@@ -499,13 +508,33 @@ func tail(path string, n int) string {
 	return "  | " + strings.Join(lines, "\n  | ")
 }
 
-// teardown stops everything in reverse order; on failure it keeps the directory and says where.
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// teardown reports crashes, stops everything in reverse order, and on failure keeps the
+// directory and says where.
 func (s *Stack) teardown() {
+	s.mu.Lock()
+	for _, name := range s.order {
+		p := s.procs[name]
+		if p.cmd != nil && exited(p) && !p.stopping {
+			s.t.Errorf("e2e: %s exited on its own (%v); log:\n%s", name, exitText(p.err), tail(p.logPath, 30))
+		}
+	}
+	s.mu.Unlock()
 	var errs []error
+	// Reverse start order: services before the store and NATS they drain into.
 	for i := len(s.order) - 1; i >= 0; i-- {
 		if err := s.signal(s.order[i], syscall.SIGTERM, 10*time.Second); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if len(errs) > 0 {
+		s.t.Errorf("e2e: teardown: %v", errors.Join(errs...))
 	}
 	if s.t.Failed() || os.Getenv("E2E_KEEP") != "" {
 		var b strings.Builder
@@ -514,9 +543,6 @@ func (s *Stack) teardown() {
 		}
 		s.t.Logf("e2e: logs kept in %s\n%s", filepath.Join(s.dir, "logs"), b.String())
 		return
-	}
-	if len(errs) > 0 {
-		s.t.Logf("e2e: teardown: %v", errors.Join(errs...))
 	}
 	_ = os.RemoveAll(s.dir)
 }
