@@ -260,12 +260,17 @@ func (s *Stream) Usage() UsageMetadata { return s.usage }
 
 // AppendStreamError appends an OpenAI error event, the way a stream that
 // failed after its first byte ends. OpenAI SDKs raise it as an APIError.
-func AppendStreamError(dst []byte, message, typ string, code int) []byte {
+// code may be "" (null).
+func AppendStreamError(dst []byte, message, typ, code string) []byte {
 	dst = append(dst, `data: {"error":{"message":`...)
 	dst = appendString(dst, message)
 	dst = append(dst, `,"type":`...)
 	dst = appendString(dst, typ)
 	dst = append(dst, `,"param":null,"code":`...)
-	dst = strconv.AppendInt(dst, int64(code), 10)
+	if code == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendString(dst, code)
+	}
 	return append(dst, "}}\n\n"...)
 }

@@ -146,13 +146,13 @@ func streamErrorEvent(err error) []byte {
 	case errors.As(err, &ue):
 		status, msg = ue.Code, ue.Message
 	}
-	typ := "server_error"
+	typ, code := "server_error", ""
 	if status == http.StatusTooManyRequests {
-		typ = "requests"
+		typ, code = "requests", "rate_limit_exceeded"
 	} else if status >= 400 && status < 500 {
 		typ = "invalid_request_error"
 	}
-	return convert.AppendStreamError(nil, msg, typ, status)
+	return convert.AppendStreamError(nil, msg, typ, code)
 }
 
 // chatFakeStream (FAKE_STREAM_ENABLED) makes one non-stream upstream call and
@@ -189,7 +189,7 @@ func (h *handlers) chatFakeStream(c *gin.Context, rreq *relay.Request, meta conv
 		}
 		e := fromRelay(resp)
 		rec.Failed, rec.ClientError = true, e.msg
-		_, _ = w.Write(convert.AppendStreamError(nil, e.msg, e.typ, e.status))
+		_, _ = w.Write(convert.AppendStreamError(nil, e.msg, e.typ, e.code))
 		w.Flush()
 		return
 	}
@@ -199,7 +199,7 @@ func (h *handlers) chatFakeStream(c *gin.Context, rreq *relay.Request, meta conv
 			WriteError(c, http.StatusBadGateway, "upstream answered with invalid JSON: "+err.Error(), "server_error", "", "")
 			return
 		}
-		_, _ = w.Write(convert.AppendStreamError(nil, "upstream answered with invalid JSON", "server_error", http.StatusBadGateway))
+		_, _ = w.Write(convert.AppendStreamError(nil, "upstream answered with invalid JSON", "server_error", ""))
 		return
 	}
 	if !started {

@@ -394,7 +394,7 @@ func TestErrorShapes(t *testing.T) {
 		cl := e.client("/v1", token)
 		_, err := cl.Chat.Completions.New(ctxTimeout(t), oai.ChatCompletionNewParams{
 			Model: "gemini-2.5-flash", Messages: []oai.ChatCompletionMessageParamUnion{oai.UserMessage("hi")},
-			N:     oai.Int(0)})
+			N: oai.Int(0)})
 		var apiErr *oai.Error
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "n" || apiErr.Type != "invalid_request_error" {
 			t.Fatalf("want 400 naming n, got %v", err)

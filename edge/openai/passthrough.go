@@ -1,7 +1,6 @@
 package openai
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/gemini-balance-go/edge/relay"
+	"github.com/gemini-balance-go/shared/outcome"
 )
 
 const routePassthrough = "openai.passthrough"
@@ -42,46 +42,21 @@ func (h *handlers) passthrough(c *gin.Context) {
 	}
 	rreq := &relay.Request{Route: routePassthrough, ErrorType: "openai-compatiable-non-stream", Model: model, Method: c.Request.Method,
 		Path: "/v1beta/openai" + path, Query: withoutKey(c.Request.URL.RawQuery), Header: hdr, Body: body}
-	if !stream {
-		resp := h.Relay.Do(c.Request.Context(), rreq)
-		if resp.Local {
-			writeUpstreamError(c, resp)
-			return
-		}
-		copyAnswer(c, resp)
+	if stream {
+		// Relayed whole for now: the relay's committed-stream path judges
+		// content by Gemini's framing and would count every OpenAI-framed
+		// stream as empty against the key. Clients still get valid SSE.
+		rreq.ErrorType = "openai-compatiable-stream"
+	}
+	resp := h.Relay.Do(c.Request.Context(), rreq)
+	if resp.Local || resp.Class == outcome.KeyInvalid {
+		writeUpstreamError(c, resp)
 		return
 	}
-	rreq.ErrorType = "openai-compatiable-stream"
-	resp := h.Relay.Stream(c.Request.Context(), rreq)
-	if resp.Stream == nil {
-		if resp.Local {
-			writeUpstreamError(c, resp)
-			return
-		}
-		copyAnswer(c, resp)
-		return
+	if stream {
+		rec.Stream = true
 	}
-	s := resp.Stream
-	defer s.Close()
-	w := c.Writer
-	setSSEHeaders(w)
-	w.WriteHeader(http.StatusOK)
-	for {
-		ev, err := s.Next()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			rec.Failed, rec.ClientError = true, err.Error()
-			_, _ = w.Write(streamErrorEvent(err))
-			w.Flush()
-			return
-		}
-		if _, err := w.Write(ev.Raw); err != nil {
-			return
-		}
-		w.Flush()
-	}
+	copyAnswer(c, resp)
 }
 
 // copyAnswer sends an upstream answer as it came, with retry hints on a 429.
