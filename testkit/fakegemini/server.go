@@ -33,7 +33,7 @@ type Options struct {
 	// SSESeparator ends each SSE event (default "\r\n\r\n", what Google's frontends send;
 	// proxies must cope with it as well as "\n\n").
 	SSESeparator string
-	// RecordLimit bounds the request log (default 2000; negative keeps counters only,
+	// RecordLimit is how many recent requests are kept at least (default 2000; negative keeps counters only,
 	// for benchmarks).
 	RecordLimit int
 }
@@ -98,6 +98,7 @@ type Server struct {
 	handler    Handler
 	requests   []*Request
 	seq        int64
+	total      int
 	keyHits    map[string]int
 	modelHits  map[string]int
 	methodHits map[string]int
@@ -249,6 +250,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = nil
+	s.total = 0
 	s.keyHits = map[string]int{}
 	s.modelHits = map[string]int{}
 	s.methodHits = map[string]int{}
@@ -272,7 +274,7 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Total: len(s.requests), Cancelled: s.cancelled, KeyHits: map[string]int{}, ModelHits: map[string]int{}, MethodHits: map[string]int{}}
+	st := Stats{Total: s.total, Cancelled: s.cancelled, KeyHits: map[string]int{}, ModelHits: map[string]int{}, MethodHits: map[string]int{}}
 	for k, v := range s.keyHits {
 		st.KeyHits[k] = v
 	}
@@ -366,11 +368,12 @@ func (s *Server) record(r *Request) {
 	s.seq++
 	r.Seq = s.seq
 	r.Time = time.Now()
+	s.total++
 	if s.opts.RecordLimit > 0 {
 		s.requests = append(s.requests, r)
-	}
-	if over := len(s.requests) - s.opts.RecordLimit; over > 0 {
-		s.requests = append([]*Request(nil), s.requests[over:]...)
+		if len(s.requests) >= 2*s.opts.RecordLimit { // trim in bulk: O(1) amortised
+			s.requests = append([]*Request(nil), s.requests[len(s.requests)-s.opts.RecordLimit:]...)
+		}
 	}
 	if r.Key != "" {
 		s.keyHits[r.Key]++
