@@ -33,7 +33,7 @@ const token = "sk-client-token-0123456789abcdef"
 // env is a running edge gateway (embedded NATS, a keyd peer, the fake Gemini
 // upstream) with the OpenAI routes, on a loopback HTTP server.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	fake     *fakegemini.Server
 	keyd     *keydtest.Keyd
 	settings *natsx.Settings
@@ -45,7 +45,7 @@ type envOptions struct {
 	settings func(*config.Settings)
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	if o.keys == nil {
 		o.keys = []string{"AIzaSyGOOD-key-0000000000000000000001"}
