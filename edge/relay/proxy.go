@@ -30,11 +30,22 @@ func PickProxy(keyID string, proxies []string) string {
 		_, _ = h.Write([]byte(keyID))
 		_, _ = h.Write([]byte{0})
 		_, _ = h.Write([]byte(p))
-		if s := h.Sum64(); best == "" || s > bestScore {
+		if s := mix64(h.Sum64()); best == "" || s > bestScore {
 			best, bestScore = p, s
 		}
 	}
 	return best
+}
+
+// mix64 is murmur3's finalizer: FNV alone barely spreads proxies whose names
+// differ only in their last characters.
+func mix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
 }
 
 var proxyURLs sync.Map // string → *url.URL (nil entry for a bad URL)

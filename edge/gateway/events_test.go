@@ -1,0 +1,75 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/redact"
+	"github.com/gemini-balance-go/testkit/fakegemini"
+)
+
+func TestEachRequestPublishesOneRequestEventAndOneErrorEventPerFailedAttempt(t *testing.T) {
+	e := newEnv(t, envOptions{gemini: []string{keyDown, keyGood1}})
+	e.fake.SetKey(keyDown, fakegemini.Behaviour{Status: fakegemini.Unavailable})
+	res := e.post("/v1beta/models/gemini-2.5-flash:generateContent", `{"contents":[{"parts":[{"text":"count me"}]}]}`)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	ctx := ctxTimeout(t)
+	cons, err := e.js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.SubjectEventRequest, bus.SubjectEventError}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []bus.RequestEvent
+	var errs []bus.ErrorEvent
+	deadline := time.Now().Add(10 * time.Second)
+	for (len(reqs) < 1 || len(errs) < 1) && time.Now().Before(deadline) {
+		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			continue
+		}
+		payload := string(msg.Data())
+		for _, secret := range []string{keyDown, keyGood1, token} {
+			if strings.Contains(payload, secret) {
+				t.Fatalf("event carries a full secret: %s", payload)
+			}
+		}
+		var id struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(msg.Data(), &id)
+		if got := msg.Headers().Get("Nats-Msg-Id"); got == "" || got != id.ID {
+			t.Errorf("Nats-Msg-Id %q, event id %q", got, id.ID)
+		}
+		switch msg.Subject() {
+		case bus.SubjectEventRequest:
+			var ev bus.RequestEvent
+			_ = json.Unmarshal(msg.Data(), &ev)
+			reqs = append(reqs, ev)
+		case bus.SubjectEventError:
+			var ev bus.ErrorEvent
+			_ = json.Unmarshal(msg.Data(), &ev)
+			errs = append(errs, ev)
+		}
+	}
+	if len(reqs) != 1 || len(errs) != 1 {
+		t.Fatalf("got %d request and %d error events", len(reqs), len(errs))
+	}
+	r := reqs[0]
+	if r.Route != "gemini.generateContent" || r.Model != "gemini-2.5-flash" || r.Attempts != 2 || r.Status != 200 || !r.Success ||
+		r.KeyID != redact.ID(keyGood1) || r.KeyHint != redact.Hint(keyGood1) || r.TokenID != redact.ID(token) ||
+		r.Usage.Prompt == 0 || r.Usage.Total == 0 || r.LatencyMS <= 0 || r.V != bus.Version {
+		t.Errorf("request event: %+v", r)
+	}
+	x := errs[0]
+	if x.RequestID != r.ID || x.KeyID != redact.ID(keyDown) || x.Class != "server_error" || x.UpstreamStatus != 503 ||
+		x.Attempt != 1 || !strings.Contains(x.Message, "overloaded") || x.RequestBody != "" {
+		t.Errorf("error event: %+v", x)
+	}
+}

@@ -1,0 +1,131 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func frameAll(t *testing.T, r io.Reader, sse bool) (raw []byte, data []string, err error) {
+	t.Helper()
+	f := newFramer(r, sse)
+	for {
+		ev, e := f.next()
+		if e != nil {
+			if e == io.EOF {
+				e = nil
+			}
+			return raw, data, e
+		}
+		raw = append(raw, ev.Raw...)
+		if ev.Data != nil {
+			data = append(data, string(ev.Data))
+		}
+	}
+}
+
+func TestFramerCutsSSEEventsWithoutChangingABye(t *testing.T) {
+	for name, in := range map[string]string{
+		"lf":       "data: {\"a\":1}\n\ndata: {\"b\":\"x\\n\\ny\"}\n\n",
+		"crlf":     "data: {\"a\":1}\r\n\r\ndata: {\"b\":2}\r\n\r\n",
+		"no space": "data:{\"a\":1}\n\n",
+		"big":      "data: {\"t\":\"" + strings.Repeat("z", 20000) + "\"}\n\n",
+	} {
+		for _, oneByte := range []bool{false, true} {
+			var r io.Reader = strings.NewReader(in)
+			if oneByte {
+				r = iotest.OneByteReader(r)
+			}
+			raw, data, err := frameAll(t, r, true)
+			if err != nil || string(raw) != in {
+				t.Fatalf("%s: err %v, bytes changed:\n%q\n%q", name, err, in, raw)
+			}
+			for _, d := range data {
+				if !strings.HasPrefix(d, "{") || !strings.HasSuffix(d, "}") {
+					t.Errorf("%s: data %q", name, d)
+				}
+			}
+		}
+	}
+}
+
+func TestFramerJoinsMultiLineSSEData(t *testing.T) {
+	_, data, err := frameAll(t, strings.NewReader("data: {\"a\":\ndata: 1}\n\n"), true)
+	if err != nil || len(data) != 1 || data[0] != "{\"a\":\n1}" {
+		t.Fatalf("%q %v", data, err)
+	}
+}
+
+func TestFramerCutsJSONArrayElementsAcrossAnyReadBoundary(t *testing.T) {
+	in := "[{\n  \"text\": \"brace } bracket ] quote \\\" end\",\n  \"n\": [1, {\"x\": 2}]\n}\n,\r\n{\"b\": \"\\\\\"}\n]"
+	raw, data, err := frameAll(t, iotest.OneByteReader(strings.NewReader(in)), false)
+	if err != nil || string(raw) != in {
+		t.Fatalf("err %v, bytes changed:\n%q\n%q", err, in, raw)
+	}
+	if len(data) != 2 || !strings.HasPrefix(data[0], "{") || data[1] != `{"b": "\\"}` {
+		t.Fatalf("elements %q", data)
+	}
+}
+
+func TestFramerReportsAStreamCutInsideAnEvent(t *testing.T) {
+	for _, tc := range []struct {
+		in  string
+		sse bool
+	}{
+		{"data: {\"a\":1}\n\ndata: {\"b\"", true},
+		{"[{\"a\":1}\n,{\"b\":", false},
+		{"[{\"a\":1}\n", false}, // array never closed
+	} {
+		_, _, err := frameAll(t, strings.NewReader(tc.in), tc.sse)
+		if !errors.Is(err, errTruncated) {
+			t.Errorf("%q: err %v, want errTruncated", tc.in, err)
+		}
+	}
+}
+
+func TestErrorEventDetection(t *testing.T) {
+	if !isErrorEvent([]byte(" {\n \"error\": {\"code\": 503}}")) {
+		t.Error("top-level error not seen")
+	}
+	if isErrorEvent([]byte(`{"candidates":[{"content":{"parts":[{"functionCall":{"args":{"error":1}}}]}}]}`)) {
+		t.Error("nested error key taken for an upstream error")
+	}
+	if hasContent([]byte(`{"usageMetadata":{"promptTokenCount":3}}`)) || !hasContent([]byte(`{"candidates":[{"finishReason":"STOP"}]}`)) {
+		t.Error("content detection")
+	}
+}
+
+func TestUsageIsReadWithoutParsingTheWholeResponse(t *testing.T) {
+	u := usageOf([]byte(`{"candidates":[{"content":{"parts":[{"text":"usageMetadata"}]}}],"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":7,"thoughtsTokenCount":24,"cachedContentTokenCount":2,"totalTokenCount":40}}`))
+	if u.Prompt != 9 || u.Candidates != 7 || u.Thoughts != 24 || u.Cached != 2 || u.Total != 40 {
+		t.Fatalf("%+v", u)
+	}
+}
+
+func TestRendezvousHashMovesOnlyTheRemovedProxysKeys(t *testing.T) {
+	proxies := []string{"http://p1:1", "http://p2:2", "http://p3:3", "http://p4:4"}
+	before := map[string]string{}
+	counts := map[string]int{}
+	for i := range 2000 {
+		id := fmt.Sprintf("%016x", i*7919)
+		p := PickProxy(id, proxies)
+		before[id] = p
+		counts[p]++
+	}
+	for p, n := range counts {
+		if n < 300 {
+			t.Errorf("proxy %s got only %d of 2000 keys", p, n)
+		}
+	}
+	removed := "http://p3:3"
+	rest := []string{"http://p1:1", "http://p2:2", "http://p4:4"}
+	for id, p := range before {
+		now := PickProxy(id, rest)
+		if p != removed && now != p {
+			t.Fatalf("key %q moved from %s to %s though its proxy stayed", id, p, now)
+		}
+	}
+}
