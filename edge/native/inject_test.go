@@ -44,7 +44,9 @@ func TestInjectAppliesOnlyTheDocumentedChanges(t *testing.T) {
 	plain := Model{Requested: "gemini-2.5-flash", Upstream: "gemini-2.5-flash"}
 	search := Model{Requested: "gemini-2.5-flash-search", Upstream: "gemini-2.5-flash", Search: true}
 	image := Model{Requested: "gemini-2.0-flash-exp-image", Upstream: "gemini-2.0-flash-exp", Image: true}
-	noThink := func(base string) Model { return Model{Requested: base + "-non-thinking", Upstream: base, NonThinking: true} }
+	noThink := func(base string) Model {
+		return Model{Requested: base + "-non-thinking", Upstream: base, NonThinking: true}
+	}
 	noSafety := func(s *config.Settings) { s.SafetySettings = nil }
 	for _, tc := range []struct {
 		name   string
@@ -64,7 +66,7 @@ func TestInjectAppliesOnlyTheDocumentedChanges(t *testing.T) {
 			checks: map[string]string{"tools.0": `{"codeExecution":{}}`, "tools.1": `{"googleSearch":{}}`}},
 		{name: "search keeps an existing snake_case google_search", st: settings(noSafety), m: search, body: `{"tools":[{"google_search":{}}]}`, same: true},
 		{name: "image writes into the client's snake_case generation_config", st: settings(noSafety), m: image,
-			body: `{"generation_config":{"temperature":0.5}}`,
+			body:   `{"generation_config":{"temperature":0.5}}`,
 			checks: map[string]string{"generation_config.responseModalities": `["TEXT","IMAGE"]`, "generation_config.temperature": "0.5", "generationConfig": ""}},
 		{name: "non-thinking flash budget 0", st: settings(noSafety), m: noThink("gemini-2.5-flash"), body: `{}`,
 			checks: map[string]string{"generationConfig.thinkingConfig.thinkingBudget": "0"}},
@@ -74,11 +76,22 @@ func TestInjectAppliesOnlyTheDocumentedChanges(t *testing.T) {
 			checks: map[string]string{"generationConfig.thinkingConfig.thinkingLevel": `"LOW"`}},
 		{name: "client thinking level is left alone", st: settings(noSafety), m: noThink("gemini-2.5-flash"),
 			body: `{"generationConfig":{"thinking_config":{"thinking_level":"HIGH"}}}`, same: true},
-		{name: "thinking budget map default", st: settings(func(s *config.Settings) { s.SafetySettings = nil; s.ThinkingBudgetMap = map[string]int{"gemini-2.5-flash": 512} }),
+		{name: "thinking budget map default", st: settings(func(s *config.Settings) {
+			s.SafetySettings = nil
+			s.ThinkingBudgetMap = map[string]int{"gemini-2.5-flash": 512}
+		}),
 			m: plain, body: `{"contents":[]}`, checks: map[string]string{"generationConfig.thinkingConfig.thinkingBudget": "512"}},
-		{name: "code execution and url context added", st: settings(func(s *config.Settings) { s.SafetySettings = nil; s.CodeExecutionEnabled = true; s.URLContextEnabled = true }),
+		{name: "code execution and url context added", st: settings(func(s *config.Settings) {
+			s.SafetySettings = nil
+			s.CodeExecutionEnabled = true
+			s.URLContextEnabled = true
+		}),
 			m: plain, body: `{"contents":[]}`, checks: map[string]string{"tools.0": `{"codeExecution":{}}`, "tools.1": `{"urlContext":{}}`}},
-		{name: "never with JSON mode", st: settings(func(s *config.Settings) { s.SafetySettings = nil; s.CodeExecutionEnabled = true; s.URLContextEnabled = true }),
+		{name: "never with JSON mode", st: settings(func(s *config.Settings) {
+			s.SafetySettings = nil
+			s.CodeExecutionEnabled = true
+			s.URLContextEnabled = true
+		}),
 			m: plain, body: `{"generationConfig":{"responseMimeType":"application/json"}}`, same: true},
 		{name: "never with function tools", st: settings(func(s *config.Settings) { s.SafetySettings = nil; s.CodeExecutionEnabled = true }),
 			m: plain, body: `{"tools":[{"functionDeclarations":[{"name":"f"}]}]}`, same: true},
