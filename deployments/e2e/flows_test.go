@@ -1,0 +1,146 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/genai"
+
+	"github.com/gemini-balance-go/deployments/e2e/stack"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/testkit/fakegemini"
+)
+
+// A streamed answer crosses edge's relay intact through either replica, and its event
+// says it was a stream.
+func TestStreamThroughEachEdgeArrivesWholeInOrder(t *testing.T) {
+	s := stack.Start(t, stack.Options{Edges: 2, Without: []string{"admind", "schedulerd"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tap := tapEvents(t, s.NATSURL())
+	prompt := "one two three four five six seven"
+	for i := range 2 {
+		var text strings.Builder
+		n := 0
+		for chunk, err := range s.Gemini(t, i).Models.GenerateContentStream(ctx, "gemini-2.5-flash", genai.Text(prompt), nil) {
+			if err != nil {
+				t.Fatalf("edge-%d: %v", i, err)
+			}
+			n++
+			text.WriteString(chunk.Text())
+		}
+		if n < 2 || text.String() != "echo: "+prompt {
+			t.Errorf("edge-%d: %d chunks, %q", i, n, text.String())
+		}
+	}
+	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
+		streams := 0
+		for _, m := range msgs {
+			var ev bus.RequestEvent
+			if m.Subject == bus.SubjectEventRequest && json.Unmarshal(m.Data, &ev) == nil && ev.Stream && ev.Success {
+				streams++
+			}
+		}
+		return streams == 2
+	}, "two successful stream request events")
+}
+
+// A key Google rejects costs the client nothing: edge retries on another key, and the
+// failed attempt is published as an error event that names the key only by hint.
+func TestRejectedKeyIsRetriedOnAnotherKeyAndReportedWithoutTheKey(t *testing.T) {
+	s := stack.Start(t, stack.Options{Edges: 1, Without: []string{"admind", "schedulerd"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bad := s.Keys()[0]
+	if err := s.Fake().SetKeys(ctx, map[string]fakegemini.Behaviour{bad: {Status: fakegemini.Invalid}}); err != nil {
+		t.Fatal(err)
+	}
+	tap := tapEvents(t, s.NATSURL())
+	c := s.Gemini(t, 0)
+	for range 6 {
+		if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil); err != nil {
+			t.Fatalf("request failed although two good keys remain: %v", err)
+		}
+	}
+	st, err := s.Fake().Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.KeyHits[bad] == 0 {
+		t.Skip("the rejected key was never tried (rotation skipped it); nothing to observe")
+	}
+	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
+		for _, m := range msgs {
+			var ev bus.ErrorEvent
+			if m.Subject == bus.SubjectEventError && json.Unmarshal(m.Data, &ev) == nil && ev.UpstreamStatus == 400 {
+				return true
+			}
+		}
+		return false
+	}, "an error event for the rejected key's 400")
+	for _, m := range tap.all() {
+		if strings.Contains(string(m.Data), bad) {
+			t.Errorf("event on %s carries the rejected key", m.Subject)
+		}
+	}
+}
+
+// admind's health report counts the replicas of every service process, and notices a
+// killed replica.
+func TestAdminHealthCountsReplicasOfEveryProcess(t *testing.T) {
+	s := stack.Start(t, stack.Options{Edges: 2, Keyds: 2})
+	waitHealth(t, s, map[string]int{"edge": 2, "keyd": 2, "logd": 1, "admind": 1, "schedulerd": 1})
+	s.Kill("edge-1")
+	waitHealth(t, s, map[string]int{"edge": 1, "keyd": 2, "logd": 1, "admind": 1, "schedulerd": 1})
+}
+
+// waitHealth polls until the report matches: readiness does not imply the micro service
+// is registered yet, and a dead replica drops out only after the ping window.
+func waitHealth(t *testing.T, s *stack.Stack, want map[string]int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := health(t, s)
+		ok := true
+		for k, v := range want {
+			ok = ok && got[k] == v
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health replicas = %v, want %v", got, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func health(t *testing.T, s *stack.Stack) map[string]int {
+	t.Helper()
+	resp, err := http.Get(s.AdminURL() + "/api/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var rep struct {
+		Services []struct {
+			Name     string
+			Replicas int
+		}
+	}
+	if err := json.Unmarshal(body, &rep); err != nil {
+		t.Fatalf("health %d: %s", resp.StatusCode, body)
+	}
+	out := map[string]int{}
+	for _, sv := range rep.Services {
+		out[sv.Name] = sv.Replicas
+	}
+	return out
+}
