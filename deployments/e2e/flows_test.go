@@ -144,3 +144,58 @@ func health(t *testing.T, s *stack.Stack) map[string]int {
 	}
 	return out
 }
+
+// The tick path across processes: schedulerd's recover tick reaches keyd, which
+// re-verifies a key disabled earlier and brings it back once Google accepts it again.
+func TestRecoverTickRestoresAKeyThatWorksAgain(t *testing.T) {
+	s := stack.Start(t, stack.Options{Edges: 1, Without: []string{"admind"},
+		ServiceEnv: map[string]map[string]string{"schedulerd": {"TICK_INTERVAL": "1s"}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bad := s.Keys()[0]
+	fake := s.Fake()
+	if err := fake.SetKeys(ctx, map[string]fakegemini.Behaviour{bad: {Status: fakegemini.Invalid}}); err != nil {
+		t.Fatal(err)
+	}
+	tap := tapEvents(t, s.NATSURL())
+	c := s.Gemini(t, 0)
+	for {
+		if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil); err != nil {
+			t.Fatalf("request failed although two good keys remain: %v", err)
+		}
+		if st, _ := fake.Stats(ctx); st.KeyHits[bad] > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the invalid key was never tried")
+		}
+	}
+	var keyID string
+	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
+		for _, m := range msgs {
+			var ev bus.KeyStateEvent
+			if m.Subject == bus.SubjectEventKeyState && json.Unmarshal(m.Data, &ev) == nil && ev.To == bus.KeyDisabled {
+				keyID = ev.KeyID
+				return true
+			}
+		}
+		return false
+	}, "a key-state event disabling the rejected key")
+
+	if err := fake.SetKeys(ctx, map[string]fakegemini.Behaviour{bad: {}}); err != nil {
+		t.Fatal(err)
+	}
+	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
+		ticks, restored := 0, false
+		for _, m := range msgs {
+			if m.Subject == bus.SubjectTickRecover {
+				ticks++
+			}
+			var ev bus.KeyStateEvent
+			if m.Subject == bus.SubjectEventKeyState && json.Unmarshal(m.Data, &ev) == nil && ev.KeyID == keyID && ev.To == bus.KeyActive {
+				restored = true
+			}
+		}
+		return ticks > 0 && restored
+	}, "a recover tick and the key restored to active")
+}
