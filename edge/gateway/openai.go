@@ -1,10 +1,19 @@
 package gateway
 
-import "github.com/gin-gonic/gin"
+import (
+	"github.com/gin-gonic/gin"
 
-// mountOpenAI mounts the OpenAI-compatible routes (edge/openai).
+	"github.com/gemini-balance-go/edge/openai"
+)
+
+// mountOpenAI mounts the OpenAI-compatible routes (edge/openai) with the
+// client-token check in OpenAI's error shape.
 func (g *Gateway) mountOpenAI(e *gin.Engine) {
-	// LEAD: edge/openai did not exist when this was written. Replace the
-	// line below with: openai.Register(e, openai.Deps{Relay: g.Relay, Settings: g.deps.Settings, Logger: g.log, Auth: g.AuthWith(openai.WriteAuthError)})
-	_ = e
+	openai.Register(e, openai.Deps{
+		Relay:      g.Relay,
+		Settings:   g.deps.Settings,
+		Logger:     g.log,
+		Auth:       g.AuthWith(openai.WriteAuthError),
+		Registerer: g.deps.Registry,
+	})
 }

@@ -219,3 +219,27 @@ func TestHealthAnswersLikeGeminiBalance(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenAIRoutesAreMountedWithOpenAIShapedAuth(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"object":"list"`) {
+		t.Fatalf("openai models: %d %s", res.StatusCode, b)
+	}
+	res, err = http.Get(e.url + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 401 || !strings.Contains(string(b), `"invalid_api_key"`) {
+		t.Fatalf("openai auth: %d %s", res.StatusCode, b)
+	}
+}
