@@ -1,0 +1,120 @@
+// Package testenv starts the real parts logd's tests run against: an
+// embedded NATS server with the bus streams provisioned, and an embedded
+// FerretDB (SQLite, or PostgreSQL when asked).
+package testenv
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gemini-balance-go/deployments/embedded/natsd"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/natsx"
+)
+
+// NATS is a running server with a client connection.
+type NATS struct {
+	URL string
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+}
+
+// StartNATS starts an embedded JetStream server and provisions the streams.
+func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	srv := natsd.StartForTest(t)
+	nc, err := nats.Connect(srv.URL, nats.Name("logd-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := natsx.Provision(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	return &NATS{URL: srv.URL, NC: nc, JS: js}
+}
+
+// Conn opens another client connection (Watermill needs one of its own).
+func (n *NATS) Conn(t testing.TB) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(n.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// Mongo connects to uri and returns a fresh database.
+func Mongo(t testing.TB, uri, db string) *mongo.Database {
+	t.Helper()
+	cl, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(2 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
+	return cl.Database(db)
+}
+
+// Publish puts an event on subject with a message id (JetStream de-duplicates by it).
+func (n *NATS) Publish(t testing.TB, subject, msgID string, ev any) {
+	t.Helper()
+	data, ok := ev.([]byte)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := n.JS.Publish(ctx, subject, data, jetstream.WithMsgID(msgID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PublishRequests publishes events asynchronously and waits for the acks.
+func (n *NATS) PublishRequests(t testing.TB, evs []bus.RequestEvent) {
+	t.Helper()
+	for i := range evs {
+		data, err := json.Marshal(&evs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.JS.PublishAsync(bus.SubjectEventRequest, data, jetstream.WithMsgID(evs[i].ID)); err != nil {
+			t.Fatal(err)
+		}
+		if i%1000 == 999 || i == len(evs)-1 {
+			select {
+			case <-n.JS.PublishAsyncComplete():
+			case <-time.After(60 * time.Second):
+				t.Fatal("publish did not complete")
+			}
+		}
+	}
+}
+
+// Eventually polls cond until it holds or the deadline passes.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,191 @@
+// Package logstore owns logd's MongoDB collections: request_logs, error_logs,
+// rollups_hourly and the small ingest_batches journal. It writes batches
+// idempotently (the event id is the document _id) and answers the queries the
+// admin API needs, keeping busy-day answers on the hourly rollups.
+//
+// Everything stays inside the subset MongoDB and FerretDB share: no date
+// operators (hour/month buckets are stored as strings), no transactions, one
+// accumulator per $group (sums over rollups are done in Go instead).
+package logstore
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/mongox"
+)
+
+// Collection names owned by logd.
+const (
+	CollRequests = "request_logs"
+	CollErrors   = "error_logs"
+	CollRollups  = "rollups_hourly"
+	// CollBatches journals written batches, so a redelivered event whose batch
+	// never finished its rollup is counted exactly once (see Store.Write).
+	CollBatches = "ingest_batches"
+)
+
+// Any is the rollup dimension value meaning "all": rollups are kept at the
+// full hour|key|model|token level and at overall, per-key, per-model and
+// per-token levels, so every chart reads a handful of documents.
+const Any = "*"
+
+// RequestLog is one request_logs document.
+type RequestLog struct {
+	ID         string    `bson:"_id"`
+	Time       time.Time `bson:"t"`
+	Hour       string    `bson:"h"`
+	Route      string    `bson:"route,omitempty"`
+	Method     string    `bson:"method,omitempty"`
+	Path       string    `bson:"path,omitempty"`
+	Model      string    `bson:"model"`
+	Upstream   string    `bson:"upstream_model,omitempty"`
+	Stream     bool      `bson:"stream,omitempty"`
+	TokenID    string    `bson:"token_id"`
+	TokenHint  string    `bson:"token_hint,omitempty"`
+	KeyID      string    `bson:"key_id"`
+	KeyHint    string    `bson:"key_hint,omitempty"`
+	KeyKind    string    `bson:"key_kind,omitempty"`
+	Attempts   int       `bson:"attempts"`
+	Status     int       `bson:"status"`
+	Success    bool      `bson:"success"`
+	Class      string    `bson:"class,omitempty"`
+	LatencyMS  float64   `bson:"latency_ms"`
+	TTFBMS     float64   `bson:"ttfb_ms,omitempty"`
+	Prompt     int       `bson:"prompt,omitempty"`
+	Completion int       `bson:"completion,omitempty"`
+	Thoughts   int       `bson:"thoughts,omitempty"`
+	Cached     int       `bson:"cached,omitempty"`
+	Tokens     int       `bson:"tokens,omitempty"`
+	Replica    string    `bson:"replica,omitempty"`
+	Error      string    `bson:"error,omitempty"`
+	// Batch is the ingest batch that inserted the row (see Store.Write).
+	Batch string `bson:"b"`
+}
+
+// ErrorLog is one error_logs document: one failed upstream attempt.
+type ErrorLog struct {
+	ID          string    `bson:"_id"`
+	RequestID   string    `bson:"request_id,omitempty"`
+	Time        time.Time `bson:"t"`
+	Route       string    `bson:"route,omitempty"`
+	Model       string    `bson:"model"`
+	KeyID       string    `bson:"key_id"`
+	KeyHint     string    `bson:"key_hint,omitempty"`
+	Attempt     int       `bson:"attempt"`
+	Class       string    `bson:"class,omitempty"`
+	Code        int       `bson:"code"`
+	Type        string    `bson:"type"`
+	Message     string    `bson:"message,omitempty"`
+	RequestBody string    `bson:"request_body,omitempty"`
+}
+
+// Counters are the additive fields of a rollup, and the shape of every total
+// the queries return.
+type Counters struct {
+	Requests   int64   `bson:"req"`
+	Successes  int64   `bson:"ok"`
+	Failures   int64   `bson:"fail"`
+	Fail4xx    int64   `bson:"f4xx"`
+	Fail5xx    int64   `bson:"f5xx"`
+	FailOther  int64   `bson:"fother"`
+	Prompt     int64   `bson:"pt"`
+	Completion int64   `bson:"ct"`
+	Thoughts   int64   `bson:"tt"`
+	Tokens     int64   `bson:"tok"`
+	LatencySum float64 `bson:"lat"`
+}
+
+// Add accumulates o into c.
+func (c *Counters) Add(o Counters) {
+	c.Requests += o.Requests
+	c.Successes += o.Successes
+	c.Failures += o.Failures
+	c.Fail4xx += o.Fail4xx
+	c.Fail5xx += o.Fail5xx
+	c.FailOther += o.FailOther
+	c.Prompt += o.Prompt
+	c.Completion += o.Completion
+	c.Thoughts += o.Thoughts
+	c.Tokens += o.Tokens
+	c.LatencySum += o.LatencySum
+}
+
+// Rollup is one rollups_hourly document. Codes counts failures by exact
+// status code ("429" → n) for the attention-keys query.
+type Rollup struct {
+	ID       string           `bson:"_id"`
+	Hour     string           `bson:"h"`
+	Month    string           `bson:"mon"`
+	Key      string           `bson:"k"`
+	Model    string           `bson:"mo"`
+	Token    string           `bson:"tk"`
+	Codes    map[string]int64 `bson:"codes,omitempty"`
+	Counters `bson:",inline"`
+}
+
+// RollupID is the _id of the rollup for one hour and dimension set.
+func RollupID(hour, key, model, token string) string {
+	return hour + "|" + key + "|" + model + "|" + token
+}
+
+// FromRequestEvent maps an event to its document.
+func FromRequestEvent(e *bus.RequestEvent) RequestLog {
+	total := e.Usage.Total
+	if total == 0 {
+		total = e.Usage.Prompt + e.Usage.Candidates + e.Usage.Thoughts
+	}
+	return RequestLog{
+		ID: e.ID, Time: e.Time.UTC(), Hour: mongox.HourBucket(e.Time),
+		Route: e.Route, Method: e.Method, Path: e.Path, Model: e.Model, Upstream: e.Upstream, Stream: e.Stream,
+		TokenID: e.TokenID, TokenHint: e.TokenHint, KeyID: e.KeyID, KeyHint: e.KeyHint, KeyKind: e.KeyKind,
+		Attempts: e.Attempts, Status: e.Status, Success: e.Success, Class: e.Class,
+		LatencyMS: e.LatencyMS, TTFBMS: e.TTFBMS,
+		Prompt: e.Usage.Prompt, Completion: e.Usage.Candidates, Thoughts: e.Usage.Thoughts, Cached: e.Usage.Cached, Tokens: total,
+		Replica: e.Replica, Error: e.ClientError,
+	}
+}
+
+// FromErrorEvent maps an event to its document.
+func FromErrorEvent(e *bus.ErrorEvent) ErrorLog {
+	return ErrorLog{
+		ID: e.ID, RequestID: e.RequestID, Time: e.Time.UTC(), Route: e.Route, Model: e.Model,
+		KeyID: e.KeyID, KeyHint: e.KeyHint, Attempt: e.Attempt, Class: e.Class,
+		Code: e.UpstreamStatus, Type: e.ErrorType, Message: e.Message, RequestBody: e.RequestBody,
+	}
+}
+
+// countersOf is what one request adds to its rollups. Success is the
+// event's own verdict; gemini-balance counted 2xx as success, and edge sets
+// Success accordingly.
+func countersOf(r *RequestLog) (Counters, string) {
+	c := Counters{
+		Requests: 1, Prompt: int64(r.Prompt), Completion: int64(r.Completion),
+		Thoughts: int64(r.Thoughts), Tokens: int64(r.Tokens), LatencySum: r.LatencyMS,
+	}
+	if r.Success {
+		c.Successes = 1
+		return c, ""
+	}
+	c.Failures = 1
+	switch {
+	case r.Status >= 400 && r.Status < 500:
+		c.Fail4xx = 1
+	case r.Status >= 500 && r.Status < 600:
+		c.Fail5xx = 1
+	default:
+		c.FailOther = 1
+	}
+	return c, strconv.Itoa(r.Status)
+}
+
+// dim replaces an empty dimension value so "*" stays reserved for "all".
+func dim(s string) string {
+	s = strings.ReplaceAll(s, "|", "/")
+	if s == "" || s == Any {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,55 @@
+package logstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/gemini-balance-go/logd/logapi"
+	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/mongox"
+)
+
+// BatchJournalAge is how long batch journal entries are kept: longer than the
+// events stream keeps messages, so any redelivery still finds its batch.
+const BatchJournalAge = 7 * 24 * time.Hour
+
+// Retain deletes what the settings say is too old, as of now: request logs
+// and error logs when their AUTO_DELETE_* switch is on, rollups past
+// ROLLUP_RETENTION_DAYS (by hour bucket) and old batch journal entries.
+func (s *Store) Retain(ctx context.Context, set *config.Settings, now time.Time) (logapi.RetentionReply, error) {
+	now = now.UTC()
+	var out logapi.RetentionReply
+	if set.AutoDeleteRequestLogsEnabled && set.AutoDeleteRequestLogsDays > 0 {
+		cut := now.AddDate(0, 0, -set.AutoDeleteRequestLogsDays)
+		res, err := s.requests.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": cut}})
+		if err != nil {
+			return out, fmt.Errorf("delete request logs before %s: %w", cut, err)
+		}
+		out.RequestLogs = res.DeletedCount
+	}
+	if set.AutoDeleteErrorLogsEnabled && set.AutoDeleteErrorLogsDays > 0 {
+		cut := now.AddDate(0, 0, -set.AutoDeleteErrorLogsDays)
+		res, err := s.errors.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": cut}})
+		if err != nil {
+			return out, fmt.Errorf("delete error logs before %s: %w", cut, err)
+		}
+		out.ErrorLogs = res.DeletedCount
+	}
+	if set.RollupRetentionDays > 0 {
+		cut := mongox.HourBucket(now.AddDate(0, 0, -set.RollupRetentionDays))
+		res, err := s.rollups.DeleteMany(ctx, bson.M{"h": bson.M{"$lt": cut}})
+		if err != nil {
+			return out, fmt.Errorf("delete rollups before %s: %w", cut, err)
+		}
+		out.Rollups = res.DeletedCount
+	}
+	res, err := s.batches.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": now.Add(-BatchJournalAge)}})
+	if err != nil {
+		return out, fmt.Errorf("delete batch journal: %w", err)
+	}
+	out.Batches = res.DeletedCount
+	return out, nil
+}

@@ -1,0 +1,146 @@
+package logstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gemini-balance-go/deployments/embedded/ferret"
+	"github.com/gemini-balance-go/logd/logstore"
+)
+
+func testDB(t *testing.T) *mongo.Database {
+	t.Helper()
+	uri := ferret.StartForTest(t)
+	cl, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
+	return cl.Database("logd_test")
+}
+
+func newStore(t *testing.T) (*logstore.Store, *mongo.Database) {
+	t.Helper()
+	db := testDB(t)
+	st := logstore.New(db)
+	if err := st.EnsureIndexes(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st, db
+}
+
+var t0 = time.Date(2026, 11, 27, 6, 30, 0, 0, time.UTC)
+
+func req(id string, at time.Time, key, model, token string, status int, tokens int) logstore.RequestLog {
+	return logstore.RequestLog{
+		ID: id, Time: at, Model: model, KeyID: key, TokenID: token, Status: status,
+		Success: status >= 200 && status < 300, LatencyMS: 100, Prompt: tokens, Completion: tokens, Tokens: 2 * tokens,
+		Hour: at.UTC().Format("2006-01-02T15"),
+	}
+}
+
+func rollup(t *testing.T, db *mongo.Database, id string) logstore.Rollup {
+	t.Helper()
+	var r logstore.Rollup
+	if err := db.Collection(logstore.CollRollups).FindOne(context.Background(), bson.M{"_id": id}).Decode(&r); err != nil {
+		t.Fatalf("rollup %s: %v", id, err)
+	}
+	return r
+}
+
+func count(t *testing.T, db *mongo.Database, coll string) int64 {
+	t.Helper()
+	n, err := db.Collection(coll).CountDocuments(context.Background(), bson.M{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestRedeliveredEventIsStoredAndCountedOnce(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	a := req("ev-1", t0, "k1", "gemini-2.5-flash", "tok1", 200, 10)
+	if _, err := st.Write(ctx, "batch-1", []logstore.RequestLog{a}, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Write(ctx, "batch-2", []logstore.RequestLog{a, req("ev-2", t0, "k1", "gemini-2.5-flash", "tok1", 429, 0)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != 1 || res.Duplicates != 1 || res.Rolled != 1 {
+		t.Fatalf("second write = %+v, want 1 inserted, 1 duplicate, 1 rolled", res)
+	}
+	if n := count(t, db, logstore.CollRequests); n != 2 {
+		t.Fatalf("request_logs = %d, want 2", n)
+	}
+	full := rollup(t, db, "2026-11-27T06|k1|gemini-2.5-flash|tok1")
+	if full.Requests != 2 || full.Successes != 1 || full.Failures != 1 || full.Fail4xx != 1 || full.Codes["429"] != 1 || full.Prompt != 10 {
+		t.Fatalf("full rollup = %+v", full)
+	}
+	all := rollup(t, db, "2026-11-27T06|*|*|*")
+	if all.Requests != 2 || all.Tokens != 20 || all.LatencySum != 200 {
+		t.Fatalf("overall rollup = %+v", all)
+	}
+}
+
+func TestRetriedBatchDoesNotDoubleCountRollups(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	batch := []logstore.RequestLog{req("a", t0, "k1", "m", "t", 200, 1), req("b", t0, "k2", "m", "t", 500, 1)}
+	for i := 0; i < 3; i++ { // a retry after a failure anywhere in the batch repeats the same batch id
+		cp := append([]logstore.RequestLog(nil), batch...)
+		if _, err := st.Write(ctx, "same-batch", cp, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := rollup(t, db, "2026-11-27T06|*|*|*"); r.Requests != 2 || r.Fail5xx != 1 {
+		t.Fatalf("overall rollup after retries = %+v, want 2 requests", r)
+	}
+}
+
+func TestUnfinishedBatchIsRolledUpByItsRedelivery(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	// Simulate a crash after the rows were inserted and before the rollup:
+	// rows exist with a batch that has no journal entry.
+	for _, id := range []string{"x", "y"} {
+		r := req(id, t0, "k1", "m", "t", 200, 1)
+		r.Batch = "crashed"
+		if _, err := db.Collection(logstore.CollRequests).InsertOne(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Write(ctx, "redelivery-1", []logstore.RequestLog{req("x", t0, "k1", "m", "t", 200, 1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write(ctx, "redelivery-2", []logstore.RequestLog{req("y", t0, "k1", "m", "t", 200, 1), req("x", t0, "k1", "m", "t", 200, 1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := rollup(t, db, "2026-11-27T06|*|*|*"); r.Requests != 2 {
+		t.Fatalf("overall rollup = %+v, want 2 requests", r)
+	}
+	if n := count(t, db, logstore.CollRequests); n != 2 {
+		t.Fatalf("request_logs = %d, want 2", n)
+	}
+}
+
+func TestErrorLogsAreStoredOnce(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	e := logstore.ErrorLog{ID: "e1", Time: t0, Model: "m", KeyID: "k1", Code: 429, Type: "gemini-chat-stream", Message: "quota"}
+	for i := 0; i < 2; i++ {
+		if _, err := st.Write(ctx, fmt.Sprint("b", i), nil, []logstore.ErrorLog{e, e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(t, db, logstore.CollErrors); n != 1 {
+		t.Fatalf("error_logs = %d, want 1", n)
+	}
+}

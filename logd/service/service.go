@@ -1,0 +1,168 @@
+// Package service runs logd: the event ingester, the query endpoints and
+// retention on schedulerd's retention tick. main.go and the all-in-one call Run.
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/gemini-balance-go/logd/endpoints"
+	"github.com/gemini-balance-go/logd/ingest"
+	"github.com/gemini-balance-go/logd/logapi"
+	"github.com/gemini-balance-go/logd/logstore"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/natsx"
+)
+
+// ConsumerRetention is the durable consumer of retention ticks.
+const ConsumerRetention = "logd-retention"
+
+// Deps are logd's connections. The streams must be provisioned
+// (natsx.Provision) before Run.
+type Deps struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	DB       *mongo.Database
+	Settings *natsx.Settings
+	Infra    config.Infra
+	Log      *slog.Logger
+	Registry *prometheus.Registry // nil: metrics are not exported
+	// Ingest tunes batching; zero values take the defaults.
+	Ingest ingest.Options
+	// Ready, when set, is called once the endpoints answer and ingest runs.
+	Ready func()
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, d Deps) error {
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	store := logstore.New(d.DB)
+	if err := ensureIndexes(ctx, store, log); err != nil {
+		return err
+	}
+
+	// Watermill drains the connection it is given on close: give it its own.
+	opts := d.NC.Opts
+	opts.Name = opts.Name + "-ingest"
+	inConn, err := opts.Connect()
+	if err != nil {
+		return fmt.Errorf("connect ingest nats: %w", err)
+	}
+	defer inConn.Close()
+
+	retain := func(ctx context.Context) (logapi.RetentionReply, error) {
+		res, err := store.Retain(ctx, d.Settings.Get(), time.Now())
+		if err == nil {
+			log.Info("retention done", "request_logs", res.RequestLogs, "error_logs", res.ErrorLogs, "rollups", res.Rollups)
+		}
+		return res, err
+	}
+	svc, err := endpoints.Register(d.NC, store, retain, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = svc.Stop() }()
+
+	var m *ingest.Metrics
+	if d.Registry != nil {
+		m = ingest.NewMetrics(d.Registry)
+	}
+	in := ingest.New(d.Ingest, ingest.Deps{Conn: inConn, JS: d.JS, Store: store, Log: log, Metrics: m})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := in.Run(ctx); err != nil {
+			errc <- fmt.Errorf("ingest: %w", err)
+			cancel()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := runRetention(ctx, d.JS, retain, log); err != nil {
+			errc <- fmt.Errorf("retention: %w", err)
+			cancel()
+		}
+	}()
+	if d.Ready != nil {
+		d.Ready()
+	}
+	log.Info("logd running")
+	<-ctx.Done()
+	wg.Wait()
+	close(errc)
+	return <-errc // nil when both stopped cleanly
+}
+
+func ensureIndexes(ctx context.Context, store *logstore.Store, log *slog.Logger) error {
+	backoff := 200 * time.Millisecond
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := store.EnsureIndexes(ictx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.Warn("create indexes; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// runRetention runs a retention pass per retention tick. A tick is acked
+// only after its pass succeeded; a failed pass is retried by redelivery.
+func runRetention(ctx context.Context, js jetstream.JetStream, retain endpoints.Retainer, log *slog.Logger) error {
+	cons, err := js.CreateOrUpdateConsumer(ctx, bus.StreamTicks, jetstream.ConsumerConfig{
+		Durable:       ConsumerRetention,
+		Description:   "logd: delete old logs on each retention tick",
+		FilterSubject: bus.SubjectTickRetention,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       5 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer %s: %w", ConsumerRetention, err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		var t bus.Tick
+		if err := json.Unmarshal(msg.Data(), &t); err != nil {
+			log.Warn("bad retention tick; dropped", "err", err)
+			_ = msg.Term()
+			return
+		}
+		if _, err := retain(ctx); err != nil {
+			log.Error("retention failed; tick will be redelivered", "slot", t.Slot, "err", err)
+			_ = msg.NakWithDelay(time.Minute)
+			return
+		}
+		_ = msg.Ack()
+	})
+	if err != nil {
+		return fmt.Errorf("consume retention ticks: %w", err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	return nil
+}
