@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -99,7 +99,6 @@ func New(opt Options, deps Deps) *Ingester {
 	}
 	return &Ingester{opt: opt, deps: deps, log: log, m: m}
 }
-
 
 type batch struct {
 	id   string
@@ -235,6 +234,7 @@ loop:
 	wg.Wait()
 	return nil
 }
+
 // subscribe starts a Watermill subscriber with count queue subscriptions
 // bound to the topic's durable consumer.
 func (in *Ingester) subscribe(ctx context.Context, conn *nats.Conn, topic string, count int) (<-chan *message.Message, func(), error) {
@@ -291,7 +291,7 @@ func (in *Ingester) ensureConsumers(ctx context.Context) error {
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        in.opt.AckWait,
-			MaxDeliver:     -1, // never give up: a stored event must not be dropped
+			MaxDeliver:     -1,                   // never give up: a stored event must not be dropped
 			MaxAckPending:  2 * in.opt.BatchSize, // about one in flight per subscription
 		})
 		if err != nil {
@@ -458,4 +458,3 @@ func (rawUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	msg.Metadata.Set(metaSubject, m.Subject)
 	return msg, nil
 }
-
