@@ -93,7 +93,13 @@ func TestRequestThroughEachEdgeIsAnsweredLoggedAndPublishedWithoutSecrets(t *tes
 		}
 	}
 
-	// No secret in any event payload or process log.
+	noSecrets(t, s, tap)
+}
+
+// noSecrets fails if any event payload seen by tap or any process log holds a configured
+// API key, client token or the admin password in full.
+func noSecrets(t *testing.T, s *stack.Stack, tap *tap) {
+	t.Helper()
 	secrets := append(append(s.Keys(), s.Tokens()...), s.AuthToken())
 	for _, m := range tap.all() {
 		for _, sec := range secrets {
@@ -103,6 +109,9 @@ func TestRequestThroughEachEdgeIsAnsweredLoggedAndPublishedWithoutSecrets(t *tes
 		}
 	}
 	for name, log := range s.Logs() {
+		if name == "fake" {
+			continue // the upstream stand-in is not part of the product
+		}
 		for _, sec := range secrets {
 			if strings.Contains(log, sec) {
 				t.Errorf("log of %s carries a configured secret (%s…)", name, sec[:6])
