@@ -21,14 +21,14 @@ import (
 
 // stack is an embedded NATS server and FerretDB shared by the replicas of a test.
 type stack struct {
-	t   *testing.T
+	t   testing.TB
 	url string
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	db  *mongo.Database
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	ns := natsd.StartForTest(t)
 	uri := ferret.StartForTest(t)
@@ -120,7 +120,7 @@ func (st *stack) start(o replicaOpts) *replica {
 }
 
 // call sends a JSON request over NATS and decodes the JSON reply.
-func call[Rep any](t *testing.T, nc *nats.Conn, subject string, req any) Rep {
+func call[Rep any](t testing.TB, nc *nats.Conn, subject string, req any) Rep {
 	t.Helper()
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -139,7 +139,7 @@ func call[Rep any](t *testing.T, nc *nats.Conn, subject string, req any) Rep {
 
 // eventually polls cond until it holds; it fails the test after 10 s. It
 // waits for asynchronous effects, it does not assert on timing.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
