@@ -32,6 +32,7 @@ func DefaultModels() []Model {
 }
 
 // serveAPI routes Gemini REST paths: /{v1beta|v1|v1alpha}/models..., /files...,
+// /v1beta1/publishers/google/models... (Vertex Express),
 // /upload/{ver}/files, /{ver}/openai/...
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
@@ -43,10 +44,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ver, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	if ver != "v1beta" && ver != "v1" && ver != "v1alpha" {
+	if ver != "v1beta" && ver != "v1" && ver != "v1alpha" && ver != "v1beta1" {
 		s.notFound(w, r)
 		return
 	}
+	// Vertex AI Express mode: {VERTEX_EXPRESS_BASE_URL}=<fake>/v1beta1/publishers/google,
+	// same bodies and answers as the Gemini API.
+	rest = strings.TrimPrefix(rest, "publishers/google/")
 	switch {
 	case rest == "models" && r.Method == http.MethodGet:
 		s.serveModelList(w, r)
@@ -235,7 +239,12 @@ func (s *Server) serveModelMethod(w http.ResponseWriter, r *http.Request, model,
 				w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 				_, _ = w.Write(reply.Raw)
 			} else {
-				writeJSON(w, merge(chunks))
+				out := merge(chunks)
+				if reply.Parts == nil && reply.Chunks == nil && len(out.Candidates) > 0 {
+					// The default echo is split only to make streams; unary answers carry one text part.
+					out.Candidates[0].Content.Parts = joinText(out.Candidates[0].Content.Parts)
+				}
+				writeJSON(w, out)
 			}
 			s.finish(req, 200, false)
 			return
@@ -398,6 +407,25 @@ func merge(chunks []GenerateContentResponse) GenerateContentResponse {
 	cand := last.Candidates[0]
 	cand.Content = &Content{Parts: parts, Role: "model"}
 	out.Candidates = []Candidate{cand}
+	return out
+}
+
+// joinText folds runs of plain text parts (same thought flag) into one part.
+func joinText(parts []Part) []Part {
+	var out []Part
+	for _, p := range parts {
+		plain := p.InlineData == nil && p.FunctionCall == nil && len(p.Raw) == 0 && p.ExecutableCode == nil && p.CodeExecResult == nil
+		if n := len(out); n > 0 && plain {
+			last := &out[n-1]
+			if last.InlineData == nil && last.FunctionCall == nil && len(last.Raw) == 0 && last.ExecutableCode == nil && last.CodeExecResult == nil &&
+				last.Thought == p.Thought && len(last.ThoughtSignature) == 0 {
+				last.Text += p.Text
+				last.ThoughtSignature = p.ThoughtSignature
+				continue
+			}
+		}
+		out = append(out, p)
+	}
 	return out
 }
 

@@ -154,3 +154,26 @@ func TestModelListCanBeReplacedRemotely(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+func TestVertexExpressPathAnswersLikeGemini(t *testing.T) {
+	fake := fakegemini.Start(t, fakegemini.Options{Keys: []string{"vk"}})
+	r := post(t, fake.URL+"/v1beta1/publishers/google/models/gemini-2.5-flash:generateContent?key=vk", hello, nil)
+	var res fakegemini.GenerateContentResponse
+	if err := json.NewDecoder(r.Body).Decode(&res); err != nil || r.StatusCode != 200 || res.Candidates[0].Content.Parts[0].Text != "echo: hi you" {
+		t.Fatalf("%d %v %+v", r.StatusCode, err, res)
+	}
+}
+
+func TestOpenAICompatibleEmbeddings(t *testing.T) {
+	fake := fakegemini.Start(t, fakegemini.Options{Keys: []string{"k"}})
+	r := post(t, fake.URL+"/v1beta/openai/embeddings", `{"model":"gemini-embedding-001","input":["a","b"],"dimensions":4}`, map[string]string{"Authorization": "Bearer k"})
+	var out struct {
+		Data []struct {
+			Index     int       `json:"index"`
+			Embedding []float64 `json:"embedding"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&out); err != nil || len(out.Data) != 2 || len(out.Data[1].Embedding) != 4 || out.Data[1].Index != 1 {
+		t.Fatalf("%v %+v", err, out)
+	}
+}

@@ -15,6 +15,8 @@ func (s *Server) serveOpenAI(w http.ResponseWriter, r *http.Request, rest string
 	switch {
 	case rest == "chat/completions" && r.Method == http.MethodPost:
 		s.serveOpenAIChat(w, r)
+	case rest == "embeddings" && r.Method == http.MethodPost:
+		s.serveOpenAIEmbeddings(w, r)
 	case rest == "models" && r.Method == http.MethodGet:
 		req, ok := s.beginOpenAI(w, r, "openai.models", "")
 		if !ok {
@@ -181,4 +183,41 @@ func (s *Server) serveOpenAIChat(w http.ResponseWriter, r *http.Request) {
 	send(last)
 	_, _ = w.Write([]byte("data: [DONE]\n\n"))
 	s.finish(req, 200, r.Context().Err() != nil)
+}
+
+func (s *Server) serveOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) {
+	req, ok := s.beginOpenAI(w, r, "openai.embeddings", "")
+	if !ok {
+		return
+	}
+	var body struct {
+		Model      string          `json:"model"`
+		Input      json.RawMessage `json:"input"`
+		Dimensions int             `json:"dimensions"`
+	}
+	_ = json.Unmarshal(req.Body, &body)
+	var inputs []string
+	var one string
+	if json.Unmarshal(body.Input, &one) == nil {
+		inputs = []string{one}
+	} else {
+		_ = json.Unmarshal(body.Input, &inputs)
+	}
+	s.mu.Lock()
+	req.Model = strings.TrimPrefix(body.Model, "models/")
+	s.modelHits[req.Model]++
+	s.mu.Unlock()
+	dims := body.Dimensions
+	if dims <= 0 {
+		dims = 8
+	}
+	data := make([]any, 0, len(inputs))
+	tokens := 0
+	for i, in := range inputs {
+		data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": embed([]string{in}, dims)})
+		tokens += tokensOf(in)
+	}
+	writeJSON(w, map[string]any{"object": "list", "data": data, "model": body.Model,
+		"usage": map[string]any{"prompt_tokens": tokens, "total_tokens": tokens}})
+	s.finish(req, 200, false)
 }
