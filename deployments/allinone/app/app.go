@@ -1,0 +1,307 @@
+// Package app is the all-in-one Gemini Balance: an embedded NATS server
+// (JetStream), an embedded FerretDB on SQLite unless MONGO_URI is set, and
+// all five services in one process, with the public API and the admin on
+// one HTTP listener.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	admind "github.com/gemini-balance-go/admind/server"
+	"github.com/gemini-balance-go/deployments/embedded/ferret"
+	"github.com/gemini-balance-go/deployments/embedded/natsd"
+	"github.com/gemini-balance-go/edge/gateway"
+	keyd "github.com/gemini-balance-go/keyd/service"
+	logd "github.com/gemini-balance-go/logd/service"
+	"github.com/gemini-balance-go/schedulerd/ticks"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/mongox"
+	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/shared/obs"
+)
+
+// Options configure the all-in-one; main fills them from the environment.
+type Options struct {
+	Infra config.Infra
+	// Settings seed the settings document on first start (the environment).
+	Settings config.Settings
+	// Listener, when set, replaces listening on Infra.Port (tests).
+	Listener net.Listener
+	// TickInterval, when set, replaces both tick schedules (TICK_INTERVAL).
+	TickInterval time.Duration
+	// LogOutput receives every service's JSON log lines (default stderr).
+	LogOutput io.Writer
+	// Transport, when set, replaces edge's upstream transport.
+	Transport http.RoundTripper
+}
+
+// EdgePrefixes are routed to edge; everything else goes to admind.
+var EdgePrefixes = []string{"/v1beta/", "/v1/", "/hf/", "/openai/", "/gemini/", "/vertex-express/", "/upload/"}
+
+// App is a running all-in-one.
+type App struct {
+	// URL is the HTTP base URL, NATSURL the embedded server's client URL
+	// (NATS_LISTEN), MongoURI the store's URI.
+	URL, NATSURL, MongoURI string
+	// Mongo is the process's MongoDB client.
+	Mongo *mongo.Client
+
+	log      *slog.Logger
+	http     *http.Server
+	cancel   context.CancelFunc // stops the services
+	wg       sync.WaitGroup     // service goroutines
+	conns    []*nats.Conn
+	nats     *natsd.Server
+	store    *ferret.Store
+	failed   chan error // first service failure
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start brings everything up and returns once the HTTP listener serves.
+// On error, whatever was started is stopped again.
+func Start(ctx context.Context, o Options) (_ *App, err error) {
+	if o.LogOutput == nil {
+		o.LogOutput = os.Stderr
+	}
+	base := slog.New(slog.NewJSONHandler(o.LogOutput, &slog.HandlerOptions{Level: obs.Level}))
+	logFor := func(svc string) *slog.Logger { return base.With("svc", svc) }
+	a := &App{log: logFor("gemini-balance"), failed: make(chan error, 8)}
+	defer func() {
+		if err != nil {
+			a.teardown()
+		}
+	}()
+	obs.SetLevel(o.Settings.LogLevel)
+	in := o.Infra
+
+	dataDir, err := filepath.Abs(in.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("config: DATA_DIR: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("config: DATA_DIR: %w", err)
+	}
+
+	// The bus: embedded unless NATS_URL points elsewhere.
+	connOpts := natsx.Options{URL: in.NATSURL, User: in.NATSUser, Password: in.NATSPassword, Token: in.NATSToken, Creds: in.NATSCreds}
+	if in.NATSURL == "" {
+		a.nats, err = natsd.Start(natsd.Options{StoreDir: filepath.Join(dataDir, "nats"), Listen: in.NATSListen, ServerName: "gemini-balance"})
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats (NATS_LISTEN=%s): %w", in.NATSListen, err)
+		}
+		a.NATSURL = a.nats.URL
+		connOpts.InProcess = a.nats.Server // services talk in-process; NATS_LISTEN is for taps
+	}
+	connect := func(svc string) (*nats.Conn, error) {
+		co := connOpts
+		co.Name, co.Logger = svc+"-"+in.Replica, logFor(svc)
+		nc, err := natsx.Connect(co)
+		if err == nil {
+			a.conns = append(a.conns, nc)
+		}
+		return nc, err
+	}
+
+	// The store: embedded FerretDB on SQLite unless MONGO_URI is set.
+	a.MongoURI = in.MongoURI
+	if a.MongoURI == "" {
+		a.store, err = ferret.Start(context.Background(), ferret.Options{DataDir: filepath.Join(dataDir, "store")})
+		if err != nil {
+			return nil, fmt.Errorf("embedded store: %w", err)
+		}
+		a.MongoURI = a.store.URI
+	}
+	a.Mongo, err = mongox.Connect(ctx, a.MongoURI, "gemini-balance")
+	if err != nil {
+		return nil, err
+	}
+	db := a.Mongo.Database(in.MongoDB)
+
+	conns := map[string]*nats.Conn{}
+	for _, svc := range bus.AllServices {
+		if conns[svc], err = connect(svc); err != nil {
+			return nil, err
+		}
+	}
+	js, err := jetstream.New(conns[bus.ServiceAdmind])
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := natsx.ProvisionWithRetry(ctx, js); err != nil {
+		return nil, err
+	}
+
+	// One live settings object for the process: the stored document if the
+	// bus has one (a restart), the environment otherwise.
+	live := natsx.NewSettings(o.Settings)
+	if cur, ok, err := natsx.FetchSettings(ctx, js); err == nil && ok {
+		live.Set(cur)
+	}
+
+	// Metrics: one registry per service so their names never collide, one endpoint.
+	regs := map[string]*prometheus.Registry{}
+	gatherers := prometheus.Gatherers{obs.NewRegistry()}
+	for _, svc := range bus.AllServices {
+		regs[svc] = prometheus.NewRegistry()
+		gatherers = append(gatherers, regs[svc])
+	}
+	jsFor := func(svc string) jetstream.JetStream { j, _ := jetstream.New(conns[svc]); return j }
+
+	// Build the HTTP services before watching settings: they register
+	// change callbacks, which must happen before the watch starts.
+	edge, err := gateway.New(gateway.Deps{NC: conns[bus.ServiceEdge], JS: jsFor(bus.ServiceEdge), Settings: live, Infra: in, Logger: logFor(bus.ServiceEdge), Registry: regs[bus.ServiceEdge], Transport: o.Transport})
+	if err != nil {
+		return nil, err
+	}
+	health := &obs.Health{Service: "gemini-balance", Checks: []obs.Check{
+		{Name: "nats", Check: func(context.Context) error {
+			if !conns[bus.ServiceAdmind].IsConnected() {
+				return errors.New("not connected")
+			}
+			return nil
+		}},
+		{Name: "mongo", Check: func(ctx context.Context) error { return mongox.Ping(ctx, a.Mongo) }},
+	}}
+	seed := o.Settings
+	admin, err := admind.New(admind.Deps{NC: conns[bus.ServiceAdmind], DB: db, Settings: live, Seed: &seed, Log: logFor(bus.ServiceAdmind), Replica: in.Replica,
+		Health: health, Metrics: promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{})})
+	if err != nil {
+		return nil, err
+	}
+	live.OnChange(func(s config.Settings) { obs.SetLevel(s.LogLevel) })
+
+	svcCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	if err := live.Watch(svcCtx, js, logFor("settings")); err != nil {
+		return nil, err
+	}
+	run := func(name string, f func(context.Context) error) {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := f(svcCtx); err != nil && svcCtx.Err() == nil {
+				a.failed <- fmt.Errorf("%s: %w", name, err)
+			} else if svcCtx.Err() == nil {
+				a.failed <- fmt.Errorf("%s stopped unexpectedly", name)
+			}
+		}()
+	}
+	run(bus.ServiceAdmind, admin.Run)
+	run(bus.ServiceKeyd, func(ctx context.Context) error {
+		return keyd.Run(ctx, keyd.Deps{NC: conns[bus.ServiceKeyd], JS: jsFor(bus.ServiceKeyd), DB: db, Settings: live, Infra: in, Log: base, Metrics: regs[bus.ServiceKeyd]})
+	})
+	run(bus.ServiceLogd, func(ctx context.Context) error {
+		return logd.Run(ctx, logd.Deps{NC: conns[bus.ServiceLogd], JS: jsFor(bus.ServiceLogd), DB: db, Settings: live, Infra: in, Log: logFor(bus.ServiceLogd), Registry: regs[bus.ServiceLogd]})
+	})
+	run(bus.ServiceSchedulerd, func(ctx context.Context) error {
+		return ticks.Run(ctx, ticks.Deps{NC: conns[bus.ServiceSchedulerd], Settings: live, Log: logFor(bus.ServiceSchedulerd), Registry: regs[bus.ServiceSchedulerd], Interval: o.TickInterval, Replica: in.Replica})
+	})
+	run(bus.ServiceEdge, edge.Run)
+
+	ln := o.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", ":"+strconv.Itoa(in.Port)); err != nil {
+			return nil, fmt.Errorf("config: PORT: %w", err)
+		}
+	}
+	a.URL = "http://" + loopback(ln.Addr())
+	a.http = &http.Server{Handler: Route(edge.Handler(), admin.Handler()), ReadHeaderTimeout: 30 * time.Second}
+	go func() {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.failed <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	a.log.Info("gemini-balance running", "url", a.URL, "nats", a.NATSURL, "data_dir", dataDir, "embedded_store", a.store != nil)
+	return a, nil
+}
+
+// Route sends the public API (and /health) to edge, the rest to admind.
+func Route(edge, admin http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "/health" {
+			edge.ServeHTTP(w, r)
+			return
+		}
+		for _, pre := range EdgePrefixes {
+			if strings.HasPrefix(p, pre) {
+				edge.ServeHTTP(w, r)
+				return
+			}
+		}
+		admin.ServeHTTP(w, r)
+	})
+}
+
+// Failed delivers the first service failure; the caller should then Stop.
+func (a *App) Failed() <-chan error { return a.failed }
+
+// Stop drains in order: HTTP first (open streams may finish, services still
+// answer them), then the services (edge flushes its event queue, keyd its
+// state), then the connections, the store and NATS last.
+func (a *App) Stop(ctx context.Context) error {
+	a.stopOnce.Do(func() {
+		if a.http != nil {
+			if err := a.http.Shutdown(ctx); err != nil {
+				a.stopErr = fmt.Errorf("http shutdown: %w", err)
+			}
+		}
+		a.teardown()
+	})
+	return a.stopErr
+}
+
+func (a *App) teardown() {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	for _, nc := range a.conns {
+		_ = nc.Drain()
+	}
+	for _, nc := range a.conns {
+		for nc.IsDraining() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		nc.Close()
+	}
+	if a.Mongo != nil {
+		_ = a.Mongo.Disconnect(context.Background())
+	}
+	if a.store != nil {
+		a.store.Stop()
+	}
+	if a.nats != nil {
+		a.nats.Shutdown()
+	}
+	a.log.Info("gemini-balance stopped")
+}
+
+// loopback turns a wildcard listen address into one a local client can dial.
+func loopback(addr net.Addr) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,241 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"google.golang.org/genai"
+
+	"github.com/gemini-balance-go/deployments/allinone/app"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/testkit/fakegemini"
+)
+
+const (
+	key1     = "AIzaSyAllInOneKeyAAAAAAAAAAAAAAAAAAAAA"
+	key2     = "AIzaSyAllInOneKeyBBBBBBBBBBBBBBBBBBBBB"
+	token    = "sk-allinone-client-token-0123456789"
+	adminPW  = "allinone-admin-password"
+	testWait = 30 * time.Second
+)
+
+var debugLogs = &syncBuffer{}
+
+// syncBuffer collects the JSON log lines of every service.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T, dataDir, baseURL string, logs io.Writer) *app.App {
+	t.Helper()
+	in, err := config.LoadInfra()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.DataDir, in.NATSListen, in.Replica, in.NATSURL, in.MongoURI = dataDir, "127.0.0.1:0", "aio", "", ""
+	st := config.Defaults()
+	st.APIKeys = []string{key1, key2}
+	st.AllowedTokens = []string{token}
+	st.AuthToken = adminPW
+	st.BaseURL = baseURL
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	a, err := app.Start(ctx, app.Options{Infra: in, Settings: st, Listener: ln, TickInterval: 300 * time.Millisecond, LogOutput: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func stop(t *testing.T, a *app.App) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(testWait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s; logs:\n%s", what, debugLogs.String())
+}
+
+func get(t *testing.T, url, bearer string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The issue's "done when", in one process: a call through the one port is
+// answered, its event is seen by a plain `nats sub 'gb.>'`, logd stores the
+// row, admind sees all five services, keyd gets recover ticks, and after a
+// restart the row and the admin's saved settings are still there.
+func TestAllInOneAnswersRecordsAndKeepsDataAcrossRestart(t *testing.T) {
+	fake := fakegemini.Start(t, fakegemini.Options{Keys: []string{key1, key2}})
+	dir := t.TempDir()
+	logs := debugLogs
+	a := start(t, dir, fake.URL, logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testWait)
+	defer cancel()
+
+	if code, body := get(t, a.URL+"/health", ""); code != 200 {
+		t.Fatalf("/health: %d %s", code, body)
+	}
+
+	// A plain subscriber on the NATS_LISTEN address.
+	tap, err := nats.Connect(a.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []*nats.Msg
+	if _, err := tap.Subscribe("gb.>", func(m *nats.Msg) { mu.Lock(); seen = append(seen, m); mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	_ = tap.Flush()
+
+	c, err := genai.NewClient(ctx, &genai.ClientConfig{APIKey: token, Backend: genai.BackendGeminiAPI,
+		HTTPOptions: genai.HTTPOptions{BaseURL: a.URL + "/", APIVersion: "v1beta"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hello all-in-one"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Text() != "echo: hello all-in-one" {
+		t.Fatalf("answer %q", res.Text())
+	}
+
+	var eventID string
+	eventually(t, "a request event on gb.>", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range seen {
+			var ev bus.RequestEvent
+			if m.Subject == bus.SubjectEventRequest && json.Unmarshal(m.Data, &ev) == nil && ev.Success {
+				eventID = ev.ID
+				return true
+			}
+		}
+		return false
+	})
+	rows := func(a *app.App) int64 {
+		n, _ := a.Mongo.Database("gemini_balance").Collection("request_logs").CountDocuments(ctx, bson.M{"_id": eventID})
+		return n
+	}
+	eventually(t, "logd to store the request row", func() bool {
+		return rows(a) == 1
+	})
+
+	// admind finds every service over NATS micro discovery.
+	eventually(t, "all five services up in /api/health", func() bool {
+		_, body := get(t, a.URL+"/api/health", "")
+		return strings.Contains(body, `"status":"ok"`)
+	})
+
+	// keyd's durable consumer receives schedulerd's recover ticks.
+	legacy, _ := tap.JetStream()
+	eventually(t, "keyd to receive a recover tick", func() bool {
+		info, err := legacy.ConsumerInfo(bus.StreamTicks, "keyd_recover")
+		return err == nil && info.Delivered.Consumer > 0
+	})
+
+	// An admin change, to prove settings survive the restart too.
+	req, _ := http.NewRequest("PUT", a.URL+"/api/config", strings.NewReader(`{"MAX_RETRIES": 4}`))
+	req.Header.Set("Authorization", "Bearer "+adminPW)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PUT /api/config: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	tap.Close()
+	stop(t, a)
+
+	b := start(t, dir, fake.URL, logs)
+	defer stop(t, b)
+	if rows(b) != 1 {
+		t.Fatal("request row lost across a restart")
+	}
+	_, body := get(t, b.URL+"/api/config", adminPW)
+	if !strings.Contains(body, `"MAX_RETRIES":4`) {
+		t.Fatalf("saved setting lost across restart: %s", body)
+	}
+
+	// Nothing carries a configured secret in full.
+	mu.Lock()
+	defer mu.Unlock()
+	for _, sec := range []string{key1, key2, token, adminPW} {
+		for _, m := range seen {
+			if strings.Contains(string(m.Data), sec) {
+				t.Errorf("event on %s carries %s…", m.Subject, sec[:6])
+			}
+		}
+		if strings.Contains(logs.String(), sec) {
+			t.Errorf("logs carry %s…", sec[:6])
+		}
+	}
+}
+
+func TestRoutingSendsThePublicAPIToEdgeAndTheRestToAdmin(t *testing.T) {
+	edge := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "edge") })
+	admin := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "admin") })
+	h := app.Route(edge, admin)
+	cases := map[string]string{
+		"/v1beta/models/x:generateContent": "edge", "/v1/chat/completions": "edge", "/hf/v1/models": "edge",
+		"/openai/v1/models": "edge", "/gemini/v1beta/models": "edge", "/vertex-express/v1beta/models": "edge",
+		"/upload/v1beta/files": "edge", "/health": "edge",
+		"/api/health": "admin", "/auth": "admin", "/": "admin", "/metrics": "admin", "/healthz": "admin", "/v1betax": "admin",
+	}
+	for path, want := range cases {
+		rec := &recorder{h: http.Header{}}
+		h.ServeHTTP(rec, &http.Request{Method: "GET", URL: mustURL(path)})
+		if rec.body.String() != want {
+			t.Errorf("%s went to %s, want %s", path, rec.body.String(), want)
+		}
+	}
+}

@@ -1,0 +1,61 @@
+// Command gemini-balance is the all-in-one: embedded NATS and FerretDB and
+// all five services in one process. See the README for configuration.
+//
+// TICK_INTERVAL (a Go duration like "2s"), for tests and local development
+// only, makes schedulerd tick at that period instead of its schedules.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gemini-balance-go/deployments/allinone/app"
+	"github.com/gemini-balance-go/shared/config"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "gemini-balance:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	infra, err := config.LoadInfra()
+	if err != nil {
+		return err
+	}
+	settings, err := config.LoadSettings()
+	if err != nil {
+		return err
+	}
+	var tick time.Duration
+	if v := os.Getenv("TICK_INTERVAL"); v != "" {
+		if tick, err = time.ParseDuration(v); err != nil || tick <= 0 {
+			return fmt.Errorf("config: TICK_INTERVAL: want a positive duration like 2s, got %q", v)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.Start(ctx, app.Options{Infra: infra, Settings: settings, TickInterval: tick})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("gemini-balance ready on %s (nats %s)\n", a.URL, a.NATSURL)
+	var failure error
+	select {
+	case <-ctx.Done():
+	case failure = <-a.Failed():
+	}
+	stop() // a second signal kills the process the default way
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Stop(sctx); err != nil && failure == nil {
+		failure = err
+	}
+	return failure
+}
