@@ -197,3 +197,37 @@ func TestRecoverTickRestoresAKeyThatWorksAgain(t *testing.T) {
 	}, "a recover tick and the key restored to active")
 	noSecrets(t, s, tap)
 }
+
+// A client that goes away mid-stream cancels the upstream call: the fake, a separate
+// process behind edge, sees its request cancelled long before the stream would end.
+func TestClientDisconnectCancelsTheUpstreamStream(t *testing.T) {
+	s := stack.Start(t, stack.Options{Edges: 1, Without: []string{"admind", "schedulerd"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fake := s.Fake()
+	slow := map[string]fakegemini.Behaviour{}
+	for _, k := range s.Keys() {
+		slow[k] = fakegemini.Behaviour{ChunkDelay: fakegemini.Duration(time.Hour)}
+	}
+	if err := fake.SetKeys(ctx, slow); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	for chunk, err := range s.Gemini(t, 0).Models.GenerateContentStream(sctx, "gemini-2.5-flash", genai.Text("a b c d e f"), nil) {
+		if err != nil {
+			t.Fatalf("first event: %v", err)
+		}
+		if chunk.Text() == "" {
+			t.Fatal("first event carried no text")
+		}
+		break // the client stops reading and hangs up
+	}
+	scancel()
+	st, err := fake.WaitCancelled(ctx, 1, 20*time.Second)
+	if err != nil {
+		t.Fatalf("upstream call not cancelled: %v", err)
+	}
+	if st.Cancelled != 1 {
+		t.Errorf("cancelled = %d", st.Cancelled)
+	}
+}
