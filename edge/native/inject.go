@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -97,8 +98,7 @@ func Inject(body []byte, m Model, st *config.Settings) (out []byte, applied []st
 
 	if len(st.SafetySettings) > 0 {
 		if _, ss := pick(root, "safetySettings", "safety_settings"); !ss.Exists() {
-			raw, _ := json.Marshal(st.SafetySettings)
-			set("safetySettings", raw, "safetySettings")
+			set("safetySettings", safetyJSON(st), "safetySettings")
 		}
 	}
 
@@ -144,6 +144,24 @@ func Inject(body []byte, m Model, st *config.Settings) (out []byte, applied []st
 		}
 	}
 	return out, applied
+}
+
+type safetyEntry struct {
+	st  *config.Settings
+	raw []byte
+}
+
+var safetyCache atomic.Pointer[safetyEntry]
+
+// safetyJSON encodes SAFETY_SETTINGS once per settings version (the live
+// settings pointer changes on every update).
+func safetyJSON(st *config.Settings) []byte {
+	if e := safetyCache.Load(); e != nil && e.st == st {
+		return e.raw
+	}
+	raw, _ := json.Marshal(st.SafetySettings)
+	safetyCache.Store(&safetyEntry{st: st, raw: raw})
+	return raw
 }
 
 // minimalThinking is the "thinking off" setting per model family: budget 0

@@ -200,6 +200,10 @@ func usageOf(data []byte) bus.Usage {
 	if j < 0 {
 		return bus.Usage{}
 	}
+	obj := objectAt(rest[j:])
+	if obj == nil {
+		return bus.Usage{}
+	}
 	var u struct {
 		Prompt     int `json:"promptTokenCount"`
 		Candidates int `json:"candidatesTokenCount"`
@@ -207,8 +211,37 @@ func usageOf(data []byte) bus.Usage {
 		Cached     int `json:"cachedContentTokenCount"`
 		Total      int `json:"totalTokenCount"`
 	}
-	if err := json.NewDecoder(bytes.NewReader(rest[j:])).Decode(&u); err != nil {
+	if err := json.Unmarshal(obj, &u); err != nil {
 		return bus.Usage{}
 	}
 	return bus.Usage{Prompt: u.Prompt, Candidates: u.Candidates, Thoughts: u.Thoughts, Cached: u.Cached, Total: u.Total}
+}
+
+// objectAt returns the JSON object starting at b[0] ('{'), or nil when it is
+// not closed.
+func objectAt(b []byte) []byte {
+	depth, inStr, esc := 0, false, false
+	for i, c := range b {
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+			if depth == 0 {
+				return b[:i+1]
+			}
+		}
+	}
+	return nil
 }

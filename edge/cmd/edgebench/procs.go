@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// proc is a child process the benchmark started (and will stop).
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	url  string
+}
+
+// startRole re-runs this binary in a role and waits for its LISTEN line.
+func startRole(name string, args ...string) (*proc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), "LISTEN "); ok {
+			go func() { _, _ = io.Copy(io.Discard, out) }()
+			return &proc{name: name, cmd: cmd, url: u}, nil
+		}
+	}
+	_ = cmd.Process.Kill()
+	return nil, fmt.Errorf("%s did not start", name)
+}
+
+// startAllInOne runs the gemini-balance binary against the fake.
+func startAllInOne(bin, fakeURL, token string, keys []string, port, natsPort int, dataDir string) (*proc, error) {
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"PORT="+strconv.Itoa(port),
+		"DATA_DIR="+dataDir,
+		"NATS_LISTEN=127.0.0.1:"+strconv.Itoa(natsPort),
+		"NATS_URL=", "MONGO_URI=",
+		"API_KEYS="+strings.Join(keys, ","),
+		"ALLOWED_TOKENS="+token,
+		"AUTH_TOKEN=bench-admin-password-0123456789",
+		"BASE_URL="+fakeURL,
+		"LOG_LEVEL=error",
+	)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{name: "gemini-balance", cmd: cmd, url: "http://127.0.0.1:" + strconv.Itoa(port)}
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, p.url+"/v1beta/models", nil)
+		req.Header.Set("x-goog-api-key", token)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return p, nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p.stop()
+	return nil, fmt.Errorf("gemini-balance did not become ready on %s", p.url)
+}
+
+func (p *proc) stop() {
+	if p == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// cpu returns the process's user+system CPU time so far.
+func (p *proc) cpu() time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// rss returns the resident set size in bytes.
+func (p *proc) rss() int64 {
+	f, err := os.Open("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
