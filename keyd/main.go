@@ -78,6 +78,12 @@ func run(log *slog.Logger) error {
 	defer mcl.Disconnect(context.Background())
 
 	reg := obs.NewRegistry()
+	svc, err := service.New(ctx, service.Deps{
+		NC: nc, JS: js, DB: mcl.Database(infra.MongoDB), Settings: live, Infra: infra, Log: log, Metrics: reg,
+	})
+	if err != nil {
+		return err
+	}
 	health := &obs.Health{Service: bus.ServiceKeyd, Checks: []obs.Check{
 		{Name: "nats", Check: func(context.Context) error {
 			if !nc.IsConnected() {
@@ -86,6 +92,7 @@ func run(log *slog.Logger) error {
 			return nil
 		}},
 		{Name: "mongo", Check: func(c context.Context) error { return mongox.Ping(c, mcl) }},
+		{Name: "keyd", Check: svc.Ready},
 	}}
 	mux := http.NewServeMux()
 	obs.Mount(mux, health, reg)
@@ -102,7 +109,5 @@ func run(log *slog.Logger) error {
 		_ = srv.Shutdown(sctx)
 	}()
 
-	return service.Run(ctx, service.Deps{
-		NC: nc, JS: js, DB: mcl.Database(infra.MongoDB), Settings: live, Infra: infra, Log: log, Metrics: reg,
-	})
+	return svc.Serve(ctx)
 }

@@ -32,9 +32,7 @@ func TestKeydReplicaKilledUnderLoadFailsNoRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if n := keydReplicas(t, nc); n != 2 {
-		t.Fatalf("%d keyd replicas answer, want 2", n)
-	}
+	waitReplicas(t, nc, 2)
 
 	client := s.Gemini(t, 0)
 	var ok, failed atomic.Int64
@@ -78,9 +76,7 @@ func TestKeydReplicaKilledUnderLoadFailsNoRequest(t *testing.T) {
 
 	// Both replicas again; disable a key through whichever answers.
 	s.Start("keyd-0")
-	if n := keydReplicas(t, nc); n != 2 {
-		t.Fatalf("%d keyd replicas answer after the restart, want 2", n)
-	}
+	waitReplicas(t, nc, 2)
 	off := s.Keys()[0]
 	data, _ := json.Marshal(keyapi.Selection{IDs: []string{redact.ID(off)}, Reason: "e2e"})
 	msg, err := nc.Request(bus.SubjectKeyDisable, data, 10*time.Second)
@@ -127,6 +123,16 @@ func TestKeydReplicaKilledUnderLoadFailsNoRequest(t *testing.T) {
 	}
 	if n := used() - usedBefore; n != 0 {
 		t.Fatalf("the disabled key reached upstream %d times", n)
+	}
+}
+
+func waitReplicas(t *testing.T, nc *nats.Conn, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for n := keydReplicas(t, nc); n != want; n = keydReplicas(t, nc) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d keyd replicas answer, want %d", n, want)
+		}
 	}
 }
 

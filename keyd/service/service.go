@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,6 +64,7 @@ type Service struct {
 	metrics  *metrics
 	added    chan string // key ids another replica added, loaded in batches
 	bg       sync.WaitGroup
+	serving  atomic.Bool
 }
 
 // Run serves keyd until ctx ends, then flushes pending state and returns.
@@ -156,6 +158,14 @@ func configuredKeys(st *config.Settings, now time.Time) []pool.Key {
 	return out
 }
 
+// Ready reports whether the replica answers on NATS, for /readyz.
+func (s *Service) Ready(context.Context) error {
+	if !s.serving.Load() {
+		return errors.New("keyd is not serving yet")
+	}
+	return nil
+}
+
 // Pool exposes the in-memory pool (for benchmarks and tests in this module).
 func (s *Service) Pool() *pool.Pool { return s.pool }
 
@@ -183,9 +193,11 @@ func (s *Service) Serve(ctx context.Context) error {
 	s.goBG(func() { s.flushLoop(ctx) })
 	s.goBG(func() { s.loadAddedLoop(ctx) })
 	s.goBG(func() { s.followSettings(ctx) })
+	s.serving.Store(true)
 	<-ctx.Done()
 	// Stop answering first so edge's retries reach another replica, then
 	// write what is still dirty.
+	s.serving.Store(false)
 	_ = svc.Stop()
 	s.bg.Wait()
 	s.flush(context.Background())
