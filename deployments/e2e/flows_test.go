@@ -231,3 +231,39 @@ func TestClientDisconnectCancelsTheUpstreamStream(t *testing.T) {
 		t.Errorf("cancelled = %d", st.Cancelled)
 	}
 }
+
+// A file uploaded through one edge is bound (through keyd, in MongoDB) to the key that
+// uploaded it: a later generate call that references it — through the other edge —
+// goes out on that key, which is the only one Google lets read the file.
+func TestUploadedFileIsUsedWithItsUploadingKeyThroughAnyEdge(t *testing.T) {
+	s := stack.Start(t, stack.Options{Edges: 2, Without: []string{"admind", "schedulerd"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f, err := s.Gemini(t, 0).Files.Upload(ctx, strings.NewReader("%PDF-1.4 e2e"), &genai.UploadFileConfig{MIMEType: "application/pdf", DisplayName: "e2e"})
+	if err != nil {
+		t.Fatalf("upload through edge-0: %v", err)
+	}
+	up, ok, err := s.Fake().Last(ctx, fakegemini.Filter{Method: "files.create"})
+	if err != nil || !ok {
+		t.Fatalf("fake saw no upload start: %v", err)
+	}
+	c1 := s.Gemini(t, 1)
+	for i := range 4 { // more calls than keys: rotation alone would hit another key
+		if _, err := c1.Models.GenerateContent(ctx, "gemini-2.5-flash", []*genai.Content{{Role: "user", Parts: []*genai.Part{
+			genai.NewPartFromURI(f.URI, "application/pdf"), genai.NewPartFromText("summarise")}}}, nil); err != nil {
+			t.Fatalf("call %d with the file through edge-1: %v", i, err)
+		}
+	}
+	reqs, err := s.Fake().Requests(ctx, fakegemini.Filter{Method: "generateContent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reqs {
+		if r.Key != up.Key {
+			t.Errorf("a call referencing the file went out on another key (status %d)", r.Status)
+		}
+	}
+	if got, err := c1.Files.Get(ctx, f.Name, nil); err != nil || got.Name != f.Name {
+		t.Fatalf("get through edge-1: %v", err)
+	}
+}
