@@ -137,6 +137,7 @@ func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the lone event", func() bool {
 		return e.count(t, logstore.CollRequests, bson.M{"_id": "lone"}) == 1
 	})
+	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
 	if r := overall(t, e.db, now); r.Requests != 1051 || r.Tokens != 5250 {
 		t.Fatalf("overall rollup = %d requests, %d tokens; want 1051, 5250", r.Requests, r.Tokens)
 	}

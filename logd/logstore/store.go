@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -355,6 +354,3 @@ func dedupe[T any](in []T, id func(T) string) []T {
 	}
 	return out
 }
-
-// itoa is strconv.Itoa, kept short for code keys.
-func itoa(n int) string { return strconv.Itoa(n) }
