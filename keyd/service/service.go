@@ -44,13 +44,16 @@ type Deps struct {
 	FlushEvery time.Duration
 }
 
-// Subjects internal to keyd (not part of the public bus contract).
+// Replica sync travels on bus.SubjectKeySync (the subject keyd's NATS user
+// may publish on). Two message types share it, told apart by a header:
+// key-state events (the public KeyStateEvent) and forwarded reports, so that
+// every replica's failure counts and throttle windows agree.
 const (
-	// subjectReportFanout forwards each report to the other replicas, so
-	// every replica's failure counts and throttle windows agree.
-	subjectReportFanout = "gb.keyd.sync.report"
 	// hdrInstance marks the replica process that sent a sync message.
 	hdrInstance = "Gb-Keyd-Instance"
+	// hdrType is "report" on a forwarded bus.Report; absent on a KeyStateEvent.
+	hdrType    = "Gb-Keyd-Type"
+	typeReport = "report"
 )
 
 // Service is one running keyd replica.
@@ -329,9 +332,15 @@ func (s *Service) publish(evs ...bus.KeyStateEvent) {
 // subscribeSync follows the other replicas: their state changes and their
 // reports. Messages from this process are skipped.
 func (s *Service) subscribeSync() ([]*nats.Subscription, error) {
-	own := func(m *nats.Msg) bool { return m.Header.Get(hdrInstance) == s.instance }
-	stateSub, err := s.d.NC.Subscribe(bus.SubjectKeySync, func(m *nats.Msg) {
-		if own(m) {
+	sub, err := s.d.NC.Subscribe(bus.SubjectKeySync, func(m *nats.Msg) {
+		if m.Header.Get(hdrInstance) == s.instance {
+			return
+		}
+		if m.Header.Get(hdrType) == typeReport {
+			var r bus.Report
+			if err := json.Unmarshal(m.Data, &r); err == nil {
+				s.pool.Report(r, false)
+			}
 			return
 		}
 		var ev bus.KeyStateEvent
@@ -354,20 +363,7 @@ func (s *Service) subscribeSync() ([]*nats.Subscription, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyd: subscribe %s: %w", bus.SubjectKeySync, err)
 	}
-	reportSub, err := s.d.NC.Subscribe(subjectReportFanout, func(m *nats.Msg) {
-		if own(m) {
-			return
-		}
-		var r bus.Report
-		if err := json.Unmarshal(m.Data, &r); err == nil {
-			s.pool.Report(r, false)
-		}
-	})
-	if err != nil {
-		_ = stateSub.Unsubscribe()
-		return nil, fmt.Errorf("keyd: subscribe %s: %w", subjectReportFanout, err)
-	}
-	return []*nats.Subscription{stateSub, reportSub}, nil
+	return []*nats.Subscription{sub}, nil
 }
 
 // loadAddedLoop reads keys another replica added, batching bursts (a bulk
@@ -424,7 +420,8 @@ func (s *Service) Report(r bus.Report) {
 	if err != nil {
 		return
 	}
-	msg := &nats.Msg{Subject: subjectReportFanout, Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: bus.SubjectKeySync, Data: data, Header: nats.Header{}}
 	msg.Header.Set(hdrInstance, s.instance)
+	msg.Header.Set(hdrType, typeReport)
 	_ = s.d.NC.PublishMsg(msg)
 }
