@@ -27,7 +27,7 @@ const token = "sk-client-token-0123456789abcdef"
 // env is a running edge: embedded NATS, a keyd peer, the fake Gemini
 // upstream and the gateway on a loopback HTTP server.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	fake     *fakegemini.Server
@@ -43,7 +43,7 @@ type envOptions struct {
 	settings func(*config.Settings)
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	if o.gemini == nil {
 		o.gemini = []string{"AIzaSyGOOD-key-0000000000000000000001"}
@@ -117,7 +117,7 @@ func (e *env) post(path, body string) *http.Response {
 	return res
 }
 
-func ctxTimeout(t *testing.T) context.Context {
+func ctxTimeout(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx

@@ -1,6 +1,7 @@
 package native
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"strings"
@@ -153,7 +154,7 @@ func (h *handlers) fileAffinity(c *gin.Context, body []byte, tokenID string) (pi
 
 // fileRefs lists the "files/{id}" names of fileData parts.
 func fileRefs(body []byte) []string {
-	if !strings.Contains(string(body), "/files/") {
+	if !bytes.Contains(body, []byte("/files/")) {
 		return nil
 	}
 	var out []string

@@ -285,7 +285,6 @@ func (rl *Relay) attempt(ctx context.Context, req *Request, timeoutSec int, secr
 		done()
 		return transportFailure(ctx, &timedOut, err)
 	}
-	events.From(ctx).MarkFirstByte()
 	if hres.StatusCode < 200 || hres.StatusCode >= 300 || !stream {
 		body, rerr := readAll(hres)
 		done()
@@ -301,7 +300,9 @@ func (rl *Relay) attempt(ctx context.Context, req *Request, timeoutSec int, secr
 			resp.Local = true
 		}
 		if resp.Class == outcome.Success {
-			events.From(ctx).Usage = usageOf(body)
+			rec := events.From(ctx)
+			rec.Usage = usageOf(body)
+			rec.MarkFirstByte() // the answer is complete and about to be written
 		}
 		resp.verdict = v
 		return resp
@@ -332,6 +333,7 @@ func (rl *Relay) attempt(ctx context.Context, req *Request, timeoutSec int, secr
 	}
 	s.first = ev
 	s.observe(ev)
+	s.rec.MarkFirstByte() // the first event is about to be written
 	return &Response{Status: hres.StatusCode, Header: hres.Header, Class: outcome.Success, Stream: s}
 }
 
