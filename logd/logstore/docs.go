@@ -25,6 +25,10 @@ const (
 	// CollBatches journals written batches, so a redelivered event whose batch
 	// never finished its rollup is counted exactly once (see Store.Write).
 	CollBatches = "ingest_batches"
+	// CollMinutes holds overall per-minute rollups (_id "2026-11-27T06:05"),
+	// so the dashboard windows (last minute, hour, 24 h) are exact without
+	// scanning more than a minute of raw logs. Kept MinuteRollupAge.
+	CollMinutes = "rollups_minute"
 )
 
 // Any is the rollup dimension value meaning "all": rollups are kept at the
@@ -125,6 +129,9 @@ type Rollup struct {
 	Codes    map[string]int64 `bson:"codes,omitempty"`
 	Counters `bson:",inline"`
 }
+
+// MinuteBucket returns "2026-11-27T06:05" (UTC).
+func MinuteBucket(t time.Time) string { return t.UTC().Format("2006-01-02T15:04") }
 
 // RollupID is the _id of the rollup for one hour and dimension set.
 func RollupID(hour, key, model, token string) string {

@@ -243,9 +243,13 @@ func (c Counters) totals() logapi.Totals {
 	}
 }
 
-// rollups reads rollup documents at one level over an hour range [fromHour, toHour].
+// rollupDocs reads hourly rollup documents matching f.
 func (s *Store) rollupDocs(ctx context.Context, f bson.M) ([]Rollup, error) {
-	cur, err := s.rollups.Find(ctx, f, options.Find().SetProjection(bson.M{"lb": 0}))
+	return s.rollupDocsIn(ctx, s.rollups, f)
+}
+
+func (s *Store) rollupDocsIn(ctx context.Context, coll *mongo.Collection, f bson.M) ([]Rollup, error) {
+	cur, err := coll.Find(ctx, f, options.Find().SetProjection(bson.M{"lb": 0}))
 	if err != nil {
 		return nil, fmt.Errorf("find rollups: %w", err)
 	}
@@ -271,7 +275,7 @@ func level(key, model, token string) bson.M {
 }
 
 // rawTotals sums request logs in [from, to) in Go: only used for the part of
-// a window shorter than an hour, which rollups cannot split.
+// a window shorter than a minute, which rollups cannot split.
 func (s *Store) rawTotals(ctx context.Context, from, to time.Time) (Counters, error) {
 	var c Counters
 	if !from.Before(to) {
@@ -294,32 +298,57 @@ func (s *Store) rawTotals(ctx context.Context, from, to time.Time) (Counters, er
 	return c, cur.Err()
 }
 
-// windowTotals counts requests in [from, now]: the part of from's hour after
-// from comes from raw logs, whole hours from now's rollups onwards. The
-// current hour's rollup is exact because nothing is logged in the future.
+func ceil(t time.Time, d time.Duration) time.Time {
+	tr := t.Truncate(d)
+	if tr.Before(t) {
+		tr = tr.Add(d)
+	}
+	return tr
+}
+
+// windowTotals counts requests in [from, now] exactly with few reads: raw
+// logs only for the partial minutes at both ends (at most two minutes of
+// rows), minute rollups for the partial hours, hourly rollups in between. It
+// stays exact for a "now" in the past and for events stamped slightly ahead.
 func (s *Store) windowTotals(ctx context.Context, from, now time.Time) (Counters, error) {
-	from = from.UTC()
-	next := from.Truncate(time.Hour)
-	if next.Before(from) {
-		next = next.Add(time.Hour)
+	from, now = from.UTC(), now.UTC()
+	end := now.Truncate(time.Millisecond).Add(time.Millisecond) // the window includes now; BSON times are in ms
+	fromMin, nowMin := ceil(from, time.Minute), now.Truncate(time.Minute)
+	if !fromMin.Before(nowMin) {
+		return s.rawTotals(ctx, from, end)
 	}
-	if next.After(now) {
-		return s.rawTotals(ctx, from, now.Add(time.Nanosecond))
+	var c Counters
+	addDocs := func(coll *mongo.Collection, f bson.M) error {
+		docs, err := s.rollupDocsIn(ctx, coll, f)
+		for _, d := range docs {
+			c.Add(d.Counters)
+		}
+		return err
 	}
-	head, err := s.rawTotals(ctx, from, next)
-	if err != nil {
-		return head, err
+	addRaw := func(a, b time.Time) error {
+		r, err := s.rawTotals(ctx, a, b)
+		c.Add(r)
+		return err
+	}
+	if err := addRaw(from, fromMin); err != nil {
+		return c, err
+	}
+	if err := addRaw(nowMin, end); err != nil {
+		return c, err
+	}
+	fromHour, nowHour := ceil(fromMin, time.Hour), nowMin.Truncate(time.Hour)
+	if !fromHour.Before(nowHour) {
+		return c, addDocs(s.minutes, bson.M{"_id": bson.M{"$gte": MinuteBucket(fromMin), "$lt": MinuteBucket(nowMin)}})
+	}
+	if err := addDocs(s.minutes, bson.M{"_id": bson.M{"$gte": MinuteBucket(fromMin), "$lt": MinuteBucket(fromHour)}}); err != nil {
+		return c, err
+	}
+	if err := addDocs(s.minutes, bson.M{"_id": bson.M{"$gte": MinuteBucket(nowHour), "$lt": MinuteBucket(nowMin)}}); err != nil {
+		return c, err
 	}
 	f := level("", "", "")
-	f["h"] = bson.M{"$gte": mongox.HourBucket(next), "$lte": mongox.HourBucket(now)}
-	docs, err := s.rollupDocs(ctx, f)
-	if err != nil {
-		return head, err
-	}
-	for _, d := range docs {
-		head.Add(d.Counters)
-	}
-	return head, nil
+	f["h"] = bson.M{"$gte": mongox.HourBucket(fromHour), "$lt": mongox.HourBucket(nowHour)}
+	return c, addDocs(s.rollups, f)
 }
 
 // Overview answers gb.logd.stats.overview.

@@ -16,6 +16,10 @@ import (
 // events stream keeps messages, so any redelivery still finds its batch.
 const BatchJournalAge = 7 * 24 * time.Hour
 
+// MinuteRollupAge is how long minute rollups are kept: the dashboard's
+// longest minute-resolved window is the first hour of the last 24 hours.
+const MinuteRollupAge = 48 * time.Hour
+
 // Retain deletes what the settings say is too old, as of now: request logs
 // and error logs when their AUTO_DELETE_* switch is on, rollups past
 // ROLLUP_RETENTION_DAYS (by hour bucket) and old batch journal entries.
@@ -46,6 +50,11 @@ func (s *Store) Retain(ctx context.Context, set *config.Settings, now time.Time)
 		}
 		out.Rollups = res.DeletedCount
 	}
+	mres, err := s.minutes.DeleteMany(ctx, bson.M{"_id": bson.M{"$lt": MinuteBucket(now.Add(-MinuteRollupAge))}})
+	if err != nil {
+		return out, fmt.Errorf("delete minute rollups: %w", err)
+	}
+	out.Rollups += mres.DeletedCount
 	res, err := s.batches.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": now.Add(-BatchJournalAge)}})
 	if err != nil {
 		return out, fmt.Errorf("delete batch journal: %w", err)

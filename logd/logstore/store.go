@@ -20,6 +20,7 @@ type Store struct {
 	errors   *mongo.Collection
 	rollups  *mongo.Collection
 	batches  *mongo.Collection
+	minutes  *mongo.Collection
 	now      func() time.Time
 }
 
@@ -31,6 +32,7 @@ func New(db *mongo.Database) *Store {
 		errors:   db.Collection(CollErrors),
 		rollups:  db.Collection(CollRollups),
 		batches:  db.Collection(CollBatches),
+		minutes:  db.Collection(CollMinutes),
 		now:      time.Now,
 	}
 }
@@ -64,6 +66,9 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		},
 		s.batches: {
 			{{Key: "t", Value: 1}},
+		},
+		s.minutes: {
+			{{Key: "h", Value: 1}},
 		},
 	}
 	for coll, keys := range idx {
@@ -229,19 +234,19 @@ type delta struct {
 	codes                   map[string]int64
 }
 
-// incRollups applies the batch's counters to every rollup level with one
-// unordered bulk of guarded $inc upserts.
+// incRollups applies the batch's counters to every hourly rollup level, and
+// to the overall minute rollups, with guarded $inc upserts.
 func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	deltas := map[string]*delta{}
-	add := func(hour, key, model, token string, c Counters, code string) {
-		id := RollupID(hour, key, model, token)
-		d := deltas[id]
+	hourly := map[string]*delta{}
+	minutely := map[string]*delta{}
+	add := func(into map[string]*delta, id, hour, key, model, token string, c Counters, code string) {
+		d := into[id]
 		if d == nil {
 			d = &delta{hour: hour, key: key, model: model, token: token}
-			deltas[id] = d
+			into[id] = d
 		}
 		d.c.Add(c)
 		if code != "" {
@@ -257,12 +262,29 @@ func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog
 		if h == "" {
 			h = mongox.HourBucket(r.Time)
 		}
-		add(h, k, m, t, c, code)
-		add(h, Any, Any, Any, c, code)
-		add(h, k, Any, Any, c, code)
-		add(h, Any, m, Any, c, code)
-		add(h, Any, Any, t, c, code)
+		for _, lvl := range [][3]string{{k, m, t}, {Any, Any, Any}, {k, Any, Any}, {Any, m, Any}, {Any, Any, t}} {
+			add(hourly, RollupID(h, lvl[0], lvl[1], lvl[2]), h, lvl[0], lvl[1], lvl[2], c, code)
+		}
+		add(minutely, MinuteBucket(r.Time), h, Any, Any, Any, c, code)
 	}
+	if err := bulkInc(ctx, s.rollups, batch, hourly, func(d *delta) bson.D {
+		return bson.D{
+			{Key: "h", Value: d.hour}, {Key: "mon", Value: d.hour[:7]},
+			{Key: "k", Value: d.key}, {Key: "mo", Value: d.model}, {Key: "tk", Value: d.token},
+		}
+	}); err != nil {
+		return fmt.Errorf("update hourly rollups: %w", err)
+	}
+	if err := bulkInc(ctx, s.minutes, batch, minutely, func(d *delta) bson.D {
+		return bson.D{{Key: "h", Value: d.hour}}
+	}); err != nil {
+		return fmt.Errorf("update minute rollups: %w", err)
+	}
+	return nil
+}
+
+// bulkInc runs one unordered bulk of guarded $inc upserts.
+func bulkInc(ctx context.Context, coll *mongo.Collection, batch string, deltas map[string]*delta, onInsert func(*delta) bson.D) error {
 	models := make([]mongo.WriteModel, 0, len(deltas))
 	for id, d := range deltas {
 		inc := bson.D{}
@@ -287,10 +309,7 @@ func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog
 		update := bson.D{
 			{Key: "$inc", Value: inc},
 			{Key: "$set", Value: bson.D{{Key: "lb", Value: batch}}},
-			{Key: "$setOnInsert", Value: bson.D{
-				{Key: "h", Value: d.hour}, {Key: "mon", Value: d.hour[:7]},
-				{Key: "k", Value: d.key}, {Key: "mo", Value: d.model}, {Key: "tk", Value: d.token},
-			}},
+			{Key: "$setOnInsert", Value: onInsert(d)},
 		}
 		// The lb guard makes a retried batch a no-op on documents it already
 		// counted: the filter misses, the upsert collides on _id, and the
@@ -298,9 +317,9 @@ func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog
 		filter := bson.D{{Key: "_id", Value: id}, {Key: "lb", Value: bson.D{{Key: "$ne", Value: batch}}}}
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(update).SetUpsert(true))
 	}
-	_, err := s.rollups.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	_, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 	if err != nil && !onlyDuplicates(err) {
-		return fmt.Errorf("update rollups: %w", err)
+		return err
 	}
 	return nil
 }

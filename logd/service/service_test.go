@@ -180,6 +180,14 @@ func TestQueriesAnswerFromStoredEvents(t *testing.T) {
 		check("hour", o.Hour, 3, 2, 1, 47)
 		check("day", o.Day, 5, 2, 3, 47)
 		check("month", o.Month, 7, 4, 3, 152)
+		// Windows starting mid-minute read that minute's rows: e1 is at 10:19:30.
+		o2 := must[logapi.Overview](t, e, logapi.SubjectOverview, logapi.OverviewQuery{Now: at("2026-11-27T10:20:15Z")})
+		check("minute to 10:20:15", o2.Minute, 1, 1, 0, 17)
+		o2 = must[logapi.Overview](t, e, logapi.SubjectOverview, logapi.OverviewQuery{Now: at("2026-11-27T10:20:31Z")})
+		check("minute to 10:20:31", o2.Minute, 0, 0, 0, 0)
+		check("hour to 10:20:31", o2.Hour, 3, 2, 1, 47)
+		o2 = must[logapi.Overview](t, e, logapi.SubjectOverview, logapi.OverviewQuery{Now: at("2026-11-27T10:05:00Z")})
+		check("hour to 10:05", o2.Hour, 3, 1, 2, 30) // e4, e3 and e2 (at exactly 10:05); not e1, later in the same hour
 		if o.Day.Failures4xx != 2 || o.Day.Failures5xx != 1 || o.Hour.PromptTokens != 30 || o.Minute.ThoughtTokens != 2 {
 			t.Errorf("day classes/tokens = %+v, hour = %+v", o.Day, o.Hour)
 		}
