@@ -200,7 +200,7 @@ func TestVertexExpressRouteUsesTheVertexPool(t *testing.T) {
 	res := e.post("/vertex-express/v1beta/models/gemini-2.5-flash:generateContent", `{"contents":[{"parts":[{"text":"hi"}]}]}`)
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != 200 || !strings.Contains(string(b), `"hi"`) {
+	if res.StatusCode != 200 || !strings.Contains(string(b), "hi\"") {
 		t.Fatalf("vertex generate: %d %s", res.StatusCode, b)
 	}
 	if e.fake.Hits(vkey) != 1 || e.fake.Hits(keyGood1) != 0 {
