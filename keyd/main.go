@@ -25,14 +25,16 @@ import (
 )
 
 func main() {
-	log := obs.NewLogger(os.Stderr, bus.ServiceKeyd)
-	if err := run(log); err != nil {
+	// service.Run tags its lines with svc=keyd itself, as it does in the all-in-one.
+	base := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: obs.Level}))
+	log := base.With("svc", bus.ServiceKeyd)
+	if err := run(base, log); err != nil {
 		log.Error("keyd stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger) error {
+func run(base, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -79,7 +81,7 @@ func run(log *slog.Logger) error {
 
 	reg := obs.NewRegistry()
 	svc, err := service.New(ctx, service.Deps{
-		NC: nc, JS: js, DB: mcl.Database(infra.MongoDB), Settings: live, Infra: infra, Log: log, Metrics: reg,
+		NC: nc, JS: js, DB: mcl.Database(infra.MongoDB), Settings: live, Infra: infra, Log: base, Metrics: reg,
 	})
 	if err != nil {
 		return err
