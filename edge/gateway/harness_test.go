@@ -70,7 +70,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	st := config.Defaults()
 	st.BaseURL = fake.URL
-	st.VertexExpressBaseURL = fake.URL + "/v1beta"
+	st.VertexExpressBaseURL = fake.URL + "/v1beta1/publishers/google"
 	st.AllowedTokens = []string{token}
 	if o.settings != nil {
 		o.settings(&st)
