@@ -34,6 +34,24 @@ type ChatRequest struct {
 	// Legacy function calling, still sent by older clients.
 	Functions    []FunctionDef   `json:"functions"`
 	FunctionCall json.RawMessage `json:"function_call"`
+	// WebSearchOptions turns on Google Search grounding, as a -search model.
+	WebSearchOptions json.RawMessage `json:"web_search_options"`
+	// Google carries Gemini extras the way Google's own OpenAI-compatible
+	// endpoint takes them: SDKs flatten extra_body into the top level, some
+	// clients send extra_body literally.
+	Google    *GoogleExtras `json:"google"`
+	ExtraBody *struct {
+		Google *GoogleExtras `json:"google"`
+	} `json:"extra_body"`
+}
+
+// GoogleExtras is extra_body.google.
+type GoogleExtras struct {
+	ThinkingConfig *struct {
+		ThinkingBudget  *int   `json:"thinking_budget"`
+		ThinkingLevel   string `json:"thinking_level"`
+		IncludeThoughts *bool  `json:"include_thoughts"`
+	} `json:"thinking_config"`
 }
 
 // StreamOptions of a streamed request.

@@ -80,6 +80,12 @@ func ChatToGemini(ctx context.Context, req *ChatRequest, opt Options) (*ChatPlan
 	if err != nil {
 		return nil, err
 	}
+	if ws := bytes.TrimSpace(req.WebSearchOptions); len(ws) > 0 && string(ws) != "null" {
+		// web_search_options asks for search grounding: behave as -search.
+		m.Search = true
+		plan.Model.Search = true
+		plan.SearchLinks = s.ShowSearchLink
+	}
 	inject(body, m, s, c.hasMedia, clientThinking, &plan.Drops)
 	return plan, nil
 }
@@ -697,7 +703,20 @@ func (c *converter) generation(req *ChatRequest, body *GenerateContentRequest) (
 	}
 
 	clientThinking := false
-	if e := req.ReasoningEffort; e != "" {
+	google := req.Google
+	if google == nil && req.ExtraBody != nil {
+		google = req.ExtraBody.Google
+	}
+	if google != nil && google.ThinkingConfig != nil {
+		tc := google.ThinkingConfig
+		gc.ThinkingConfig = &ThinkingConfig{ThinkingBudget: tc.ThinkingBudget, ThinkingLevel: strings.ToUpper(tc.ThinkingLevel)}
+		if tc.IncludeThoughts != nil {
+			gc.ThinkingConfig.IncludeThoughts = *tc.IncludeThoughts
+		} else {
+			gc.ThinkingConfig.IncludeThoughts = c.opt.Settings.ShowThinkingProcess && (tc.ThinkingBudget == nil || *tc.ThinkingBudget != 0)
+		}
+		clientThinking = true
+	} else if e := req.ReasoningEffort; e != "" {
 		tc, err := thinkingFor(e, c.plan.Model.Upstream, c.opt.Settings)
 		if err != nil {
 			return false, err

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/gemini-balance-go/edge/relay"
+	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/outcome"
 )
 
@@ -56,7 +58,36 @@ func (h *handlers) passthrough(c *gin.Context) {
 	if stream {
 		rec.Stream = true
 	}
+	if resp.OK() {
+		rec.Usage = openAIUsage(resp.Body)
+	}
 	copyAnswer(c, resp)
+}
+
+// openAIUsage reads token usage from an OpenAI-shaped answer (a JSON body,
+// or an SSE body whose last usage-bearing event holds the totals), so the
+// passthrough is accounted like the converted routes.
+func openAIUsage(body []byte) bus.Usage {
+	u := gjson.GetBytes(body, "usage")
+	if !u.Exists() {
+		for _, line := range bytes.Split(body, []byte("\n")) {
+			data, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("data: "))
+			if ok && bytes.Contains(data, []byte(`"usage":{`)) {
+				u = gjson.GetBytes(data, "usage")
+			}
+		}
+	}
+	if !u.IsObject() {
+		return bus.Usage{}
+	}
+	reasoning := int(u.Get("completion_tokens_details.reasoning_tokens").Int())
+	return bus.Usage{
+		Prompt:     int(u.Get("prompt_tokens").Int()),
+		Candidates: int(u.Get("completion_tokens").Int()) - reasoning,
+		Thoughts:   reasoning,
+		Cached:     int(u.Get("prompt_tokens_details.cached_tokens").Int()),
+		Total:      int(u.Get("total_tokens").Int()),
+	}
 }
 
 // copyAnswer sends an upstream answer as it came, with retry hints on a 429.
