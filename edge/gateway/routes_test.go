@@ -243,3 +243,19 @@ func TestOpenAIRoutesAreMountedWithOpenAIShapedAuth(t *testing.T) {
 		t.Fatalf("openai auth: %d %s", res.StatusCode, b)
 	}
 }
+
+func TestGeminiV1RouteCallsUpstreamV1AndFilteredModelsAreRejected(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	res := e.post("/gemini/v1/models/gemini-2.5-flash:generateContent", `{"contents":[{"parts":[{"text":"hi"}]}]}`)
+	res.Body.Close()
+	last, _ := e.fake.Last(fakegemini.Filter{Method: "generateContent"})
+	if res.StatusCode != 200 || last.Path != "/v1/models/gemini-2.5-flash:generateContent" {
+		t.Fatalf("status %d, upstream path %q", res.StatusCode, last.Path)
+	}
+	res = e.post("/v1beta/models/gemini-pro-vision:generateContent", `{"contents":[{"parts":[{"text":"hi"}]}]}`)
+	ge := readError(t, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 404 || ge.Error.Status != "NOT_FOUND" || e.fake.ModelHits("gemini-pro-vision") != 0 {
+		t.Fatalf("filtered model: %d %+v", res.StatusCode, ge)
+	}
+}
