@@ -31,6 +31,7 @@ func FuzzChatToGemini(f *testing.F) {
 		`{"model":"gemini-2.5-flash","messages":[{"role":"tool","tool_call_id":"x"}]}`,
 		`{"model":"gemini-2.5-flash","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,%zz"}}]}]}`,
 		`{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"schema":{"$defs":{"a":{"$ref":7}}}}}}`,
+		`{"model":"gemini-2.5-flash","messages":[{"role":"assistant","content":"![a](data:image/png;base64,AAAA) ![b](data:image/png,x ![c](data:image/)"},{"role":"user","content":"![](data:image/gif;base64,R0)"}]}`,
 	} {
 		f.Add([]byte(s))
 	}

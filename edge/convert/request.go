@@ -233,7 +233,7 @@ func (c *converter) content(raw json.RawMessage, field string, textOnly bool) ([
 		if s == "" {
 			return nil, nil
 		}
-		return []Part{{Text: s}}, nil
+		return c.textParts(nil, s, textOnly), nil
 	case '[':
 		var items []ContentPart
 		if err := json.Unmarshal(raw, &items); err != nil {
@@ -241,6 +241,10 @@ func (c *converter) content(raw json.RawMessage, field string, textOnly bool) ([
 		}
 		parts := make([]Part, 0, len(items))
 		for j := range items {
+			if items[j].Type == "text" {
+				parts = c.textParts(parts, items[j].Text, textOnly)
+				continue
+			}
 			p, ok, err := c.part(&items[j], fmt.Sprintf("%s[%d]", field, j), textOnly)
 			if err != nil {
 				return nil, err
@@ -252,6 +256,52 @@ func (c *converter) content(raw json.RawMessage, field string, textOnly bool) ([
 		return parts, nil
 	}
 	return nil, fieldErr(field, "want a string, an array of content parts or null")
+}
+
+// textParts appends a text as parts. Markdown images with data: URLs (how
+// this route returns generated images) become inlineData again, so a
+// multi-turn image chat sends pictures, not megabytes of base64 text.
+func (c *converter) textParts(dst []Part, s string, textOnly bool) []Part {
+	if s == "" {
+		return dst
+	}
+	if textOnly || !strings.Contains(s, "](data:image/") {
+		return append(dst, Part{Text: s})
+	}
+	for s != "" {
+		i := strings.Index(s, "![")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(s[i:], "](data:image/")
+		if j < 0 {
+			break
+		}
+		k := strings.IndexByte(s[i+j:], ')')
+		if k < 0 {
+			break
+		}
+		url := s[i+j+2 : i+j+k]
+		p, err := dataURLPart(url, "")
+		if err != nil || strings.ContainsAny(s[i+2:i+j], "\n]") {
+			// Not one of ours: keep the text as it is up to here.
+			dst = appendText(dst, s[:i+j+k+1])
+			s = s[i+j+k+1:]
+			continue
+		}
+		dst = appendText(dst, strings.TrimRight(s[:i], " \n"))
+		dst = append(dst, p)
+		c.hasMedia = true
+		s = strings.TrimLeft(s[i+j+k+1:], " \n")
+	}
+	return appendText(dst, s)
+}
+
+func appendText(dst []Part, s string) []Part {
+	if s == "" {
+		return dst
+	}
+	return append(dst, Part{Text: s})
 }
 
 func (c *converter) part(it *ContentPart, field string, textOnly bool) (Part, bool, error) {
