@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/redact"
 	"github.com/gemini-balance-go/testkit/fakegemini"
 )
@@ -21,6 +23,49 @@ func TestEachRequestPublishesOneRequestEventAndOneErrorEventPerFailedAttempt(t *
 	if res.StatusCode != 200 {
 		t.Fatalf("status %d", res.StatusCode)
 	}
+	reqs, errs := e.collectEvents(t, 1, 1)
+	if len(reqs) != 1 || len(errs) != 1 {
+		t.Fatalf("got %d request and %d error events", len(reqs), len(errs))
+	}
+	r := reqs[0]
+	if r.Route != "gemini.generateContent" || r.Model != "gemini-2.5-flash" || r.Attempts != 2 || r.Status != 200 || !r.Success ||
+		r.KeyID != redact.ID(keyGood1) || r.KeyHint != redact.Hint(keyGood1) || r.TokenID != redact.ID(token) ||
+		r.Usage.Prompt == 0 || r.Usage.Total == 0 || r.LatencyMS <= 0 || r.V != bus.Version {
+		t.Errorf("request event: %+v", r)
+	}
+	x := errs[0]
+	if x.RequestID != r.ID || x.KeyID != redact.ID(keyDown) || x.Class != "server_error" || x.UpstreamStatus != 503 ||
+		x.Attempt != 1 || !strings.Contains(x.Message, "overloaded") || x.RequestBody != "" {
+		t.Errorf("error event: %+v", x)
+	}
+}
+
+// The recorded body is the one sent upstream (with injections), as
+// gemini-balance records the upstream payload.
+func TestAStreamThatFailsMidwayIsLoggedAsAFailureWithTheRequestBodyWhenAsked(t *testing.T) {
+	e := newEnv(t, envOptions{settings: func(s *config.Settings) { s.ErrorLogRecordRequestBody = true }})
+	e.fake.Script("gemini-2.5-flash", fakegemini.Reply{Chunks: threeChunks, Behaviour: &fakegemini.Behaviour{FailAfter: 1}})
+	body := `{"contents":[{"parts":[{"text":"record me"}]}]}`
+	res := e.post("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", body)
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	reqs, errs := e.collectEvents(t, 1, 1)
+	if len(reqs) != 1 || len(errs) != 1 {
+		t.Fatalf("got %d request and %d error events", len(reqs), len(errs))
+	}
+	if r := reqs[0]; r.Status != 200 || r.Success || r.ClientError == "" || !r.Stream || r.Class != "server_error" {
+		t.Errorf("request event: %+v", r)
+	}
+	if x := errs[0]; !strings.Contains(x.RequestBody, `"record me"`) || x.ErrorType != "gemini-chat-stream" || x.UpstreamStatus != 503 {
+		t.Errorf("error event: %+v", x)
+	}
+}
+
+// collectEvents reads request and error events from GB_EVENTS until it has
+// the wanted numbers (or ten seconds pass), checking every message's
+// Nats-Msg-Id and that no full secret is in any payload.
+func (e *env) collectEvents(t *testing.T, wantReqs, wantErrs int) ([]bus.RequestEvent, []bus.ErrorEvent) {
+	t.Helper()
 	ctx := ctxTimeout(t)
 	cons, err := e.js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.SubjectEventRequest, bus.SubjectEventError}})
 	if err != nil {
@@ -29,7 +74,7 @@ func TestEachRequestPublishesOneRequestEventAndOneErrorEventPerFailedAttempt(t *
 	var reqs []bus.RequestEvent
 	var errs []bus.ErrorEvent
 	deadline := time.Now().Add(10 * time.Second)
-	for (len(reqs) < 1 || len(errs) < 1) && time.Now().Before(deadline) {
+	for (len(reqs) < wantReqs || len(errs) < wantErrs) && time.Now().Before(deadline) {
 		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			continue
@@ -58,18 +103,5 @@ func TestEachRequestPublishesOneRequestEventAndOneErrorEventPerFailedAttempt(t *
 			errs = append(errs, ev)
 		}
 	}
-	if len(reqs) != 1 || len(errs) != 1 {
-		t.Fatalf("got %d request and %d error events", len(reqs), len(errs))
-	}
-	r := reqs[0]
-	if r.Route != "gemini.generateContent" || r.Model != "gemini-2.5-flash" || r.Attempts != 2 || r.Status != 200 || !r.Success ||
-		r.KeyID != redact.ID(keyGood1) || r.KeyHint != redact.Hint(keyGood1) || r.TokenID != redact.ID(token) ||
-		r.Usage.Prompt == 0 || r.Usage.Total == 0 || r.LatencyMS <= 0 || r.V != bus.Version {
-		t.Errorf("request event: %+v", r)
-	}
-	x := errs[0]
-	if x.RequestID != r.ID || x.KeyID != redact.ID(keyDown) || x.Class != "server_error" || x.UpstreamStatus != 503 ||
-		x.Attempt != 1 || !strings.Contains(x.Message, "overloaded") || x.RequestBody != "" {
-		t.Errorf("error event: %+v", x)
-	}
+	return reqs, errs
 }
