@@ -56,8 +56,9 @@ func newStack(t testing.TB) *stack {
 
 // replica is one running keyd.
 type replica struct {
-	svc  *Service
-	stop func() // cancels and waits for the final flush
+	svc      *Service
+	settings *natsx.Settings
+	stop     func() // cancels and waits for the final flush
 }
 
 type replicaOpts struct {
@@ -92,7 +93,8 @@ func (st *stack) start(o replicaOpts) *replica {
 	t := st.t
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := New(ctx, st.newDeps(o))
+	deps := st.newDeps(o)
+	svc, err := New(ctx, deps)
 	if err != nil {
 		cancel()
 		t.Fatalf("start keyd %s: %v", o.name, err)
@@ -100,7 +102,7 @@ func (st *stack) start(o replicaOpts) *replica {
 	done := make(chan error, 1)
 	go func() { done <- svc.Serve(ctx) }()
 	stopped := false
-	r := &replica{svc: svc, stop: func() {
+	r := &replica{svc: svc, settings: deps.Settings, stop: func() {
 		if stopped {
 			return
 		}

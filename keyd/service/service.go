@@ -68,6 +68,9 @@ type Service struct {
 	added    chan string // key ids another replica added, loaded in batches
 	bg       sync.WaitGroup
 	serving  atomic.Bool
+	// seen is the settings the pool was built from; followSettings applies
+	// whatever is saved after it.
+	seen *config.Settings
 }
 
 // Run serves keyd until ctx ends, then flushes pending state and returns.
@@ -105,6 +108,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		instance: nuid.Next(),
 		metrics:  newMetrics(d.Metrics),
 		added:    make(chan string, 1<<16),
+		seen:     settings,
 	}
 	if err := s.seed(ctx, settings); err != nil {
 		return nil, err
@@ -266,7 +270,7 @@ func (s *Service) persistNow(ctx context.Context, ids []string) error {
 // listed in API_KEYS, VERTEX_API_KEYS or PAID_KEY (keys are never deleted
 // because a list shrank; deleting is an explicit admin action).
 func (s *Service) followSettings(ctx context.Context) {
-	last := s.d.Settings.Get()
+	last := s.seen
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -276,6 +280,9 @@ func (s *Service) followSettings(ctx context.Context) {
 		case <-t.C:
 		}
 		cur := s.d.Settings.Get()
+		if last == nil {
+			last = cur
+		}
 		if cur == last {
 			continue
 		}

@@ -394,3 +394,24 @@ func TestMicroServiceIsDiscoverable(t *testing.T) {
 		t.Fatalf("%d replicas answered the ping, want 2", seen)
 	}
 }
+
+func TestSavedSettingsApplyLive(t *testing.T) {
+	st := newStack(t)
+	s := settingsWith(geminiKey(1), geminiKey(2))
+	r := st.start(replicaOpts{name: "a", settings: s})
+
+	next := s
+	next.MaxFailures = 1
+	next.APIKeys = append([]string{geminiKey(7)}, s.APIKeys...)
+	r.settings.Set(next)
+	eventually(t, "key added to API_KEYS is imported", func() bool {
+		_, ok := r.svc.Pool().Get(redact.ID(geminiKey(7)))
+		return ok
+	})
+	// MAX_FAILURES=1 now: one 5xx disables.
+	id := redact.ID(geminiKey(1))
+	r.svc.Report(bus.Report{ID: id, Model: testModel, Class: string(outcome.ServerError), Status: 500})
+	if k, _ := r.svc.Pool().Get(id); !k.Disabled {
+		t.Fatalf("after one 5xx with MAX_FAILURES=1: %+v", k)
+	}
+}
