@@ -171,12 +171,14 @@ func isMissing(buildErr string) bool {
 	return false
 }
 
+// sanitize keeps a test name safe inside paths and URIs (FerretDB's SQLite URI breaks on
+// '#' from subtest names, for one).
 func sanitize(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == '/' || r == ' ' || r == ':' {
-			return '_'
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
 		}
-		return r
+		return '_'
 	}, s)
 }
 
@@ -343,6 +345,7 @@ func (s *Stack) start(name string) error {
 	var last error
 	for {
 		if exited(p) {
+			p.stopping = true // reported here, not again at teardown
 			return fmt.Errorf("%s exited during start (%v); log:\n%s", name, p.err, tail(p.logPath, 30))
 		}
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
