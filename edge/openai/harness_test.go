@@ -34,6 +34,7 @@ const token = "sk-client-token-0123456789abcdef"
 // upstream) with the OpenAI routes, on a loopback HTTP server.
 type env struct {
 	t        testing.TB
+	nc       *nats.Conn
 	fake     *fakegemini.Server
 	keyd     *keydtest.Keyd
 	settings *natsx.Settings
@@ -95,7 +96,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	t.Cleanup(func() { cancel(); <-done })
 	srv := httptest.NewServer(gw.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, fake: fake, keyd: kd, settings: settings, url: srv.URL}
+	return &env{t: t, nc: nc, fake: fake, keyd: kd, settings: settings, url: srv.URL}
 }
 
 // client is the official OpenAI SDK pointed at the gateway; SDK retries are
