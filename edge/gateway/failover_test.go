@@ -150,6 +150,8 @@ func TestAllKeysCoolingAnswers429WithRetryAfter(t *testing.T) {
 	if first.StatusCode != 429 || !strings.Contains(ge.Error.Message, "You exceeded your current quota") {
 		t.Fatalf("first answer should be upstream's own 429: %d %+v", first.StatusCode, ge)
 	}
+	// Reports are fire-and-forget: wait until keyd has the cooldown.
+	eventually(t, func() bool { return len(e.keyd.Reports()) == 1 })
 	second := e.post("/v1beta/models/gemini-2.5-flash:generateContent", body)
 	ge = readError(t, second.Body)
 	second.Body.Close()
@@ -171,6 +173,7 @@ func TestNoUsableKeyAnswers503(t *testing.T) {
 	if first.StatusCode != 400 {
 		t.Fatalf("first answer should be upstream's API_KEY_INVALID 400, got %d", first.StatusCode)
 	}
+	eventually(t, func() bool { return e.keyd.Disabled(keyInvalid) })
 	second := e.post("/v1beta/models/gemini-2.5-flash:generateContent", body)
 	ge := readError(t, second.Body)
 	second.Body.Close()
