@@ -367,7 +367,8 @@ func TestModelsListAndGet(t *testing.T) {
 			t.Errorf("%s missing from %v", want, ids)
 		}
 	}
-	m, err := cl.Models.Get(ctxTimeout(t), "gemini-2.5-flash-search")
+	hf := e.client("/hf/v1", token) // same routes under /hf/v1
+	m, err := hf.Models.Get(ctxTimeout(t), "gemini-2.5-flash-search")
 	if err != nil || m.ID != "gemini-2.5-flash-search" {
 		t.Errorf("get derived model: %+v %v", m, err)
 	}
