@@ -28,6 +28,7 @@ type Pool interface {
 	Enable(context.Context, keyapi.Selection) keyapi.ChangeReply
 	Disable(context.Context, keyapi.Selection) keyapi.ChangeReply
 	Verify(context.Context, keyapi.Selection) keyapi.VerifyReply
+	Update(context.Context, keyapi.UpdateRequest) keyapi.GetReply
 	Reveal(keyapi.GetRequest) keyapi.RevealReply
 	Stats() keyapi.StatsReply
 
@@ -106,6 +107,7 @@ func Register(ctx context.Context, nc *nats.Conn, p Pool, o Options) (micro.Serv
 		{"admin-enable", bus.SubjectKeyEnable, slow(decode(p.Enable))},
 		{"admin-disable", bus.SubjectKeyDisable, slow(decode(p.Disable))},
 		{"admin-verify", bus.SubjectKeyVerify, slow(decode(p.Verify))},
+		{"admin-update", keyapi.SubjectKeyUpdate, slow(decode(p.Update))},
 		{"files-bind", bus.SubjectFileBind, slow(decode(p.BindFile))},
 		{"files-lookup", bus.SubjectFileLookup, slow(decode(p.LookupFile))},
 		{"files-list", bus.SubjectFileList, slow(decode(p.ListFiles))},

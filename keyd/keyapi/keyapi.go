@@ -38,6 +38,18 @@ type Key struct {
 	Created        time.Time  `json:"created,omitzero"`
 }
 
+// SubjectKeyUpdate changes a key's weight or note (UpdateRequest → GetReply).
+// It is keyd's addition to the admin subjects of shared/bus.
+const SubjectKeyUpdate = "gb.keyd.admin.update"
+
+// UpdateRequest sets the weight (0 or 1 = normal share, up to 100) and/or
+// the note of one key; nil fields are left as they are.
+type UpdateRequest struct {
+	ID     string  `json:"id"`
+	Weight *int    `json:"weight,omitempty"`
+	Note   *string `json:"note,omitempty"`
+}
+
 // ListRequest (gb.keyd.admin.list) filters and pages the keys.
 type ListRequest struct {
 	Kind     string `json:"kind,omitempty"`

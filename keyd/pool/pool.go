@@ -61,6 +61,7 @@ func PolicyFrom(s config.Settings) Policy {
 const (
 	KeyAdded   = "added"
 	KeyDeleted = "deleted"
+	KeyUpdated = "updated" // weight or note changed; state is unchanged
 )
 
 // Pool is the in-memory key pool. All methods are safe for concurrent use.
@@ -510,8 +511,9 @@ func (p *Pool) restore(k *Key) {
 	k.Cooldowns = nil
 }
 
-// SetMeta changes a key's weight and note.
-func (p *Pool) SetMeta(id string, weight int, note string) bool {
+// SetMeta changes a key's weight and note. dirty says whether this replica
+// persists the change (false when applying another replica's).
+func (p *Pool) SetMeta(id string, weight int, note string, dirty bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := p.keys[id]
@@ -520,7 +522,9 @@ func (p *Pool) SetMeta(id string, weight int, note string) bool {
 	}
 	k.Weight, k.Note = max(0, min(weight, MaxWeight)), note
 	p.kinds[k.Kind].stale = true
-	p.dirty[id] = struct{}{}
+	if dirty {
+		p.dirty[id] = struct{}{}
+	}
 	return true
 }
 

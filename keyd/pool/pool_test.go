@@ -332,7 +332,7 @@ func TestFairRotationShares(t *testing.T) {
 
 func TestWeightsAreHonoured(t *testing.T) {
 	p, _, ids := newTestPool(t, 20, bus.KindGemini)
-	p.SetMeta(ids[0], 3, "triple")
+	p.SetMeta(ids[0], 3, "triple", true)
 	counts := acquireConcurrently(t, p, 11000) // 22 shares of 500
 	for i, id := range ids {
 		want := 500.0

@@ -56,6 +56,30 @@ func (s *Service) Get(req keyapi.GetRequest) keyapi.GetReply {
 	return keyapi.GetReply{Key: &v}
 }
 
+// Update sets a key's weight and/or note, stores it and tells the other replicas.
+func (s *Service) Update(ctx context.Context, req keyapi.UpdateRequest) keyapi.GetReply {
+	k, ok := s.pool.Get(req.ID)
+	if !ok {
+		return keyapi.GetReply{Error: "not found"}
+	}
+	weight, note := k.Weight, k.Note
+	if req.Weight != nil {
+		if *req.Weight < 0 || *req.Weight > pool.MaxWeight {
+			return keyapi.GetReply{Error: "weight must be between 0 and 100"}
+		}
+		weight = *req.Weight
+	}
+	if req.Note != nil {
+		note = *req.Note
+	}
+	s.pool.SetMeta(k.ID, weight, note, true)
+	if err := s.persistNow(ctx, []string{k.ID}); err != nil {
+		return keyapi.GetReply{Error: err.Error()}
+	}
+	s.publish(bus.KeyStateEvent{KeyID: k.ID, KeyHint: k.Hint, Kind: k.Kind, From: k.Status(time.Now()), To: pool.KeyUpdated, Reason: "updated by admin"})
+	return s.Get(keyapi.GetRequest{ID: k.ID})
+}
+
 // Reveal returns a full key for the admin's copy button. It is logged by id.
 func (s *Service) Reveal(req keyapi.GetRequest) keyapi.RevealReply {
 	k, ok := s.pool.Get(req.ID)

@@ -65,7 +65,7 @@ type Service struct {
 	verify   *recovery.Verifier
 	instance string
 	metrics  *metrics
-	added    chan string // key ids another replica added, loaded in batches
+	added    chan string // key ids another replica added or updated, loaded in batches
 	bg       sync.WaitGroup
 	serving  atomic.Bool
 	// seen is the settings the pool was built from; followSettings applies
@@ -355,7 +355,7 @@ func (s *Service) subscribeSync() ([]*nats.Subscription, error) {
 			return
 		}
 		switch ev.To {
-		case pool.KeyAdded:
+		case pool.KeyAdded, pool.KeyUpdated:
 			select {
 			case s.added <- ev.KeyID:
 			default:
@@ -373,7 +373,7 @@ func (s *Service) subscribeSync() ([]*nats.Subscription, error) {
 	return []*nats.Subscription{sub}, nil
 }
 
-// loadAddedLoop reads keys another replica added, batching bursts (a bulk
+// loadAddedLoop reads keys another replica added or updated, batching bursts (a bulk
 // add of thousands of keys is one query, not thousands).
 func (s *Service) loadAddedLoop(ctx context.Context) {
 	for {
@@ -402,7 +402,11 @@ func (s *Service) loadAddedLoop(ctx context.Context) {
 			s.log.Warn("load keys added by another replica failed", "keys", len(ids), "err", err)
 			continue
 		}
-		s.pool.Add(keys...)
+		for _, k := range keys {
+			if s.pool.Add(k) == nil { // already here: an update of weight or note
+				s.pool.SetMeta(k.ID, k.Weight, k.Note, false)
+			}
+		}
 	}
 }
 

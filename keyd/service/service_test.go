@@ -311,6 +311,13 @@ func TestTwoReplicasShareStateChanges(t *testing.T) {
 	b.svc.Delete(ctx, keyapi.Selection{IDs: []string{newID}})
 	eventually(t, "a dropped the deleted key", func() bool { _, ok := a.svc.Pool().Get(newID); return !ok })
 
+	// A weight set through a reaches b.
+	w, note := 5, "team A"
+	if g := a.svc.Update(ctx, keyapi.UpdateRequest{ID: cool, Weight: &w, Note: &note}); g.Key == nil || g.Key.Weight != 5 {
+		t.Fatalf("update = %+v", g)
+	}
+	eventually(t, "b has the weight", func() bool { k, _ := b.svc.Pool().Get(cool); return k.Weight == 5 && k.Note == "team A" })
+
 	// Re-enabling through b reaches a.
 	b.svc.Enable(ctx, keyapi.Selection{IDs: []string{off}})
 	eventually(t, "a sees the enable", func() bool { k, _ := a.svc.Pool().Get(off); return !k.Disabled })
