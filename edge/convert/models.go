@@ -74,7 +74,11 @@ func thinks(model string, s *config.Settings) bool {
 	if slices.Contains(s.ThinkingModels, model) || isGemini3(model) {
 		return true
 	}
-	return strings.Contains(model, "gemini-2.5") && !strings.Contains(model, "image")
+	if strings.Contains(model, "image") {
+		return false
+	}
+	// The -latest aliases point at 2.5-or-newer thinking models.
+	return strings.Contains(model, "gemini-2.5") || (strings.HasPrefix(model, "gemini-") && strings.HasSuffix(model, "-latest"))
 }
 
 // Injections are what the server adds to every converted request, the same
