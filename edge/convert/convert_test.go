@@ -226,3 +226,11 @@ func TestToolCallArgumentsAreCompacted(t *testing.T) {
 		t.Errorf("compact = %s", got)
 	}
 }
+
+func TestImageChatModelAlias(t *testing.T) {
+	s := testSettings()
+	m, err := ResolveModel(s.CreateImageModel+"-chat", s)
+	if err != nil || m.Upstream != s.CreateImageModel || !m.Image {
+		t.Errorf("%+v %v", m, err)
+	}
+}

@@ -12,6 +12,8 @@ const (
 	SuffixSearch      = "-search"
 	SuffixImage       = "-image"
 	SuffixNonThinking = "-non-thinking"
+	// SuffixChat after CREATE_IMAGE_MODEL names the image chat model.
+	SuffixChat = "-chat"
 )
 
 // Model is a requested model name resolved into the upstream model and the
@@ -35,6 +37,11 @@ func ResolveModel(name string, s *config.Settings) (Model, error) {
 		return m, fieldErr("model", "is required")
 	}
 	base := name
+	if s.CreateImageModel != "" && name == s.CreateImageModel+SuffixChat {
+		// gemini-balance's image chat model: the image model, chatting.
+		m.Upstream, m.Image = s.CreateImageModel, true
+		return m, nil
+	}
 	for changed := true; changed; {
 		changed = false
 		switch {

@@ -158,6 +158,15 @@ func (c *converter) messages(msgs []Message, body *GenerateContentRequest) error
 				signed = signed || p.ThoughtSignature != ""
 				parts = append(parts, p)
 			}
+			if gemini3 {
+				// Images a Gemini 3 image model made come back through the
+				// client as markdown without their signature.
+				for k := range parts {
+					if parts[k].InlineData != nil && parts[k].ThoughtSignature == "" {
+						parts[k].ThoughtSignature = "skip_thought_signature_validator"
+					}
+				}
+			}
 			if gemini3 && !signed && len(calls) > 0 {
 				// History from another model or client: Gemini 3 wants a
 				// signature on the first call of a turn; this is its

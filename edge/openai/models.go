@@ -47,6 +47,9 @@ func (h *handlers) listModels(c *gin.Context) {
 	for _, m := range list.Models {
 		data = append(data, model{ID: strings.TrimPrefix(m.Name, "models/"), Object: "model", Created: modelCreated, OwnedBy: "google"})
 	}
+	if im := h.Settings.Get().CreateImageModel; im != "" {
+		data = append(data, model{ID: im + convert.SuffixChat, Object: "model", Created: modelCreated, OwnedBy: "google"})
+	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
 }
 
@@ -57,6 +60,10 @@ func (h *handlers) getModel(c *gin.Context) {
 	m, err := convert.ResolveModel(id, h.Settings.Get())
 	if err != nil {
 		WriteError(c, http.StatusNotFound, "The model '"+id+"' does not exist", "invalid_request_error", "model", "model_not_found")
+		return
+	}
+	if m.Requested == h.Settings.Get().CreateImageModel+convert.SuffixChat {
+		c.JSON(http.StatusOK, model{ID: m.Requested, Object: "model", Created: modelCreated, OwnedBy: "google"})
 		return
 	}
 	resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: routeModels, Method: http.MethodGet, Model: m.Upstream, Path: "/v1beta/models/" + m.Upstream})

@@ -362,7 +362,7 @@ func TestModelsListAndGet(t *testing.T) {
 			t.Errorf("model entry %+v", m)
 		}
 	}
-	for _, want := range []string{"gemini-2.5-flash", "gemini-2.5-flash-search", "gemini-2.5-pro-non-thinking"} {
+	for _, want := range []string{"gemini-2.5-flash", "gemini-2.5-flash-search", "gemini-2.5-pro-non-thinking", config.Defaults().CreateImageModel + "-chat"} {
 		if !ids[want] {
 			t.Errorf("%s missing from %v", want, ids)
 		}
