@@ -70,3 +70,23 @@ func TestDataSurvivesRestart(t *testing.T) {
 		t.Fatalf("after restart: n=%d err=%v", n, err)
 	}
 }
+
+// FerretDB 1.24 drops the connection when one createIndexes command names
+// several indexes that already exist (a second CreateMany at the next start).
+// One index per command is safe to repeat; services create theirs that way.
+func TestCreatingIndexesOneAtATimeIsIdempotent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	coll := connect(t, ferret.StartForTest(t)).Database("gb").Collection("logs")
+	models := []mongo.IndexModel{
+		{Keys: bson.D{{Key: "t", Value: -1}}},
+		{Keys: bson.D{{Key: "key_id", Value: 1}, {Key: "t", Value: -1}}},
+	}
+	for range 2 {
+		for _, m := range models {
+			if _, err := coll.Indexes().CreateOne(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
