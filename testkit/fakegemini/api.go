@@ -176,25 +176,30 @@ func (s *Server) serveModelMethod(w http.ResponseWriter, r *http.Request, model,
 		s.notFound(w, r)
 		return
 	}
-	req, b, ok := s.begin(w, r, method, model)
+	// Errors on the JSON-array stream come array-wrapped, as Google sends them there.
+	ew := w
+	if method == "streamGenerateContent" && r.URL.Query().Get("alt") != "sse" {
+		ew = arrayWriter{w}
+	}
+	req, b, ok := s.begin(ew, r, method, model)
 	if !ok {
 		return
 	}
 	if s.opts.StrictModels {
 		if _, found := s.findModel(model); !found {
-			s.finish(req, writeError(w, NotFound, Behaviour{}, model), false)
+			s.finish(req, writeError(ew, NotFound, Behaviour{}, model), false)
 			return
 		}
 	}
 	var body map[string]any
 	if len(bytes.TrimSpace(req.Body)) > 0 {
 		if err := json.Unmarshal(req.Body, &body); err != nil {
-			s.finish(req, writeError(w, BadRequest, Behaviour{Message: "Invalid JSON payload received. " + err.Error()}, model), false)
+			s.finish(req, writeError(ew, BadRequest, Behaviour{Message: "Invalid JSON payload received. " + err.Error()}, model), false)
 			return
 		}
 	}
 	if id, denied := s.foreignFile(req.Key, body); denied {
-		s.finish(req, writeError(w, PermissionDenied, Behaviour{Message: fmt.Sprintf("You do not have permission to access the File %s or it may not exist.", id)}, model), false)
+		s.finish(req, writeError(ew, PermissionDenied, Behaviour{Message: fmt.Sprintf("You do not have permission to access the File %s or it may not exist.", id)}, model), false)
 		return
 	}
 	switch method {
@@ -230,7 +235,7 @@ func (s *Server) serveModelMethod(w http.ResponseWriter, r *http.Request, model,
 			}
 		}
 		if reply.Fail != "" && reply.Fail != OK {
-			s.finish(req, writeError(w, reply.Fail, Behaviour{}, model), false)
+			s.finish(req, writeError(ew, reply.Fail, Behaviour{}, model), false)
 			return
 		}
 		chunks := s.buildChunks(model, body, reply)
@@ -576,4 +581,13 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Vary", "Origin, X-Origin, Referer")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// arrayWriter wraps each body write in [ ]: the error framing of the JSON-array stream
+// and of Google's OpenAI-compatible surface.
+type arrayWriter struct{ http.ResponseWriter }
+
+func (a arrayWriter) Write(b []byte) (int, error) {
+	_, err := a.ResponseWriter.Write([]byte("[" + string(bytes.TrimSpace(b)) + "]\n"))
+	return len(b), err
 }

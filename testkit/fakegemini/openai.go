@@ -1,7 +1,6 @@
 package fakegemini
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -36,32 +35,9 @@ func (s *Server) serveOpenAI(w http.ResponseWriter, r *http.Request, rest string
 // beginOpenAI is begin with Google's OpenAI-surface error framing: the google.rpc.Status
 // wrapped in a JSON array.
 func (s *Server) beginOpenAI(w http.ResponseWriter, r *http.Request, method, model string) (*Request, bool) {
-	rec := &captureWriter{header: http.Header{}}
-	req, _, ok := s.begin(rec, r, method, model)
-	if ok {
-		return req, true
-	}
-	for k, v := range rec.header {
-		w.Header()[k] = v
-	}
-	if rec.code == 0 {
-		return nil, false // cancelled while delayed
-	}
-	w.WriteHeader(rec.code)
-	body := bytes.TrimSpace(rec.body.Bytes())
-	_, _ = w.Write([]byte("[" + string(body) + "]\n"))
-	return nil, false
+	req, _, ok := s.begin(arrayWriter{w}, r, method, model)
+	return req, ok
 }
-
-type captureWriter struct {
-	header http.Header
-	code   int
-	body   bytes.Buffer
-}
-
-func (c *captureWriter) Header() http.Header         { return c.header }
-func (c *captureWriter) WriteHeader(code int)        { c.code = code }
-func (c *captureWriter) Write(b []byte) (int, error) { return c.body.Write(b) }
 
 func (s *Server) serveOpenAIChat(w http.ResponseWriter, r *http.Request) {
 	req, ok := s.beginOpenAI(w, r, "openai.chat", "")

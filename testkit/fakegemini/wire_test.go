@@ -223,3 +223,18 @@ func TestOpenAICompatibleChat(t *testing.T) {
 		t.Fatalf("%d %s", r.StatusCode, raw)
 	}
 }
+
+func TestJSONArrayStreamErrorsAreArrayWrapped(t *testing.T) {
+	fake := fakegemini.Start(t, fakegemini.Options{})
+	r := post(t, fake.URL+"/v1beta/models/gemini-2.5-flash:streamGenerateContent?key=unknown", hello, nil)
+	raw, _ := io.ReadAll(r.Body)
+	var arr []map[string]map[string]any
+	if r.StatusCode != 400 || json.Unmarshal(raw, &arr) != nil || arr[0]["error"]["status"] != "INVALID_ARGUMENT" {
+		t.Fatalf("%d %s", r.StatusCode, raw)
+	}
+	r = post(t, fake.URL+"/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key=unknown", hello, nil)
+	raw, _ = io.ReadAll(r.Body)
+	if !strings.HasPrefix(string(raw), "{") {
+		t.Fatalf("SSE-path errors are plain Status objects: %s", raw)
+	}
+}
