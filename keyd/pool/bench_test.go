@@ -80,3 +80,23 @@ func BenchmarkPoolMemoryPerKey(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPoolAcquireAllCooling: every key is rate-limited for the model;
+// acquires answer all_cooling without scanning the pool each time.
+func BenchmarkPoolAcquireAllCooling(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			p, ids := benchPool(n)
+			for _, id := range ids {
+				p.Apply(bus.KeyStateEvent{KeyID: id, To: bus.KeyCooling, Model: "gemini-2.5-flash", Until: time.Now().Add(time.Hour)})
+			}
+			req := bus.AcquireRequest{Kind: bus.KindGemini, Model: "gemini-2.5-flash"}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if p.Acquire(req).NoKey != bus.NoKeyAllCooling {
+					b.Fatal("want all_cooling")
+				}
+			}
+		})
+	}
+}

@@ -73,6 +73,16 @@ type Pool struct {
 	kinds    map[string]*ring
 	throttle map[string]*throttle // kind + "|" + model
 	dirty    map[string]struct{}
+	// gen counts state changes; coolAll remembers, per kind and model, that
+	// every key was cooling at generation gen, so a flood of acquires while
+	// a whole pool is rate-limited answers at once instead of scanning it.
+	gen     uint64
+	coolAll map[string]coolMark
+}
+
+type coolMark struct {
+	gen   uint64
+	until time.Time
 }
 
 // ring is the rotation of one kind: every enabled key appears Weight times,
@@ -95,12 +105,13 @@ func New(p Policy, now func() time.Time) *Pool {
 	if now == nil {
 		now = time.Now
 	}
-	return &Pool{policy: p, now: now, keys: map[string]*Key{}, kinds: map[string]*ring{}, throttle: map[string]*throttle{}, dirty: map[string]struct{}{}}
+	return &Pool{policy: p, now: now, keys: map[string]*Key{}, kinds: map[string]*ring{}, throttle: map[string]*throttle{}, dirty: map[string]struct{}{}, coolAll: map[string]coolMark{}}
 }
 
 // SetPolicy applies new policy numbers (live settings).
 func (p *Pool) SetPolicy(pol Policy) {
 	p.mu.Lock()
+	p.gen++
 	p.policy = pol
 	p.mu.Unlock()
 }
@@ -109,6 +120,7 @@ func (p *Pool) SetPolicy(pol Policy) {
 func (p *Pool) Load(keys ...Key) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.gen++
 	for _, k := range keys {
 		p.put(k)
 	}
@@ -118,6 +130,7 @@ func (p *Pool) Load(keys ...Key) {
 func (p *Pool) Add(keys ...Key) (added []Key) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.gen++
 	for _, k := range keys {
 		if _, ok := p.keys[k.ID]; ok {
 			continue
@@ -159,6 +172,7 @@ func (p *Pool) ring(kind string) *ring {
 func (p *Pool) Remove(ids ...string) (removed []Key) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.gen++
 	for _, id := range ids {
 		if k, ok := p.keys[id]; ok {
 			removed = append(removed, k.clone())
@@ -252,6 +266,9 @@ func (p *Pool) Acquire(req bus.AcquireRequest) bus.AcquireReply {
 	if t := p.throttle[kind+"|"+model]; t != nil && t.until.After(now) {
 		return bus.AcquireReply{NoKey: bus.NoKeyAllCooling, RetryAt: t.until, Kind: kind}
 	}
+	if c, ok := p.coolAll[kind+"|"+model]; ok && c.gen == p.gen && c.until.After(now) {
+		return bus.AcquireReply{NoKey: bus.NoKeyAllCooling, RetryAt: c.until, Kind: kind}
+	}
 	var earliest time.Time
 	excluded := false
 	for probe := 0; probe < n; probe++ {
@@ -272,6 +289,9 @@ func (p *Pool) Acquire(req bus.AcquireRequest) bus.AcquireReply {
 		return bus.AcquireReply{ID: k.ID, Secret: k.Secret, Hint: k.Hint, Kind: k.Kind}
 	}
 	if !earliest.IsZero() {
+		if !excluded {
+			p.coolAll[kind+"|"+model] = coolMark{p.gen, earliest}
+		}
 		return bus.AcquireReply{NoKey: bus.NoKeyAllCooling, RetryAt: earliest, Kind: kind}
 	}
 	if excluded {
@@ -309,6 +329,7 @@ func (p *Pool) Report(r bus.Report, dirty bool) []bus.KeyStateEvent {
 	if k == nil {
 		return nil
 	}
+	p.gen++
 	now := p.now()
 	model := NormalizeModel(r.Model)
 	class := outcome.Class(r.Class)
@@ -473,6 +494,7 @@ func (p *Pool) event(k *Key, from, to, model string, until time.Time, reason str
 func (p *Pool) Disable(id, reason string) (bus.KeyStateEvent, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.gen++
 	k := p.keys[id]
 	if k == nil || k.Disabled {
 		return bus.KeyStateEvent{}, false
@@ -490,6 +512,7 @@ func (p *Pool) Disable(id, reason string) (bus.KeyStateEvent, bool) {
 func (p *Pool) Restore(id, reason string) (bus.KeyStateEvent, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.gen++
 	k := p.keys[id]
 	if k == nil {
 		return bus.KeyStateEvent{}, false
@@ -516,6 +539,7 @@ func (p *Pool) restore(k *Key) {
 func (p *Pool) SetMeta(id string, weight int, note string, dirty bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.gen++
 	k := p.keys[id]
 	if k == nil {
 		return false
@@ -533,6 +557,7 @@ func (p *Pool) SetMeta(id string, weight int, note string, dirty bool) bool {
 func (p *Pool) Apply(ev bus.KeyStateEvent) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.gen++
 	k := p.keys[ev.KeyID]
 	if k == nil {
 		return false

@@ -460,3 +460,32 @@ func TestRecoveryCandidates(t *testing.T) {
 		t.Fatalf("candidates = %v, want the disabled key and the expired cooldown", got)
 	}
 }
+
+func TestAllCoolingAnswerEndsWhenAKeyReturns(t *testing.T) {
+	p, c, ids := newTestPool(t, 3, bus.KindGemini)
+	start := c.now()
+	for i, id := range ids { // 11 s apart: separate rate limits, not an IP throttle
+		p.Report(bus.Report{ID: id, Model: model, Class: string(outcome.RateLimited), RetryDelay: int64(100+i) * 1000}, true)
+		c.add(11 * time.Second)
+	}
+	firstBack := start.Add(100 * time.Second)
+	for i := 0; i < 3; i++ { // answered from the remembered scan after the first
+		if rep := p.Acquire(bus.AcquireRequest{Model: model}); rep.NoKey != bus.NoKeyAllCooling || !rep.RetryAt.Equal(firstBack) {
+			t.Fatalf("all cooling: %+v, want retry at %v", rep, firstBack)
+		}
+	}
+	// A success on one key (a request in flight) makes it usable at once.
+	p.Report(bus.Report{ID: ids[2], Model: model, Class: string(outcome.Success)}, true)
+	if rep := p.Acquire(bus.AcquireRequest{Model: model}); rep.ID != ids[2] {
+		t.Fatalf("after a success: %+v, want key 2", rep)
+	}
+	// And the earliest cooldown running out brings that key back.
+	p.Report(bus.Report{ID: ids[2], Model: model, Class: string(outcome.RateLimited), RetryDelay: 600000}, true)
+	if rep := p.Acquire(bus.AcquireRequest{Model: model}); rep.NoKey != bus.NoKeyAllCooling {
+		t.Fatalf("all cooling again: %+v", rep)
+	}
+	c.add(firstBack.Sub(c.now()) + time.Millisecond)
+	if rep := p.Acquire(bus.AcquireRequest{Model: model}); rep.ID != ids[0] {
+		t.Fatalf("after the first cooldown ended: %+v, want key 0", rep)
+	}
+}
