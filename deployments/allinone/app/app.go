@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/gemini-balance-go/admind/discovery"
 	admind "github.com/gemini-balance-go/admind/server"
 	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/deployments/embedded/natsd"
@@ -125,7 +126,9 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	// The store: embedded FerretDB on SQLite unless MONGO_URI is set.
 	a.MongoURI = in.MongoURI
 	if a.MongoURI == "" {
-		a.store, err = ferret.Start(context.Background(), ferret.Options{DataDir: filepath.Join(dataDir, "store")})
+		// FerretDB is chatty below Error; its errors join the other JSON logs.
+		storeLog := slog.New(slog.NewJSONHandler(o.LogOutput, &slog.HandlerOptions{Level: slog.LevelError})).With("svc", "store")
+		a.store, err = ferret.Start(context.Background(), ferret.Options{DataDir: filepath.Join(dataDir, "store"), Logger: storeLog})
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}
@@ -218,6 +221,11 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	})
 	run(bus.ServiceEdge, edge.Run)
 
+	// Open the port only once every service answers on the bus, so the
+	// first request does not race keyd's start.
+	if err := waitForServices(ctx, conns[bus.ServiceAdmind]); err != nil {
+		return nil, err
+	}
 	ln := o.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", ":"+strconv.Itoa(in.Port)); err != nil {
@@ -233,6 +241,26 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}()
 	a.log.Info("gemini-balance running", "url", a.URL, "nats", a.NATSURL, "data_dir", dataDir, "embedded_store", a.store != nil)
 	return a, nil
+}
+
+func waitForServices(ctx context.Context, nc *nats.Conn) error {
+	for {
+		rep, err := discovery.Ping(ctx, nc, bus.AllServices, 100*time.Millisecond)
+		if err == nil && rep.Status == "ok" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			var down []string
+			for _, s := range rep.Services {
+				if s.Replicas == 0 {
+					down = append(down, s.Name)
+				}
+			}
+			return fmt.Errorf("services not up (see their logs): %s: %w", strings.Join(down, ", "), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Route sends the public API (and /health) to edge, the rest to admind.

@@ -70,7 +70,7 @@ func start(t *testing.T, dataDir, baseURL string, logs io.Writer) *app.App {
 	defer cancel()
 	a, err := app.Start(ctx, app.Options{Infra: in, Settings: st, Listener: ln, TickInterval: 300 * time.Millisecond, LogOutput: logs})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v; logs:\n%s", err, debugLogs.String())
 	}
 	return a
 }
@@ -125,14 +125,17 @@ func TestAllInOneAnswersRecordsAndKeepsDataAcrossRestart(t *testing.T) {
 		t.Fatalf("/health: %d %s", code, body)
 	}
 
-	// A plain subscriber on the NATS_LISTEN address.
+	// A plain subscriber on the NATS_LISTEN address. Not 'gb.>': logd's push
+	// consumer delivers on gb.logd._deliver.*, and a plain 'gb.>' subscriber
+	// present before logd's own subscriptions takes those deliveries, which
+	// then wait out logd's 30 s AckWait (reported to the logd owner).
 	tap, err := nats.Connect(a.NATSURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var seen []*nats.Msg
-	if _, err := tap.Subscribe("gb.>", func(m *nats.Msg) { mu.Lock(); seen = append(seen, m); mu.Unlock() }); err != nil {
+	if _, err := tap.Subscribe("gb.events.>", func(m *nats.Msg) { mu.Lock(); seen = append(seen, m); mu.Unlock() }); err != nil {
 		t.Fatal(err)
 	}
 	_ = tap.Flush()
@@ -151,7 +154,7 @@ func TestAllInOneAnswersRecordsAndKeepsDataAcrossRestart(t *testing.T) {
 	}
 
 	var eventID string
-	eventually(t, "a request event on gb.>", func() bool {
+	eventually(t, "a request event on gb.events.>", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, m := range seen {
