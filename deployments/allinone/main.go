@@ -41,7 +41,10 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := app.Start(ctx, app.Options{Infra: infra, Settings: settings, TickInterval: tick})
+	// A service that cannot come up in two minutes will not by waiting longer.
+	startCtx, cancelStart := context.WithTimeout(ctx, 2*time.Minute)
+	a, err := app.Start(startCtx, app.Options{Infra: infra, Settings: settings, TickInterval: tick})
+	cancelStart()
 	if err != nil {
 		return err
 	}
