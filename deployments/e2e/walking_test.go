@@ -56,7 +56,7 @@ func TestRequestThroughEachEdgeIsAnsweredLoggedAndPublishedWithoutSecrets(t *tes
 	}, "a successful request event from edge-0 and from edge-1")
 
 	// logd wrote both rows.
-	coll := connect(t, s).Database(s.MongoDB()).Collection("request_logs")
+	coll := s.Mongo(t).Collection("request_logs")
 	want := []string{ids["edge-0"], ids["edge-1"]}
 	for {
 		n, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: want}}}})

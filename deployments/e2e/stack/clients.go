@@ -3,7 +3,11 @@ package stack
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"google.golang.org/genai"
 )
 
@@ -19,4 +23,27 @@ func (s *Stack) Gemini(t testing.TB, i int) *genai.Client {
 		t.Fatalf("e2e: genai client: %v", err)
 	}
 	return c
+}
+
+// Mongo is a client on the stack's store, disconnected at test cleanup, opened on the
+// services' database.
+func (s *Stack) Mongo(t testing.TB) *mongo.Database {
+	t.Helper()
+	c, err := mongo.Connect(options.Client().ApplyURI(s.MongoURI()).SetTimeout(10 * time.Second))
+	if err != nil {
+		t.Fatalf("e2e: mongo: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	return c.Database(s.MongoDB())
+}
+
+// NATS is a plain client connection to the stack's nats-server, closed at test cleanup.
+func (s *Stack) NATS(t testing.TB) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.NATSURL(), nats.Name("e2e-test"), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatalf("e2e: nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
