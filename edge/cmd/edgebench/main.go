@@ -6,6 +6,9 @@
 //
 //	go build -o /tmp/gb ./deployments/allinone && go run ./edge/cmd/edgebench -allinone /tmp/gb
 //
+// A fourth row, "edge only", is edge with embedded NATS and a minimal keyd
+// peer but no logd: it separates edge's own cost from request logging.
+//
 // It prints added latency p50/p99 at 1 and 32 clients, throughput, CPU per
 // 1,000 requests of the gateway processes (from /proc), time to first byte
 // and chunk throughput of streams, and memory per open stream.
@@ -48,6 +51,8 @@ func main() {
 			err = serveFake()
 		case "bare":
 			err = serveBare(os.Args[2], splitKeys(os.Args[3]))
+		case "edge":
+			err = serveEdgeOnly(os.Args[2], splitKeys(os.Args[3]))
 		default:
 			goto bench
 		}
@@ -63,7 +68,7 @@ bench:
 	clients := flag.Int("clients", 32, "concurrent clients for throughput")
 	dur := flag.Duration("dur", 8*time.Second, "length of each throughput run")
 	streams := flag.Int("streams", 5000, "concurrent open streams for the memory figure (0 skips)")
-	only := flag.String("targets", "direct,bare,gb", "targets to load: direct, bare, gb")
+	only := flag.String("targets", "direct,bare,edge,gb", "targets to load: direct, bare, edge (edge+NATS+minimal keyd, no logd), gb")
 	flag.Parse()
 	if err := run(*allinone, *n1, *clients, *dur, *streams, splitKeys(*only)); err != nil {
 		fmt.Fprintln(os.Stderr, "edgebench:", err)
@@ -100,6 +105,11 @@ func run(allinone string, n1, clients int, dur time.Duration, streams int, only 
 		return err
 	}
 	defer bare.stop()
+	edge, err := startRole("edge only", "edge", fake.url, strings.Join(benchKeys, ","))
+	if err != nil {
+		return err
+	}
+	defer edge.stop()
 	dir, _ := os.MkdirTemp("", "edgebench-")
 	defer os.RemoveAll(dir)
 	gb, err := startAllInOne(allinone, fake.url, token, benchKeys, freePort(), freePort(), dir)
@@ -121,6 +131,7 @@ func run(allinone string, n1, clients int, dur time.Duration, streams int, only 
 	for _, t := range []*target{
 		{name: "direct (fake)", url: fake.url, cred: benchKeys[0]},
 		{name: "bare proxy", url: bare.url, cred: token, procs: []*proc{bare}},
+		{name: "edge only", url: edge.url, cred: token, procs: []*proc{edge}},
 		{name: "gemini-balance", url: gb.url, cred: token, procs: []*proc{gb}},
 	} {
 		if slices.Contains(only, strings.Fields(strings.ReplaceAll(strings.ReplaceAll(t.name, "gemini-balance", "gb"), " proxy", ""))[0]) {
