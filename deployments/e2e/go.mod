@@ -5,7 +5,7 @@ go 1.26.0
 require (
 	cloud.google.com/go v0.116.0 // indirect
 	cloud.google.com/go/auth v0.9.3 // indirect
-	cloud.google.com/go/compute/metadata v0.5.0 // indirect
+	cloud.google.com/go/compute/metadata v0.6.0 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/golang/groupcache v0.0.0-20210331224755-41bb18bfe9da // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
@@ -29,14 +29,15 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20240903143218-8af14fe29dc1 // indirect
-	google.golang.org/grpc v1.66.2 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20250519155744-55703ea1f237 // indirect
+	google.golang.org/grpc v1.72.1 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace github.com/gemini-balance-go/shared => ../../shared
 
 require (
+	github.com/gemini-balance-go/keyd v0.0.0
 	github.com/gemini-balance-go/shared v0.0.0
 	github.com/gemini-balance-go/testkit v0.0.0
 	github.com/nats-io/nats.go v1.55.0
@@ -47,3 +48,5 @@ require (
 replace github.com/gemini-balance-go/testkit => ../../testkit
 
 tool github.com/nats-io/nats-server/v2
+
+replace github.com/gemini-balance-go/keyd => ../../keyd
