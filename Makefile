@@ -22,7 +22,7 @@ build:
 	@for s in $(SERVICES); do echo "$(GO) build -o $(BIN)/$$s ./$$s"; $(GO) build -o $(BIN)/$$s ./$$s || exit 1; done
 	$(GO) build -o $(BIN)/gb-store ./deployments/embedded/cmd/gb-store
 	$(GO) build -o $(BIN)/fakegemini ./testkit/cmd/fakegemini
-	# nats-server at the pinned version, from the module cache (a workspace module requires it).
+	@# nats-server at the pinned version, from the module cache (a workspace module requires it).
 	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 
 ## run: build and start the all-in-one (data under DATA_DIR, default ./data).
