@@ -73,6 +73,16 @@ type encMeta struct {
 // It refuses to start when the keys are encrypted and the passphrase is
 // missing or wrong, rather than serving keys it cannot read.
 func Open(ctx context.Context, db *mongo.Database, passphrase string) (*Store, error) {
+	s, err := open(ctx, db, passphrase)
+	if errors.Is(err, errRetryOpen) {
+		s, err = open(ctx, db, passphrase)
+	}
+	return s, err
+}
+
+var errRetryOpen = errors.New("keystore: encryption meta written concurrently")
+
+func open(ctx context.Context, db *mongo.Database, passphrase string) (*Store, error) {
 	s := &Store{keys: db.Collection(KeysCollection), files: db.Collection(FilesCollection)}
 	var meta encMeta
 	err := s.keys.FindOne(ctx, bson.D{{Key: "_id", Value: metaEncryption}}).Decode(&meta)
@@ -118,6 +128,9 @@ func (s *Store) startEncrypting(ctx context.Context, passphrase string) error {
 	}
 	meta := encMeta{ID: metaEncryption, Salt: salt, Check: seal.seal(checkPlain, metaEncryption)}
 	if _, err := s.keys.InsertOne(ctx, meta); err != nil {
+		if mongo.IsDuplicateKeyError(err) { // a replica starting alongside wrote it first: use its salt
+			return errRetryOpen
+		}
 		return fmt.Errorf("keystore: write encryption meta: %w", err)
 	}
 	s.seal = seal
@@ -159,7 +172,7 @@ func (s *Store) Seeded(ctx context.Context) (bool, error) {
 // MarkSeeded records that the first-start import ran.
 func (s *Store) MarkSeeded(ctx context.Context) error {
 	_, err := s.keys.UpdateByID(ctx, metaSeeded, bson.D{{Key: "$set", Value: bson.D{{Key: "at", Value: time.Now().UTC()}}}}, options.UpdateOne().SetUpsert(true))
-	if err != nil {
+	if err != nil && !mongo.IsDuplicateKeyError(err) { // a replica starting alongside marked it first
 		return fmt.Errorf("keystore: write seed marker: %w", err)
 	}
 	return nil

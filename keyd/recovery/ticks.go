@@ -46,10 +46,26 @@ func ConsumeTicks(ctx context.Context, nc *nats.Conn, log *slog.Logger, handle f
 		MaxDeliver:     3,
 		MaxAckPending:  1,
 	}
-	if _, err := js.AddConsumer(bus.StreamTicks, cfg); err != nil {
-		if _, uerr := js.UpdateConsumer(bus.StreamTicks, cfg); uerr != nil {
-			return fmt.Errorf("recover ticks: create consumer: %w", errors.Join(err, uerr))
+	// Replicas starting together race to create it; whoever loses finds it there.
+	var cerr error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, cerr = js.AddConsumer(bus.StreamTicks, cfg); cerr == nil {
+			break
 		}
+		if _, uerr := js.UpdateConsumer(bus.StreamTicks, cfg); uerr == nil {
+			cerr = nil
+			break
+		} else {
+			cerr = errors.Join(cerr, uerr)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		}
+	}
+	if cerr != nil {
+		return fmt.Errorf("recover ticks: create consumer: %w", cerr)
 	}
 	sub, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
 		Unmarshaler:      rawUnmarshaler{},

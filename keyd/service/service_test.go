@@ -422,3 +422,56 @@ func TestSavedSettingsApplyLive(t *testing.T) {
 		t.Fatalf("after one 5xx with MAX_FAILURES=1: %+v", k)
 	}
 }
+
+// Replicas of a fresh deployment start at the same moment: both must come
+// up (seed, encryption meta, tick consumer are created by whichever is first).
+func TestReplicasStartingTogetherBothServe(t *testing.T) {
+	st := newStack(t)
+	s := settingsWith(geminiKey(1), geminiKey(2))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := make(chan error, 2)
+	var done []chan error
+	for _, name := range []string{"a", "b"} {
+		deps := st.newDeps(replicaOpts{name: name, settings: s, encKey: "together"})
+		d := make(chan error, 1)
+		done = append(done, d)
+		go func() {
+			svc, err := New(ctx, deps)
+			if err != nil {
+				errs <- err
+				d <- nil
+				return
+			}
+			errs <- nil
+			d <- svc.Serve(ctx)
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("replica failed to start: %v", err)
+		}
+	}
+	eventually(t, "both replicas answer", func() bool {
+		inbox := nats.NewInbox()
+		sub, _ := st.nc.SubscribeSync(inbox)
+		defer sub.Unsubscribe()
+		_ = st.nc.PublishRequest("$SRV.PING.keyd", inbox, nil)
+		n := 0
+		for {
+			if _, err := sub.NextMsg(200 * time.Millisecond); err != nil {
+				return n == 2
+			}
+			n++
+		}
+	})
+	if stats := call[keyapi.StatsReply](t, st.nc, bus.SubjectKeyStats, nil); stats.Total != 2 {
+		t.Fatalf("keys = %d, want 2 (imported once)", stats.Total)
+	}
+	cancel()
+	for _, d := range done {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
