@@ -50,7 +50,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func start(t *testing.T, dataDir, baseURL string, logs io.Writer) *app.App {
+func start(t testing.TB, dataDir, baseURL string, logs io.Writer) *app.App {
 	t.Helper()
 	in, err := config.LoadInfra()
 	if err != nil {
@@ -75,7 +75,7 @@ func start(t *testing.T, dataDir, baseURL string, logs io.Writer) *app.App {
 	return a
 }
 
-func stop(t *testing.T, a *app.App) {
+func stop(t testing.TB, a *app.App) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
