@@ -323,6 +323,8 @@ func TestInvalidSettingsAreRejectedNamingTheVariable(t *testing.T) {
 		`{"MAX_RETRYS": 2}`:                     "MAX_RETRYS",
 		`{"AUTH_TOKEN": "` + clientToken + `"}`: "AUTH_TOKEN",
 		`{"AUTH_TOKEN": ""}`:                    "AUTH_TOKEN",
+		`{"TIMEZONE": "Mars/Olympus"}`:          "TIMEZONE",
+		`{"BASE_URL": "generativelanguage"}`:    "BASE_URL",
 	}
 	for patch, name := range cases {
 		code, body, _ := e.do(t, "PUT", "/api/config", adminPW, patch)

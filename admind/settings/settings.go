@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"time"
+	_ "time/tzdata" // TIMEZONE is checked the way schedulerd resolves it
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -95,6 +97,14 @@ var ErrInvalid = errors.New("invalid settings")
 func Validate(next *config.Settings) error {
 	if err := next.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if _, err := time.LoadLocation(next.Timezone); err != nil || next.Timezone == "" {
+		return fmt.Errorf("%w: TIMEZONE: unknown time zone %q (want an IANA name like UTC or Asia/Shanghai)", ErrInvalid, next.Timezone)
+	}
+	for name, raw := range map[string]string{"BASE_URL": next.BaseURL, "VERTEX_EXPRESS_BASE_URL": next.VertexExpressBaseURL} {
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: %s: want an http(s) URL, got %q", ErrInvalid, name, raw)
+		}
 	}
 	if next.AuthToken != "" && slices.Contains(next.AllowedTokens, next.AuthToken) {
 		return fmt.Errorf("%w: AUTH_TOKEN: the admin password must not also be a client token in ALLOWED_TOKENS", ErrInvalid)
