@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -123,6 +124,7 @@ func writeResponse(c *gin.Context, resp *relay.Response) {
 	if ra := resp.RetryAfterHeader(); ra != "" {
 		h.Set("Retry-After", ra)
 	}
+	h.Set("Content-Length", strconv.Itoa(len(resp.Body)))
 	status := resp.Status
 	if status == 499 {
 		status = http.StatusRequestTimeout // client is gone; nobody reads this

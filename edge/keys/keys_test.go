@@ -1,0 +1,87 @@
+package keys_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/gemini-balance-go/deployments/embedded/natsd"
+	"github.com/gemini-balance-go/edge/internal/keydtest"
+	"github.com/gemini-balance-go/edge/keys"
+	"github.com/gemini-balance-go/shared/bus"
+)
+
+func start(t testing.TB) (*keys.Client, *keydtest.Keyd, *nats.Conn) {
+	ns := natsd.StartForTest(t)
+	nc, err := nats.Connect("", nats.InProcessServer(ns.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	kd, err := keydtest.Start(nc, map[string][]string{bus.KindGemini: {"AIzaSyKEY-one-00000000000000000000000001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys.New(nc, keys.Options{}), kd, nc
+}
+
+func TestAcquireAnswersWhyThereIsNoKeyAndFailsFastWithoutKeyd(t *testing.T) {
+	c, kd, _ := start(t)
+	ctx := context.Background()
+	rep, err := c.Acquire(ctx, bus.AcquireRequest{Kind: bus.KindGemini, Model: "m"})
+	if err != nil || rep.ID == "" || rep.Secret == "" {
+		t.Fatalf("acquire: %v %+v", err, rep)
+	}
+	rep, err = c.Acquire(ctx, bus.AcquireRequest{Kind: bus.KindVertex, Model: "m"})
+	if err != nil || rep.ID != "" || rep.NoKey != bus.NoKeyNone {
+		t.Fatalf("empty vertex pool: %v %+v", err, rep)
+	}
+	kd.Stop()
+	if _, err := c.Acquire(ctx, bus.AcquireRequest{Kind: bus.KindGemini, Model: "m"}); !errors.Is(err, keys.ErrUnavailable) {
+		t.Fatalf("keyd gone: %v", err)
+	}
+}
+
+func TestFileBindingsRoundTrip(t *testing.T) {
+	c, _, _ := start(t)
+	ctx := context.Background()
+	if err := c.BindFile(ctx, bus.FileBinding{UploadID: "up1", KeyID: "k1", TokenID: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.BindFile(ctx, bus.FileBinding{Name: "files/a", UploadID: "up1", KeyID: "k1", TokenID: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.LookupFile(ctx, keys.FileQuery{Name: "files/a"})
+	if err != nil || b.KeyID != "k1" {
+		t.Fatalf("lookup: %v %+v", err, b)
+	}
+	if _, err := c.LookupFile(ctx, keys.FileQuery{Name: "files/none"}); !errors.Is(err, keys.ErrNotFound) {
+		t.Fatalf("missing file: %v", err)
+	}
+	list, err := c.ListFiles(ctx, keys.FileQuery{TokenID: "t1"})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list: %v %+v", err, list)
+	}
+	if err := c.DeleteFile(ctx, keys.FileQuery{Name: "files/a"}); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := c.ListFiles(ctx, keys.FileQuery{}); len(list) != 0 {
+		t.Fatalf("after delete: %+v", list)
+	}
+}
+
+// BenchmarkAcquireRoundTrip is one acquire over an in-process NATS
+// connection to a minimal keyd peer: the floor of what each attempt adds.
+func BenchmarkAcquireRoundTrip(b *testing.B) {
+	c, _, _ := start(b)
+	ctx := context.Background()
+	req := bus.AcquireRequest{Kind: bus.KindGemini, Model: "gemini-2.5-flash"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Acquire(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
