@@ -40,11 +40,13 @@ func ConsumeTicks(ctx context.Context, nc *nats.Conn, log *slog.Logger, handle f
 		DeliverSubject: tickDeliver,
 		DeliverGroup:   TickConsumer,
 		FilterSubject:  bus.SubjectTickRecover,
-		DeliverPolicy:  nats.DeliverNewPolicy, // a new cluster does not replay a day of old ticks
-		AckPolicy:      nats.AckExplicitPolicy,
-		AckWait:        AckWait,
-		MaxDeliver:     3,
-		MaxAckPending:  1,
+		// A new consumer takes the latest tick (one that came just before
+		// keyd) but does not replay a day of older ones.
+		DeliverPolicy: nats.DeliverLastPerSubjectPolicy,
+		AckPolicy:     nats.AckExplicitPolicy,
+		AckWait:       AckWait,
+		MaxDeliver:    3,
+		MaxAckPending: 1,
 	}
 	// Replicas starting together race to create it; whoever loses finds it there.
 	var cerr error
@@ -65,7 +67,12 @@ func ConsumeTicks(ctx context.Context, nc *nats.Conn, log *slog.Logger, handle f
 		}
 	}
 	if cerr != nil {
-		return fmt.Errorf("recover ticks: create consumer: %w", cerr)
+		// A consumer left by another version may differ in a field that
+		// cannot be updated; binding to it still delivers the ticks.
+		if _, err := js.ConsumerInfo(bus.StreamTicks, TickConsumer); err != nil {
+			return fmt.Errorf("recover ticks: create consumer: %w", cerr)
+		}
+		log.Warn("recover tick consumer exists with another configuration; using it", "err", cerr)
 	}
 	sub, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
 		Unmarshaler:      rawUnmarshaler{},
