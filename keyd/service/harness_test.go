@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -21,20 +23,51 @@ import (
 
 // stack is an embedded NATS server and FerretDB shared by the replicas of a test.
 type stack struct {
-	t   testing.TB
-	url string
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	db  *mongo.Database
+	t    testing.TB
+	url  string
+	user string // NATS user of the replicas; empty: no auth
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	db   *mongo.Database
 }
 
 func newStack(t testing.TB) *stack {
 	t.Helper()
-	ns := natsd.StartForTest(t)
+	return newStackWith(t, natsd.StartForTest(t), "")
+}
+
+// newStackWithDeploymentAuth runs NATS with the users and permissions of
+// deployments/nats/nats.conf; replicas connect as its keyd user and the
+// test itself as an extra unrestricted user.
+func newStackWithDeploymentAuth(t *testing.T) *stack {
+	t.Helper()
+	for _, svc := range []string{"EDGE", "KEYD", "LOGD", "ADMIND", "SCHEDULERD", "TAP"} {
+		t.Setenv(svc+"_NATS_PASSWORD", strings.ToLower(svc)+"-pw")
+	}
+	conf, err := server.ProcessConfigFile("../../deployments/nats/nats.conf")
+	if err != nil {
+		t.Fatalf("read deployment NATS config: %v", err)
+	}
+	ns, err := natsd.Start(natsd.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Configure: func(o *server.Options) {
+		o.Users = append(conf.Users, &server.User{Username: "test", Password: "test-pw"})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	return newStackWith(t, ns, "keyd")
+}
+
+func newStackWith(t testing.TB, ns *natsd.Server, user string) *stack {
+	t.Helper()
 	uri := ferret.StartForTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(ns.URL)
+	var auth []nats.Option
+	if user != "" {
+		auth = append(auth, nats.UserInfo("test", "test-pw"))
+	}
+	nc, err := nats.Connect(ns.URL, auth...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +84,7 @@ func newStack(t testing.TB) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
-	return &stack{t: t, url: ns.URL, nc: nc, js: js, db: cl.Database("gb_test")}
+	return &stack{t: t, url: ns.URL, user: user, nc: nc, js: js, db: cl.Database("gb_test")}
 }
 
 // replica is one running keyd.
@@ -69,7 +102,11 @@ type replicaOpts struct {
 
 func (st *stack) newDeps(o replicaOpts) Deps {
 	t := st.t
-	nc, err := nats.Connect(st.url, nats.Name("keyd-"+o.name))
+	opts := []nats.Option{nats.Name("keyd-" + o.name)}
+	if st.user != "" {
+		opts = append(opts, nats.UserInfo(st.user, st.user+"-pw"))
+	}
+	nc, err := nats.Connect(st.url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -475,3 +475,37 @@ func TestReplicasStartingTogetherBothServe(t *testing.T) {
 		}
 	}
 }
+
+// keyd needs nothing beyond what deployments/nats/nats.conf grants its user:
+// endpoints, replica sync, key-state events and recover ticks all work.
+func TestWorksWithTheDeploymentNATSPermissions(t *testing.T) {
+	good := geminiKey(1)
+	fake := fakegemini.Start(t, fakegemini.Options{Keys: []string{good, geminiKey(2)}})
+	st := newStackWithDeploymentAuth(t)
+	s := settingsWith(good, geminiKey(2))
+	s.BaseURL = fake.URL
+	a := st.start(replicaOpts{name: "a", settings: s})
+	b := st.start(replicaOpts{name: "b", settings: s})
+
+	events, err := st.js.OrderedConsumer(context.Background(), bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.SubjectEventKeyState}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := redact.ID(good)
+	if got := acquire(t, st.nc, bus.AcquireRequest{}); got.ID == "" {
+		t.Fatalf("acquire: %+v", got)
+	}
+	a.svc.Disable(context.Background(), keyapi.Selection{IDs: []string{id}})
+	eventually(t, "b applies a's disable", func() bool { k, _ := b.svc.Pool().Get(id); return k.Disabled })
+	b.svc.Report(bus.Report{ID: redact.ID(geminiKey(2)), Model: testModel, Class: string(outcome.ServerError), Status: 500})
+	eventually(t, "a applies b's forwarded report", func() bool { k, _ := a.svc.Pool().Get(redact.ID(geminiKey(2))); return k.Failures == 1 })
+	if _, err := events.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil {
+		t.Fatalf("no key-state event stored: %v", err)
+	}
+	tick := bus.Tick{V: bus.Version, Name: "recover", Slot: "perm", Time: time.Now()}
+	data, _ := json.Marshal(tick)
+	if _, err := st.js.Publish(context.Background(), bus.SubjectTickRecover, data, jetstream.WithMsgID(bus.TickMsgID(tick))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "recover tick restores the key", func() bool { k, _ := a.svc.Pool().Get(id); return !k.Disabled })
+}
