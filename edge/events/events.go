@@ -8,7 +8,7 @@ package events
 
 import (
 	"context"
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"log/slog"
 	"sync"
 	"sync/atomic"

@@ -24,6 +24,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"slices"
 	"strings"
@@ -45,6 +46,9 @@ var benchKeys = []string{
 
 func main() {
 	if len(os.Args) > 1 {
+		if addr := os.Getenv("EDGEBENCH_PPROF"); addr != "" && os.Args[1] == "edge" {
+			go func() { _ = http.ListenAndServe(addr, nil) }() // profile the edge-only row
+		}
 		var err error
 		switch os.Args[1] {
 		case "fake":
