@@ -127,6 +127,18 @@ func TestTwoSchedulersInOneSlotYieldOneTickOfEachKindThatAConsumerReceives(t *te
 		_ = msg.Ack()
 		got[tk.Name] = tk
 	}
+	// Either replica reports the slots over its micro endpoint.
+	var status map[string]string
+	eventuallyStatus := func() bool {
+		msg, err := nc.Request("gb.schedulerd.status", nil, 2*time.Second)
+		return err == nil && json.Unmarshal(msg.Data, &status) == nil && status[ticks.Retention] == "2026-11-27"
+	}
+	for i := 0; i < 50 && !eventuallyStatus(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status[ticks.Recover] != "2026-11-27T06:00" || status[ticks.Retention] != "2026-11-27" {
+		t.Errorf("status endpoint = %v", status)
+	}
 	stop()
 	wg.Wait()
 
