@@ -49,7 +49,9 @@ type framer struct {
 	crlf bool
 }
 
-const minRead = 4 << 10
+// minRead is the first buffer of a stream: one typical event fits, and an
+// idle stream (thousands may be open) holds no more than that.
+const minRead = 1 << 10
 
 func newFramer(r io.Reader, sse bool) *framer {
 	return &framer{r: r, sse: sse, buf: make([]byte, minRead), elemStart: -1}
