@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"google.golang.org/genai"
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
@@ -266,4 +267,47 @@ func TestUploadedFileIsUsedWithItsUploadingKeyThroughAnyEdge(t *testing.T) {
 	if got, err := c1.Files.Get(ctx, f.Name, nil); err != nil || got.Name != f.Name {
 		t.Fatalf("get through edge-1: %v", err)
 	}
+}
+
+// NATS is the backbone: when nats-server is killed and comes back (same port, same
+// JetStream store), every service reconnects on its own, requests are answered again,
+// and their rows still reach MongoDB.
+func TestServicesRecoverWhenNATSServerIsKilledAndRestarted(t *testing.T) {
+	s := stack.Start(t, stack.Options{Edges: 1, Without: []string{"admind", "schedulerd"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := s.Gemini(t, 0)
+	if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("before"), nil); err != nil {
+		t.Fatal(err)
+	}
+	coll := s.Mongo(t).Collection("request_logs")
+	waitRows := func(want int64, what string) {
+		t.Helper()
+		for {
+			n, err := coll.CountDocuments(ctx, bson.D{{Key: "success", Value: true}})
+			if err == nil && n >= want {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: %d rows (err %v)", what, n, err)
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+	waitRows(1, "rows before the NATS restart") // steady state: logd is consuming
+	s.Kill("nats")
+	s.Start("nats")
+	var err error
+	for {
+		if _, err = c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("after"), nil); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("edge never answered again after the NATS restart: %v", err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	waitRows(2, "rows after the NATS restart")
 }
