@@ -58,7 +58,9 @@ func noLossUnderOutage(t *testing.T, victim string) {
 		for sent.Load() < startAt {
 			time.Sleep(5 * time.Millisecond)
 		}
-		s.Start(victim)
+		if err := s.Launch(victim); err != nil {
+			t.Errorf("restart %s: %v", victim, err)
+		}
 	}()
 
 	var wg sync.WaitGroup

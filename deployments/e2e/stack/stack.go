@@ -427,6 +427,10 @@ func (s *Stack) Start(name string) {
 	}
 }
 
+// Launch is Start returning the error instead of failing the test: for goroutines other
+// than the test's own, where t.Fatal must not be called.
+func (s *Stack) Launch(name string) error { return s.start(name) }
+
 // Restart is Stop then Start.
 func (s *Stack) Restart(name string) {
 	s.t.Helper()
