@@ -311,3 +311,54 @@ func TestServicesRecoverWhenNATSServerIsKilledAndRestarted(t *testing.T) {
 	}
 	waitRows(2, "rows after the NATS restart")
 }
+
+// A 429 with RetryInfo cools the key for the delay Google asked for: keyd publishes the
+// cooldown, and no later request is sent upstream on that key while it lasts.
+func TestRateLimitedKeyCoolsForTheRetryDelayGoogleGave(t *testing.T) {
+	s := stack.Start(t, stack.Options{Edges: 1, Without: []string{"admind", "schedulerd"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	limited := s.Keys()[0]
+	fake := s.Fake()
+	if err := fake.SetKeys(ctx, map[string]fakegemini.Behaviour{limited: {Status: fakegemini.RateLimited, RetryDelay: fakegemini.Duration(10 * time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	tap := tapEvents(t, s.NATSURL())
+	c := s.Gemini(t, 0)
+	for {
+		if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil); err != nil {
+			t.Fatalf("request failed although two good keys remain: %v", err)
+		}
+		if st, _ := fake.Stats(ctx); st.KeyHits[limited] > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the limited key was never tried")
+		}
+	}
+	var cooled time.Time
+	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
+		for _, m := range msgs {
+			var ev bus.KeyStateEvent
+			if m.Subject == bus.SubjectEventKeyState && json.Unmarshal(m.Data, &ev) == nil && ev.To == bus.KeyCooling {
+				cooled = ev.Until
+				return true
+			}
+		}
+		return false
+	}, "a key-state event cooling the rate-limited key")
+	if until := time.Until(cooled); until < 5*time.Minute {
+		t.Errorf("cooldown ends in %s; Google asked for 10m", until.Round(time.Second))
+	}
+	before, _ := fake.Stats(ctx)
+	for range 9 {
+		if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("again"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, _ := fake.Stats(ctx)
+	if after.KeyHits[limited] != before.KeyHits[limited] {
+		t.Errorf("cooling key used %d more times", after.KeyHits[limited]-before.KeyHits[limited])
+	}
+	noSecrets(t, s, tap)
+}
