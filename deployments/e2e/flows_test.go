@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -361,4 +362,59 @@ func TestRateLimitedKeyCoolsForTheRetryDelayGoogleGave(t *testing.T) {
 		t.Errorf("cooling key used %d more times", after.KeyHits[limited]-before.KeyHits[limited])
 	}
 	noSecrets(t, s, tap)
+}
+
+// After the first byte there is no failover: a failure in the middle of a stream reaches
+// the client as the stream's error, text already sent is not repeated, and upstream saw
+// exactly one call. Both framings: SSE (genai) and the JSON array (raw HTTP).
+func TestMidStreamFailureEndsTheStreamWithoutRetry(t *testing.T) {
+	s := stack.Start(t, stack.Options{Edges: 1, Without: []string{"admind", "schedulerd"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fake := s.Fake()
+	flaky := map[string]fakegemini.Behaviour{}
+	for _, k := range s.Keys() {
+		flaky[k] = fakegemini.Behaviour{FailAfter: 1}
+	}
+	if err := fake.SetKeys(ctx, flaky); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	var streamErr error
+	for chunk, err := range s.Gemini(t, 0).Models.GenerateContentStream(ctx, "gemini-2.5-flash", genai.Text("a b c d e f"), nil) {
+		if err != nil {
+			streamErr = err
+			break
+		}
+		texts = append(texts, chunk.Text())
+	}
+	var ae genai.APIError
+	if len(texts) != 1 || !errors.As(streamErr, &ae) || ae.Code != 503 {
+		t.Fatalf("texts %q, err %v", texts, streamErr)
+	}
+
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.EdgeURL(0)+"/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+		strings.NewReader(`{"contents":[{"role":"user","parts":[{"text":"a b c d e f"}]}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("x-goog-api-key", s.Tokens()[0])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var elems []map[string]any
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		t.Fatalf("JSON-array stream with a failure must still parse: %v\n%s", err, raw)
+	}
+	if len(elems) != 2 || elems[1]["error"] == nil {
+		t.Fatalf("want one answer element then one error element: %s", raw)
+	}
+	st, err := fake.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.MethodHits["streamGenerateContent"] != 2 {
+		t.Errorf("upstream saw %d stream calls for 2 client streams (a retry after the first byte?)", st.MethodHits["streamGenerateContent"])
+	}
 }
