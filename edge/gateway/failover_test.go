@@ -147,7 +147,7 @@ func TestAllKeysCoolingAnswers429WithRetryAfter(t *testing.T) {
 	first := e.post("/v1beta/models/gemini-2.5-flash:generateContent", body)
 	ge := readError(t, first.Body)
 	first.Body.Close()
-	if first.StatusCode != 429 || !strings.Contains(ge.Error.Message, "You exceeded your current quota") {
+	if first.StatusCode != 429 || !strings.Contains(ge.Error.Message, "You exceeded your current quota") || first.Header.Get("Retry-After") != "40" {
 		t.Fatalf("first answer should be upstream's own 429: %d %+v", first.StatusCode, ge)
 	}
 	// Reports are fire-and-forget: wait until keyd has the cooldown.

@@ -305,6 +305,9 @@ func (rl *Relay) attempt(ctx context.Context, req *Request, timeoutSec int, secr
 			rec.MarkFirstByte() // the answer is complete and about to be written
 		}
 		resp.verdict = v
+		if v.Class == outcome.RateLimited && v.RetryDelay > 0 {
+			resp.RetryAfter = v.RetryDelay // upstream's RetryInfo, as a header clients honour
+		}
 		return resp
 	}
 	// A 2xx stream: hold it until its first whole event, so that an empty or
