@@ -7,7 +7,6 @@
 package auth
 
 import (
-	"crypto/subtle"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -114,8 +113,6 @@ func (a *Auth) Authenticate(r *http.Request) (Client, bool, bool) {
 	return Client{}, false, len(toks) > 0
 }
 
-// Equal compares secrets in constant time (for callers holding one token).
-func Equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
 const clientKey = "gb.client"
 

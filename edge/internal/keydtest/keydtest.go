@@ -32,7 +32,6 @@ type Keyd struct {
 	next     map[string]int
 	files    []bus.FileBinding
 	reports  []bus.Report
-	acquires int
 	subs     []*nats.Subscription
 	// Cooldown is used for a 429 without RetryInfo.
 	Cooldown time.Duration
@@ -74,21 +73,11 @@ func (k *Keyd) Stop() {
 	}
 }
 
-// ID returns the key id of a secret.
-func ID(secret string) string { return redact.ID(secret) }
-
 // Reports returns the reports received so far.
 func (k *Keyd) Reports() []bus.Report {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return slices.Clone(k.reports)
-}
-
-// Acquires counts acquire requests.
-func (k *Keyd) Acquires() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.acquires
 }
 
 // Disabled reports whether the key of a secret is disabled.
@@ -126,7 +115,6 @@ func (k *Keyd) acquire(m *nats.Msg) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.acquires++
 	now := time.Now()
 	var pool []*key
 	for _, kk := range k.keys {
