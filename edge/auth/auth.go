@@ -113,7 +113,6 @@ func (a *Auth) Authenticate(r *http.Request) (Client, bool, bool) {
 	return Client{}, false, len(toks) > 0
 }
 
-
 const clientKey = "gb.client"
 
 // Set stores the authenticated client for handlers.

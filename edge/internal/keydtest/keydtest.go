@@ -27,12 +27,12 @@ type key struct {
 
 // Keyd is the responder. Its counters are safe to read while it runs.
 type Keyd struct {
-	mu       sync.Mutex
-	keys     []*key
-	next     map[string]int
-	files    []bus.FileBinding
-	reports  []bus.Report
-	subs     []*nats.Subscription
+	mu      sync.Mutex
+	keys    []*key
+	next    map[string]int
+	files   []bus.FileBinding
+	reports []bus.Report
+	subs    []*nats.Subscription
 	// Cooldown is used for a 429 without RetryInfo.
 	Cooldown time.Duration
 	// MaxFailures disables a key after that many soft failures in a row.
