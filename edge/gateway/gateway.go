@@ -182,8 +182,10 @@ func (g *Gateway) routes() *gin.Engine {
 // golang/go#40747 (an HTTP/1 response cut while the request body is unread)
 // cannot bite here: every handler reads the whole request body before it
 // writes a byte, and an upload chunk is streamed upstream completely before
-// the answer. Full duplex is not switched on: with Go 1.26 and keep-alive it
-// made the server panic ("invalid concurrent Body.Read call") in our tests.
+// the answer. Full duplex is not switched on: with Go 1.26.8, a full-duplex
+// handler that returns without reading the body (a 401, say) on a keep-alive
+// connection makes net/http panic with "invalid concurrent Body.Read call"
+// when the next request arrives (seen in TestAllClientTokenForms...).
 func (g *Gateway) recordRequest(c *gin.Context) {
 	rec := events.NewRecord(c.Request.Method, c.Request.URL.Path, g.deps.Infra.Replica)
 	c.Request = c.Request.WithContext(events.WithRecord(c.Request.Context(), rec))
