@@ -2,6 +2,7 @@ package openai
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
 
+	"github.com/gemini-balance-go/edge/events"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/outcome"
@@ -43,25 +45,65 @@ func (h *handlers) passthrough(c *gin.Context) {
 		hdr.Set("Content-Type", ct)
 	}
 	rreq := &relay.Request{Route: routePassthrough, ErrorType: "openai-compatiable-non-stream", Model: model, Method: c.Request.Method,
-		Path: "/v1beta/openai" + path, Query: withoutKey(c.Request.URL.RawQuery), Header: hdr, Body: body}
+		Path: "/v1beta/openai" + path, Query: withoutKey(c.Request.URL.RawQuery), Header: hdr, Body: body, BearerKey: true}
 	if stream {
-		// Relayed whole for now: the relay's committed-stream path judges
-		// content by Gemini's framing and would count every OpenAI-framed
-		// stream as empty against the key. Clients still get valid SSE.
 		rreq.ErrorType = "openai-compatiable-stream"
+		h.passthroughStream(c, rreq, rec)
+		return
 	}
 	resp := h.Relay.Do(c.Request.Context(), rreq)
 	if resp.Local || resp.Class == outcome.KeyInvalid {
 		writeUpstreamError(c, resp)
 		return
 	}
-	if stream {
-		rec.Stream = true
-	}
 	if resp.OK() {
 		rec.Usage = openAIUsage(resp.Body)
 	}
 	copyAnswer(c, resp)
+}
+
+// passthroughStream relays upstream's OpenAI-framed SSE event by event, with
+// a flush after each, and ends a stream that fails midway with an OpenAI
+// error event. Failover happens only before the first event.
+func (h *handlers) passthroughStream(c *gin.Context, rreq *relay.Request, rec *events.Record) {
+	rec.Stream = true
+	resp := h.Relay.Stream(c.Request.Context(), rreq)
+	if resp.Stream == nil {
+		if resp.Local || resp.Class == outcome.KeyInvalid {
+			writeUpstreamError(c, resp)
+			return
+		}
+		copyAnswer(c, resp)
+		return
+	}
+	s := resp.Stream
+	defer s.Close()
+	w := c.Writer
+	setSSEHeaders(w)
+	w.WriteHeader(http.StatusOK)
+	var usage []byte
+	for {
+		ev, err := s.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			rec.Failed, rec.ClientError = true, err.Error()
+			_, _ = w.Write(streamErrorEvent(err))
+			w.Flush()
+			break
+		}
+		if bytes.Contains(ev.Data, []byte(`"usage":{`)) {
+			usage = append(usage[:0], ev.Data...)
+		}
+		if _, err := w.Write(ev.Raw); err != nil {
+			break // client gone; Close cancels upstream
+		}
+		w.Flush()
+	}
+	if usage != nil {
+		rec.Usage = openAIUsage(usage)
+	}
 }
 
 // openAIUsage reads token usage from an OpenAI-shaped answer (a JSON body,

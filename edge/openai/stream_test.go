@@ -99,6 +99,12 @@ func TestPassthroughStream(t *testing.T) {
 	if !strings.Contains(string(r.Body), `"extra_field":{"kept":true}`) {
 		t.Errorf("body not kept whole: %s", r.Body)
 	}
+	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "Bearer AIza") || r.Header.Get("x-goog-api-key") != "" {
+		t.Errorf("pool key not sent as Bearer: Authorization=%q x-goog-api-key=%q", auth, r.Header.Get("x-goog-api-key"))
+	}
+	if n := strings.Count(body, "data: "); n < 2 {
+		t.Errorf("stream arrived as %d events, want it relayed event by event:\n%s", n, body)
+	}
 	eventually(t, "keyd got the report", func() bool { return len(e.keyd.Reports()) > 0 })
 	if rep := e.keyd.Reports()[len(e.keyd.Reports())-1]; rep.Class != "success" {
 		t.Errorf("passthrough stream reported %q to keyd, want success", rep.Class)

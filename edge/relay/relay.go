@@ -129,6 +129,9 @@ type Request struct {
 	PinKeyID string
 	// MaxAttempts overrides MAX_RETRIES when > 0.
 	MaxAttempts int
+	// BearerKey sends the key as "Authorization: Bearer" (the upstream's
+	// OpenAI-compatible endpoint) instead of x-goog-api-key.
+	BearerKey bool
 }
 
 // Key names the upstream key of an attempt (never the secret).
@@ -375,7 +378,11 @@ func (rl *Relay) newRequest(ctx context.Context, req *Request, secret, keyID str
 	for k, v := range st.CustomHeaders {
 		hreq.Header.Set(k, v)
 	}
-	hreq.Header.Set("x-goog-api-key", secret)
+	if req.BearerKey {
+		hreq.Header.Set("Authorization", "Bearer "+secret)
+	} else {
+		hreq.Header.Set("x-goog-api-key", secret)
+	}
 	return hreq, nil
 }
 

@@ -140,7 +140,7 @@ func (s *Stream) Close() {
 		}
 	case s.ctx.Err() != nil || !s.ended:
 		v.Class, v.Status = outcome.Canceled, 499
-	case !s.gotContent:
+	case s.req.CheckEmpty && !s.gotContent:
 		v.Class, v.Status = outcome.Empty, http.StatusBadGateway
 		body = ErrorBody(v.Status, "upstream stream carried no content")
 	}
