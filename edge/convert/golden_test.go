@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/shared/config"
 )
 
@@ -93,7 +94,7 @@ func TestChatRequestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := struct {
-				Model        Model                   `json:"model"`
+				Model        models.Model            `json:"model"`
 				Stream       bool                    `json:"stream"`
 				IncludeUsage bool                    `json:"include_usage"`
 				Drops        []Drop                  `json:"drops"`

@@ -4,69 +4,24 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/shared/config"
 )
 
-// Derived-model suffixes, as in gemini-balance.
-const (
-	SuffixSearch      = "-search"
-	SuffixImage       = "-image"
-	SuffixNonThinking = "-non-thinking"
-	// SuffixChat after CREATE_IMAGE_MODEL names the image chat model.
-	SuffixChat = "-chat"
-)
-
-// Model is a requested model name resolved into the upstream model and the
-// behaviour its suffixes ask for.
-type Model struct {
-	Requested   string `json:"requested"`              // as the client named it
-	Upstream    string `json:"upstream"`               // sent to Gemini
-	Search      bool   `json:"search,omitempty"`       // -search: googleSearch tool, citations
-	Image       bool   `json:"image,omitempty"`        // -image or an -image-generation model: text+image output
-	NonThinking bool   `json:"non_thinking,omitempty"` // -non-thinking: thinking off (or lowest)
-}
-
-// ResolveModel strips derived-model suffixes in any combination
-// (x-search-non-thinking works) and applies MODEL_ALIASES. A suffix is only
-// stripped when its base is configured for it, so real model names that
-// happen to end in -image (gemini-2.5-flash-image) pass through unchanged.
-func ResolveModel(name string, s *config.Settings) (Model, error) {
-	name = strings.TrimPrefix(strings.TrimSpace(name), "models/")
-	m := Model{Requested: name}
-	if name == "" {
+// ResolveModel resolves a chat request's model through the models package,
+// which the native routes share, and turns what cannot be served into an
+// error naming the field: a missing model, a FILTERED_MODELS one, or a
+// -search variant of a base that SEARCH_MODELS does not list.
+func ResolveModel(name string, s *config.Settings) (models.Model, error) {
+	m := models.Resolve(name, s)
+	switch {
+	case m.Requested == "":
 		return m, fieldErr("model", "is required")
+	case m.UnofferedSearch():
+		return m, fieldErr("model", "%s is not offered: %s is not in SEARCH_MODELS", m.Requested, strings.TrimSuffix(m.Upstream, models.SuffixSearch))
+	case m.Filtered(s):
+		return m, fieldErr("model", "%s is not supported", m.Requested)
 	}
-	base := name
-	if s.CreateImageModel != "" && name == s.CreateImageModel+SuffixChat {
-		// gemini-balance's image chat model: the image model, chatting.
-		m.Upstream, m.Image = s.CreateImageModel, true
-		return m, nil
-	}
-	for changed := true; changed; {
-		changed = false
-		switch {
-		case strings.HasSuffix(base, SuffixNonThinking):
-			base, m.NonThinking, changed = strings.TrimSuffix(base, SuffixNonThinking), true, true
-		case strings.HasSuffix(base, SuffixSearch):
-			b := strings.TrimSuffix(base, SuffixSearch)
-			if !slices.Contains(s.SearchModels, b) {
-				return m, fieldErr("model", "%s is not offered: %s is not in SEARCH_MODELS", name, b)
-			}
-			base, m.Search, changed = b, true, true
-		case strings.HasSuffix(base, SuffixImage) && slices.Contains(s.ImageModels, strings.TrimSuffix(base, SuffixImage)):
-			base, m.Image, changed = strings.TrimSuffix(base, SuffixImage), true, true
-		}
-	}
-	if alias, ok := s.ExtraModelAliases[base]; ok && alias != "" {
-		base = alias
-	}
-	if strings.HasSuffix(base, "-image-generation") {
-		m.Image = true
-	}
-	if slices.Contains(s.FilteredModels, base) || slices.Contains(s.FilteredModels, name) {
-		return m, fieldErr("model", "%s is not supported", name)
-	}
-	m.Upstream = base
 	return m, nil
 }
 
@@ -91,7 +46,7 @@ func thinks(model string, s *config.Settings) bool {
 // Injections are what the server adds to every converted request, the same
 // rules as on the native path: tools for -search, codeExecution and
 // urlContext; image output; safety settings; default thinking.
-func inject(req *GenerateContentRequest, m Model, s *config.Settings, hasMedia, clientThinking bool, drops *[]Drop) {
+func inject(req *GenerateContentRequest, m models.Model, s *config.Settings, hasMedia, clientThinking bool, drops *[]Drop) {
 	if len(req.SafetySettings) == 0 {
 		for _, ss := range s.SafetySettings {
 			req.SafetySettings = append(req.SafetySettings, SafetySetting(ss))

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/shared/config"
 )
 
@@ -29,7 +30,7 @@ type Options struct {
 // ChatPlan is a converted chat request: the Gemini body and what the
 // response side needs to know.
 type ChatPlan struct {
-	Model        Model
+	Model        models.Model
 	Stream       bool
 	IncludeUsage bool
 	Body         *GenerateContentRequest

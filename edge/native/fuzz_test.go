@@ -6,6 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/shared/config"
 )
 
@@ -54,7 +55,7 @@ func FuzzInjectChangesOnlyDocumentedFields(f *testing.F) {
 		if flags&8 != 0 {
 			st.ThinkingBudgetMap = map[string]int{"gemini-2.5-flash": 1024}
 		}
-		m := Model{Requested: "gemini-2.5-flash-x", Upstream: "gemini-2.5-flash",
+		m := models.Model{Requested: "gemini-2.5-flash-x", Upstream: "gemini-2.5-flash",
 			Search: flags&16 != 0, Image: flags&32 != 0, NonThinking: flags&64 != 0}
 		in := bytes.Clone(body)
 		out, applied := Inject(body, m, &st)

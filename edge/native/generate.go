@@ -10,6 +10,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/gemini-balance-go/edge/keys"
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
 )
@@ -38,7 +39,7 @@ func (h *handlers) modelAction(version, kind string) gin.HandlerFunc {
 		}
 		name, method := param[:i], param[i+1:]
 		st := h.Settings.Get()
-		m := ResolveModel(name, st)
+		m := models.Resolve(name, st)
 		rec := record(c, routePrefix+method, m.Requested)
 		if m.Filtered(st) {
 			relay.WriteError(c.Writer, http.StatusNotFound, "models/"+m.Requested+" is not found or is not available on this gateway")

@@ -11,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/shared/config"
 )
 
@@ -33,7 +34,7 @@ import (
 //     mode, function tools or a function-calling conversation.
 //
 // applied names what changed, for logs and tests.
-func Inject(body []byte, m Model, st *config.Settings) (out []byte, applied []string) {
+func Inject(body []byte, m models.Model, st *config.Settings) (out []byte, applied []string) {
 	budget, hasBudget := st.ThinkingBudgetMap[m.Upstream]
 	urlCtx := st.URLContextEnabled && slices.Contains(st.URLContextModels, m.Upstream)
 	if !m.Search && !m.Image && !m.NonThinking && !hasBudget && len(st.SafetySettings) == 0 && !st.CodeExecutionEnabled && !urlCtx {
@@ -212,7 +213,7 @@ func each(tools gjson.Result, f func(gjson.Result)) {
 // RewriteModelField points a body's "model" fields (countTokens'
 // generateContentRequest.model, embedding requests) from a derived name to
 // the upstream model. Other bytes are untouched.
-func RewriteModelField(body []byte, m Model) []byte {
+func RewriteModelField(body []byte, m models.Model) []byte {
 	if !m.Derived() || !bytes.Contains(body, []byte(m.Requested)) || !gjson.ValidBytes(body) {
 		return body
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/shared/config"
 )
 
@@ -18,40 +19,18 @@ func settings(f func(*config.Settings)) *config.Settings {
 	return &s
 }
 
-func TestResolveModelStripsOnlyConfiguredSuffixes(t *testing.T) {
-	st := settings(nil)
-	for _, tc := range []struct {
-		in, upstream             string
-		search, image, nonThinks bool
-	}{
-		{"gemini-2.5-flash", "gemini-2.5-flash", false, false, false},
-		{"models/gemini-2.5-flash-search", "gemini-2.5-flash", true, false, false},
-		{"gemini-2.5-pro-non-thinking", "gemini-2.5-pro", false, false, true},
-		{"gemini-2.5-flash-search-non-thinking", "gemini-2.5-flash", true, false, true},
-		{"gemini-2.0-flash-exp-image", "gemini-2.0-flash-exp", false, true, false},
-		// Google's own model name ending in -image is not a derived model.
-		{"gemini-2.5-flash-image", "gemini-2.5-flash-image", false, false, false},
-		{"gemini-2.0-flash-search", "gemini-2.0-flash-search", false, false, false},
-	} {
-		m := ResolveModel(tc.in, st)
-		if m.Upstream != tc.upstream || m.Search != tc.search || m.Image != tc.image || m.NonThinking != tc.nonThinks {
-			t.Errorf("%s → %+v", tc.in, m)
-		}
-	}
-}
-
 func TestInjectAppliesOnlyTheDocumentedChanges(t *testing.T) {
-	plain := Model{Requested: "gemini-2.5-flash", Upstream: "gemini-2.5-flash"}
-	search := Model{Requested: "gemini-2.5-flash-search", Upstream: "gemini-2.5-flash", Search: true}
-	image := Model{Requested: "gemini-2.0-flash-exp-image", Upstream: "gemini-2.0-flash-exp", Image: true}
-	noThink := func(base string) Model {
-		return Model{Requested: base + "-non-thinking", Upstream: base, NonThinking: true}
+	plain := models.Model{Requested: "gemini-2.5-flash", Upstream: "gemini-2.5-flash"}
+	search := models.Model{Requested: "gemini-2.5-flash-search", Upstream: "gemini-2.5-flash", Search: true}
+	image := models.Model{Requested: "gemini-2.0-flash-exp-image", Upstream: "gemini-2.0-flash-exp", Image: true}
+	noThink := func(base string) models.Model {
+		return models.Model{Requested: base + "-non-thinking", Upstream: base, NonThinking: true}
 	}
 	noSafety := func(s *config.Settings) { s.SafetySettings = nil }
 	for _, tc := range []struct {
 		name   string
 		st     *config.Settings
-		m      Model
+		m      models.Model
 		body   string
 		checks map[string]string // gjson path → raw value expected in the output; "" = absent
 		same   bool              // body must come back byte for byte
@@ -98,7 +77,7 @@ func TestInjectAppliesOnlyTheDocumentedChanges(t *testing.T) {
 		{name: "never in a function-calling conversation", st: settings(func(s *config.Settings) { s.SafetySettings = nil; s.CodeExecutionEnabled = true }),
 			m: plain, body: `{"contents":[{"role":"model","parts":[{"functionCall":{"name":"f","args":{}}}]}]}`, same: true},
 		{name: "url context only for listed models", st: settings(func(s *config.Settings) { s.SafetySettings = nil; s.URLContextEnabled = true }),
-			m: Model{Requested: "gemma-3", Upstream: "gemma-3"}, body: `{}`, same: true},
+			m: models.Model{Requested: "gemma-3", Upstream: "gemma-3"}, body: `{}`, same: true},
 		{name: "a single tool object becomes a list", st: settings(noSafety), m: search, body: `{"tools":{"codeExecution":{}}}`,
 			checks: map[string]string{"tools.0": `{"codeExecution":{}}`, "tools.1": `{"googleSearch":{}}`}},
 		{name: "not JSON is left for upstream to judge", st: settings(nil), m: search, body: `{"contents":[`, same: true},

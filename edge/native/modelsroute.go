@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/config"
 )
@@ -38,8 +39,8 @@ func (h *handlers) listModels(version string) gin.HandlerFunc {
 // byte for byte; a derived entry is a copy of its base with the name,
 // displayName and description changed.
 func RewriteModelList(body []byte, st *config.Settings) []byte {
-	models := gjson.GetBytes(body, "models")
-	if !models.IsArray() {
+	list := gjson.GetBytes(body, "models")
+	if !list.IsArray() {
 		return body
 	}
 	var out bytes.Buffer
@@ -54,15 +55,15 @@ func RewriteModelList(body []byte, st *config.Settings) []byte {
 		n++
 	}
 	var derived []string
-	models.ForEach(func(_, mdl gjson.Result) bool {
+	list.ForEach(func(_, mdl gjson.Result) bool {
 		id := strings.TrimPrefix(mdl.Get("name").Str, "models/")
-		m := Model{Requested: id, Upstream: id}
+		m := models.Model{Requested: id, Upstream: id}
 		if m.Filtered(st) {
 			return true
 		}
 		write(mdl.Raw)
-		for _, d := range derivedFor(id, st) {
-			derived = append(derived, derivedEntry(mdl.Raw, d[0], d[1]))
+		for _, d := range models.DerivedFor(id, st) {
+			derived = append(derived, derivedEntry(mdl.Raw, d.Name, d.Note))
 		}
 		return true
 	})
@@ -93,7 +94,7 @@ func derivedEntry(raw, name, note string) string {
 func (h *handlers) getModel(version string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		st := h.Settings.Get()
-		m := ResolveModel(c.Param("model"), st)
+		m := models.Resolve(c.Param("model"), st)
 		rec := record(c, "gemini.models.get", m.Requested)
 		if m.Filtered(st) {
 			relay.WriteError(c.Writer, http.StatusNotFound, "models/"+m.Requested+" is not found or is not available on this gateway")
@@ -106,9 +107,9 @@ func (h *handlers) getModel(version string) gin.HandlerFunc {
 			return
 		}
 		note := ""
-		for _, d := range derivedFor(m.Upstream, st) {
-			if d[0] == m.Requested {
-				note = d[1]
+		for _, d := range models.DerivedFor(m.Upstream, st) {
+			if d.Name == m.Requested {
+				note = d.Note
 			}
 		}
 		c.Data(http.StatusOK, "application/json; charset=UTF-8", []byte(derivedEntry(string(resp.Body), m.Requested, note)))

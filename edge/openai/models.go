@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gemini-balance-go/edge/convert"
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/native"
 	"github.com/gemini-balance-go/edge/relay"
 )
@@ -48,7 +49,7 @@ func (h *handlers) listModels(c *gin.Context) {
 		data = append(data, model{ID: strings.TrimPrefix(m.Name, "models/"), Object: "model", Created: modelCreated, OwnedBy: "google"})
 	}
 	if im := h.Settings.Get().CreateImageModel; im != "" {
-		data = append(data, model{ID: im + convert.SuffixChat, Object: "model", Created: modelCreated, OwnedBy: "google"})
+		data = append(data, model{ID: im + models.SuffixChat, Object: "model", Created: modelCreated, OwnedBy: "google"})
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
 }
@@ -62,7 +63,7 @@ func (h *handlers) getModel(c *gin.Context) {
 		WriteError(c, http.StatusNotFound, "The model '"+id+"' does not exist", "invalid_request_error", "model", "model_not_found")
 		return
 	}
-	if m.Requested == h.Settings.Get().CreateImageModel+convert.SuffixChat {
+	if m.Requested == h.Settings.Get().CreateImageModel+models.SuffixChat {
 		c.JSON(http.StatusOK, model{ID: m.Requested, Object: "model", Created: modelCreated, OwnedBy: "google"})
 		return
 	}
