@@ -317,12 +317,22 @@ func bulkInc(ctx context.Context, coll *mongo.Collection, batch string, deltas m
 		filter := bson.D{{Key: "_id", Value: id}, {Key: "lb", Value: bson.D{{Key: "$ne", Value: batch}}}}
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(update).SetUpsert(true))
 	}
-	_, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	if err != nil && !onlyDuplicates(err) {
-		return err
+	for len(models) > 0 {
+		n := min(len(models), maxUpdatesPerCommand)
+		_, err := coll.BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false))
+		if err != nil && !onlyDuplicates(err) {
+			return err
+		}
+		models = models[n:]
 	}
 	return nil
 }
+
+// maxUpdatesPerCommand bounds the updates sent in one command. FerretDB 1.24
+// on PostgreSQL holds a pool connection per update of an existing document
+// until the whole command ends, and hangs once a command has more such
+// updates than its pool has connections; MongoDB does not care.
+const maxUpdatesPerCommand = 20
 
 // insertUnordered inserts docs, treating duplicate keys as already stored.
 // It returns how many were inserted and the indexes of the duplicates.

@@ -1,0 +1,85 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/gemini-balance-go/deployments/embedded/ferret"
+)
+
+// StartPostgres starts a throwaway PostgreSQL cluster (Debian's postgresql
+// package) as the postgres user on a free port and returns a URL of its
+// database "ferretdb". It skips the test or benchmark when PostgreSQL is not
+// installed.
+func StartPostgres(t testing.TB) string {
+	t.Helper()
+	pgCtl, err := exec.LookPath("pg_ctl")
+	if err != nil {
+		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
+		if len(matches) == 0 {
+			t.Skip("PostgreSQL is not installed (apt-get install postgresql)")
+		}
+		pgCtl = matches[len(matches)-1]
+	}
+	if real, err := filepath.EvalSymlinks(pgCtl); err == nil {
+		pgCtl = real
+	}
+	bin := filepath.Dir(pgCtl)
+	dir, err := os.MkdirTemp("", "logd-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	port := freePort(t)
+	run := func(name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("runuser", append([]string{"-u", "postgres", "--", filepath.Join(bin, name)}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	if out, err := exec.Command("chown", "postgres", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot hand a directory to the postgres user: %v %s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+	run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-w", "start",
+		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c shared_buffers=256MB", port, dir))
+	t.Cleanup(func() {
+		_ = exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "fast", "stop").Run()
+	})
+	run("createdb", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "ferretdb")
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/ferretdb", port)
+}
+
+// StartFerretPostgres starts FerretDB on a fresh PostgreSQL cluster and returns its MongoDB URI.
+func StartFerretPostgres(t testing.TB) string {
+	t.Helper()
+	pg := StartPostgres(t)
+	// FerretDB logs every failed SQL statement at error level, including the
+	// duplicate keys logd provokes on purpose; keep benchmark output readable.
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := ferret.Start(context.Background(), ferret.Options{PostgresURL: pg, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Stop)
+	return st.URI
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
