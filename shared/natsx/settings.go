@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,7 +19,9 @@ import (
 // until admind's document arrives over the KV bucket, then each saved version.
 // Reads are a single atomic load, cheap enough for every request.
 type Settings struct {
-	cur      atomic.Pointer[config.Settings]
+	cur atomic.Pointer[config.Settings]
+
+	mu       sync.Mutex // serialises Set and guards onChange
 	onChange []func(config.Settings)
 }
 
@@ -32,12 +35,20 @@ func NewSettings(initial config.Settings) *Settings {
 // Get returns the current settings. Callers must not modify the result.
 func (s *Settings) Get() *config.Settings { return s.cur.Load() }
 
-// OnChange registers a callback run after each update (before Watch starts).
-func (s *Settings) OnChange(f func(config.Settings)) { s.onChange = append(s.onChange, f) }
+// OnChange registers a callback run after each later update. It may be
+// called at any time, also while Watch is applying updates.
+func (s *Settings) OnChange(f func(config.Settings)) {
+	s.mu.Lock()
+	s.onChange = append(s.onChange, f)
+	s.mu.Unlock()
+}
 
-// Set replaces the settings and runs the callbacks.
+// Set replaces the settings and runs the callbacks, one update at a time so
+// callbacks see updates in order.
 func (s *Settings) Set(next config.Settings) {
 	next.Normalize()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.cur.Store(&next)
 	for _, f := range s.onChange {
 		f(next)
