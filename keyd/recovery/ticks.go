@@ -21,7 +21,7 @@ import (
 // keyd replica (a deliver group), so each recover tick is handled once.
 const (
 	TickConsumer = "keyd_recover"
-	tickDeliver  = "gb.keyd.deliver.recover"
+	tickDeliver  = bus.SubjectDeliverKeydRecover
 )
 
 // AckWait is how long one recover run may take before the tick is redelivered.

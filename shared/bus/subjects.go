@@ -61,6 +61,15 @@ const (
 	SubjectDLQLogd    = "gb.dlq.logd"
 )
 
+// Deliver subjects of the durable push consumers. They sit outside "gb.>" on
+// purpose: a tap such as `nats sub 'gb.>'` must never receive (and so hold
+// back) deliveries meant for keyd or logd.
+const (
+	SubjectDeliverKeydRecover  = "_GB.deliver.keyd.recover"
+	SubjectDeliverLogdRequests = "_GB.deliver.logd.request"
+	SubjectDeliverLogdErrors   = "_GB.deliver.logd.error"
+)
+
 // Settings broadcast: admind owns the settings document in MongoDB and mirrors
 // it into this KV bucket; every service watches the bucket and applies changes
 // live.
