@@ -41,6 +41,9 @@ type RequestLog struct {
 	ID         string    `bson:"_id"`
 	Time       time.Time `bson:"t"`
 	Hour       string    `bson:"h"`
+	// Minute is the minute bucket: FerretDB pushes only equality filters
+	// down to PostgreSQL, so a partial minute is read by bucket, not by range.
+	Minute string `bson:"m"`
 	Route      string    `bson:"route,omitempty"`
 	Method     string    `bson:"method,omitempty"`
 	Path       string    `bson:"path,omitempty"`
@@ -122,6 +125,7 @@ func (c *Counters) Add(o Counters) {
 type Rollup struct {
 	ID       string           `bson:"_id"`
 	Hour     string           `bson:"h"`
+	Day      string           `bson:"d"` // for equality-filtered reads, see Store.hourDocs
 	Month    string           `bson:"mon"`
 	Key      string           `bson:"k"`
 	Model    string           `bson:"mo"`
@@ -145,7 +149,7 @@ func FromRequestEvent(e *bus.RequestEvent) RequestLog {
 		total = e.Usage.Prompt + e.Usage.Candidates + e.Usage.Thoughts
 	}
 	return RequestLog{
-		ID: e.ID, Time: e.Time.UTC(), Hour: mongox.HourBucket(e.Time),
+		ID: e.ID, Time: e.Time.UTC(), Hour: mongox.HourBucket(e.Time), Minute: MinuteBucket(e.Time),
 		Route: e.Route, Method: e.Method, Path: e.Path, Model: e.Model, Upstream: e.Upstream, Stream: e.Stream,
 		TokenID: e.TokenID, TokenHint: e.TokenHint, KeyID: e.KeyID, KeyHint: e.KeyHint, KeyKind: e.KeyKind,
 		Attempts: e.Attempts, Status: e.Status, Success: e.Success, Class: e.Class,

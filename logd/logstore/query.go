@@ -278,24 +278,65 @@ func level(key, model, token string) bson.M {
 // a window shorter than a minute, which rollups cannot split.
 func (s *Store) rawTotals(ctx context.Context, from, to time.Time) (Counters, error) {
 	var c Counters
-	if !from.Before(to) {
-		return c, nil
-	}
 	proj := bson.M{"success": 1, "status": 1, "prompt": 1, "completion": 1, "thoughts": 1, "tokens": 1, "latency_ms": 1}
-	cur, err := s.requests.Find(ctx, bson.M{"t": bson.M{"$gte": from.UTC(), "$lt": to.UTC()}}, options.Find().SetProjection(proj))
-	if err != nil {
-		return c, fmt.Errorf("find recent request logs: %w", err)
-	}
-	defer cur.Close(ctx)
-	for cur.Next(ctx) {
-		var r RequestLog
-		if err := cur.Decode(&r); err != nil {
-			return c, fmt.Errorf("decode request log: %w", err)
+	for m := from.UTC().Truncate(time.Minute); m.Before(to); m = m.Add(time.Minute) {
+		f := bson.M{"m": MinuteBucket(m), "t": bson.M{"$gte": from.UTC(), "$lt": to.UTC()}}
+		cur, err := s.requests.Find(ctx, f, options.Find().SetProjection(proj))
+		if err != nil {
+			return c, fmt.Errorf("find recent request logs: %w", err)
 		}
-		d, _ := countersOf(&r)
-		c.Add(d)
+		for cur.Next(ctx) {
+			var r RequestLog
+			if err := cur.Decode(&r); err != nil {
+				_ = cur.Close(ctx)
+				return c, fmt.Errorf("decode request log: %w", err)
+			}
+			d, _ := countersOf(&r)
+			c.Add(d)
+		}
+		err = cur.Err()
+		_ = cur.Close(ctx)
+		if err != nil {
+			return c, err
+		}
 	}
-	return c, cur.Err()
+	return c, nil
+}
+
+// hourDocs reads the hourly rollups of one level (an equality filter) for
+// the hours [from, to], one day bucket at a time: FerretDB pushes equality
+// filters down to its backend but filters ranges in Go, so an equality on the
+// day keeps every read to at most a day of documents.
+func (s *Store) hourDocs(ctx context.Context, lvl bson.M, from, to time.Time) ([]Rollup, error) {
+	var out []Rollup
+	from, to = from.UTC().Truncate(time.Hour), to.UTC().Truncate(time.Hour)
+	for day := from.Truncate(24 * time.Hour); !day.After(to); day = day.Add(24 * time.Hour) {
+		f := bson.M{"d": mongox.DayBucket(day), "h": bson.M{"$gte": mongox.HourBucket(from), "$lte": mongox.HourBucket(to)}}
+		for k, v := range lvl {
+			f[k] = v
+		}
+		docs, err := s.rollupDocs(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, docs...)
+	}
+	return out, nil
+}
+
+// minuteDocs reads the minute rollups for minutes [from, to), an hour bucket
+// at a time for the same reason.
+func (s *Store) minuteDocs(ctx context.Context, from, to time.Time) ([]Rollup, error) {
+	var out []Rollup
+	for h := from.UTC().Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
+		f := bson.M{"h": mongox.HourBucket(h), "_id": bson.M{"$gte": MinuteBucket(from), "$lt": MinuteBucket(to)}}
+		docs, err := s.rollupDocsIn(ctx, s.minutes, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, docs...)
+	}
+	return out, nil
 }
 
 func ceil(t time.Time, d time.Duration) time.Time {
@@ -318,8 +359,7 @@ func (s *Store) windowTotals(ctx context.Context, from, now time.Time) (Counters
 		return s.rawTotals(ctx, from, end)
 	}
 	var c Counters
-	addDocs := func(coll *mongo.Collection, f bson.M) error {
-		docs, err := s.rollupDocsIn(ctx, coll, f)
+	addDocs := func(docs []Rollup, err error) error {
 		for _, d := range docs {
 			c.Add(d.Counters)
 		}
@@ -338,17 +378,15 @@ func (s *Store) windowTotals(ctx context.Context, from, now time.Time) (Counters
 	}
 	fromHour, nowHour := ceil(fromMin, time.Hour), nowMin.Truncate(time.Hour)
 	if !fromHour.Before(nowHour) {
-		return c, addDocs(s.minutes, bson.M{"_id": bson.M{"$gte": MinuteBucket(fromMin), "$lt": MinuteBucket(nowMin)}})
+		return c, addDocs(s.minuteDocs(ctx, fromMin, nowMin))
 	}
-	if err := addDocs(s.minutes, bson.M{"_id": bson.M{"$gte": MinuteBucket(fromMin), "$lt": MinuteBucket(fromHour)}}); err != nil {
+	if err := addDocs(s.minuteDocs(ctx, fromMin, fromHour)); err != nil {
 		return c, err
 	}
-	if err := addDocs(s.minutes, bson.M{"_id": bson.M{"$gte": MinuteBucket(nowHour), "$lt": MinuteBucket(nowMin)}}); err != nil {
+	if err := addDocs(s.minuteDocs(ctx, nowHour, nowMin)); err != nil {
 		return c, err
 	}
-	f := level("", "", "")
-	f["h"] = bson.M{"$gte": mongox.HourBucket(fromHour), "$lt": mongox.HourBucket(nowHour)}
-	return c, addDocs(s.rollups, f)
+	return c, addDocs(s.hourDocs(ctx, level("", "", ""), fromHour, nowHour.Add(-time.Hour)))
 }
 
 // Overview answers gb.logd.stats.overview.
@@ -413,9 +451,7 @@ func (s *Store) Series(ctx context.Context, q logapi.SeriesQuery) (logapi.Series
 	if to.Sub(from) > 24*400*time.Hour {
 		return logapi.Series{}, badRequest("range longer than 400 days")
 	}
-	f := level(q.KeyID, q.Model, q.TokenID)
-	f["h"] = bson.M{"$gte": mongox.HourBucket(from), "$lte": mongox.HourBucket(to)}
-	docs, err := s.rollupDocs(ctx, f)
+	docs, err := s.hourDocs(ctx, level(q.KeyID, q.Model, q.TokenID), from, to)
 	if err != nil {
 		return logapi.Series{}, err
 	}
@@ -431,12 +467,6 @@ func (s *Store) Series(ctx context.Context, q logapi.SeriesQuery) (logapi.Series
 		out.Points = append(out.Points, logapi.SeriesPoint{Hour: b, Totals: byHour[b].totals()})
 	}
 	return out, nil
-}
-
-// dayHours is the hour range of the last 24 hourly buckets ending at now's.
-func dayHours(now time.Time, hours int) bson.M {
-	now = now.UTC()
-	return bson.M{"$gte": mongox.HourBucket(now.Add(-time.Duration(hours-1) * time.Hour)), "$lte": mongox.HourBucket(now)}
 }
 
 // Attention answers gb.logd.stats.attention from the per-key rollups.
@@ -457,8 +487,9 @@ func (s *Store) Attention(ctx context.Context, q logapi.AttentionQuery) (logapi.
 		now = s.now()
 	}
 	field := "codes." + strconv.Itoa(code)
-	f := bson.M{"k": bson.M{"$nin": bson.A{Any, dim("")}}, "mo": Any, "tk": Any, "h": dayHours(now, 24), field: bson.M{"$gt": 0}}
-	docs, err := s.rollupDocs(ctx, f)
+	f := bson.M{"k": bson.M{"$nin": bson.A{Any, dim("")}}, "mo": Any, "tk": Any, field: bson.M{"$gt": 0}}
+	now = now.UTC()
+	docs, err := s.hourDocs(ctx, f, now.Add(-23*time.Hour), now)
 	if err != nil {
 		return logapi.Attention{}, err
 	}
@@ -498,8 +529,9 @@ func (s *Store) KeyUsage(ctx context.Context, q logapi.KeyUsageQuery) (logapi.Ke
 	if now.IsZero() {
 		now = s.now()
 	}
-	f := bson.M{"k": q.KeyID, "mo": bson.M{"$ne": Any}, "tk": bson.M{"$ne": Any}, "h": dayHours(now, hours)}
-	docs, err := s.rollupDocs(ctx, f)
+	f := bson.M{"k": q.KeyID, "mo": bson.M{"$ne": Any}, "tk": bson.M{"$ne": Any}}
+	now = now.UTC()
+	docs, err := s.hourDocs(ctx, f, now.Add(-time.Duration(hours-1)*time.Hour), now)
 	if err != nil {
 		return logapi.KeyUsage{}, err
 	}

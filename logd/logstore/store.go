@@ -50,6 +50,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			{{Key: "token_id", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "status", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "route", Value: 1}, {Key: "t", Value: -1}},
+			{{Key: "m", Value: 1}},
 		},
 		s.errors: {
 			{{Key: "t", Value: -1}},
@@ -60,7 +61,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		},
 		s.rollups: {
 			// Every rollup query names the level (k, mo, tk, "*" for all) and an hour range or month.
-			{{Key: "k", Value: 1}, {Key: "mo", Value: 1}, {Key: "tk", Value: 1}, {Key: "h", Value: 1}},
+			{{Key: "k", Value: 1}, {Key: "mo", Value: 1}, {Key: "tk", Value: 1}, {Key: "d", Value: 1}, {Key: "h", Value: 1}},
 			{{Key: "mon", Value: 1}},
 			{{Key: "h", Value: 1}},
 		},
@@ -240,8 +241,28 @@ func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog
 	if len(rows) == 0 {
 		return nil
 	}
-	hourly := map[string]*delta{}
-	minutely := map[string]*delta{}
+	hourly, minutely := deltasOf(rows)
+	if err := bulkInc(ctx, s.rollups, batch, hourly, func(d *delta) bson.D {
+		return bson.D{
+			{Key: "h", Value: d.hour}, {Key: "d", Value: d.hour[:10]}, {Key: "mon", Value: d.hour[:7]},
+			{Key: "k", Value: d.key}, {Key: "mo", Value: d.model}, {Key: "tk", Value: d.token},
+		}
+	}); err != nil {
+		return fmt.Errorf("update hourly rollups: %w", err)
+	}
+	if err := bulkInc(ctx, s.minutes, batch, minutely, func(d *delta) bson.D {
+		return bson.D{{Key: "h", Value: d.hour}}
+	}); err != nil {
+		return fmt.Errorf("update minute rollups: %w", err)
+	}
+	return nil
+}
+
+// deltasOf sums rows into their hourly rollups (every level) and overall
+// minute rollups, keyed by _id.
+func deltasOf(rows []*RequestLog) (hourly, minutely map[string]*delta) {
+	hourly = map[string]*delta{}
+	minutely = map[string]*delta{}
 	add := func(into map[string]*delta, id, hour, key, model, token string, c Counters, code string) {
 		d := into[id]
 		if d == nil {
@@ -267,20 +288,7 @@ func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog
 		}
 		add(minutely, MinuteBucket(r.Time), h, Any, Any, Any, c, code)
 	}
-	if err := bulkInc(ctx, s.rollups, batch, hourly, func(d *delta) bson.D {
-		return bson.D{
-			{Key: "h", Value: d.hour}, {Key: "mon", Value: d.hour[:7]},
-			{Key: "k", Value: d.key}, {Key: "mo", Value: d.model}, {Key: "tk", Value: d.token},
-		}
-	}); err != nil {
-		return fmt.Errorf("update hourly rollups: %w", err)
-	}
-	if err := bulkInc(ctx, s.minutes, batch, minutely, func(d *delta) bson.D {
-		return bson.D{{Key: "h", Value: d.hour}}
-	}); err != nil {
-		return fmt.Errorf("update minute rollups: %w", err)
-	}
-	return nil
+	return hourly, minutely
 }
 
 // bulkInc runs one unordered bulk of guarded $inc upserts.

@@ -1,0 +1,112 @@
+package logstore_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gemini-balance-go/logd/internal/testenv"
+	"github.com/gemini-balance-go/logd/logapi"
+	"github.com/gemini-balance-go/logd/logstore"
+)
+
+// BenchmarkQueriesMillionLogsPostgres seeds a busy day (LOGD_BENCH_ROWS,
+// default 1,000,000 request logs over the last 24 hours, 200 keys, 4 models,
+// 20 tokens) into FerretDB on PostgreSQL, logs and rollups inserted directly,
+// then prints the latency of each dashboard query:
+//
+//	go test ./logd/logstore -run '^$' -bench QueriesMillion -benchtime 1x -timeout 30m
+func BenchmarkQueriesMillionLogsPostgres(b *testing.B) {
+	rows := 1_000_000
+	if n, err := strconv.Atoi(os.Getenv("LOGD_BENCH_ROWS")); err == nil && n > 0 {
+		rows = n
+	}
+	db := testenv.Mongo(b, testenv.StartFerretPostgres(b), "logd")
+	st := logstore.New(db)
+	ctx := context.Background()
+	if err := st.EnsureIndexes(ctx); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	start := now.Add(-24 * time.Hour)
+	step := 24 * time.Hour / time.Duration(rows)
+	statuses := []int{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 429, 500, 400}
+	seedStart := time.Now()
+	const chunk = 10000
+	var seeder logstore.RollupSeeder
+	for i := 0; i < rows; i += chunk {
+		batch := make([]logstore.RequestLog, 0, chunk)
+		for j := i; j < min(i+chunk, rows); j++ {
+			r := req(fmt.Sprintf("r%07d", j), start.Add(time.Duration(j)*step), fmt.Sprintf("key%03d", j%200),
+				[]string{"gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-2.0-flash"}[j%4],
+				fmt.Sprintf("tok%02d", j%20), statuses[j%len(statuses)], 100)
+			r.Batch = "seed"
+			batch = append(batch, r)
+		}
+		docs := make([]any, len(batch))
+		for k := range batch {
+			docs[k] = &batch[k]
+		}
+		if _, err := db.Collection(logstore.CollRequests).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
+			b.Fatal(err)
+		}
+		seeder.Add(batch)
+	}
+	if err := seeder.Insert(ctx, st); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("seeded %d request logs with rollups in %s", rows, time.Since(seedStart).Round(time.Second))
+
+	measure := func(name string, f func() error) {
+		const runs = 10
+		if err := f(); err != nil { // warm-up, and a check that it works
+			b.Fatalf("%s: %v", name, err)
+		}
+		t0 := time.Now()
+		for i := 0; i < runs; i++ {
+			if err := f(); err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+		}
+		avg := time.Since(t0) / runs
+		b.ReportMetric(float64(avg.Microseconds())/1000, name+"-ms")
+		b.Logf("%-28s %8.1f ms", name, float64(avg.Microseconds())/1000)
+	}
+	b.ResetTimer()
+	measure("overview", func() error {
+		o, err := st.Overview(ctx, logapi.OverviewQuery{Now: now})
+		if err == nil && o.Day.Requests != int64(rows) {
+			return fmt.Errorf("day = %d requests, want %d", o.Day.Requests, rows)
+		}
+		return err
+	})
+	measure("series-overall-24h", func() error {
+		_, err := st.Series(ctx, logapi.SeriesQuery{From: start, To: now})
+		return err
+	})
+	measure("series-key-24h", func() error {
+		_, err := st.Series(ctx, logapi.SeriesQuery{KeyID: "key007", From: start, To: now})
+		return err
+	})
+	measure("series-model-24h", func() error {
+		_, err := st.Series(ctx, logapi.SeriesQuery{Model: "gemini-2.5-pro", From: start, To: now})
+		return err
+	})
+	measure("attention-429", func() error {
+		_, err := st.Attention(ctx, logapi.AttentionQuery{Code: 429, Limit: 20, Now: now})
+		return err
+	})
+	measure("key-usage-24h", func() error {
+		_, err := st.KeyUsage(ctx, logapi.KeyUsageQuery{KeyID: "key007", Now: now})
+		return err
+	})
+	measure("request-logs-key-page", func() error {
+		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{KeyID: "key007", Limit: 50})
+		return err
+	})
+}
