@@ -38,36 +38,36 @@ const Any = "*"
 
 // RequestLog is one request_logs document.
 type RequestLog struct {
-	ID         string    `bson:"_id"`
-	Time       time.Time `bson:"t"`
-	Hour       string    `bson:"h"`
+	ID   string    `bson:"_id"`
+	Time time.Time `bson:"t"`
+	Hour string    `bson:"h"`
 	// Minute is the minute bucket: FerretDB pushes only equality filters
 	// down to PostgreSQL, so a partial minute is read by bucket, not by range.
-	Minute string `bson:"m"`
-	Route      string    `bson:"route,omitempty"`
-	Method     string    `bson:"method,omitempty"`
-	Path       string    `bson:"path,omitempty"`
-	Model      string    `bson:"model"`
-	Upstream   string    `bson:"upstream_model,omitempty"`
-	Stream     bool      `bson:"stream,omitempty"`
-	TokenID    string    `bson:"token_id"`
-	TokenHint  string    `bson:"token_hint,omitempty"`
-	KeyID      string    `bson:"key_id"`
-	KeyHint    string    `bson:"key_hint,omitempty"`
-	KeyKind    string    `bson:"key_kind,omitempty"`
-	Attempts   int       `bson:"attempts"`
-	Status     int       `bson:"status"`
-	Success    bool      `bson:"success"`
-	Class      string    `bson:"class,omitempty"`
-	LatencyMS  float64   `bson:"latency_ms"`
-	TTFBMS     float64   `bson:"ttfb_ms,omitempty"`
-	Prompt     int       `bson:"prompt,omitempty"`
-	Completion int       `bson:"completion,omitempty"`
-	Thoughts   int       `bson:"thoughts,omitempty"`
-	Cached     int       `bson:"cached,omitempty"`
-	Tokens     int       `bson:"tokens,omitempty"`
-	Replica    string    `bson:"replica,omitempty"`
-	Error      string    `bson:"error,omitempty"`
+	Minute     string  `bson:"m"`
+	Route      string  `bson:"route,omitempty"`
+	Method     string  `bson:"method,omitempty"`
+	Path       string  `bson:"path,omitempty"`
+	Model      string  `bson:"model"`
+	Upstream   string  `bson:"upstream_model,omitempty"`
+	Stream     bool    `bson:"stream,omitempty"`
+	TokenID    string  `bson:"token_id"`
+	TokenHint  string  `bson:"token_hint,omitempty"`
+	KeyID      string  `bson:"key_id"`
+	KeyHint    string  `bson:"key_hint,omitempty"`
+	KeyKind    string  `bson:"key_kind,omitempty"`
+	Attempts   int     `bson:"attempts"`
+	Status     int     `bson:"status"`
+	Success    bool    `bson:"success"`
+	Class      string  `bson:"class,omitempty"`
+	LatencyMS  float64 `bson:"latency_ms"`
+	TTFBMS     float64 `bson:"ttfb_ms,omitempty"`
+	Prompt     int     `bson:"prompt,omitempty"`
+	Completion int     `bson:"completion,omitempty"`
+	Thoughts   int     `bson:"thoughts,omitempty"`
+	Cached     int     `bson:"cached,omitempty"`
+	Tokens     int     `bson:"tokens,omitempty"`
+	Replica    string  `bson:"replica,omitempty"`
+	Error      string  `bson:"error,omitempty"`
 	// Batch is the ingest batch that inserted the row (see Store.Write).
 	Batch string `bson:"b"`
 }
