@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -73,15 +74,35 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		},
 	}
 	for coll, keys := range idx {
-		models := make([]mongo.IndexModel, 0, len(keys))
-		for _, k := range keys {
-			models = append(models, mongo.IndexModel{Keys: k})
+		// One at a time, and only the missing ones: FerretDB 1.24 panics on a
+		// createIndexes command naming indexes that already exist.
+		existing := map[string]bool{}
+		specs, err := coll.Indexes().ListSpecifications(ctx)
+		if err != nil {
+			return fmt.Errorf("list indexes on %s: %w", coll.Name(), err)
 		}
-		if _, err := coll.Indexes().CreateMany(ctx, models); err != nil {
-			return fmt.Errorf("create indexes on %s: %w", coll.Name(), err)
+		for _, sp := range specs {
+			existing[sp.Name] = true
+		}
+		for _, k := range keys {
+			if existing[indexName(k)] {
+				continue
+			}
+			if _, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: k}); err != nil {
+				return fmt.Errorf("create index %s on %s: %w", indexName(k), coll.Name(), err)
+			}
 		}
 	}
 	return nil
+}
+
+// indexName is the server's default name of an index: field_dir joined by "_".
+func indexName(keys bson.D) string {
+	parts := make([]string, 0, 2*len(keys))
+	for _, k := range keys {
+		parts = append(parts, k.Key, fmt.Sprint(k.Value))
+	}
+	return strings.Join(parts, "_")
 }
 
 // WriteResult says what a Write changed.

@@ -144,3 +144,26 @@ func TestErrorLogsAreStoredOnce(t *testing.T) {
 		t.Fatalf("error_logs = %d, want 1", n)
 	}
 }
+
+func TestIndexesCanBeEnsuredAgainOnRestart(t *testing.T) {
+	db := testDB(t)
+	ctx := context.Background()
+	for i := 0; i < 2; i++ { // the second pass is what a restarted logd does
+		if err := logstore.New(db).EnsureIndexes(ctx); err != nil {
+			t.Fatalf("pass %d: %v", i+1, err)
+		}
+	}
+	specs, err := db.Collection(logstore.CollRequests).Indexes().ListSpecifications(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, s := range specs {
+		names[s.Name] = true
+	}
+	for _, want := range []string{"t_-1", "key_id_1_t_-1", "m_1"} {
+		if !names[want] {
+			t.Errorf("index %s missing; have %v", want, names)
+		}
+	}
+}
