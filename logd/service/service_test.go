@@ -29,14 +29,20 @@ type env struct {
 
 func start(t *testing.T, set config.Settings) *env {
 	t.Helper()
-	n := testenv.StartNATS(t)
-	db := testenv.Mongo(t, ferret.StartForTest(t), "logd")
+	e := &env{nats: testenv.StartNATS(t), db: testenv.Mongo(t, ferret.StartForTest(t), "logd")}
+	t.Cleanup(e.run(t, set))
+	return e
+}
+
+// run starts logd on the env and returns its stop function.
+func (e *env) run(t *testing.T, set config.Settings) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
 		done <- service.Run(ctx, service.Deps{
-			NC: n.Conn(t), JS: n.JS, DB: db, Settings: natsx.NewSettings(set),
+			NC: e.nats.Conn(t), JS: e.nats.JS, DB: e.db, Settings: natsx.NewSettings(set),
 			Ingest: ingest.Options{BatchSize: 50, FlushInterval: 50 * time.Millisecond},
 			Ready:  func() { close(ready) },
 		})
@@ -46,13 +52,12 @@ func start(t *testing.T, set config.Settings) *env {
 	case err := <-done:
 		t.Fatalf("logd stopped at start: %v", err)
 	}
-	t.Cleanup(func() {
+	return func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("logd stopped with %v", err)
 		}
-	})
-	return &env{nats: n, db: db}
+	}
 }
 
 // drained waits until logd acknowledged every event: rollups are written
@@ -428,5 +433,33 @@ func TestDisabledRetentionKeepsLogs(t *testing.T) {
 	r := must[logapi.RetentionReply](t, e, logapi.SubjectRetentionRun, struct{}{})
 	if r.RequestLogs != 0 {
 		t.Errorf("deleted %d request logs with auto-delete off", r.RequestLogs)
+	}
+}
+
+func TestRestartedLogdStoresWhatArrivedWhileItWasDown(t *testing.T) {
+	e := &env{nats: testenv.StartNATS(t), db: testenv.Mongo(t, ferret.StartForTest(t), "logd")}
+	ctx := context.Background()
+	count := func() int64 {
+		n, _ := e.db.Collection(logstore.CollRequests).CountDocuments(ctx, bson.M{})
+		return n
+	}
+	evs := make([]bus.RequestEvent, 300)
+	for i := range evs {
+		evs[i] = reqEv(fmt.Sprintf("r%03d", i), "2026-11-27T10:00:00Z", "k", "m", "t", 200, 1, 1, 0, 1)
+	}
+	stop := e.run(t, config.Defaults())
+	e.nats.PublishRequests(t, evs[:100])
+	testenv.Eventually(t, 20*time.Second, "first 100 stored", func() bool { return count() == 100 })
+	e.drained(t)
+	stop()
+
+	e.nats.PublishRequests(t, evs[100:])
+	stop = e.run(t, config.Defaults()) // indexes exist, consumers exist, a backlog waits
+	defer stop()
+	testenv.Eventually(t, 30*time.Second, "all 300 stored", func() bool { return count() == 300 })
+	e.drained(t)
+	var r logstore.Rollup
+	if err := e.db.Collection(logstore.CollRollups).FindOne(ctx, bson.M{"_id": "2026-11-27T10|*|*|*"}).Decode(&r); err != nil || r.Requests != 300 {
+		t.Fatalf("overall rollup = %d requests (%v), want 300", r.Requests, err)
 	}
 }
