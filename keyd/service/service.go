@@ -91,7 +91,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if d.FlushEvery <= 0 {
 		d.FlushEvery = 200 * time.Millisecond
 	}
-	log := d.Log.With("svc", bus.ServiceKeyd)
+	log := d.Log
 	store, err := keystore.Open(ctx, d.DB, d.Infra.EncryptionKey)
 	if err != nil {
 		return nil, fmt.Errorf("keyd: %w", err)

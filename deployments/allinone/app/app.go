@@ -211,7 +211,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 	run(bus.ServiceAdmind, admin.Run)
 	run(bus.ServiceKeyd, func(ctx context.Context) error {
-		return keyd.Run(ctx, keyd.Deps{NC: conns[bus.ServiceKeyd], JS: jsFor(bus.ServiceKeyd), DB: db, Settings: live, Infra: in, Log: base, Metrics: regs[bus.ServiceKeyd]})
+		return keyd.Run(ctx, keyd.Deps{NC: conns[bus.ServiceKeyd], JS: jsFor(bus.ServiceKeyd), DB: db, Settings: live, Infra: in, Log: logFor(bus.ServiceKeyd), Metrics: regs[bus.ServiceKeyd]})
 	})
 	run(bus.ServiceLogd, func(ctx context.Context) error {
 		return logd.Run(ctx, logd.Deps{NC: conns[bus.ServiceLogd], JS: jsFor(bus.ServiceLogd), DB: db, Settings: live, Infra: in, Log: logFor(bus.ServiceLogd), Registry: regs[bus.ServiceLogd]})
