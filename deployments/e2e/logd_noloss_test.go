@@ -20,11 +20,6 @@ import (
 // edges, a dependency of logging goes away and comes back; afterwards request_logs holds
 // exactly one row per request.
 func TestLogdStoppedDuringLoadLosesNoRequestLog(t *testing.T) {
-	// Known failure, reported to the lead: a restarted logd never becomes ready against
-	// FerretDB 1.24 because Indexes().CreateMany on indexes that already exist panics the
-	// server ("slice bounds out of range", connection closed); creating them one by one
-	// with CreateOne works. Remove this skip once logstore does that.
-	t.Skip("logd restart: FerretDB 1.24 panics on CreateMany of existing indexes (logd/logstore)")
 	noLossUnderOutage(t, "logd")
 }
 
