@@ -45,7 +45,7 @@ const (
 type Options struct {
 	BatchSize     int           // events per write; default 1000
 	FlushInterval time.Duration // longest wait before a partial batch is written; default 200ms
-	AckWait       time.Duration // redelivery delay of an unacknowledged event; default 30s
+	AckWait       time.Duration // redelivery delay of an unacknowledged event; default 60s
 	MaxBackoff    time.Duration // cap of the retry backoff while MongoDB fails; default 5s
 	BacklogEvery  time.Duration // consumer-info poll period for the backlog gauge; default 5s
 }
@@ -58,7 +58,9 @@ func (o *Options) defaults() {
 		o.FlushInterval = 200 * time.Millisecond
 	}
 	if o.AckWait <= 0 {
-		o.AckWait = 30 * time.Second
+		// Received events wait in their subscription for the batch cycle; a
+		// short AckWait on a slow store redelivers them while still queued.
+		o.AckWait = 60 * time.Second
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 5 * time.Second
@@ -383,6 +385,8 @@ func (in *Ingester) write(ctx context.Context, b *batch) {
 			for _, m := range b.msgs {
 				m.Ack()
 			}
+			in.log.Debug("batch written", "batch", b.id, "events", len(b.msgs), "inserted", res.Inserted,
+				"duplicates", res.Duplicates, "took", time.Since(start))
 			if attempt > 1 {
 				in.log.Info("batch written after retries", "batch", b.id, "attempts", attempt, "events", len(b.msgs))
 			}

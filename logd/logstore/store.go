@@ -196,16 +196,20 @@ func (s *Store) unrolled(ctx context.Context, batch string, reqs []RequestLog, d
 		ids[i] = reqs[di].ID
 		byID[reqs[di].ID] = &reqs[di]
 	}
-	cur, err := s.requests.Find(ctx, bson.M{"_id": bson.M{"$in": ids}}, options.Find().SetProjection(bson.M{"b": 1}))
-	if err != nil {
-		return nil, fmt.Errorf("look up duplicate rows: %w", err)
-	}
-	var rows []struct {
+	// One _id lookup per duplicate: FerretDB pushes an _id equality down to
+	// its backend but answers $in by scanning the whole collection.
+	type row struct {
 		ID    string `bson:"_id"`
 		Batch string `bson:"b"`
 	}
-	if err := cur.All(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("read duplicate rows: %w", err)
+	rows := make([]row, 0, len(ids))
+	for _, id := range ids {
+		var r row
+		err := s.requests.FindOne(ctx, bson.M{"_id": id}, options.FindOne().SetProjection(bson.M{"b": 1})).Decode(&r)
+		if err != nil {
+			return nil, fmt.Errorf("look up duplicate row %s: %w", id, err)
+		}
+		rows = append(rows, r)
 	}
 	batchSet := map[string]bool{}
 	for _, r := range rows {

@@ -51,8 +51,9 @@ func StartPostgres(t testing.TB) string {
 	}
 	data := filepath.Join(dir, "data")
 	run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+	// LOGD_BENCH_PG_OPTS adds server settings, e.g. "-c synchronous_commit=off".
 	run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-w", "start",
-		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c shared_buffers=256MB", port, dir))
+		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c shared_buffers=256MB %s", port, dir, os.Getenv("LOGD_BENCH_PG_OPTS")))
 	t.Cleanup(func() {
 		_ = exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "fast", "stop").Run()
 	})
