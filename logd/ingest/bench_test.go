@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"testing"
@@ -68,6 +69,9 @@ func newBenchEnv(b *testing.B, uri string) *benchEnv {
 }
 
 func (e *benchEnv) run(b *testing.B) {
+	if os.Getenv("LOGD_BENCH_DEBUG") != "" {
+		slog.SetLogLoggerLevel(slog.LevelDebug)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	batch, _ := strconv.Atoi(os.Getenv("LOGD_BENCH_BATCH"))
 	in := ingest.New(ingest.Options{BatchSize: batch}, ingest.Deps{Conn: e.nats.Conn(b), JS: e.nats.JS, Store: e.store})
