@@ -64,6 +64,10 @@ type proc struct {
 	port    int
 	logPath string
 	ready   func(ctx context.Context) error
+	// micro is the NATS micro service the process registers once fully started; /readyz
+	// only says NATS and MongoDB are reachable, and some services still initialise after
+	// that (logd ensures its indexes first).
+	micro string
 
 	cmd      *exec.Cmd
 	done     chan struct{}
@@ -247,7 +251,7 @@ func (s *Stack) plan() {
 		for k, v := range s.opts.ServiceEnv[name] {
 			env[k] = v
 		}
-		add(&proc{name: name, bin: path(bin), port: port, env: envList(env),
+		add(&proc{name: name, bin: path(bin), port: port, env: envList(env), micro: bin,
 			ready: httpReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))})
 	}
 	for i := range s.opts.Keyds {
@@ -350,6 +354,9 @@ func (s *Stack) start(name string) error {
 		}
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
 		last = p.ready(cctx)
+		if last == nil && p.micro != "" {
+			last = s.microUp(cctx, p.micro)
+		}
 		ccancel()
 		if last == nil {
 			return nil
@@ -361,6 +368,44 @@ func (s *Stack) start(name string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// microUp checks that every running process of a service answers its micro service's
+// $SRV.PING, i.e. each has finished starting.
+func (s *Stack) microUp(ctx context.Context, service string) error {
+	want := 0
+	s.mu.Lock()
+	for _, q := range s.procs {
+		if q.micro == service && !exited(q) {
+			want++
+		}
+	}
+	s.mu.Unlock()
+	nc, err := nats.Connect(s.NATSURL(), nats.Name("e2e-harness"), nats.Timeout(time.Second))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return err
+	}
+	if err := nc.PublishRequest("$SRV.PING."+service, inbox, nil); err != nil {
+		return err
+	}
+	got := 0
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for got < want {
+		if _, err := sub.NextMsg(time.Until(deadline)); err != nil {
+			break
+		}
+		got++
+	}
+	if got < want {
+		return fmt.Errorf("micro service %s: %d of %d replicas answer $SRV.PING", service, got, want)
+	}
+	return ctx.Err()
 }
 
 func exited(p *proc) bool {
