@@ -90,14 +90,15 @@ func Run(ctx context.Context, d Deps) error {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := in.Run(ctx); err != nil {
+		// An error after the stop began is part of stopping, not a failure.
+		if err := in.Run(ctx); err != nil && ctx.Err() == nil {
 			errc <- fmt.Errorf("ingest: %w", err)
 			cancel()
 		}
 	}()
 	go func() {
 		defer wg.Done()
-		if err := runRetention(ctx, d.JS, retain, log); err != nil {
+		if err := runRetention(ctx, d.JS, retain, log); err != nil && ctx.Err() == nil {
 			errc <- fmt.Errorf("retention: %w", err)
 			cancel()
 		}

@@ -463,3 +463,32 @@ func TestRestartedLogdStoresWhatArrivedWhileItWasDown(t *testing.T) {
 		t.Fatalf("overall rollup = %d requests (%v), want 300", r.Requests, err)
 	}
 }
+
+func TestLogdIsDiscoverableAsAMicroService(t *testing.T) {
+	e := start(t, config.Defaults())
+	subj, err := micro.ControlSubject(micro.InfoVerb, logapi.Service, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := e.nats.NC.Request(subj, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info micro.Info
+	if err := json.Unmarshal(msg.Data, &info); err != nil {
+		t.Fatal(err)
+	}
+	subjects := map[string]bool{}
+	for _, ep := range info.Endpoints {
+		subjects[ep.Subject] = true
+	}
+	for _, want := range []string{logapi.SubjectRequestsList, logapi.SubjectErrorsList, logapi.SubjectErrorsGet, logapi.SubjectErrorsDelete,
+		logapi.SubjectOverview, logapi.SubjectSeries, logapi.SubjectAttention, logapi.SubjectKeyUsage, logapi.SubjectRetentionRun} {
+		if !subjects[want] {
+			t.Errorf("endpoint %s not listed; have %v", want, subjects)
+		}
+	}
+	if info.Name != "logd" {
+		t.Errorf("service name %q", info.Name)
+	}
+}
