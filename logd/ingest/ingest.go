@@ -125,15 +125,18 @@ func (in *Ingester) Run(ctx context.Context) error {
 	}
 	// Resume by a pause that ends in a moment: nats-server 2.15 restarts
 	// delivery of a waiting backlog when a pause deadline passes, but not on
-	// an explicit resume (it then waits for the next new message).
+	// an explicit resume (it then waits for the next new message). If the
+	// deadline had already passed when the server read it (a slow server,
+	// clock skew), the backlog would wait the same way, so watch and repeat.
 	resume := func() {
 		for _, name := range []string{ConsumerRequests, ConsumerErrors} {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			if _, err := in.deps.JS.PauseConsumer(rctx, bus.StreamEvents, name, time.Now().Add(250*time.Millisecond)); err != nil {
+			if _, err := in.deps.JS.PauseConsumer(rctx, bus.StreamEvents, name, time.Now().Add(500*time.Millisecond)); err != nil {
 				in.log.Error("resume consumer; it resumes by itself within a minute", "consumer", name, "err", err)
 			}
 			cancel()
 		}
+		go in.kickStalled(ctx)
 	}
 	subCtx, stopSub := context.WithCancel(context.WithoutCancel(ctx))
 	var closers []func()
@@ -235,6 +238,36 @@ loop:
 	close(toWrite)
 	wg.Wait()
 	return nil
+}
+
+// kickStalled re-issues the short pause for a consumer that has a backlog
+// but delivers nothing after start-up (see the resume comment in Run).
+func (in *Ingester) kickStalled(ctx context.Context) {
+	for attempt := 0; attempt < 5; attempt++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+		stalled := false
+		for _, name := range []string{ConsumerRequests, ConsumerErrors} {
+			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			c, err := in.deps.JS.PushConsumer(ictx, bus.StreamEvents, name)
+			var info *jetstream.ConsumerInfo
+			if err == nil {
+				info, err = c.Info(ictx)
+			}
+			if err == nil && !info.Paused && info.NumPending > 0 && info.NumAckPending == 0 {
+				stalled = true
+				in.log.Info("consumer has a backlog but delivers nothing; resuming again", "consumer", name, "pending", info.NumPending)
+				_, _ = in.deps.JS.PauseConsumer(ictx, bus.StreamEvents, name, time.Now().Add(500*time.Millisecond))
+			}
+			cancel()
+		}
+		if !stalled && attempt > 0 {
+			return
+		}
+	}
 }
 
 // subscribe starts a Watermill subscriber with count queue subscriptions

@@ -29,6 +29,10 @@ const (
 	// so the dashboard windows (last minute, hour, 24 h) are exact without
 	// scanning more than a minute of raw logs. Kept MinuteRollupAge.
 	CollMinutes = "rollups_minute"
+	// CollSeconds holds overall per-second rollups (_id "2026-11-27T06:05:07",
+	// m = its minute), for the partial minutes at the edges of a window.
+	// Kept SecondRollupAge.
+	CollSeconds = "rollups_second"
 )
 
 // Any is the rollup dimension value meaning "all": rollups are kept at the
@@ -136,6 +140,9 @@ type Rollup struct {
 
 // MinuteBucket returns "2026-11-27T06:05" (UTC).
 func MinuteBucket(t time.Time) string { return t.UTC().Format("2006-01-02T15:04") }
+
+// SecondBucket returns "2026-11-27T06:05:07" (UTC).
+func SecondBucket(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05") }
 
 // RollupID is the _id of the rollup for one hour and dimension set.
 func RollupID(hour, key, model, token string) string {

@@ -3,13 +3,14 @@ package logstore
 import (
 	"context"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // RollupSeeder sums rows into rollups in memory and inserts them at once, as
 // if the rows had been ingested, for benchmarks that need millions of rows.
 type RollupSeeder struct {
-	hourly, minutely map[string]*delta
+	hourly, minutely, secondly map[string]*delta
 }
 
 // Add counts rows.
@@ -18,9 +19,9 @@ func (r *RollupSeeder) Add(rows []RequestLog) {
 	for i := range rows {
 		ptrs[i] = &rows[i]
 	}
-	h, m := deltasOf(ptrs)
+	h, m, sec := deltasOf(ptrs)
 	if r.hourly == nil {
-		r.hourly, r.minutely = map[string]*delta{}, map[string]*delta{}
+		r.hourly, r.minutely, r.secondly = map[string]*delta{}, map[string]*delta{}, map[string]*delta{}
 	}
 	merge := func(into, from map[string]*delta) {
 		for id, d := range from {
@@ -39,6 +40,7 @@ func (r *RollupSeeder) Add(rows []RequestLog) {
 	}
 	merge(r.hourly, h)
 	merge(r.minutely, m)
+	merge(r.secondly, sec)
 }
 
 // Insert writes the rollups.
@@ -53,6 +55,15 @@ func (r *RollupSeeder) Insert(ctx context.Context, s *Store) error {
 	if _, err := s.rollups.InsertMany(ctx, docs(r.hourly), options.InsertMany().SetOrdered(false)); err != nil {
 		return err
 	}
-	_, err := s.minutes.InsertMany(ctx, docs(r.minutely), options.InsertMany().SetOrdered(false))
+	if _, err := s.minutes.InsertMany(ctx, docs(r.minutely), options.InsertMany().SetOrdered(false)); err != nil {
+		return err
+	}
+	secs := make([]any, 0, len(r.secondly))
+	for id, d := range r.secondly {
+		secs = append(secs, bson.M{"_id": id, "m": d.minute, "req": d.c.Requests, "ok": d.c.Successes, "fail": d.c.Failures,
+			"f4xx": d.c.Fail4xx, "f5xx": d.c.Fail5xx, "fother": d.c.FailOther, "pt": d.c.Prompt, "ct": d.c.Completion,
+			"tt": d.c.Thoughts, "tok": d.c.Tokens, "lat": d.c.LatencySum})
+	}
+	_, err := s.seconds.InsertMany(ctx, secs, options.InsertMany().SetOrdered(false))
 	return err
 }

@@ -274,35 +274,6 @@ func level(key, model, token string) bson.M {
 	return f
 }
 
-// rawTotals sums request logs in [from, to) in Go: only used for the part of
-// a window shorter than a minute, which rollups cannot split.
-func (s *Store) rawTotals(ctx context.Context, from, to time.Time) (Counters, error) {
-	var c Counters
-	proj := bson.M{"success": 1, "status": 1, "prompt": 1, "completion": 1, "thoughts": 1, "tokens": 1, "latency_ms": 1}
-	for m := from.UTC().Truncate(time.Minute); m.Before(to); m = m.Add(time.Minute) {
-		f := bson.M{"m": MinuteBucket(m), "t": bson.M{"$gte": from.UTC(), "$lt": to.UTC()}}
-		cur, err := s.requests.Find(ctx, f, options.Find().SetProjection(proj))
-		if err != nil {
-			return c, fmt.Errorf("find recent request logs: %w", err)
-		}
-		for cur.Next(ctx) {
-			var r RequestLog
-			if err := cur.Decode(&r); err != nil {
-				_ = cur.Close(ctx)
-				return c, fmt.Errorf("decode request log: %w", err)
-			}
-			d, _ := countersOf(&r)
-			c.Add(d)
-		}
-		err = cur.Err()
-		_ = cur.Close(ctx)
-		if err != nil {
-			return c, err
-		}
-	}
-	return c, nil
-}
-
 // hourDocs reads the hourly rollups of one level (an equality filter) for
 // the hours [from, to], one day bucket at a time: FerretDB pushes equality
 // filters down to its backend but filters ranges in Go, so an equality on the
@@ -316,6 +287,24 @@ func (s *Store) hourDocs(ctx context.Context, lvl bson.M, from, to time.Time) ([
 			f[k] = v
 		}
 		docs, err := s.rollupDocs(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, docs...)
+	}
+	return out, nil
+}
+
+// secondDocs reads the second rollups for seconds [ceil(from), to), one
+// minute bucket at a time (equality filter, see hourDocs). A window edge is
+// thereby rounded to whole seconds.
+func (s *Store) secondDocs(ctx context.Context, from, to time.Time) ([]Rollup, error) {
+	from = ceil(from.UTC(), time.Second)
+	to = ceil(to.UTC(), time.Second)
+	var out []Rollup
+	for m := from.Truncate(time.Minute); m.Before(to); m = m.Add(time.Minute) {
+		f := bson.M{"m": MinuteBucket(m), "_id": bson.M{"$gte": SecondBucket(from), "$lt": SecondBucket(to)}}
+		docs, err := s.rollupDocsIn(ctx, s.seconds, f)
 		if err != nil {
 			return nil, err
 		}
@@ -347,16 +336,22 @@ func ceil(t time.Time, d time.Duration) time.Time {
 	return tr
 }
 
-// windowTotals counts requests in [from, now] exactly with few reads: raw
-// logs only for the partial minutes at both ends (at most two minutes of
-// rows), minute rollups for the partial hours, hourly rollups in between. It
-// stays exact for a "now" in the past and for events stamped slightly ahead.
+// windowTotals counts requests in [from, now] from rollups only, to the
+// second: second rollups for the partial minutes at both ends, minute
+// rollups for the partial hours, hourly rollups in between. Raw logs are
+// never scanned, so a busy day costs the same as a quiet one. It stays exact
+// for a "now" in the past and for events stamped slightly ahead.
 func (s *Store) windowTotals(ctx context.Context, from, now time.Time) (Counters, error) {
 	from, now = from.UTC(), now.UTC()
-	end := now.Truncate(time.Millisecond).Add(time.Millisecond) // the window includes now; BSON times are in ms
+	end := now.Truncate(time.Second).Add(time.Second) // the window includes now's second
 	fromMin, nowMin := ceil(from, time.Minute), now.Truncate(time.Minute)
 	if !fromMin.Before(nowMin) {
-		return s.rawTotals(ctx, from, end)
+		c, err := s.secondDocs(ctx, from, end)
+		var sum Counters
+		for _, d := range c {
+			sum.Add(d.Counters)
+		}
+		return sum, err
 	}
 	var c Counters
 	addDocs := func(docs []Rollup, err error) error {
@@ -365,15 +360,11 @@ func (s *Store) windowTotals(ctx context.Context, from, now time.Time) (Counters
 		}
 		return err
 	}
-	addRaw := func(a, b time.Time) error {
-		r, err := s.rawTotals(ctx, a, b)
-		c.Add(r)
-		return err
-	}
-	if err := addRaw(from, fromMin); err != nil {
+	// The partial minutes at both edges come from second rollups.
+	if err := addDocs(s.secondDocs(ctx, from, fromMin)); err != nil {
 		return c, err
 	}
-	if err := addRaw(nowMin, end); err != nil {
+	if err := addDocs(s.secondDocs(ctx, nowMin, end)); err != nil {
 		return c, err
 	}
 	fromHour, nowHour := ceil(fromMin, time.Hour), nowMin.Truncate(time.Hour)

@@ -20,6 +20,10 @@ const BatchJournalAge = 7 * 24 * time.Hour
 // longest minute-resolved window is the first hour of the last 24 hours.
 const MinuteRollupAge = 48 * time.Hour
 
+// SecondRollupAge is how long second rollups are kept: they only serve the
+// edges of windows ending now.
+const SecondRollupAge = time.Hour
+
 // Retain deletes what the settings say is too old, as of now: request logs
 // and error logs when their AUTO_DELETE_* switch is on, rollups past
 // ROLLUP_RETENTION_DAYS (by hour bucket) and old batch journal entries.
@@ -55,6 +59,11 @@ func (s *Store) Retain(ctx context.Context, set *config.Settings, now time.Time)
 		return out, fmt.Errorf("delete minute rollups: %w", err)
 	}
 	out.Rollups += mres.DeletedCount
+	sres, err := s.seconds.DeleteMany(ctx, bson.M{"_id": bson.M{"$lt": SecondBucket(now.Add(-SecondRollupAge))}})
+	if err != nil {
+		return out, fmt.Errorf("delete second rollups: %w", err)
+	}
+	out.Rollups += sres.DeletedCount
 	res, err := s.batches.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": now.Add(-BatchJournalAge)}})
 	if err != nil {
 		return out, fmt.Errorf("delete batch journal: %w", err)

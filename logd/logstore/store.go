@@ -22,6 +22,7 @@ type Store struct {
 	rollups  *mongo.Collection
 	batches  *mongo.Collection
 	minutes  *mongo.Collection
+	seconds  *mongo.Collection
 	now      func() time.Time
 }
 
@@ -34,6 +35,7 @@ func New(db *mongo.Database) *Store {
 		rollups:  db.Collection(CollRollups),
 		batches:  db.Collection(CollBatches),
 		minutes:  db.Collection(CollMinutes),
+		seconds:  db.Collection(CollSeconds),
 		now:      time.Now,
 	}
 }
@@ -71,6 +73,9 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		},
 		s.minutes: {
 			{{Key: "h", Value: 1}},
+		},
+		s.seconds: {
+			{{Key: "m", Value: 1}},
 		},
 	}
 	for coll, keys := range idx {
@@ -256,6 +261,7 @@ func (s *Store) unrolled(ctx context.Context, batch string, reqs []RequestLog, d
 
 type delta struct {
 	hour, key, model, token string
+	minute                  string // second rollups only
 	c                       Counters
 	codes                   map[string]int64
 }
@@ -266,7 +272,7 @@ func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog
 	if len(rows) == 0 {
 		return nil
 	}
-	hourly, minutely := deltasOf(rows)
+	hourly, minutely, secondly := deltasOf(rows)
 	if err := bulkInc(ctx, s.rollups, batch, hourly, func(d *delta) bson.D {
 		return bson.D{
 			{Key: "h", Value: d.hour}, {Key: "d", Value: d.hour[:10]}, {Key: "mon", Value: d.hour[:7]},
@@ -280,14 +286,20 @@ func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog
 	}); err != nil {
 		return fmt.Errorf("update minute rollups: %w", err)
 	}
+	if err := bulkInc(ctx, s.seconds, batch, secondly, func(d *delta) bson.D {
+		return bson.D{{Key: "m", Value: d.minute}}
+	}); err != nil {
+		return fmt.Errorf("update second rollups: %w", err)
+	}
 	return nil
 }
 
 // deltasOf sums rows into their hourly rollups (every level) and overall
 // minute rollups, keyed by _id.
-func deltasOf(rows []*RequestLog) (hourly, minutely map[string]*delta) {
+func deltasOf(rows []*RequestLog) (hourly, minutely, secondly map[string]*delta) {
 	hourly = map[string]*delta{}
 	minutely = map[string]*delta{}
+	secondly = map[string]*delta{}
 	add := func(into map[string]*delta, id, hour, key, model, token string, c Counters, code string) {
 		d := into[id]
 		if d == nil {
@@ -312,8 +324,11 @@ func deltasOf(rows []*RequestLog) (hourly, minutely map[string]*delta) {
 			add(hourly, RollupID(h, lvl[0], lvl[1], lvl[2]), h, lvl[0], lvl[1], lvl[2], c, code)
 		}
 		add(minutely, MinuteBucket(r.Time), h, Any, Any, Any, c, code)
+		sec := SecondBucket(r.Time)
+		add(secondly, sec, h, Any, Any, Any, c, code)
+		secondly[sec].minute = MinuteBucket(r.Time)
 	}
-	return hourly, minutely
+	return hourly, minutely, secondly
 }
 
 // bulkInc runs one unordered bulk of guarded $inc upserts.
