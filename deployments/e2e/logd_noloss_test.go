@@ -30,7 +30,7 @@ func TestStoreRestartedDuringLoadLosesNoRequestLog(t *testing.T) {
 func noLossUnderOutage(t *testing.T, victim string) {
 	const total, workers = 5000, 16
 	s := stack.Start(t, stack.Options{Edges: 2, Without: []string{"admind", "schedulerd"}})
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	tr := &http.Transport{MaxIdleConnsPerHost: workers}
