@@ -80,8 +80,10 @@ func BenchmarkQueriesMillionLogsPostgres(b *testing.B) {
 	b.ResetTimer()
 	measure("overview", func() error {
 		o, err := st.Overview(ctx, logapi.OverviewQuery{Now: now})
-		if err == nil && o.Day.Requests != int64(rows) {
-			return fmt.Errorf("day = %d requests, want %d", o.Day.Requests, rows)
+		// Window edges are whole seconds: rows in the fraction of a second
+		// at the start of the 24 hours are not counted.
+		if perSecond := int64(rows/86400 + 1); err == nil && (o.Day.Requests > int64(rows) || o.Day.Requests < int64(rows)-perSecond) {
+			return fmt.Errorf("day = %d requests, want %d less at most %d", o.Day.Requests, rows, perSecond)
 		}
 		return err
 	})
