@@ -5,104 +5,53 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/gemini-balance-go/logd/service"
+	"github.com/gemini-balance-go/shared/boot"
 	"github.com/gemini-balance-go/shared/bus"
-	"github.com/gemini-balance-go/shared/config"
-	"github.com/gemini-balance-go/shared/mongox"
-	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/obs"
 )
 
 func main() {
-	log := obs.NewLogger(os.Stderr, bus.ServiceLogd)
-	if err := run(log); err != nil {
-		log.Error("logd stopped", "err", err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, stop); err != nil {
+		obs.NewLogger(os.Stderr, bus.ServiceLogd).Error("logd stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger) error {
-	infra, err := config.LoadInfra()
+func run(ctx context.Context, stop context.CancelFunc) error {
+	p, err := boot.Start(ctx, bus.ServiceLogd)
 	if err != nil {
 		return err
 	}
-	settings, err := config.LoadSettings()
+	defer p.Close()
+	db, err := p.ConnectMongo(ctx)
 	if err != nil {
 		return err
 	}
-	if infra.MongoURI == "" {
-		return errors.New("config: MONGO_URI is required")
-	}
-	obs.SetLevel(settings.LogLevel)
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	nc, err := natsx.Connect(natsx.Options{
-		URL: infra.NATSURL, Name: bus.ServiceLogd + "-" + infra.Replica,
-		User: infra.NATSUser, Password: infra.NATSPassword, Token: infra.NATSToken, Creds: infra.NATSCreds,
-		Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	if err := natsx.ProvisionWithRetry(ctx, js); err != nil {
-		return err
-	}
-	live := natsx.NewSettings(settings)
-	live.OnChange(func(s config.Settings) { obs.SetLevel(s.LogLevel) })
-	if err := live.Watch(ctx, js, log); err != nil {
-		return err
-	}
-	mc, err := mongox.Connect(ctx, infra.MongoURI, bus.ServiceLogd)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = mc.Disconnect(context.Background()) }()
-
-	reg := obs.NewRegistry()
-	health := &obs.Health{Service: bus.ServiceLogd, Checks: []obs.Check{
-		{Name: "nats", Check: func(context.Context) error {
-			if !nc.IsConnected() {
-				return errors.New("not connected")
-			}
-			return nil
-		}},
-		{Name: "mongo", Check: func(ctx context.Context) error { return mongox.Ping(ctx, mc) }},
+	// Ready only once indexes exist, ingest runs and the endpoints answer.
+	var ready atomic.Bool
+	readyCheck := obs.Check{Name: "logd", Check: func(context.Context) error {
+		if !ready.Load() {
+			return errors.New("starting")
+		}
+		return nil
 	}}
-	mux := http.NewServeMux()
-	obs.Mount(mux, health, reg)
-	srv := &http.Server{Addr: ":" + strconv.Itoa(infra.Port), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server", "err", err)
+		if err := p.Serve(ctx, p.HealthMux(readyCheck), 10*time.Second); err != nil {
+			p.Log.Error("health server", "err", err)
 			stop()
 		}
 	}()
-
-	err = service.Run(ctx, service.Deps{
-		NC: nc, JS: js, DB: mc.Database(infra.MongoDB), Settings: live, Infra: infra, Log: log, Registry: reg,
+	return service.Run(ctx, service.Deps{
+		NC: p.NC, JS: p.JS, DB: db, Settings: p.Settings, Infra: p.Infra, Log: p.Log, Registry: p.Registry,
+		Ready: func() { ready.Store(true) },
 	})
-
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutdownCtx)
-	_ = nc.Drain()
-	return err
 }

@@ -36,9 +36,9 @@ type Writer interface {
 const (
 	ConsumerRequests = "logd-request"
 	ConsumerErrors   = "logd-error"
-	// Deliver subjects live outside gb.events.> so the stream never captures them.
-	DeliverRequests = "gb.logd._deliver.request"
-	DeliverErrors   = "gb.logd._deliver.error"
+	// Deliver subjects live outside gb.> so neither the stream nor a tap captures them.
+	DeliverRequests = bus.SubjectDeliverLogdRequests
+	DeliverErrors   = bus.SubjectDeliverLogdErrors
 )
 
 // Options tune batching. Zero values take the defaults.

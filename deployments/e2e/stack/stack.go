@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,7 +43,17 @@ type Options struct {
 	Without []string
 	// ReadyTimeout bounds each process's start (default 60s).
 	ReadyTimeout time.Duration
+	// NATSConfig, when set, is a nats-server config with one user per service
+	// (deployments/nats/nats.conf): nats-server runs with it and every service
+	// connects as its own least-privileged user. TapURL then logs in as "tap".
+	NATSConfig string
 }
+
+// natsPassword is the e2e password of a NATS user of the deployment config.
+func natsPassword(user string) string { return "e2e-" + user + "-secret" }
+
+// natsUsers are the users of deployments/nats/nats.conf.
+var natsUsers = []string{"edge", "keyd", "logd", "admind", "schedulerd", "tap"}
 
 // Stack is a running process stack.
 type Stack struct {
@@ -50,6 +61,8 @@ type Stack struct {
 	opts  Options
 	build *Build
 	dir   string
+	// natsConf is the NATSConfig text to write as {dir}/nats.conf.
+	natsConf []byte
 
 	mu    sync.Mutex
 	procs map[string]*proc
@@ -127,6 +140,12 @@ func Start(t testing.TB, opts Options) *Stack {
 		t.Fatal(err)
 	}
 	s.dir = dir
+	if s.natsConf != nil {
+		conf := bytes.ReplaceAll(s.natsConf, []byte("{dir}"), []byte(dir))
+		if err := os.WriteFile(filepath.Join(dir, "nats.conf"), conf, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, p := range s.procs {
 		p.logPath = filepath.Join(dir, "logs", p.name+".log")
 	}
@@ -201,10 +220,30 @@ func (s *Stack) plan() {
 	fakeURL := fmt.Sprintf("http://127.0.0.1:%d", fakePort)
 	path := func(bin string) string { return s.build.Path(bin) }
 
-	add(&proc{name: "nats", bin: path("nats-server"), port: natsPort,
-		args: []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort), "-sd", "{dir}/nats", "-n", "gb-e2e"},
+	natsArgs := []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort), "-sd", "{dir}/nats", "-n", "gb-e2e"}
+	var natsEnv []string
+	var natsOpts []nats.Option
+	if conf := s.opts.NATSConfig; conf != "" {
+		// The deployment config as it is, but for its store directory
+		// (nats-server refuses -sd next to a config's store_dir); written
+		// into the stack's directory at start.
+		text, err := os.ReadFile(conf)
+		if err != nil {
+			s.t.Fatalf("e2e: nats config: %v", err)
+		}
+		s.natsConf = bytes.Replace(text, []byte("store_dir: /data"), []byte(`store_dir: "{dir}/nats"`), 1)
+		// Flags override the file's port and monitor port.
+		natsArgs = []string{"-c", "{dir}/nats.conf", "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort), "-m", strconv.Itoa(freePort()), "-n", "gb-e2e"}
+		pw := map[string]string{}
+		for _, u := range natsUsers {
+			pw[strings.ToUpper(u)+"_NATS_PASSWORD"] = natsPassword(u)
+		}
+		natsEnv = envList(pw)
+		natsOpts = append(natsOpts, nats.UserInfo("admind", natsPassword("admind")))
+	}
+	add(&proc{name: "nats", bin: path("nats-server"), port: natsPort, args: natsArgs, env: natsEnv,
 		ready: func(ctx context.Context) error {
-			nc, err := nats.Connect(natsURL, nats.Timeout(time.Second))
+			nc, err := nats.Connect(natsURL, append(natsOpts, nats.Timeout(time.Second))...)
 			if err != nil {
 				return err
 			}
@@ -245,6 +284,9 @@ func (s *Stack) plan() {
 		}
 		env["PORT"] = strconv.Itoa(port)
 		env["REPLICA"] = name
+		if s.opts.NATSConfig != "" {
+			env["NATS_USER"], env["NATS_PASSWORD"] = bin, natsPassword(bin)
+		}
 		for k, v := range s.opts.Env {
 			env[k] = v
 		}
@@ -381,7 +423,7 @@ func (s *Stack) microUp(ctx context.Context, service string) error {
 		}
 	}
 	s.mu.Unlock()
-	nc, err := nats.Connect(s.NATSURL(), nats.Name("e2e-harness"), nats.Timeout(time.Second))
+	nc, err := nats.Connect(s.TapURL(), nats.Name("e2e-harness"), nats.Timeout(time.Second))
 	if err != nil {
 		return err
 	}
@@ -511,6 +553,15 @@ func (s *Stack) AdminURL() string { return s.URL("admind") }
 
 // NATSURL is the nats-server client URL.
 func (s *Stack) NATSURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.procs["nats"].port) }
+
+// TapURL is the URL an operator's `nats sub 'gb.>'` would use: NATSURL, with
+// the read-only "tap" user when the stack runs under NATSConfig.
+func (s *Stack) TapURL() string {
+	if s.opts.NATSConfig == "" {
+		return s.NATSURL()
+	}
+	return fmt.Sprintf("nats://tap:%s@127.0.0.1:%d", natsPassword("tap"), s.procs["nats"].port)
+}
 
 // MongoURI is the gb-store (FerretDB) URI; the database is "gemini_balance".
 func (s *Stack) MongoURI() string {
