@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/keyapi"
 )
 
 // Options tune the client. Zero values take the defaults.
@@ -98,31 +99,6 @@ func (c *Client) Report(r bus.Report) {
 	}
 }
 
-// FileQuery names a file binding by file name or by pending upload id
-// (gb.keyd.files.lookup and .delete). With TokenID set, keyd does not find
-// another token's binding. Same JSON as keyd/keyapi.FileQuery.
-type FileQuery struct {
-	Name     string `json:"name,omitempty"`
-	UploadID string `json:"upload_id,omitempty"`
-	TokenID  string `json:"token_id,omitempty"`
-}
-
-// fileListRequest is keyd/keyapi.FileListRequest.
-type fileListRequest struct {
-	TokenID string `json:"token_id,omitempty"`
-	Limit   int    `json:"limit,omitempty"`
-}
-
-// fileReply is keyd/keyapi.FileReply.
-type fileReply struct {
-	File *bus.FileBinding `json:"file,omitempty"`
-}
-
-// fileListReply is keyd/keyapi.FileListReply.
-type fileListReply struct {
-	Files []bus.FileBinding `json:"files"`
-}
-
 // BindFile records (or updates) which key holds a file or a pending upload.
 func (c *Client) BindFile(ctx context.Context, b bus.FileBinding) error {
 	return c.call(ctx, bus.SubjectFileBind, b, nil)
@@ -130,8 +106,8 @@ func (c *Client) BindFile(ctx context.Context, b bus.FileBinding) error {
 
 // LookupFile finds a binding by name or upload id; errors.Is(err, ErrNotFound)
 // when keyd has none.
-func (c *Client) LookupFile(ctx context.Context, q FileQuery) (bus.FileBinding, error) {
-	var r fileReply
+func (c *Client) LookupFile(ctx context.Context, q keyapi.FileQuery) (bus.FileBinding, error) {
+	var r keyapi.FileReply
 	if err := c.call(ctx, bus.SubjectFileLookup, q, &r); err != nil {
 		return bus.FileBinding{}, err
 	}
@@ -143,14 +119,14 @@ func (c *Client) LookupFile(ctx context.Context, q FileQuery) (bus.FileBinding, 
 
 // ListFiles lists the finished files of a client token (every token's when
 // TokenID is empty or isolation is off).
-func (c *Client) ListFiles(ctx context.Context, q FileQuery) ([]bus.FileBinding, error) {
-	var r fileListReply
-	err := c.call(ctx, bus.SubjectFileList, fileListRequest{TokenID: q.TokenID, Limit: 1000}, &r)
+func (c *Client) ListFiles(ctx context.Context, q keyapi.FileQuery) ([]bus.FileBinding, error) {
+	var r keyapi.FileListReply
+	err := c.call(ctx, bus.SubjectFileList, keyapi.FileListRequest{TokenID: q.TokenID, Limit: 1000}, &r)
 	return r.Files, err
 }
 
 // DeleteFile forgets a binding.
-func (c *Client) DeleteFile(ctx context.Context, q FileQuery) error {
+func (c *Client) DeleteFile(ctx context.Context, q keyapi.FileQuery) error {
 	return c.call(ctx, bus.SubjectFileDelete, q, nil)
 }
 

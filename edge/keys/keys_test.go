@@ -11,6 +11,7 @@ import (
 	"github.com/gemini-balance-go/edge/internal/keydtest"
 	"github.com/gemini-balance-go/edge/keys"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/keyapi"
 )
 
 func start(t testing.TB) (*keys.Client, *keydtest.Keyd, *nats.Conn) {
@@ -53,21 +54,21 @@ func TestFileBindingsRoundTrip(t *testing.T) {
 	if err := c.BindFile(ctx, bus.FileBinding{Name: "files/a", UploadID: "up1", KeyID: "k1", TokenID: "t1"}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := c.LookupFile(ctx, keys.FileQuery{Name: "files/a"})
+	b, err := c.LookupFile(ctx, keyapi.FileQuery{Name: "files/a"})
 	if err != nil || b.KeyID != "k1" {
 		t.Fatalf("lookup: %v %+v", err, b)
 	}
-	if _, err := c.LookupFile(ctx, keys.FileQuery{Name: "files/none"}); !errors.Is(err, keys.ErrNotFound) {
+	if _, err := c.LookupFile(ctx, keyapi.FileQuery{Name: "files/none"}); !errors.Is(err, keys.ErrNotFound) {
 		t.Fatalf("missing file: %v", err)
 	}
-	list, err := c.ListFiles(ctx, keys.FileQuery{TokenID: "t1"})
+	list, err := c.ListFiles(ctx, keyapi.FileQuery{TokenID: "t1"})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("list: %v %+v", err, list)
 	}
-	if err := c.DeleteFile(ctx, keys.FileQuery{Name: "files/a"}); err != nil {
+	if err := c.DeleteFile(ctx, keyapi.FileQuery{Name: "files/a"}); err != nil {
 		t.Fatal(err)
 	}
-	if list, _ := c.ListFiles(ctx, keys.FileQuery{}); len(list) != 0 {
+	if list, _ := c.ListFiles(ctx, keyapi.FileQuery{}); len(list) != 0 {
 		t.Fatalf("after delete: %+v", list)
 	}
 }

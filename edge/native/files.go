@@ -16,6 +16,7 @@ import (
 	"github.com/gemini-balance-go/edge/keys"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/outcome"
 )
 
@@ -118,7 +119,7 @@ func publicBase(r *http.Request) string {
 
 func (h *handlers) uploadChunk(c *gin.Context, uploadID string, authed bool, rec *events.Record) {
 	ctx := c.Request.Context()
-	b, err := h.Keyd.LookupFile(ctx, keys.FileQuery{UploadID: uploadID})
+	b, err := h.Keyd.LookupFile(ctx, keyapi.FileQuery{UploadID: uploadID})
 	if err != nil || b.UploadURL == "" {
 		c.Data(http.StatusNotFound, "text/plain; charset=utf-8", []byte("Failed to find upload session."))
 		return
@@ -189,7 +190,7 @@ func (h *handlers) uploadChunk(c *gin.Context, uploadID string, authed bool, rec
 // FILES_USER_ISOLATION_ENABLED is off), from keyd's bindings.
 func (h *handlers) listFiles(c *gin.Context) {
 	rec := record(c, "gemini.files.list", "")
-	q := keys.FileQuery{}
+	q := keyapi.FileQuery{}
 	if h.Settings.Get().FilesUserIsolation {
 		q.TokenID = rec.TokenID
 	}
@@ -235,7 +236,7 @@ func (h *handlers) listFiles(c *gin.Context) {
 // fileBinding finds a file's binding and checks the client may see it.
 func (h *handlers) fileBinding(c *gin.Context, rec *events.Record) (bus.FileBinding, bool) {
 	id := c.Param("id")
-	b, err := h.Keyd.LookupFile(c.Request.Context(), keys.FileQuery{Name: "files/" + id})
+	b, err := h.Keyd.LookupFile(c.Request.Context(), keyapi.FileQuery{Name: "files/" + id})
 	if err == nil && h.Settings.Get().FilesUserIsolation && b.TokenID != "" && b.TokenID != rec.TokenID {
 		err = keys.ErrNotFound
 	}
@@ -276,7 +277,7 @@ func (h *handlers) deleteFile(version string) gin.HandlerFunc {
 		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: rec.Route, Method: http.MethodDelete, PinKeyID: b.KeyID,
 			Path: "/" + version + "/files/" + c.Param("id"), Query: upstreamQuery(c.Request.URL.RawQuery)})
 		if resp.OK() || resp.Status == http.StatusNotFound {
-			if err := h.Keyd.DeleteFile(c.Request.Context(), keys.FileQuery{Name: b.Name}); err != nil {
+			if err := h.Keyd.DeleteFile(c.Request.Context(), keyapi.FileQuery{Name: b.Name}); err != nil {
 				h.log.Warn("forget file binding", "file", b.Name, "err", err)
 			}
 		}

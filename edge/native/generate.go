@@ -9,10 +9,10 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
 
-	"github.com/gemini-balance-go/edge/keys"
 	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/keyapi"
 )
 
 // errorTypes name failed attempts the way gemini-balance's error log does.
@@ -141,7 +141,7 @@ func (h *handlers) fileAffinity(c *gin.Context, body []byte, tokenID string) (pi
 	}
 	st := h.Settings.Get()
 	for _, name := range names {
-		b, err := h.Keyd.LookupFile(c.Request.Context(), keys.FileQuery{Name: name})
+		b, err := h.Keyd.LookupFile(c.Request.Context(), keyapi.FileQuery{Name: name})
 		if err != nil {
 			continue // not uploaded through this gateway: let upstream judge
 		}

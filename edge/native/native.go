@@ -17,9 +17,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gemini-balance-go/edge/events"
-	"github.com/gemini-balance-go/edge/keys"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/natsx"
 )
 
@@ -28,9 +28,9 @@ import (
 type Keyd interface {
 	relay.Keys
 	BindFile(ctx context.Context, b bus.FileBinding) error
-	LookupFile(ctx context.Context, q keys.FileQuery) (bus.FileBinding, error)
-	ListFiles(ctx context.Context, q keys.FileQuery) ([]bus.FileBinding, error)
-	DeleteFile(ctx context.Context, q keys.FileQuery) error
+	LookupFile(ctx context.Context, q keyapi.FileQuery) (bus.FileBinding, error)
+	ListFiles(ctx context.Context, q keyapi.FileQuery) ([]bus.FileBinding, error)
+	DeleteFile(ctx context.Context, q keyapi.FileQuery) error
 }
 
 // Deps are the native routes' collaborators.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gemini-balance-go/keyd/keyapi"
+	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/keyd/pool"
 	"github.com/gemini-balance-go/keyd/recovery"
 	"github.com/gemini-balance-go/shared/bus"

@@ -3,7 +3,7 @@ package service
 import (
 	"context"
 
-	"github.com/gemini-balance-go/keyd/keyapi"
+	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/bus"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/gemini-balance-go/keyd/keyapi"
+	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/keyd/keystore"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
@@ -229,7 +229,12 @@ func TestRecoverTickRestoresGoodKeysAgainstFakeUpstream(t *testing.T) {
 		g := call[keyapi.GetReply](t, st.nc, bus.SubjectKeyGet, keyapi.GetRequest{ID: redact.ID(good)})
 		return g.Key.Status == bus.KeyActive
 	})
-	g := call[keyapi.GetReply](t, st.nc, bus.SubjectKeyGet, keyapi.GetRequest{ID: redact.ID(bad)})
+	// Keys are verified concurrently: the bad key's verdict may land just after the good one's.
+	var g keyapi.GetReply
+	eventually(t, "bad key's verify recorded", func() bool {
+		g = call[keyapi.GetReply](t, st.nc, bus.SubjectKeyGet, keyapi.GetRequest{ID: redact.ID(bad)})
+		return g.Key.LastError != ""
+	})
 	if g.Key.Status != bus.KeyDisabled || !strings.Contains(g.Key.LastError, "key_invalid") {
 		t.Fatalf("bad key after tick: %+v", g.Key)
 	}

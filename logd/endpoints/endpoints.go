@@ -28,8 +28,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/gemini-balance-go/logd/logapi"
 	"github.com/gemini-balance-go/logd/logstore"
+	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/logapi"
 )
 
 // Version is the micro service version.
@@ -56,16 +57,16 @@ const Timeout = 30 * time.Second
 // Register adds the logd micro service to nc. Stop it with Service.Stop.
 func Register(nc *nats.Conn, q Queries, retain Retainer, log *slog.Logger) (micro.Service, error) {
 	svc, err := micro.AddService(nc, micro.Config{
-		Name:        logapi.Service,
+		Name:        bus.LogdService,
 		Version:     Version,
 		Description: "request and error logs, statistics and retention",
 	})
 	if err != nil {
-		return nil, fmt.Errorf("add micro service %s: %w", logapi.Service, err)
+		return nil, fmt.Errorf("add micro service %s: %w", bus.LogdService, err)
 	}
 	add := func(subject string, h micro.HandlerFunc) error {
 		// Endpoint names may not contain dots: requests.list → requests_list.
-		name := strings.ReplaceAll(subject[len(logapi.Prefix)+1:], ".", "_")
+		name := strings.ReplaceAll(subject[len(bus.LogdPrefix)+1:], ".", "_")
 		return svc.AddEndpoint(name, h, micro.WithEndpointSubject(subject))
 	}
 	eps := []struct {

@@ -11,8 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gemini-balance-go/logd/internal/testenv"
-	"github.com/gemini-balance-go/logd/logapi"
 	"github.com/gemini-balance-go/logd/logstore"
+	"github.com/gemini-balance-go/shared/logapi"
 )
 
 // BenchmarkQueriesMillionLogsPostgres seeds a busy day (LOGD_BENCH_ROWS,

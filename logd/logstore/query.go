@@ -12,7 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/gemini-balance-go/logd/logapi"
+	"github.com/gemini-balance-go/shared/logapi"
 	"github.com/gemini-balance-go/shared/mongox"
 )
 

@@ -18,10 +18,10 @@ import (
 
 	"github.com/gemini-balance-go/logd/endpoints"
 	"github.com/gemini-balance-go/logd/ingest"
-	"github.com/gemini-balance-go/logd/logapi"
 	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/logapi"
 	"github.com/gemini-balance-go/shared/natsx"
 )
 

@@ -14,11 +14,11 @@ import (
 	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/logd/ingest"
 	"github.com/gemini-balance-go/logd/internal/testenv"
-	"github.com/gemini-balance-go/logd/logapi"
 	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/logd/service"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/logapi"
 	"github.com/gemini-balance-go/shared/natsx"
 )
 
@@ -466,7 +466,7 @@ func TestRestartedLogdStoresWhatArrivedWhileItWasDown(t *testing.T) {
 
 func TestLogdIsDiscoverableAsAMicroService(t *testing.T) {
 	e := start(t, config.Defaults())
-	subj, err := micro.ControlSubject(micro.InfoVerb, logapi.Service, "")
+	subj, err := micro.ControlSubject(micro.InfoVerb, bus.LogdService, "")
 	if err != nil {
 		t.Fatal(err)
 	}

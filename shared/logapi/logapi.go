@@ -1,7 +1,6 @@
 // Package logapi is the request-reply contract of logd's NATS micro service
 // "logd" (endpoint group gb.logd): subjects and JSON payloads that admind (or
-// `nats req`) uses to read and manage logs and statistics. It has no
-// dependencies beyond the standard library so it can move to shared/bus as is.
+// `nats req`) uses to read and manage logs and statistics.
 //
 // Every endpoint takes a JSON request (an empty body means the zero value)
 // and answers JSON. Failures are answered with the micro error headers
@@ -26,9 +25,6 @@ import "time"
 
 // Subjects of the logd micro service.
 const (
-	Service = "logd"
-	Prefix  = "gb.logd"
-
 	SubjectRequestsList = "gb.logd.requests.list"
 	SubjectErrorsList   = "gb.logd.errors.list"
 	SubjectErrorsGet    = "gb.logd.errors.get"

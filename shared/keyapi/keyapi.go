@@ -1,6 +1,6 @@
 // Package keyapi holds the JSON requests and replies of keyd's admin and file
-// endpoints (subjects in shared/bus). It depends only on shared/bus, so
-// admind and edge can import it; it is a candidate to move into shared/bus.
+// endpoints (subjects in shared/bus): the contract keyd serves and admind and
+// edge call.
 //
 // Every reply carries Error when the request failed. No reply carries a full
 // key except RevealReply.
