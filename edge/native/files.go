@@ -67,7 +67,7 @@ func (h *handlers) startUpload(c *gin.Context, prefix string, rec *events.Record
 	}
 	resp := h.Relay.Do(c.Request.Context(), &relay.Request{
 		Route: rec.Route, ErrorType: "gemini-files-upload", Path: "/upload/v1beta/files",
-		Query: upstreamQuery(c.Request.URL.RawQuery), Header: hdr, Body: body,
+		Query: relay.QueryWithoutKey(c.Request.URL.RawQuery), Header: hdr, Body: body,
 	})
 	if !resp.OK() {
 		writeResponse(c, resp)
@@ -256,7 +256,7 @@ func (h *handlers) getFile(version string) gin.HandlerFunc {
 			return
 		}
 		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: rec.Route, Method: http.MethodGet, PinKeyID: b.KeyID,
-			Path: "/" + version + "/files/" + c.Param("id"), Query: upstreamQuery(c.Request.URL.RawQuery)})
+			Path: "/" + version + "/files/" + c.Param("id"), Query: relay.QueryWithoutKey(c.Request.URL.RawQuery)})
 		if resp.OK() && gjson.ValidBytes(resp.Body) {
 			b.Metadata = append([]byte(nil), bytes.TrimSpace(resp.Body)...)
 			if err := h.Keyd.BindFile(c.Request.Context(), b); err != nil {
@@ -275,7 +275,7 @@ func (h *handlers) deleteFile(version string) gin.HandlerFunc {
 			return
 		}
 		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: rec.Route, Method: http.MethodDelete, PinKeyID: b.KeyID,
-			Path: "/" + version + "/files/" + c.Param("id"), Query: upstreamQuery(c.Request.URL.RawQuery)})
+			Path: "/" + version + "/files/" + c.Param("id"), Query: relay.QueryWithoutKey(c.Request.URL.RawQuery)})
 		if resp.OK() || resp.Status == http.StatusNotFound {
 			if err := h.Keyd.DeleteFile(c.Request.Context(), keyapi.FileQuery{Name: b.Name}); err != nil {
 				h.log.Warn("forget file binding", "file", b.Name, "err", err)

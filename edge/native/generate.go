@@ -55,7 +55,7 @@ func (h *handlers) modelAction(version, kind string) gin.HandlerFunc {
 			Kind:      kind,
 			Model:     m.Upstream,
 			Path:      basePath + m.Upstream + ":" + method,
-			Query:     upstreamQuery(c.Request.URL.RawQuery),
+			Query:     relay.QueryWithoutKey(c.Request.URL.RawQuery),
 		}
 		if kind == bus.KindVertex && req.ErrorType != "" {
 			req.ErrorType = "vertex-" + req.ErrorType

@@ -19,7 +19,7 @@ import (
 func (h *handlers) listModels(version string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		rec := record(c, "gemini.models.list", "")
-		q := upstreamQuery(c.Request.URL.RawQuery)
+		q := relay.QueryWithoutKey(c.Request.URL.RawQuery)
 		if !strings.Contains(q, "pageSize=") {
 			if q != "" {
 				q += "&"
@@ -101,7 +101,7 @@ func (h *handlers) getModel(version string) gin.HandlerFunc {
 			return
 		}
 		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: rec.Route, Method: http.MethodGet, Model: m.Upstream,
-			Path: "/" + version + "/models/" + m.Upstream, Query: upstreamQuery(c.Request.URL.RawQuery)})
+			Path: "/" + version + "/models/" + m.Upstream, Query: relay.QueryWithoutKey(c.Request.URL.RawQuery)})
 		if !resp.OK() || !m.Derived() {
 			writeResponse(c, resp)
 			return

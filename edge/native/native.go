@@ -10,9 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -95,19 +93,6 @@ func readBody(c *gin.Context) ([]byte, bool) {
 		return nil, false
 	}
 	return body, true
-}
-
-// upstreamQuery is the client's query minus its credential.
-func upstreamQuery(raw string) string {
-	if raw == "" || !strings.Contains(raw, "key=") {
-		return raw
-	}
-	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return ""
-	}
-	q.Del("key")
-	return q.Encode()
 }
 
 // writeResponse sends a relay answer (success or failure) as Gemini would.

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
@@ -45,7 +43,7 @@ func (h *handlers) passthrough(c *gin.Context) {
 		hdr.Set("Content-Type", ct)
 	}
 	rreq := &relay.Request{Route: routePassthrough, ErrorType: "openai-compatiable-non-stream", Model: model, Method: c.Request.Method,
-		Path: "/v1beta/openai" + path, Query: withoutKey(c.Request.URL.RawQuery), Header: hdr, Body: body, BearerKey: true}
+		Path: "/v1beta/openai" + path, Query: relay.QueryWithoutKey(c.Request.URL.RawQuery), Header: hdr, Body: body, BearerKey: true}
 	if stream {
 		rreq.ErrorType = "openai-compatiable-stream"
 		h.passthroughStream(c, rreq, rec)
@@ -142,17 +140,4 @@ func copyAnswer(c *gin.Context, resp *relay.Response) {
 		setRetryHeaders(c.Writer.Header(), fromRelay(resp).retryAfter)
 	}
 	c.Data(resp.Status, ct, resp.Body)
-}
-
-// withoutKey drops a client credential from the query.
-func withoutKey(raw string) string {
-	if raw == "" || !strings.Contains(raw, "key=") {
-		return raw
-	}
-	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return ""
-	}
-	q.Del("key")
-	return q.Encode()
 }

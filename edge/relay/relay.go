@@ -30,7 +30,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -471,4 +473,18 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// QueryWithoutKey is a client's raw query minus its credential (?key=), for
+// Request.Query: the client token never goes upstream.
+func QueryWithoutKey(raw string) string {
+	if raw == "" || !strings.Contains(raw, "key=") {
+		return raw
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return ""
+	}
+	q.Del("key")
+	return q.Encode()
 }
