@@ -323,13 +323,29 @@ func envList(m map[string]string) []string {
 	return out
 }
 
+// handedOut holds every port freePort returned in this test binary: a port is
+// only probed free, not held, until its process binds it, so the kernel may
+// offer it again meanwhile (two processes of one stack got the same port).
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func httpReady(url string) func(ctx context.Context) error {
