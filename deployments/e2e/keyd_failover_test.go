@@ -13,8 +13,8 @@ import (
 	"google.golang.org/genai"
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
-	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/redact"
 	"github.com/gemini-balance-go/testkit/fakegemini"
 )

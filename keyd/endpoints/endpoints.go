@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/keyapi"
 )
 
 // Pool is what the endpoints need from the key pool service.

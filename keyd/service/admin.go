@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/keyd/pool"
 	"github.com/gemini-balance-go/keyd/recovery"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/outcome"
 	"github.com/gemini-balance-go/shared/redact"
 )

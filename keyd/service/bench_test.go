@@ -11,9 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/keyd/pool"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/redact"
 )
 

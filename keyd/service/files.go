@@ -3,8 +3,8 @@ package service
 import (
 	"context"
 
-	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/keyapi"
 )
 
 // BindFile records which key (and client token) a file or pending upload belongs to.
