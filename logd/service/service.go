@@ -76,6 +76,11 @@ func Run(ctx context.Context, d Deps) error {
 		return err
 	}
 	defer func() { _ = svc.Stop() }()
+	// The server must have the endpoints' subscriptions before anyone is told
+	// logd is ready, or a request from another connection finds no responder.
+	if err := d.NC.Flush(); err != nil {
+		return fmt.Errorf("flush endpoint subscriptions: %w", err)
+	}
 
 	var m *ingest.Metrics
 	if d.Registry != nil {
