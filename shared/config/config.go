@@ -31,7 +31,7 @@ type Settings struct {
 	VertexAPIKeys []string `json:"VERTEX_API_KEYS" env:"VERTEX_API_KEYS" doc:"Vertex Express keys imported on first start"`
 	PaidKey       string   `json:"PAID_KEY" env:"PAID_KEY" doc:"key used only where a paid key is required (image generation)"`
 	AllowedTokens []string `json:"ALLOWED_TOKENS" env:"ALLOWED_TOKENS" doc:"client tokens accepted on the public API"`
-	AuthToken     string   `json:"AUTH_TOKEN" env:"AUTH_TOKEN" doc:"admin password; never accepted as a client token; empty means first-run setup page"`
+	AuthToken     string   `json:"AUTH_TOKEN" env:"AUTH_TOKEN" doc:"admin password; never accepted as a client token; empty means first-run setup (POST /api/setup, once)"`
 
 	// Upstream.
 	BaseURL               string            `json:"BASE_URL" env:"BASE_URL" default:"https://generativelanguage.googleapis.com" doc:"upstream root; a trailing /v1beta is tolerated"`
