@@ -150,10 +150,11 @@ func (st *stack) start(o replicaOpts) *replica {
 		}
 	}}
 	t.Cleanup(r.stop)
-	// Ready once the micro service answers.
+	// Ready once this replica serves (another replica answering a ping does
+	// not mean this one has subscribed to replica sync yet).
 	eventually(t, "keyd answers", func() bool {
 		_, err := st.nc.Request("$SRV.PING.keyd", nil, time.Second)
-		return err == nil
+		return err == nil && r.svc.Ready(context.Background()) == nil
 	})
 	return r
 }

@@ -189,6 +189,11 @@ func (s *Service) Serve(ctx context.Context) error {
 			_ = sub.Unsubscribe()
 		}
 	}()
+	// Core NATS drops what is published before the server has a subscription:
+	// make sure it has ours before this replica reports ready.
+	if err := s.d.NC.Flush(); err != nil {
+		return fmt.Errorf("keyd: flush sync subscription: %w", err)
+	}
 	svc, err := endpoints.Register(ctx, s.d.NC, s, endpoints.Options{Replica: s.d.Infra.Replica})
 	if err != nil {
 		return fmt.Errorf("keyd: register micro service: %w", err)
