@@ -48,21 +48,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.gemini == nil {
 		o.gemini = []string{"AIzaSyGOOD-key-0000000000000000000001"}
 	}
-	ns := natsd.StartForTest(t)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, nc, js := natsd.StartBusForTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if err := natsx.Provision(ctx, js); err != nil {
-		t.Fatal(err)
-	}
 	fake := fakegemini.Start(t, fakegemini.Options{Keys: append(append([]string{}, o.gemini...), o.vertex...)})
 	kd, err := keydtest.Start(nc, map[string][]string{bus.KindGemini: o.gemini, bus.KindVertex: o.vertex})
 	if err != nil {

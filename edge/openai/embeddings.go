@@ -101,13 +101,8 @@ func parseInput(raw json.RawMessage) ([]string, error) {
 // float or base64 (little-endian float32, the SDKs' default) encoding.
 func (h *handlers) embeddings(c *gin.Context) {
 	rec := record(c, routeEmbeddings, "")
-	body, ok := readBody(c)
-	if !ok {
-		return
-	}
 	var req embeddingRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		WriteError(c, http.StatusBadRequest, "invalid JSON body: "+err.Error(), "invalid_request_error", "", "invalid_value")
+	if !readJSON(c, &req) {
 		return
 	}
 	rec.Model = req.Model

@@ -14,7 +14,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	oai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
@@ -51,21 +50,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.keys == nil {
 		o.keys = []string{"AIzaSyGOOD-key-0000000000000000000001"}
 	}
-	ns := natsd.StartForTest(t)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, nc, js := natsd.StartBusForTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if err := natsx.Provision(ctx, js); err != nil {
-		t.Fatal(err)
-	}
 	fake := fakegemini.Start(t, fakegemini.Options{Keys: o.keys})
 	kd, err := keydtest.Start(nc, map[string][]string{bus.KindGemini: o.keys})
 	if err != nil {

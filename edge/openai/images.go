@@ -90,13 +90,8 @@ func imageModel(requested, configured string) string {
 // model: one generateContent call per image asked for.
 func (h *handlers) images(c *gin.Context) {
 	rec := record(c, routeImages, "")
-	body, ok := readBody(c)
-	if !ok {
-		return
-	}
 	var req imageRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		WriteError(c, http.StatusBadRequest, "invalid JSON body: "+err.Error(), "invalid_request_error", "", "invalid_value")
+	if !readJSON(c, &req) {
 		return
 	}
 	rec.Model = req.Model

@@ -6,6 +6,7 @@
 package openai
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -92,6 +93,19 @@ func readBody(c *gin.Context) ([]byte, bool) {
 		return nil, false
 	}
 	return body, true
+}
+
+// readJSON reads the body into v, answering 413 or 400 itself when it can't.
+func readJSON(c *gin.Context, v any) bool {
+	body, ok := readBody(c)
+	if !ok {
+		return false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		WriteError(c, http.StatusBadRequest, "invalid JSON body: "+err.Error(), "invalid_request_error", "", "invalid_value")
+		return false
+	}
+	return true
 }
 
 // record names the route and model of the request event.

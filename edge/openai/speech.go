@@ -67,13 +67,8 @@ func pace(speed *float64, setting string) string {
 // served as wav (RIFF header added) or pcm (24 kHz 16-bit mono, as is).
 func (h *handlers) speech(c *gin.Context) {
 	rec := record(c, routeSpeech, "")
-	body, ok := readBody(c)
-	if !ok {
-		return
-	}
 	var req speechRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		WriteError(c, http.StatusBadRequest, "invalid JSON body: "+err.Error(), "invalid_request_error", "", "invalid_value")
+	if !readJSON(c, &req) {
 		return
 	}
 	rec.Model = req.Model
