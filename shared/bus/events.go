@@ -15,7 +15,24 @@ type Usage struct {
 	Total      int `json:"total,omitempty"`
 }
 
-// RequestEvent is published once per client request on SubjectEventRequest.
+// MaxBatchEvents bounds the events of one RequestBatch or ErrorBatch, which
+// keeps a message well under NATS's default 1 MiB payload limit.
+const MaxBatchEvents = 256
+
+// RequestBatch is the payload on SubjectEventRequests: one or more request
+// events, each still a whole event with its own id.
+type RequestBatch struct {
+	V      int            `json:"v"`
+	Events []RequestEvent `json:"events"`
+}
+
+// ErrorBatch is the payload on SubjectEventErrors.
+type ErrorBatch struct {
+	V      int          `json:"v"`
+	Events []ErrorEvent `json:"events"`
+}
+
+// RequestEvent is recorded once per client request (inside a RequestBatch).
 // It never carries a full key or client token: only ids and masked hints.
 type RequestEvent struct {
 	V           int       `json:"v"`
@@ -43,7 +60,7 @@ type RequestEvent struct {
 	ClientError string    `json:"error,omitempty"` // redacted reason for a failure
 }
 
-// ErrorEvent is published once per failed upstream attempt on SubjectEventError.
+// ErrorEvent is recorded once per failed upstream attempt (inside an ErrorBatch).
 type ErrorEvent struct {
 	V              int       `json:"v"`
 	ID             string    `json:"id"`

@@ -44,8 +44,12 @@ const (
 	// StreamEvents holds request, error and key-state events.
 	StreamEvents         = "GB_EVENTS"
 	SubjectEventsAll     = "gb.events.>"
-	SubjectEventRequest  = "gb.events.request"
-	SubjectEventError    = "gb.events.error"
+	// Request and error events travel in batches (RequestBatch, ErrorBatch):
+	// edge groups what accumulates while its previous publish is in flight, so
+	// one JetStream message carries one event at low traffic and hundreds
+	// under load, and the per-event bus cost stays small.
+	SubjectEventRequests = "gb.events.requests"
+	SubjectEventErrors   = "gb.events.errors"
 	SubjectEventKeyState = "gb.events.keystate"
 
 	// StreamTicks holds schedulerd ticks, deduplicated by Nats-Msg-Id.
