@@ -129,12 +129,18 @@ func (st *stack) newDeps(o replicaOpts) Deps {
 func (st *stack) start(o replicaOpts) *replica {
 	t := st.t
 	t.Helper()
+	return st.startWith(o.name, st.newDeps(o))
+}
+
+// startWith runs a replica built from deps (see start).
+func (st *stack) startWith(name string, deps Deps) *replica {
+	t := st.t
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	deps := st.newDeps(o)
 	svc, err := New(ctx, deps)
 	if err != nil {
 		cancel()
-		t.Fatalf("start keyd %s: %v", o.name, err)
+		t.Fatalf("start keyd %s: %v", name, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- svc.Serve(ctx) }()
@@ -146,7 +152,7 @@ func (st *stack) start(o replicaOpts) *replica {
 		stopped = true
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("keyd %s: %v", o.name, err)
+			t.Errorf("keyd %s: %v", name, err)
 		}
 	}}
 	t.Cleanup(r.stop)

@@ -42,6 +42,9 @@ type Deps struct {
 	HTTPClient *http.Client
 	// FlushEvery is the period of the batched state writer (200 ms when zero).
 	FlushEvery time.Duration
+	// beforeLoad, when set (tests), runs between the sync subscription and
+	// the pool load.
+	beforeLoad func(*Service)
 }
 
 // Replica sync travels on bus.SubjectKeySync (the subject keyd's NATS user
@@ -68,6 +71,13 @@ type Service struct {
 	added    chan string // key ids another replica added or updated, loaded in batches
 	bg       sync.WaitGroup
 	serving  atomic.Bool
+	// Replica sync is subscribed before the pool loads, so a change another
+	// replica makes while this one reads MongoDB is not missed: until the
+	// load is done, sync messages wait in syncBuf and are replayed after it.
+	syncSub   *nats.Subscription
+	syncMu    sync.Mutex
+	syncBuf   []*nats.Msg
+	buffering atomic.Bool
 	// seen is the settings the pool was built from; followSettings applies
 	// whatever is saved after it.
 	seen *config.Settings
@@ -113,11 +123,14 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if err := s.seed(ctx, settings); err != nil {
 		return nil, err
 	}
-	keys, err := store.LoadAll(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("keyd: load keys: %w", err)
+	if err := s.subscribeSync(); err != nil {
+		return nil, err
 	}
-	s.pool.Load(keys...)
+	keys, err := s.load(ctx)
+	if err != nil {
+		_ = s.syncSub.Unsubscribe()
+		return nil, err
+	}
 	s.metrics.watchPool(s.pool)
 	log.Info("key pool loaded", "keys", len(keys), "encrypted", store.Encrypted(), "replica", d.Infra.Replica)
 	return s, nil
@@ -180,20 +193,7 @@ func (s *Service) Pool() *pool.Pool { return s.pool }
 // batched writer, the recover-tick consumer and the settings follower, and
 // blocks until ctx ends.
 func (s *Service) Serve(ctx context.Context) error {
-	subs, err := s.subscribeSync()
-	if err != nil {
-		return err
-	}
-	defer func() {
-		for _, sub := range subs {
-			_ = sub.Unsubscribe()
-		}
-	}()
-	// Core NATS drops what is published before the server has a subscription:
-	// make sure it has ours before this replica reports ready.
-	if err := s.d.NC.Flush(); err != nil {
-		return fmt.Errorf("keyd: flush sync subscription: %w", err)
-	}
+	defer func() { _ = s.syncSub.Unsubscribe() }()
 	svc, err := endpoints.Register(ctx, s.d.NC, s, endpoints.Options{Replica: s.d.Infra.Replica})
 	if err != nil {
 		return fmt.Errorf("keyd: register micro service: %w", err)
@@ -342,40 +342,88 @@ func (s *Service) publish(evs ...bus.KeyStateEvent) {
 }
 
 // subscribeSync follows the other replicas: their state changes and their
-// reports. Messages from this process are skipped.
-func (s *Service) subscribeSync() ([]*nats.Subscription, error) {
-	sub, err := s.d.NC.Subscribe(bus.SubjectKeySync, func(m *nats.Msg) {
-		if m.Header.Get(hdrInstance) == s.instance {
-			return
-		}
-		if m.Header.Get(hdrType) == typeReport {
-			var r bus.Report
-			if err := json.Unmarshal(m.Data, &r); err == nil {
-				s.pool.Report(r, false)
-			}
-			return
-		}
-		var ev bus.KeyStateEvent
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			return
-		}
-		switch ev.To {
-		case pool.KeyAdded, pool.KeyUpdated:
-			select {
-			case s.added <- ev.KeyID:
-			default:
-				s.log.Warn("added-key queue full; key loads on restart", "key_id", ev.KeyID)
-			}
-		case pool.KeyDeleted:
-			s.pool.Remove(ev.KeyID)
-		default:
-			s.pool.Apply(ev)
-		}
-	})
+// reports. It buffers until load has read the pool (see Service.syncBuf).
+func (s *Service) subscribeSync() error {
+	s.buffering.Store(true)
+	sub, err := s.d.NC.Subscribe(bus.SubjectKeySync, s.onSync)
 	if err != nil {
-		return nil, fmt.Errorf("keyd: subscribe %s: %w", bus.SubjectKeySync, err)
+		return fmt.Errorf("keyd: subscribe %s: %w", bus.SubjectKeySync, err)
 	}
-	return []*nats.Subscription{sub}, nil
+	s.syncSub = sub
+	// Core NATS drops what is published before the server has a
+	// subscription: make sure it has ours before reading MongoDB.
+	if err := s.d.NC.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("keyd: flush sync subscription: %w", err)
+	}
+	return nil
+}
+
+// load reads every key into the pool, then replays the state changes that
+// arrived meanwhile, in order; later messages apply directly.
+func (s *Service) load(ctx context.Context) ([]pool.Key, error) {
+	if s.d.beforeLoad != nil {
+		s.d.beforeLoad(s)
+	}
+	keys, err := s.store.LoadAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("keyd: load keys: %w", err)
+	}
+	s.pool.Load(keys...)
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	for _, m := range s.syncBuf {
+		// Forwarded reports are skipped: the state they led to was persisted
+		// (and so loaded) or arrives as its own state event.
+		if m.Header.Get(hdrType) != typeReport {
+			s.applySync(m)
+		}
+	}
+	s.syncBuf = nil
+	s.buffering.Store(false)
+	return keys, nil
+}
+
+func (s *Service) onSync(m *nats.Msg) {
+	if m.Header.Get(hdrInstance) == s.instance {
+		return
+	}
+	if s.buffering.Load() {
+		s.syncMu.Lock()
+		if s.buffering.Load() {
+			s.syncBuf = append(s.syncBuf, m)
+			s.syncMu.Unlock()
+			return
+		}
+		s.syncMu.Unlock()
+	}
+	s.applySync(m)
+}
+
+func (s *Service) applySync(m *nats.Msg) {
+	if m.Header.Get(hdrType) == typeReport {
+		var r bus.Report
+		if err := json.Unmarshal(m.Data, &r); err == nil {
+			s.pool.Report(r, false)
+		}
+		return
+	}
+	var ev bus.KeyStateEvent
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return
+	}
+	switch ev.To {
+	case pool.KeyAdded, pool.KeyUpdated:
+		select {
+		case s.added <- ev.KeyID:
+		default:
+			s.log.Warn("added-key queue full; key loads on restart", "key_id", ev.KeyID)
+		}
+	case pool.KeyDeleted:
+		s.pool.Remove(ev.KeyID)
+	default:
+		s.pool.Apply(ev)
+	}
 }
 
 // loadAddedLoop reads keys another replica added or updated, batching bursts (a bulk

@@ -328,6 +328,41 @@ func TestTwoReplicasShareStateChanges(t *testing.T) {
 	eventually(t, "a sees the enable", func() bool { k, _ := a.svc.Pool().Get(off); return !k.Disabled })
 }
 
+// A replica reads the pool from MongoDB while others keep changing keys; a
+// change made in that window (persisted only at the other replica's next
+// flush) must still reach it.
+func TestReplicaStartingDuringAStateChangeDoesNotMissIt(t *testing.T) {
+	st := newStack(t)
+	keys := []string{geminiKey(1), geminiKey(2)}
+	aDeps := st.newDeps(replicaOpts{name: "a", settings: settingsWith(keys...)})
+	aDeps.FlushEvery = time.Hour // a's change stays out of MongoDB while b loads
+	a := st.startWith("a", aDeps)
+	bad := redact.ID(keys[0])
+
+	bDeps := st.newDeps(replicaOpts{name: "b", settings: settingsWith(keys...)})
+	bDeps.beforeLoad = func(b *Service) {
+		a.svc.Report(bus.Report{ID: bad, Model: testModel, Class: string(outcome.KeyInvalid), Status: 400})
+		if k, _ := a.svc.Pool().Get(bad); !k.Disabled {
+			t.Error("a did not disable the invalid key")
+		}
+		// Wait until b has received a's state change, before b reads MongoDB.
+		eventually(t, "b receives the sync message", func() bool {
+			b.syncMu.Lock()
+			defer b.syncMu.Unlock()
+			return len(b.syncBuf) > 0
+		})
+	}
+	b := st.startWith("b", bDeps).svc
+	if k, _ := b.Pool().Get(bad); !k.Disabled {
+		t.Fatal("replica b missed a key disabled by replica a while b was loading its pool")
+	}
+	for i := 0; i < 50; i++ {
+		if got := b.Acquire(bus.AcquireRequest{Model: testModel}); got.ID == bad {
+			t.Fatal("replica b handed out the key replica a disabled")
+		}
+	}
+}
+
 func TestFileBindingsOverNATS(t *testing.T) {
 	st := newStack(t)
 	st.start(replicaOpts{name: "a", settings: settingsWith(geminiKey(1))})
