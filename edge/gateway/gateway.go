@@ -94,8 +94,9 @@ func New(d Deps) (*Gateway, error) {
 func (g *Gateway) Handler() http.Handler { return g.engine }
 
 // Run runs the background workers until ctx ends: the event publisher (which
-// drains its queue on the way out) and the "edge" micro service that makes
-// replicas visible to `nats micro ls` and admind's health page.
+// drains its queue on the way out), the watch on admind's client tokens, and
+// the "edge" micro service that makes replicas visible to `nats micro ls` and
+// admind's health page.
 func (g *Gateway) Run(ctx context.Context) error {
 	svc, err := micro.AddService(g.deps.NC, micro.Config{
 		Name:        bus.ServiceEdge,
@@ -108,6 +109,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	} else {
 		defer func() { _ = svc.Stop() }()
 	}
+	js := g.deps.JS
+	if js == nil {
+		if js, err = jetstream.New(g.deps.NC); err != nil {
+			return fmt.Errorf("gateway: jetstream: %w", err)
+		}
+	}
+	g.Auth.Watch(ctx, js, g.log) // admind's client tokens, live
 	return g.Events.Run(ctx)
 }
 

@@ -116,6 +116,11 @@ func Provision(ctx context.Context, js jetstream.JetStream) error {
 	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bus.BucketSettings, History: 5, Storage: jetstream.FileStorage}); err != nil {
 		return fmt.Errorf("provision kv %s: %w", bus.BucketSettings, err)
 	}
+	// One entry per managed client token; only the latest value matters, and a
+	// deleted token must not linger in history.
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bus.BucketClientTokens, History: 1, Storage: jetstream.FileStorage}); err != nil {
+		return fmt.Errorf("provision kv %s: %w", bus.BucketClientTokens, err)
+	}
 	return nil
 }
 
