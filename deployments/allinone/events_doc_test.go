@@ -49,6 +49,7 @@ func TestEventsDocExamplesMatchThePayloadTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	types := []func() any{
+		func() any { return &bus.RequestBatch{} }, func() any { return &bus.ErrorBatch{} },
 		func() any { return &bus.RequestEvent{} }, func() any { return &bus.ErrorEvent{} },
 		func() any { return &bus.KeyStateEvent{} }, func() any { return &bus.Tick{} },
 		func() any { return &bus.DeadLetter{} }, func() any { return &bus.AcquireRequest{} },
@@ -78,5 +79,38 @@ func TestEventsDocExamplesMatchThePayloadTypes(t *testing.T) {
 	}
 	if checked < 9 {
 		t.Errorf("checked only %d examples", checked)
+	}
+}
+
+// The examples of the batch subjects are batches (a bare event would also
+// pass the test above, as some type matches it).
+func TestEventsDocShowsBatchesOnTheBatchSubjects(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/EVENTS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := func(heading string) string {
+		i := strings.Index(string(doc), heading)
+		if i < 0 {
+			t.Fatalf("no section %q", heading)
+		}
+		rest := string(doc)[i:]
+		j := strings.Index(rest, "```json\n") + len("```json\n")
+		return rest[j : j+strings.Index(rest[j:], "```")]
+	}
+	strict := func(body string, v any) {
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			t.Errorf("%T example: %v", v, err)
+		}
+	}
+	var reqs bus.RequestBatch
+	strict(example("### `"+bus.SubjectEventRequests+"`"), &reqs)
+	var errs bus.ErrorBatch
+	strict(example("### `"+bus.SubjectEventErrors+"`"), &errs)
+	if reqs.V != bus.Version || len(reqs.Events) == 0 || reqs.Events[0].ID == "" ||
+		errs.V != bus.Version || len(errs.Events) == 0 || errs.Events[0].RequestID == "" {
+		t.Errorf("batch examples: %+v %+v", reqs, errs)
 	}
 }

@@ -1,21 +1,34 @@
 // Package events publishes edge's request and error events to JetStream
-// through Watermill. Publishing never blocks a client request: events go into
-// a bounded in-memory queue drained by a few workers. When the bus is slower
-// than the traffic for long enough to fill the queue (EVENT_QUEUE events),
-// new events are dropped and counted in gb_edge_events_dropped_total; nothing
-// already queued is lost, and requests keep being served.
+// through Watermill, in batches.
+//
+// Publishing never blocks a client request: an event goes into a bounded
+// in-memory queue (one for request events, one for error events, each of
+// EVENT_QUEUE events). A couple of publishers drain the queues by group
+// commit: a publisher takes everything waiting in one queue (up to
+// bus.MaxBatchEvents events and a byte bound), sends it as one
+// bus.RequestBatch or bus.ErrorBatch message, waits for JetStream's ack, and
+// repeats. At low traffic a message carries one event and leaves at once;
+// under load batches grow by themselves while the previous publish is in
+// flight, so the bus cost per event shrinks as traffic grows.
+//
+// When the bus is slower than the traffic for long enough to fill a queue,
+// new events are dropped and counted in gb_edge_events_dropped_total;
+// nothing already queued is lost, and requests keep being served.
 package events
 
 import (
+	"bytes"
 	"context"
-	json "github.com/goccy/go-json"
+	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
+	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,8 +36,25 @@ import (
 	"github.com/gemini-balance-go/shared/bus"
 )
 
-// NewID returns a unique event id. It is also the JetStream Nats-Msg-Id, so
-// a publish retried by Watermill is stored once.
+// DefaultMaxBatchBytes bounds the encoded size of one batch message. Error
+// events may carry request bodies (up to 64 KiB before JSON escaping), so a
+// batch is cut by bytes as well as by count; 512 KiB stays under NATS's
+// default 1 MiB payload limit with room for headers.
+const DefaultMaxBatchBytes = 512 << 10
+
+// MaxBatchBytesFor is the batch byte bound for a connection whose server
+// takes payloads of up to maxPayload bytes: DefaultMaxBatchBytes, or half the
+// server's limit when that is smaller, so even an event that goes out alone
+// (being over the bound by itself) usually still fits.
+func MaxBatchBytesFor(maxPayload int64) int {
+	if maxPayload > 0 && maxPayload/2 < DefaultMaxBatchBytes {
+		return int(maxPayload / 2)
+	}
+	return DefaultMaxBatchBytes
+}
+
+// NewID returns a unique event id (logd's document _id). A batch message
+// gets its own NewID as its Nats-Msg-Id.
 func NewID() string { return nuid.Next() }
 
 // NewWatermillPublisher returns a Watermill publisher on the existing
@@ -38,31 +68,44 @@ func NewWatermillPublisher(nc *nats.Conn) (message.Publisher, error) {
 	}, nil)
 }
 
-type item struct {
+// queue holds the events of one subject. Its items are *bus.RequestEvent or
+// *bus.ErrorEvent; they are encoded by the publisher, off the request path.
+type queue struct {
 	subject string
-	id      string
-	event   any
+	ch      chan any
 }
 
-// Publisher queues events and publishes them in the background.
+// Publisher queues events and publishes them in batches in the background.
 type Publisher struct {
-	wm        message.Publisher
-	q         chan item
-	workers   int
-	log       *slog.Logger
+	wm       message.Publisher
+	reqs     queue
+	errs     queue
+	workers  int
+	maxBytes int
+	log      *slog.Logger
+
 	dropped   prometheus.Counter
 	published *prometheus.CounterVec
+	batches   *prometheus.HistogramVec
 	failed    prometheus.Counter
 	queued    prometheus.GaugeFunc
 	drops     atomic.Int64
+	inflight  atomic.Int64
 }
 
 // Options configure a Publisher.
 type Options struct {
-	Queue    int // queue bound in events (config.Infra.EventQueue)
-	Workers  int // concurrent publishers (default 4)
-	Logger   *slog.Logger
-	Registry *prometheus.Registry
+	// Queue bounds each queue (request events, error events) in events
+	// (config.Infra.EventQueue; default 65,536).
+	Queue int
+	// Workers is the number of concurrent batch publishers (default 2):
+	// while one waits for JetStream's ack, the next batch accumulates.
+	Workers int
+	// MaxBatchBytes bounds a batch message's encoded size (default
+	// DefaultMaxBatchBytes). An event that alone exceeds it goes out alone.
+	MaxBatchBytes int
+	Logger        *slog.Logger
+	Registry      *prometheus.Registry
 }
 
 // New returns a Publisher over a Watermill publisher. Call Run to drain it.
@@ -71,63 +114,80 @@ func New(wm message.Publisher, o Options) *Publisher {
 		o.Queue = 65536
 	}
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = 2
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	p := &Publisher{
-		wm:      wm,
-		q:       make(chan item, o.Queue),
-		workers: o.Workers,
-		log:     o.Logger,
+		wm:       wm,
+		reqs:     queue{subject: bus.SubjectEventRequests, ch: make(chan any, o.Queue)},
+		errs:     queue{subject: bus.SubjectEventErrors, ch: make(chan any, o.Queue)},
+		workers:  o.Workers,
+		maxBytes: o.MaxBatchBytes,
+		log:      o.Logger,
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gb_edge_events_dropped_total",
-			Help: "Events dropped because the in-memory event queue was full.",
+			Help: "Events dropped because the in-memory event queue was full (or the bus refused a batch as too large).",
 		}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gb_edge_events_published_total",
-			Help: "Events published to JetStream, by subject.",
+			Help: "Events published to JetStream (inside batches), by subject.",
+		}, []string{"subject"}),
+		batches: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gb_edge_events_batch_size",
+			Help:    "Events per published batch message, by subject (_count is the number of batch messages).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 		}, []string{"subject"}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gb_edge_events_publish_failures_total",
-			Help: "Publish attempts that failed and were retried.",
+			Help: "Batch publish attempts that failed (and were retried).",
 		}),
 	}
 	p.queued = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gb_edge_events_queued",
-		Help: "Events waiting in the in-memory queue.",
-	}, func() float64 { return float64(len(p.q)) })
+		Help: "Events waiting in the in-memory queues.",
+	}, func() float64 { return float64(len(p.reqs.ch) + len(p.errs.ch)) })
 	if o.Registry != nil {
-		o.Registry.MustRegister(p.dropped, p.published, p.failed, p.queued)
+		o.Registry.MustRegister(p.dropped, p.published, p.batches, p.failed, p.queued)
 	}
 	return p
 }
 
-// Publish queues an event without blocking. It reports false when the queue
-// is full and the event was dropped.
-func (p *Publisher) Publish(subject, id string, event any) bool {
+// Request queues a request event without blocking. It reports false when
+// the queue is full and the event was dropped. The event must not change
+// after it is queued.
+func (p *Publisher) Request(ev *bus.RequestEvent) bool {
 	if p == nil {
 		return false
 	}
+	return p.enqueue(&p.reqs, ev)
+}
+
+// Error queues an error event without blocking, like Request.
+func (p *Publisher) Error(ev *bus.ErrorEvent) bool {
+	if p == nil {
+		return false
+	}
+	return p.enqueue(&p.errs, ev)
+}
+
+func (p *Publisher) enqueue(q *queue, ev any) bool {
 	select {
-	case p.q <- item{subject: subject, id: id, event: event}:
+	case q.ch <- ev:
 		return true
 	default:
-		p.dropped.Inc()
-		p.drops.Add(1)
+		p.drop(1)
 		return false
 	}
 }
 
-// Request queues a request event.
-func (p *Publisher) Request(ev *bus.RequestEvent) bool {
-	return p.Publish(bus.SubjectEventRequest, ev.ID, ev)
-}
-
-// Error queues an error event.
-func (p *Publisher) Error(ev *bus.ErrorEvent) bool {
-	return p.Publish(bus.SubjectEventError, ev.ID, ev)
+func (p *Publisher) drop(n int) {
+	p.dropped.Add(float64(n))
+	p.drops.Add(int64(n))
 }
 
 // Dropped returns how many events were dropped so far.
@@ -147,10 +207,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	deadline := time.After(5 * time.Second)
-	for len(p.q) > 0 {
+	for len(p.reqs.ch)+len(p.errs.ch) > 0 || p.inflight.Load() > 0 {
 		select {
 		case <-deadline:
-			p.log.Warn("events left unpublished at shutdown", "count", len(p.q))
+			p.log.Warn("events left unpublished at shutdown", "queued", len(p.reqs.ch)+len(p.errs.ch), "in_flight", p.inflight.Load())
 			close(stop)
 			wg.Wait()
 			return nil
@@ -162,37 +222,123 @@ func (p *Publisher) Run(ctx context.Context) error {
 	return nil
 }
 
+// work is one publisher: it waits for an event on either queue, then sends
+// that event with everything else already waiting in the same queue.
 func (p *Publisher) work(stop <-chan struct{}) {
+	b := &batch{}
 	for {
 		select {
 		case <-stop:
 			return
-		case it := <-p.q:
-			p.send(it, stop)
+		case ev := <-p.reqs.ch:
+			p.inflight.Add(1)
+			p.flush(&p.reqs, ev, b, stop)
+			p.inflight.Add(-1)
+		case ev := <-p.errs.ch:
+			p.inflight.Add(1)
+			p.flush(&p.errs, ev, b, stop)
+			p.inflight.Add(-1)
 		}
 	}
 }
 
-// send publishes one event, retrying with backoff while the bus refuses it;
-// the Nats-Msg-Id makes a retry after a lost ack harmless.
-func (p *Publisher) send(it item, stop <-chan struct{}) {
-	payload, err := json.Marshal(it.event)
-	if err != nil {
-		p.log.Error("encode event", "subject", it.subject, "err", err)
-		return
+// batch is a publisher's reusable encoding buffer.
+type batch struct {
+	buf bytes.Buffer
+	n   int
+}
+
+var batchHead = []byte(`{"v":` + strconv.Itoa(bus.Version) + `,"events":[`)
+
+func (b *batch) reset() {
+	b.buf.Reset()
+	b.buf.Write(batchHead)
+	b.n = 0
+}
+
+func (b *batch) add(enc []byte) {
+	if b.n > 0 {
+		b.buf.WriteByte(',')
 	}
-	msg := message.NewMessage(it.id, payload)
+	b.buf.Write(enc)
+	b.n++
+}
+
+// fits reports whether an encoded event still fits the byte bound (always
+// true for the first event: an oversized event goes out alone).
+func (b *batch) fits(enc []byte, maxBytes int) bool {
+	return b.n == 0 || b.buf.Len()+1+len(enc)+2 <= maxBytes
+}
+
+// flush sends first and whatever else is waiting in q, group-commit style:
+// it never waits for more events to arrive. A batch ends at
+// bus.MaxBatchEvents events or at the byte bound; an event that does not
+// fit the current batch starts the next one.
+func (p *Publisher) flush(q *queue, first any, b *batch, stop <-chan struct{}) {
+	next, ok := p.encode(q, first)
+	for ok {
+		b.reset()
+		b.add(next)
+		ok = false
+	fill:
+		for b.n < bus.MaxBatchEvents {
+			select {
+			case ev := <-q.ch:
+				enc, encoded := p.encode(q, ev)
+				if !encoded {
+					continue
+				}
+				if !b.fits(enc, p.maxBytes) {
+					next, ok = enc, true // starts the next batch
+					break fill
+				}
+				b.add(enc)
+			default:
+				break fill
+			}
+		}
+		b.buf.WriteString("]}")
+		p.send(q.subject, b, stop)
+	}
+}
+
+// encode marshals one event, logging (and dropping) an event that cannot be
+// encoded, which would be a programming error.
+func (p *Publisher) encode(q *queue, ev any) ([]byte, bool) {
+	enc, err := json.Marshal(ev)
+	if err != nil {
+		p.log.Error("encode event", "subject", q.subject, "err", err)
+		p.drop(1)
+		return nil, false
+	}
+	return enc, true
+}
+
+// send publishes one batch, retrying with backoff while the bus refuses
+// it. The batch keeps its message (and so its Nats-Msg-Id) across retries,
+// so a retry after a lost ack is stored once. Only a stop (after the
+// shutdown drain deadline) or a payload the server can never take ends the
+// retries; both lose the batch and say so.
+func (p *Publisher) send(subject string, b *batch, stop <-chan struct{}) {
+	msg := message.NewMessage(NewID(), b.buf.Bytes())
 	backoff := 50 * time.Millisecond
 	for {
-		err := p.wm.Publish(it.subject, msg)
+		err := p.wm.Publish(subject, msg)
 		if err == nil {
-			p.published.WithLabelValues(it.subject).Inc()
+			p.published.WithLabelValues(subject).Add(float64(b.n))
+			p.batches.WithLabelValues(subject).Observe(float64(b.n))
 			return
 		}
 		p.failed.Inc()
-		p.log.Warn("publish event", "subject", it.subject, "err", err)
+		if errors.Is(err, nats.ErrMaxPayload) {
+			p.log.Error("event batch larger than the bus accepts; dropped", "subject", subject, "events", b.n, "bytes", b.buf.Len(), "err", err)
+			p.drop(b.n)
+			return
+		}
+		p.log.Warn("publish event batch", "subject", subject, "events", b.n, "err", err)
 		select {
 		case <-stop:
+			p.log.Warn("event batch left unpublished at shutdown", "subject", subject, "events", b.n)
 			return
 		case <-time.After(backoff):
 		}

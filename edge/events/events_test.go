@@ -1,35 +1,406 @@
-package events
+package events_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gemini-balance-go/deployments/embedded/natsd"
+	"github.com/gemini-balance-go/edge/events"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/natsx"
 )
 
-// stuckBus never accepts a message, like a bus that is down.
-type stuckBus struct{ release chan struct{} }
+// stored is one batch message as JetStream keeps it.
+type stored struct {
+	subject string
+	msgID   string
+	ids     []string
+	bodies  []string // error events' request bodies
+}
 
-func (s stuckBus) Publish(string, ...*message.Message) error { <-s.release; return nil }
-func (s stuckBus) Close() error                              { return nil }
-
-func TestPublishNeverBlocksAndCountsWhatItDrops(t *testing.T) {
-	bus1 := stuckBus{release: make(chan struct{})}
-	defer close(bus1.release)
-	p := New(bus1, Options{Queue: 3, Workers: 1})
-	ctx, cancel := context.WithCancel(context.Background())
+// readStored reads every request and error batch in GB_EVENTS, decoding each
+// payload strictly into its bus type.
+func readStored(t *testing.T, js jetstream.JetStream) []stored {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	go func() { _ = p.Run(ctx) }()
-	accepted := 0
-	for range 100 {
-		if p.Request(&bus.RequestEvent{ID: NewID()}) {
-			accepted++
+	cons, err := js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.SubjectEventRequests, bus.SubjectEventErrors}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []stored
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumPending == 0 {
+			return out
+		}
+		batch, err := cons.Fetch(int(min(info.NumPending, 500)), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			s := stored{subject: m.Subject(), msgID: m.Headers().Get(jetstream.MsgIDHeader)}
+			dec := json.NewDecoder(strings.NewReader(string(m.Data())))
+			dec.DisallowUnknownFields()
+			switch m.Subject() {
+			case bus.SubjectEventRequests:
+				var b bus.RequestBatch
+				if err := dec.Decode(&b); err != nil || b.V != bus.Version {
+					t.Fatalf("request batch v%d: %v: %.200s", b.V, err, m.Data())
+				}
+				for _, ev := range b.Events {
+					s.ids = append(s.ids, ev.ID)
+				}
+			case bus.SubjectEventErrors:
+				var b bus.ErrorBatch
+				if err := dec.Decode(&b); err != nil || b.V != bus.Version {
+					t.Fatalf("error batch v%d: %v: %.200s", b.V, err, m.Data())
+				}
+				for _, ev := range b.Events {
+					s.ids = append(s.ids, ev.ID)
+					s.bodies = append(s.bodies, ev.RequestBody)
+				}
+			}
+			out = append(out, s)
 		}
 	}
-	// One event may sit in the stuck worker, three in the queue.
-	if accepted > 4 || p.Dropped() != int64(100-accepted) {
-		t.Fatalf("accepted %d, dropped %d", accepted, p.Dropped())
+}
+
+// waitStored waits until GB_EVENTS holds at least want events (or fails
+// after 20 s) and returns what it holds.
+func waitStored(t *testing.T, js jetstream.JetStream, want int) []stored {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := readStored(t, js)
+		n := 0
+		for _, s := range got {
+			n += len(s.ids)
+		}
+		if n >= want {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events stored", n, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// exactlyOnce fails unless the stored events are exactly want, each once,
+// and every batch message has its own Nats-Msg-Id.
+func exactlyOnce(t *testing.T, got []stored, want []string) {
+	t.Helper()
+	seen := map[string]int{}
+	msgIDs := map[string]bool{}
+	for _, s := range got {
+		if s.msgID == "" || msgIDs[s.msgID] {
+			t.Errorf("batch Nats-Msg-Id %q missing or repeated", s.msgID)
+		}
+		msgIDs[s.msgID] = true
+		for _, id := range s.ids {
+			seen[id]++
+		}
+	}
+	for _, id := range want {
+		if seen[id] != 1 {
+			t.Errorf("event %s stored %d times", id, seen[id])
+		}
+		delete(seen, id)
+	}
+	if len(seen) > 0 {
+		t.Errorf("%d events stored that were never accepted", len(seen))
+	}
+}
+
+func run(t *testing.T, p *events.Publisher) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func newWatermill(t *testing.T, nc *nats.Conn) message.Publisher {
+	wm, err := events.NewWatermillPublisher(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wm
+}
+
+func requestEvent() *bus.RequestEvent {
+	return &bus.RequestEvent{V: bus.Version, ID: events.NewID(), Time: time.Now().UTC(), Route: "gemini.generateContent", Status: 200, Success: true}
+}
+
+func errorEvent(body string) *bus.ErrorEvent {
+	return &bus.ErrorEvent{V: bus.Version, ID: events.NewID(), Time: time.Now().UTC(), Class: "server_error", UpstreamStatus: 503, RequestBody: body}
+}
+
+// metric sums a counter's values, or a histogram's sample counts, over its labels.
+func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func TestABurstArrivesOnceEachInBatchesOnItsOwnSubject(t *testing.T) {
+	_, nc, js := natsd.StartBusForTest(t)
+	reg := prometheus.NewRegistry()
+	p := events.New(newWatermill(t, nc), events.Options{Registry: reg})
+	run(t, p)
+	var want []string
+	for i := range 5000 {
+		if i%10 == 0 {
+			ev := errorEvent("")
+			want = append(want, ev.ID)
+			if !p.Error(ev) {
+				t.Fatal("error event dropped")
+			}
+			continue
+		}
+		ev := requestEvent()
+		want = append(want, ev.ID)
+		if !p.Request(ev) {
+			t.Fatal("request event dropped")
+		}
+	}
+	got := waitStored(t, js, len(want))
+	exactlyOnce(t, got, want)
+	largest, errIDs := 0, 0
+	for _, s := range got {
+		largest = max(largest, len(s.ids))
+		if len(s.ids) > bus.MaxBatchEvents {
+			t.Errorf("batch of %d events", len(s.ids))
+		}
+		if s.subject == bus.SubjectEventErrors {
+			errIDs += len(s.ids)
+		}
+	}
+	if largest < 2 {
+		t.Errorf("5,000 events went out one per message")
+	}
+	if errIDs != 500 {
+		t.Errorf("%d events on %s, want the 500 error events", errIDs, bus.SubjectEventErrors)
+	}
+	if n := metric(t, reg, "gb_edge_events_published_total"); n != 5000 {
+		t.Errorf("published metric %v", n)
+	}
+	if n := metric(t, reg, "gb_edge_events_batch_size"); int(n) != len(got) {
+		t.Errorf("batch metric counts %v batches, stream holds %d", n, len(got))
+	}
+	t.Logf("5000 events in %d messages, largest %d", len(got), largest)
+}
+
+func TestAnEventAtLowTrafficLeavesAloneWithoutWaitingForMore(t *testing.T) {
+	_, nc, js := natsd.StartBusForTest(t)
+	p := events.New(newWatermill(t, nc), events.Options{})
+	run(t, p)
+	ev := requestEvent()
+	p.Request(ev)
+	got := waitStored(t, js, 1)
+	if len(got) != 1 || len(got[0].ids) != 1 || got[0].ids[0] != ev.ID || got[0].msgID == ev.ID {
+		t.Fatalf("stored %+v", got)
+	}
+	x := errorEvent("")
+	p.Error(x)
+	got = waitStored(t, js, 2)
+	if len(got) != 2 || got[1].subject != bus.SubjectEventErrors || len(got[1].ids) != 1 || got[1].ids[0] != x.ID {
+		t.Fatalf("stored %+v", got)
+	}
+}
+
+// gate holds every publish until it is opened, like a bus that stalls.
+type gate struct {
+	message.Publisher
+	open chan struct{}
+	once sync.Once
+}
+
+func (g *gate) Publish(topic string, msgs ...*message.Message) error {
+	<-g.open
+	return g.Publisher.Publish(topic, msgs...)
+}
+
+func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+func TestAFullQueueDropsAndCountsNewEventsAndLosesNoneItAccepted(t *testing.T) {
+	_, nc, js := natsd.StartBusForTest(t)
+	g := &gate{Publisher: newWatermill(t, nc), open: make(chan struct{})}
+	t.Cleanup(g.release)
+	reg := prometheus.NewRegistry()
+	p := events.New(g, events.Options{Queue: 10, Workers: 1, Registry: reg})
+	run(t, p)
+	var accepted []string
+	for range 1000 {
+		ev := requestEvent()
+		if p.Request(ev) {
+			accepted = append(accepted, ev.ID)
+		}
+	}
+	dropped := 1000 - len(accepted)
+	if dropped == 0 || p.Dropped() != int64(dropped) || metric(t, reg, "gb_edge_events_dropped_total") != float64(dropped) {
+		t.Fatalf("accepted %d, Dropped() %d, metric %v", len(accepted), p.Dropped(), metric(t, reg, "gb_edge_events_dropped_total"))
+	}
+	g.release()
+	exactlyOnce(t, waitStored(t, js, len(accepted)), accepted)
+}
+
+// An event larger than the byte bound by itself still goes out, alone and
+// whole; the events around it travel in their own batches.
+func TestAnEventOverTheByteBoundGoesOutAloneAndWhole(t *testing.T) {
+	_, nc, js := natsd.StartBusForTest(t)
+	p := events.New(newWatermill(t, nc), events.Options{Workers: 1, MaxBatchBytes: 2000})
+	big := strings.Repeat("x", 5000)
+	a, b, c, d := errorEvent("a"), errorEvent(big), errorEvent("c"), errorEvent("d")
+	for _, ev := range []*bus.ErrorEvent{a, b, c, d} {
+		p.Error(ev) // queued before the publisher runs: one worker sees all four
+	}
+	run(t, p)
+	got := waitStored(t, js, 4)
+	exactlyOnce(t, got, []string{a.ID, b.ID, c.ID, d.ID})
+	var sizes []int
+	for _, s := range got {
+		sizes = append(sizes, len(s.ids))
+	}
+	if len(got) != 3 || sizes[0] != 1 || sizes[1] != 1 || sizes[2] != 2 || got[1].bodies[0] != big {
+		t.Fatalf("batch sizes %v", sizes)
+	}
+}
+
+// freePort returns a port nothing listens on, so a restarted server can
+// take the same address.
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestEventsQueuedWhileTheBusIsDownArriveOnceEachWhenItIsBack(t *testing.T) {
+	dir, listen := t.TempDir(), "127.0.0.1:"+strconv.Itoa(freePort(t))
+	srv, err := natsd.Start(natsd.Options{StoreDir: dir, Listen: listen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsx.Provision(context.Background(), js); err != nil {
+		t.Fatal(err)
+	}
+	p := events.New(newWatermill(t, nc), events.Options{})
+	run(t, p)
+	var want []string
+	publish := func(n int) {
+		for range n {
+			ev := requestEvent()
+			want = append(want, ev.ID)
+			p.Request(ev)
+		}
+	}
+	publish(10)
+	waitStored(t, js, 10)
+
+	srv.Shutdown()
+	publish(100)
+	for deadline := time.Now().Add(10 * time.Second); nc.Status() == nats.CONNECTED; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the client never noticed the outage")
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let publish attempts meet the outage
+	srv, err = natsd.Start(natsd.Options{StoreDir: dir, Listen: listen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	waitStored(t, js, len(want))
+	time.Sleep(300 * time.Millisecond) // a retried batch stored twice would show up by now
+	exactlyOnce(t, readStored(t, js), want)
+	if p.Dropped() != 0 {
+		t.Errorf("%d events dropped", p.Dropped())
+	}
+}
+
+// lostAck stores the first batch but reports a failure, as when JetStream's
+// ack is lost on the way back.
+type lostAck struct {
+	message.Publisher
+	once sync.Once
+}
+
+func (l *lostAck) Publish(topic string, msgs ...*message.Message) error {
+	err := l.Publisher.Publish(topic, msgs...)
+	lost := false
+	l.once.Do(func() { lost = true })
+	if err == nil && lost {
+		return errors.New("nats: timeout")
+	}
+	return err
+}
+
+func TestABatchRetriedAfterALostAckIsStoredOnce(t *testing.T) {
+	_, nc, js := natsd.StartBusForTest(t)
+	reg := prometheus.NewRegistry()
+	p := events.New(&lostAck{Publisher: newWatermill(t, nc)}, events.Options{Registry: reg})
+	want := []string{}
+	for range 3 {
+		ev := requestEvent()
+		want = append(want, ev.ID)
+		p.Request(ev)
+	}
+	run(t, p)
+	for deadline := time.Now().Add(10 * time.Second); metric(t, reg, "gb_edge_events_published_total") < 3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("events never published")
+		}
+	}
+	got := readStored(t, js)
+	exactlyOnce(t, got, want)
+	if len(got) != 1 || metric(t, reg, "gb_edge_events_publish_failures_total") != 1 {
+		t.Fatalf("%d messages stored, %v failures", len(got), metric(t, reg, "gb_edge_events_publish_failures_total"))
 	}
 }

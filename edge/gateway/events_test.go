@@ -61,18 +61,20 @@ func TestAStreamThatFailsMidwayIsLoggedAsAFailureWithTheRequestBodyWhenAsked(t *
 	}
 }
 
-// collectEvents reads request and error events from GB_EVENTS until it has
-// the wanted numbers (or ten seconds pass), checking every message's
-// Nats-Msg-Id and that no full secret is in any payload.
+// collectEvents reads request and error batches from GB_EVENTS until it has
+// the wanted numbers of events (or ten seconds pass), checking that every
+// batch message has a Nats-Msg-Id of its own and that no full secret is in
+// any payload.
 func (e *env) collectEvents(t *testing.T, wantReqs, wantErrs int) ([]bus.RequestEvent, []bus.ErrorEvent) {
 	t.Helper()
 	ctx := ctxTimeout(t)
-	cons, err := e.js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.SubjectEventRequest, bus.SubjectEventError}})
+	cons, err := e.js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.SubjectEventRequests, bus.SubjectEventErrors}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var reqs []bus.RequestEvent
 	var errs []bus.ErrorEvent
+	msgIDs := map[string]bool{}
 	deadline := time.Now().Add(10 * time.Second)
 	for (len(reqs) < wantReqs || len(errs) < wantErrs) && time.Now().Before(deadline) {
 		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
@@ -85,22 +87,24 @@ func (e *env) collectEvents(t *testing.T, wantReqs, wantErrs int) ([]bus.Request
 				t.Fatalf("event carries a full secret: %s", payload)
 			}
 		}
-		var id struct {
-			ID string `json:"id"`
-		}
-		_ = json.Unmarshal(msg.Data(), &id)
-		if got := msg.Headers().Get("Nats-Msg-Id"); got == "" || got != id.ID {
-			t.Errorf("Nats-Msg-Id %q, event id %q", got, id.ID)
+		if id := msg.Headers().Get("Nats-Msg-Id"); id == "" || msgIDs[id] {
+			t.Errorf("batch Nats-Msg-Id %q missing or repeated", id)
+		} else {
+			msgIDs[id] = true
 		}
 		switch msg.Subject() {
-		case bus.SubjectEventRequest:
-			var ev bus.RequestEvent
-			_ = json.Unmarshal(msg.Data(), &ev)
-			reqs = append(reqs, ev)
-		case bus.SubjectEventError:
-			var ev bus.ErrorEvent
-			_ = json.Unmarshal(msg.Data(), &ev)
-			errs = append(errs, ev)
+		case bus.SubjectEventRequests:
+			var b bus.RequestBatch
+			if err := json.Unmarshal(msg.Data(), &b); err != nil || b.V != bus.Version {
+				t.Fatalf("request batch: %v: %s", err, payload)
+			}
+			reqs = append(reqs, b.Events...)
+		case bus.SubjectEventErrors:
+			var b bus.ErrorBatch
+			if err := json.Unmarshal(msg.Data(), &b); err != nil || b.V != bus.Version {
+				t.Fatalf("error batch: %v: %s", err, payload)
+			}
+			errs = append(errs, b.Events...)
 		}
 	}
 	return reqs, errs

@@ -75,7 +75,8 @@ func New(d Deps) (*Gateway, error) {
 	}
 	g := &Gateway{deps: d, log: d.Logger}
 	g.Keys = keys.New(d.NC, keys.Options{Logger: d.Logger})
-	g.Events = events.New(wm, events.Options{Queue: d.Infra.EventQueue, Logger: d.Logger, Registry: d.Registry})
+	g.Events = events.New(wm, events.Options{Queue: d.Infra.EventQueue,
+		MaxBatchBytes: events.MaxBatchBytesFor(d.NC.MaxPayload()), Logger: d.Logger, Registry: d.Registry})
 	g.Relay = relay.New(relay.Options{Settings: d.Settings, Keys: g.Keys, Errors: g.Events, Logger: d.Logger, Transport: d.Transport})
 	g.Auth = auth.New(d.Settings)
 	g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{

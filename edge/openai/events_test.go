@@ -20,7 +20,7 @@ import (
 func TestChatPublishesRequestEventWithUsage(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	msgs := make(chan *nats.Msg, 16)
-	sub, err := e.nc.ChanSubscribe(bus.SubjectEventRequest, msgs)
+	sub, err := e.nc.ChanSubscribe(bus.SubjectEventRequests, msgs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +34,11 @@ func TestChatPublishesRequestEventWithUsage(t *testing.T) {
 	}
 	select {
 	case m := <-msgs:
-		var ev bus.RequestEvent
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			t.Fatal(err)
+		var b bus.RequestBatch
+		if err := json.Unmarshal(m.Data, &b); err != nil || len(b.Events) != 1 {
+			t.Fatalf("batch %s: %v", m.Data, err)
 		}
+		ev := b.Events[0]
 		if ev.Route != "openai.chat" || ev.Model != "gemini-2.5-flash-search" || ev.Upstream != "gemini-2.5-flash" || !ev.Success || ev.Status != 200 {
 			t.Errorf("event %+v", ev)
 		}

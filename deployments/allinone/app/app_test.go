@@ -167,10 +167,15 @@ func TestAllInOneAnswersRecordsAndKeepsDataAcrossRestart(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, m := range seen {
-			var ev bus.RequestEvent
-			if m.Subject == bus.SubjectEventRequest && json.Unmarshal(m.Data, &ev) == nil && ev.Success {
-				eventID = ev.ID
-				return true
+			var b bus.RequestBatch
+			if m.Subject != bus.SubjectEventRequests || json.Unmarshal(m.Data, &b) != nil {
+				continue
+			}
+			for _, ev := range b.Events {
+				if ev.Success {
+					eventID = ev.ID
+					return true
+				}
 			}
 		}
 		return false
