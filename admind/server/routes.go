@@ -38,6 +38,10 @@ func (s *Server) routes() *gin.Engine {
 	admin := api.Group("", s.auth.Require())
 	admin.GET("/config", s.getConfig)
 	admin.PUT("/config", s.putConfig)
+	admin.GET("/tokens", s.listTokens)
+	admin.POST("/tokens", s.createToken)
+	admin.PATCH("/tokens/:id", s.updateToken)
+	admin.DELETE("/tokens/:id", s.deleteToken)
 	return r
 }
 
@@ -111,6 +115,9 @@ func (s *Server) setup(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "the admin password must not be a client token"})
 		return
 	}
+	if s.refuseManagedPassword(c, pw) {
+		return
+	}
 	cur.AuthToken = pw
 	if err := s.store.Save(ctx, cur); err != nil {
 		writeSaveError(c, err)
@@ -137,6 +144,9 @@ func (s *Server) putConfig(c *gin.Context) {
 	}
 	if next.AuthToken == "" {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "AUTH_TOKEN: the admin password cannot be removed"})
+		return
+	}
+	if next.AuthToken != s.d.Settings.Get().AuthToken && s.refuseManagedPassword(c, next.AuthToken) {
 		return
 	}
 	if err := s.store.Save(c.Request.Context(), next); err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gemini-balance-go/admind/auth"
 	"github.com/gemini-balance-go/admind/settings"
+	"github.com/gemini-balance-go/admind/tokens"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
@@ -52,6 +53,7 @@ type Server struct {
 	d      Deps
 	js     jetstream.JetStream
 	store  *settings.Store
+	tokens *tokens.Store
 	auth   *auth.Auth
 	router *gin.Engine
 }
@@ -71,7 +73,7 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admind: jetstream: %w", err)
 	}
-	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings)}
+	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings), tokens: tokens.NewStore(d.DB, js)}
 	s.auth = &auth.Auth{
 		Password: func() string { return d.Settings.Get().AuthToken },
 		Lifetime: func() time.Duration { return time.Duration(d.Settings.Get().AdminSessionExpire) * time.Second },
@@ -91,6 +93,9 @@ func (s *Server) Run(ctx context.Context) error {
 		seed = *s.d.Seed
 	}
 	if err := s.bootstrap(ctx, seed); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped during start-up: not a failure
+		}
 		return err
 	}
 	svc, err := micro.AddService(s.d.NC, micro.Config{
@@ -123,13 +128,29 @@ func (s *Server) Run(ctx context.Context) error {
 	return srv.Shutdown(shutdownCtx)
 }
 
-// bootstrap retries until MongoDB and NATS answer, so admind may start first.
+// bootstrap publishes the stored settings and client tokens, retrying until
+// MongoDB and NATS answer, so admind may start first.
 func (s *Server) bootstrap(ctx context.Context, seed config.Settings) error {
 	backoff := 200 * time.Millisecond
+	settingsDone := false
 	for {
-		cur, err := s.store.Bootstrap(ctx, seed)
+		err := func() error {
+			if !settingsDone {
+				cur, err := s.store.Bootstrap(ctx, seed)
+				if err != nil {
+					return err
+				}
+				settingsDone = true
+				s.d.Log.Info("settings published", "auth_configured", cur.AuthToken != "", "api_keys", len(cur.APIKeys))
+			}
+			n, err := s.tokens.Sync(ctx)
+			if err != nil {
+				return err
+			}
+			s.d.Log.Info("client tokens published", "tokens", n)
+			return nil
+		}()
 		if err == nil {
-			s.d.Log.Info("settings published", "auth_configured", cur.AuthToken != "", "api_keys", len(cur.APIKeys))
 			return nil
 		}
 		s.d.Log.Warn("settings bootstrap failed; retrying", "err", err)
