@@ -1,10 +1,17 @@
 // Package ingest turns the durable event stream into stored logs. Request and
-// error events arrive through Watermill from durable JetStream consumers,
-// are batched by size and time, and are acknowledged only after MongoDB
-// accepted the batch. A message that cannot be parsed goes to the dead-letter
-// subject with the reason and is acknowledged, so it never blocks the stream.
-// While MongoDB is down, the batch is retried with backoff and nothing is
-// acknowledged; the consumer's backlog grows and drains when it returns.
+// error events arrive in batch messages (bus.RequestBatch, bus.ErrorBatch)
+// through Watermill from durable JetStream consumers. Messages are gathered
+// into write batches by size and time; several writers insert the logs of
+// different batches at once, and one rollup stage applies the rollups of
+// every inserted batch that waits as one round, journals the batches and only
+// then acknowledges their messages. Under load a round merges more batches,
+// so the rollup upserts per event drop.
+//
+// A message that cannot be parsed goes to the dead-letter subject whole with
+// the reason; an event inside a valid batch that fails validation goes there
+// alone while the rest is stored. While MongoDB is down, writes are retried
+// with backoff and nothing is acknowledged; the consumer's backlog grows and
+// drains when it returns.
 package ingest
 
 import (
@@ -13,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,9 +34,12 @@ import (
 	"github.com/gemini-balance-go/shared/bus"
 )
 
-// Writer stores one batch idempotently (logstore.Store).
+// Writer stores batches idempotently in two steps (logstore.Store): InsertLogs
+// may run for several batches at once; Settle applies the rollups of inserted
+// batches and journals them, one round at a time.
 type Writer interface {
-	Write(ctx context.Context, batch string, reqs []logstore.RequestLog, errs []logstore.ErrorLog) (logstore.WriteResult, error)
+	InsertLogs(ctx context.Context, batch string, reqs []logstore.RequestLog, errs []logstore.ErrorLog) (*logstore.Pending, error)
+	Settle(ctx context.Context, round string, ps []*logstore.Pending, inFlight func(batch string) bool) error
 }
 
 // Consumer names. Each is a durable push consumer on GB_EVENTS with a deliver
@@ -43,11 +54,16 @@ const (
 
 // Options tune batching. Zero values take the defaults.
 type Options struct {
-	BatchSize     int           // events per write; default 1000
+	BatchSize     int           // events per log insert; default 1000 (a message is never split)
 	FlushInterval time.Duration // longest wait before a partial batch is written; default 200ms
-	AckWait       time.Duration // redelivery delay of an unacknowledged event; default 60s
-	MaxBackoff    time.Duration // cap of the retry backoff while MongoDB fails; default 5s
-	BacklogEvery  time.Duration // consumer-info poll period for the backlog gauge; default 5s
+	Writers       int           // log inserts running at once; default 4
+	// RequestMessages and ErrorMessages bound the messages in flight per
+	// consumer (Watermill subscriptions and MaxAckPending); defaults 64 and 16.
+	RequestMessages int
+	ErrorMessages   int
+	AckWait         time.Duration // redelivery delay of an unacknowledged message; default 60s
+	MaxBackoff      time.Duration // cap of the retry backoff while MongoDB fails; default 5s
+	BacklogEvery    time.Duration // consumer-info poll period for the backlog gauge; default 5s
 }
 
 func (o *Options) defaults() {
@@ -57,9 +73,18 @@ func (o *Options) defaults() {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 200 * time.Millisecond
 	}
+	if o.Writers <= 0 {
+		o.Writers = 4
+	}
+	if o.RequestMessages <= 0 {
+		o.RequestMessages = 64
+	}
+	if o.ErrorMessages <= 0 {
+		o.ErrorMessages = 16
+	}
 	if o.AckWait <= 0 {
-		// Received events wait in their subscription for the batch cycle; a
-		// short AckWait on a slow store redelivers them while still queued.
+		// Received messages wait for their batch to be written and rolled up;
+		// a short AckWait on a slow store redelivers them while still queued.
 		o.AckWait = 60 * time.Second
 	}
 	if o.MaxBackoff <= 0 {
@@ -80,12 +105,25 @@ type Deps struct {
 	Metrics *Metrics
 }
 
-// Ingester runs the consumers and the batch writer.
+// Ingester runs the consumers, the batcher, the log writers and the rollup stage.
 type Ingester struct {
 	opt  Options
 	deps Deps
 	log  *slog.Logger
 	m    *Metrics
+
+	mu sync.Mutex
+	// msgs holds the messages being stored, by stream position: a
+	// redelivered copy of one (AckWait passed while the store was slow)
+	// waits for the first and is settled with it, not stored again.
+	msgs map[string]*unit
+	// batches holds the batches not yet journaled nor given up: a duplicate
+	// row tagged with one of them is counted by that batch (Store.Settle).
+	batches map[string]bool
+	// settled collects inserted batches waiting for the rollup stage.
+	settled []*batch
+	closed  bool // no more batches come to the rollup stage
+	wake    chan struct{}
 }
 
 // New returns an Ingester; Run starts it.
@@ -99,18 +137,32 @@ func New(opt Options, deps Deps) *Ingester {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Ingester{opt: opt, deps: deps, log: log, m: m}
+	return &Ingester{opt: opt, deps: deps, log: log, m: m,
+		msgs: map[string]*unit{}, batches: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
+// unit is one message and the events it carries.
+type unit struct {
+	key    string
+	m      *message.Message
+	copies []*message.Message // redeliveries received while m was in flight (under mu)
+	reqs   []logstore.RequestLog
+	errs   []logstore.ErrorLog
+}
+
+func (u *unit) events() int { return len(u.reqs) + len(u.errs) }
+
+// batch is what one log insert writes.
 type batch struct {
-	id   string
-	msgs []*message.Message
-	reqs []logstore.RequestLog
-	errs []logstore.ErrorLog
+	id      string
+	units   []*unit
+	events  int
+	start   time.Time
+	pending *logstore.Pending
 }
 
-// Run consumes until ctx ends. On return every written batch is acknowledged;
-// messages not yet written are redelivered after AckWait.
+// Run consumes until ctx ends. On return every stored message is
+// acknowledged; messages not yet stored are redelivered after AckWait.
 func (in *Ingester) Run(ctx context.Context) error {
 	if err := in.ensureConsumers(ctx); err != nil {
 		return err
@@ -149,11 +201,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 			c()
 		}
 	}()
-	// Watermill's subscriber keeps one message in flight per subscription and
-	// waits for its ack, so a batch of N needs N subscriptions; twice that
-	// lets the next batch fill while the previous one is written. Error
-	// events are rarer and get fewer.
-	reqCh, closeReq, err := in.subscribe(subCtx, in.deps.Conn, bus.SubjectEventRequest, 2*in.opt.BatchSize)
+	// Watermill's subscriber keeps one message in flight per subscription
+	// and waits for its ack; a message carries up to bus.MaxBatchEvents
+	// events, so a few dozen subscriptions keep the writers busy.
+	reqCh, closeReq, err := in.subscribe(subCtx, in.deps.Conn, bus.SubjectEventRequests, in.opt.RequestMessages)
 	if err != nil {
 		resume()
 		return err
@@ -167,7 +218,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		resume()
 		return fmt.Errorf("connect nats for error events: %w", err)
 	}
-	errCh, closeErr, err := in.subscribe(subCtx, errConn, bus.SubjectEventError, max(in.opt.BatchSize/4, 16))
+	errCh, closeErr, err := in.subscribe(subCtx, errConn, bus.SubjectEventErrors, in.opt.ErrorMessages)
 	if err != nil {
 		errConn.Close()
 		resume()
@@ -180,64 +231,130 @@ func (in *Ingester) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); in.pollBacklog(ctx) }()
 
-	// One writer keeps batches in order, so a retried batch is never
-	// overtaken (the rollup guard relies on that). The hand-over channel is
-	// unbuffered: while the writer is busy the batcher keeps filling the next
-	// batch, so a slow store gets bigger batches instead of many small ones.
+	// The hand-over to the writers is unbuffered: while every writer is busy
+	// the batcher keeps filling the next batch up to BatchSize.
 	toWrite := make(chan *batch)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for b := range toWrite {
-			in.write(ctx, b)
-		}
-	}()
+	var writers sync.WaitGroup
+	for i := 0; i < in.opt.Writers; i++ {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for b := range toWrite {
+				in.insert(ctx, b)
+			}
+		}()
+	}
+	rollupDone := make(chan struct{})
+	go func() { defer close(rollupDone); in.rollups(ctx) }()
 
+	in.batchMessages(ctx, reqCh, errCh, toWrite)
+	close(toWrite)
+	writers.Wait()
+	in.closeQueue()
+	<-rollupDone
+	wg.Wait()
+	return nil
+}
+
+// batchMessages gathers messages into batches of whole messages, up to
+// BatchSize events or FlushInterval after the first, and hands them to the
+// writers. A graceful stop hands over what it holds before returning.
+func (in *Ingester) batchMessages(ctx context.Context, reqCh, errCh <-chan *message.Message, toWrite chan<- *batch) {
 	cur := in.newBatch()
+	var held *unit // arrived when cur was too full to take it
 	timer := time.NewTimer(in.opt.FlushInterval)
 	timer.Stop()
 	due := false // the oldest event of cur has waited FlushInterval
-loop:
+	take := func(u *unit) {
+		if u == nil {
+			return
+		}
+		if cur.events > 0 && cur.events+u.events() > in.opt.BatchSize {
+			held = u
+			return
+		}
+		if len(cur.units) == 0 {
+			timer.Reset(in.opt.FlushInterval)
+		}
+		cur.units = append(cur.units, u)
+		cur.events += u.events()
+	}
 	for {
-		var send chan *batch
-		if len(cur.msgs) >= in.opt.BatchSize || (due && len(cur.msgs) > 0) {
+		full := held != nil || cur.events >= in.opt.BatchSize
+		var send chan<- *batch
+		if full || (due && len(cur.units) > 0) {
 			send = toWrite
 		}
 		reqIn, errIn := reqCh, errCh
-		if len(cur.msgs) >= in.opt.BatchSize {
-			reqIn, errIn = nil, nil // full: wait for the writer
+		if full {
+			reqIn, errIn = nil, nil // wait for a writer
 		}
 		select {
 		case <-ctx.Done():
-			break loop
+			// A graceful stop writes what it holds before letting go of the
+			// subscriptions, so nothing received waits for redelivery.
+			for _, b := range []*batch{cur, in.batchOf(held)} {
+				if b != nil && len(b.units) > 0 {
+					toWrite <- b
+				}
+			}
+			if len(cur.units) == 0 {
+				in.untrack(cur.id)
+			}
+			return
 		case send <- cur:
 			cur, due = in.newBatch(), false
 			timer.Stop()
+			u := held
+			held = nil
+			take(u)
 		case m, ok := <-reqIn:
 			if !ok {
-				break loop
+				reqCh = nil
+				continue
 			}
-			in.add(ctx, cur, m, true)
+			take(in.parse(ctx, m, true))
 		case m, ok := <-errIn:
 			if !ok {
-				break loop
+				errCh = nil
+				continue
 			}
-			in.add(ctx, cur, m, false)
+			take(in.parse(ctx, m, false))
 		case <-timer.C:
 			due = true
 		}
-		if len(cur.msgs) == 1 && !due && send == nil {
-			timer.Reset(in.opt.FlushInterval)
-		}
 	}
-	// A graceful stop writes what it holds before letting go of the
-	// subscriptions, so nothing received waits for redelivery.
-	if len(cur.msgs) > 0 {
-		toWrite <- cur
+}
+
+// newBatch starts a batch and marks it in flight: from then on a duplicate
+// row tagged with it is left for it to count (see Store.Settle).
+func (in *Ingester) newBatch() *batch {
+	b := &batch{id: watermill.NewULID()}
+	in.mu.Lock()
+	in.batches[b.id] = true
+	in.mu.Unlock()
+	return b
+}
+
+func (in *Ingester) untrack(batch string) {
+	in.mu.Lock()
+	delete(in.batches, batch)
+	in.mu.Unlock()
+}
+
+func (in *Ingester) batchOf(u *unit) *batch {
+	if u == nil {
+		return nil
 	}
-	close(toWrite)
-	wg.Wait()
-	return nil
+	b := in.newBatch()
+	b.units, b.events = []*unit{u}, u.events()
+	return b
+}
+
+func (in *Ingester) inFlight(batch string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.batches[batch]
 }
 
 // kickStalled re-issues the short pause for a consumer that has a backlog
@@ -306,16 +423,19 @@ func (in *Ingester) subscribe(ctx context.Context, conn *nats.Conn, topic string
 }
 
 func consumerFor(topic string) string {
-	if topic == bus.SubjectEventError {
+	if topic == bus.SubjectEventErrors {
 		return ConsumerErrors
 	}
 	return ConsumerRequests
 }
 
 func (in *Ingester) ensureConsumers(ctx context.Context) error {
-	for _, c := range []struct{ name, subject, deliver string }{
-		{ConsumerRequests, bus.SubjectEventRequest, DeliverRequests},
-		{ConsumerErrors, bus.SubjectEventError, DeliverErrors},
+	for _, c := range []struct {
+		name, subject, deliver string
+		inFlight               int
+	}{
+		{ConsumerRequests, bus.SubjectEventRequests, DeliverRequests, in.opt.RequestMessages},
+		{ConsumerErrors, bus.SubjectEventErrors, DeliverErrors, in.opt.ErrorMessages},
 	} {
 		_, err := in.deps.JS.CreateOrUpdatePushConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{
 			Durable:        c.name,
@@ -326,8 +446,8 @@ func (in *Ingester) ensureConsumers(ctx context.Context) error {
 			DeliverPolicy:  jetstream.DeliverAllPolicy,
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        in.opt.AckWait,
-			MaxDeliver:     -1,                   // never give up: a stored event must not be dropped
-			MaxAckPending:  2 * in.opt.BatchSize, // about one in flight per subscription
+			MaxDeliver:     -1,         // never give up: a stored event must not be dropped
+			MaxAckPending:  c.inFlight, // one in flight per subscription
 		})
 		if err != nil {
 			return fmt.Errorf("create consumer %s: %w", c.name, err)
@@ -336,36 +456,81 @@ func (in *Ingester) ensureConsumers(ctx context.Context) error {
 	return nil
 }
 
-func (in *Ingester) newBatch() *batch {
-	return &batch{id: watermill.NewULID(), msgs: make([]*message.Message, 0, in.opt.BatchSize)}
+// msgKey identifies the stored message a delivery carries: its stream
+// sequence, the same on every redelivery.
+func msgKey(m *message.Message) string {
+	if k := m.Metadata.Get(metaSeq); k != "" {
+		return k
+	}
+	return m.UUID
 }
 
-// add parses one message into the batch, or dead-letters it.
-func (in *Ingester) add(ctx context.Context, b *batch, m *message.Message, isRequest bool) {
-	if isRequest {
-		var ev bus.RequestEvent
-		if err := json.Unmarshal(m.Payload, &ev); err != nil {
-			in.deadLetter(ctx, m, "invalid request event JSON: "+err.Error())
-			return
-		}
-		if reason := checkEvent(ev.ID, ev.Time); reason != "" {
-			in.deadLetter(ctx, m, reason)
-			return
-		}
-		b.reqs = append(b.reqs, logstore.FromRequestEvent(&ev))
-	} else {
-		var ev bus.ErrorEvent
-		if err := json.Unmarshal(m.Payload, &ev); err != nil {
-			in.deadLetter(ctx, m, "invalid error event JSON: "+err.Error())
-			return
-		}
-		if reason := checkEvent(ev.ID, ev.Time); reason != "" {
-			in.deadLetter(ctx, m, reason)
-			return
-		}
-		b.errs = append(b.errs, logstore.FromErrorEvent(&ev))
+// parse turns a message into a unit of valid events, dead-lettering what
+// cannot be stored. It returns nil when nothing is left to store (the
+// message is then settled), and for a redelivered copy of a message still
+// in flight, which is settled with the first.
+func (in *Ingester) parse(ctx context.Context, m *message.Message, isRequest bool) *unit {
+	u := &unit{key: msgKey(m), m: m}
+	in.mu.Lock()
+	if first := in.msgs[u.key]; first != nil {
+		first.copies = append(first.copies, m)
+		in.mu.Unlock()
+		return nil
 	}
-	b.msgs = append(b.msgs, m)
+	in.mu.Unlock()
+
+	var raw struct {
+		V      int               `json:"v"`
+		Events []json.RawMessage `json:"events"`
+	}
+	kind := "request"
+	if !isRequest {
+		kind = "error"
+	}
+	if err := json.Unmarshal(m.Payload, &raw); err != nil {
+		in.deadLetter(ctx, m, "invalid "+kind+" batch JSON: "+err.Error())
+		return nil
+	}
+	if len(raw.Events) == 0 {
+		in.deadLetter(ctx, m, "not a "+kind+" batch: no events")
+		return nil
+	}
+	subject := m.Metadata.Get(metaSubject)
+	for i, ev := range raw.Events {
+		var reason string
+		if isRequest {
+			var e bus.RequestEvent
+			if err := json.Unmarshal(ev, &e); err != nil {
+				reason = "invalid request event JSON: " + err.Error()
+			} else if reason = checkEvent(e.ID, e.Time); reason == "" {
+				u.reqs = append(u.reqs, logstore.FromRequestEvent(&e))
+			}
+		} else {
+			var e bus.ErrorEvent
+			if err := json.Unmarshal(ev, &e); err != nil {
+				reason = "invalid error event JSON: " + err.Error()
+			} else if reason = checkEvent(e.ID, e.Time); reason == "" {
+				u.errs = append(u.errs, logstore.FromErrorEvent(&e))
+			}
+		}
+		if reason == "" {
+			continue
+		}
+		if err := in.publishDeadLetter(ctx, subject, u.key+"/"+strconv.Itoa(i), reason, ev); err != nil {
+			// The whole message comes back; its stored events are duplicates then.
+			in.log.Error("dead-letter publish failed; message will be redelivered", "subject", subject, "err", err)
+			m.Nack()
+			return nil
+		}
+	}
+	if u.events() == 0 {
+		m.Ack()
+		return nil
+	}
+	in.mu.Lock()
+	in.msgs[u.key] = u
+	in.mu.Unlock()
+	return u
 }
 
 func checkEvent(id string, t time.Time) string {
@@ -378,65 +543,178 @@ func checkEvent(id string, t time.Time) string {
 	return ""
 }
 
-// deadLetter publishes the message with the reason to the DLQ stream and
+// deadLetter publishes a whole message with the reason to the DLQ stream and
 // acknowledges it. If even that fails, the message is nacked and comes back.
 func (in *Ingester) deadLetter(ctx context.Context, m *message.Message, reason string) {
 	subject := m.Metadata.Get(metaSubject)
-	dl := bus.DeadLetter{V: bus.Version, Time: time.Now().UTC(), Subject: subject, Reason: reason, Payload: string(m.Payload)}
-	data, _ := json.Marshal(dl)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, err := in.deps.JS.Publish(pctx, bus.SubjectDLQLogd, data, jetstream.WithMsgID("logd:"+m.UUID))
-	if err != nil {
-		in.log.Error("dead-letter publish failed; event will be redelivered", "subject", subject, "err", err)
+	if err := in.publishDeadLetter(ctx, subject, msgKey(m), reason, m.Payload); err != nil {
+		in.log.Error("dead-letter publish failed; message will be redelivered", "subject", subject, "err", err)
 		m.Nack()
 		return
 	}
-	in.m.deadLetters.WithLabelValues(subject).Inc()
-	in.log.Warn("event dead-lettered", "subject", subject, "reason", reason, "msg_id", m.UUID)
 	m.Ack()
 }
 
-// write stores a batch, retrying with backoff until MongoDB takes it, then
-// acknowledges every message. Only a stop ends the retries; the messages then
-// stay unacknowledged and are redelivered.
-func (in *Ingester) write(ctx context.Context, b *batch) {
+func (in *Ingester) publishDeadLetter(ctx context.Context, subject, id, reason string, payload []byte) error {
+	dl := bus.DeadLetter{V: bus.Version, Time: time.Now().UTC(), Subject: subject, Reason: reason, Payload: string(payload)}
+	data, _ := json.Marshal(dl)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := in.deps.JS.Publish(pctx, bus.SubjectDLQLogd, data, jetstream.WithMsgID("logd:"+id)); err != nil {
+		return err
+	}
+	in.m.deadLetters.WithLabelValues(subject).Inc()
+	in.log.Warn("dead-lettered", "subject", subject, "reason", reason, "id", id)
+	return nil
+}
+
+// insert stores a batch's logs, retrying with backoff until MongoDB takes
+// them, and queues the batch for the rollup stage. Only a stop ends the
+// retries; the messages then stay unacknowledged and are redelivered.
+func (in *Ingester) insert(ctx context.Context, b *batch) {
+	var reqs []logstore.RequestLog
+	var errs []logstore.ErrorLog
+	for _, u := range b.units {
+		reqs = append(reqs, u.reqs...)
+		errs = append(errs, u.errs...)
+	}
+	b.start = time.Now()
+	err := in.retry(ctx, "insert logs", b.id, b.events, func(wctx context.Context) error {
+		p, err := in.deps.Store.InsertLogs(wctx, b.id, reqs, errs)
+		b.pending = p
+		return err
+	})
+	if err != nil {
+		in.finish(b, false)
+		return
+	}
+	in.m.writeSeconds.Observe(time.Since(b.start).Seconds())
+	in.m.batchSize.Observe(float64(b.events))
+	in.mu.Lock()
+	in.settled = append(in.settled, b)
+	in.mu.Unlock()
+	in.signal()
+}
+
+// retry runs op until it succeeds or ctx ends (then it returns ctx's error).
+// A stop still lets an attempt in progress finish briefly, so its acks go out.
+func (in *Ingester) retry(ctx context.Context, what, id string, events int, op func(context.Context) error) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		// A stop still lets a write in progress finish briefly, so its acks go out.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		res, err := in.deps.Store.Write(wctx, b.id, b.reqs, b.errs)
+		err := op(wctx)
 		cancel()
 		if err == nil {
-			in.m.writeSeconds.Observe(time.Since(start).Seconds())
-			in.m.batchSize.Observe(float64(len(b.msgs)))
-			in.m.events.WithLabelValues("request", "inserted").Add(float64(res.Inserted))
-			in.m.events.WithLabelValues("request", "duplicate").Add(float64(res.Duplicates))
-			in.m.events.WithLabelValues("error", "inserted").Add(float64(res.Errors))
-			in.m.lastWrite.SetToCurrentTime()
-			for _, m := range b.msgs {
-				m.Ack()
-			}
-			in.log.Debug("batch written", "batch", b.id, "events", len(b.msgs), "inserted", res.Inserted,
-				"duplicates", res.Duplicates, "took", time.Since(start))
 			if attempt > 1 {
-				in.log.Info("batch written after retries", "batch", b.id, "attempts", attempt, "events", len(b.msgs))
+				in.log.Info(what+" succeeded after retries", "batch", id, "attempts", attempt, "events", events)
 			}
-			return
+			return nil
 		}
 		in.m.writeFailures.Inc()
-		in.log.Warn("batch write failed; retrying, events stay unacknowledged",
-			"batch", b.id, "events", len(b.msgs), "attempt", attempt, "backoff", backoff, "err", err)
+		in.log.Warn(what+" failed; retrying, events stay unacknowledged",
+			"batch", id, "events", events, "attempt", attempt, "backoff", backoff, "err", err)
 		select {
 		case <-ctx.Done():
-			for _, m := range b.msgs {
-				m.Nack()
-			}
-			return
+			return ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, in.opt.MaxBackoff)
+	}
+}
+
+// rollups is the one rollup stage: it takes every inserted batch that
+// waits, applies their rollups as one round (retried with the same round id
+// until it succeeds, before the next round starts: the store's guard relies
+// on that), then acknowledges their messages. It returns once the writers
+// are done and nothing waits.
+func (in *Ingester) rollups(ctx context.Context) {
+	for {
+		bs, open := in.takeSettled()
+		if len(bs) == 0 {
+			if !open {
+				return
+			}
+			<-in.wake
+			continue
+		}
+		round := watermill.NewULID()
+		ps := make([]*logstore.Pending, len(bs))
+		events := 0
+		for i, b := range bs {
+			ps[i] = b.pending
+			events += b.events
+		}
+		start := time.Now()
+		err := in.retry(ctx, "rollup round", round, events, func(wctx context.Context) error {
+			return in.deps.Store.Settle(wctx, round, ps, in.inFlight)
+		})
+		if err == nil {
+			in.m.roundSeconds.Observe(time.Since(start).Seconds())
+			in.m.roundBatches.Observe(float64(len(bs)))
+			in.m.lastWrite.SetToCurrentTime()
+		}
+		for _, b := range bs {
+			if err == nil {
+				res := b.pending.Result
+				in.m.events.WithLabelValues("request", "inserted").Add(float64(res.Inserted))
+				in.m.events.WithLabelValues("request", "duplicate").Add(float64(res.Duplicates))
+				in.m.events.WithLabelValues("error", "inserted").Add(float64(res.Errors))
+				in.log.Debug("batch stored", "batch", b.id, "round", round, "events", b.events, "inserted", res.Inserted,
+					"duplicates", res.Duplicates, "rolled", res.Rolled, "took", time.Since(b.start))
+			}
+			in.finish(b, err == nil)
+		}
+	}
+}
+
+// takeSettled returns the inserted batches waiting, and whether more may come.
+func (in *Ingester) takeSettled() ([]*batch, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	bs := in.settled
+	in.settled = nil
+	return bs, !in.closed
+}
+
+// closeQueue tells the rollup stage no more batches come.
+func (in *Ingester) closeQueue() {
+	in.mu.Lock()
+	in.closed = true
+	in.mu.Unlock()
+	in.signal()
+}
+
+func (in *Ingester) signal() {
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// finish acknowledges (stored) or nacks (given up) a batch's messages and
+// the redelivered copies that waited for them, and forgets the batch.
+func (in *Ingester) finish(b *batch, stored bool) {
+	in.mu.Lock()
+	var copies []*message.Message
+	for _, u := range b.units {
+		copies = append(copies, u.copies...)
+		delete(in.msgs, u.key)
+	}
+	delete(in.batches, b.id)
+	in.mu.Unlock()
+	for _, u := range b.units {
+		if stored {
+			u.m.Ack()
+		} else {
+			u.m.Nack()
+		}
+	}
+	for _, m := range copies {
+		if stored {
+			m.Ack()
+		} else {
+			m.Nack()
+		}
 	}
 }
 
@@ -476,7 +754,10 @@ func Backlog(ctx context.Context, js jetstream.JetStream, consumer string) (uint
 	return info.NumPending + uint64(info.NumAckPending), nil
 }
 
-const metaSubject = "nats_subject"
+const (
+	metaSubject = "nats_subject"
+	metaSeq     = "stream_seq"
+)
 
 // rawUnmarshaler never fails: the payload is kept as is and parsed by the
 // batcher, which can dead-letter it. (Watermill's own unmarshalers drop a
@@ -493,5 +774,8 @@ func (rawUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	}
 	msg := message.NewMessage(id, m.Data)
 	msg.Metadata.Set(metaSubject, m.Subject)
+	if md, err := m.Metadata(); err == nil {
+		msg.Metadata.Set(metaSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+	}
 	return msg, nil
 }

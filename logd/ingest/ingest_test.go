@@ -19,21 +19,36 @@ import (
 	"github.com/gemini-balance-go/shared/bus"
 )
 
-// recorder is the real store, noting the size of every batch it is given.
+// recorder is the real store, noting every log insert it is given.
 type recorder struct {
 	*logstore.Store
-	mu    sync.Mutex
-	sizes []int
+	mu      sync.Mutex
+	sizes   []int              // events per successful insert
+	inserts map[string]int     // inserts that carried each request event id
+	hold    func(ids []string) // called before an insert, may block
 }
 
-func (r *recorder) Write(ctx context.Context, batch string, reqs []logstore.RequestLog, errs []logstore.ErrorLog) (logstore.WriteResult, error) {
-	res, err := r.Store.Write(ctx, batch, reqs, errs)
+func (r *recorder) InsertLogs(ctx context.Context, batch string, reqs []logstore.RequestLog, errs []logstore.ErrorLog) (*logstore.Pending, error) {
+	ids := make([]string, len(reqs))
+	for i := range reqs {
+		ids[i] = reqs[i].ID
+	}
+	if r.hold != nil {
+		r.hold(ids)
+	}
+	p, err := r.Store.InsertLogs(ctx, batch, reqs, errs)
 	if err == nil {
 		r.mu.Lock()
 		r.sizes = append(r.sizes, len(reqs)+len(errs))
+		if r.inserts == nil {
+			r.inserts = map[string]int{}
+		}
+		for _, id := range ids {
+			r.inserts[id]++
+		}
 		r.mu.Unlock()
 	}
-	return res, err
+	return p, err
 }
 
 type env struct {
@@ -45,13 +60,18 @@ type env struct {
 
 func start(t *testing.T, uri string, opt ingest.Options) *env {
 	t.Helper()
+	return startWith(t, uri, opt, nil)
+}
+
+func startWith(t *testing.T, uri string, opt ingest.Options, hold func(ids []string)) *env {
+	t.Helper()
 	n := testenv.StartNATS(t)
 	db := testenv.Mongo(t, uri, "logd")
 	st := logstore.New(db)
 	if err := st.EnsureIndexes(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{Store: st}
+	rec := &recorder{Store: st, hold: hold}
 	ctx, cancel := context.WithCancel(context.Background())
 	in := ingest.New(opt, ingest.Deps{Conn: n.Conn(t), JS: n.JS, Store: rec})
 	done := make(chan error, 1)
@@ -111,7 +131,7 @@ func overall(t *testing.T, db *mongo.Database, at time.Time) logstore.Rollup {
 func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
 	e := start(t, ferret.StartForTest(t), ingest.Options{BatchSize: 100, FlushInterval: 100 * time.Millisecond})
 	now := time.Now()
-	e.nats.PublishRequests(t, events(1050, now))
+	e.nats.PublishRequestsPer(t, events(1050, now), 10) // 105 messages of 10 events
 	testenv.Eventually(t, 60*time.Second, "1050 request logs", func() bool {
 		return e.count(t, logstore.CollRequests, bson.M{}) == 1050
 	})
@@ -119,6 +139,7 @@ func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
 
 	e.store.mu.Lock()
 	sizes := append([]int(nil), e.store.sizes...)
+	e.store.sizes = nil
 	e.store.mu.Unlock()
 	full := 0
 	for _, s := range sizes {
@@ -138,40 +159,109 @@ func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
 		return e.count(t, logstore.CollRequests, bson.M{"_id": "lone"}) == 1
 	})
 	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
-	if r := overall(t, e.db, now); r.Requests != 1051 || r.Tokens != 5250 {
-		t.Fatalf("overall rollup = %d requests, %d tokens; want 1051, 5250", r.Requests, r.Tokens)
+	// A message larger than the batch size is written whole, never split.
+	big := events(1300, now)[1050:]
+	e.nats.PublishRequests(t, big)
+	testenv.Eventually(t, 10*time.Second, "the large message", func() bool { return e.count(t, logstore.CollRequests, bson.M{}) == 1301 })
+	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
+	e.store.mu.Lock()
+	sizes = append([]int(nil), e.store.sizes...)
+	e.store.mu.Unlock()
+	if len(sizes) != 2 || sizes[1] != 250 {
+		t.Fatalf("batches after the lone event and a 250-event message = %v, want [1 250]", sizes)
+	}
+	if r := overall(t, e.db, now); r.Requests != 1301 || r.Tokens != 6500 {
+		t.Fatalf("overall rollup = %d requests, %d tokens; want 1301, 6500", r.Requests, r.Tokens)
 	}
 }
 
-func TestSameEventDeliveredTwiceIsOneRowAndOneRollupIncrement(t *testing.T) {
+func TestSameEventInSeveralMessagesIsOneRowAndOneRollupIncrement(t *testing.T) {
+	e := start(t, ferret.StartForTest(t), ingest.Options{BatchSize: 200, FlushInterval: 50 * time.Millisecond})
+	now := time.Now()
+	evs := events(200, now)
+	batch := func(evs []bus.RequestEvent) bus.RequestBatch { return bus.RequestBatch{V: bus.Version, Events: evs} }
+	// Different Nats-Msg-Ids get past the stream's de-duplication: this is
+	// what a publisher retry after the dedup window looks like.
+	e.nats.Publish(t, bus.SubjectEventRequests, "first", batch(evs[:1]))
+	testenv.Eventually(t, 10*time.Second, "first copy stored", func() bool { return e.count(t, logstore.CollRequests, bson.M{}) == 1 })
+	e.nats.Publish(t, bus.SubjectEventRequests, "second", batch(evs[:1]))
+	testenv.Eventually(t, 10*time.Second, "second copy acknowledged", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
+	e.nats.Publish(t, bus.SubjectEventRequests, "third", batch(evs[:1]))
+	e.nats.Publish(t, bus.SubjectEventRequests, "fourth", batch(evs[:1])) // two copies in one batch
+	testenv.Eventually(t, 10*time.Second, "all copies acknowledged", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
+	// The same 199 new events in four messages at once: each message fills a
+	// batch of its own, and the four are inserted in parallel.
+	for i := 0; i < 4; i++ {
+		e.nats.Publish(t, bus.SubjectEventRequests, fmt.Sprint("again-", i), batch(evs[1:]))
+	}
+	testenv.Eventually(t, 20*time.Second, "parallel copies acknowledged", func() bool {
+		return e.count(t, logstore.CollRequests, bson.M{}) == 200 && e.backlog(t, ingest.ConsumerRequests) == 0
+	})
+
+	if n := e.count(t, logstore.CollRequests, bson.M{}); n != 200 {
+		t.Fatalf("request_logs = %d, want 200", n)
+	}
+	if r := overall(t, e.db, now); r.Requests != 200 {
+		t.Fatalf("overall rollup counts %d requests, want 200", r.Requests)
+	}
+	k0 := logstore.RollupID(now.UTC().Format("2006-01-02T15"), "k0", "*", "*")
+	var r logstore.Rollup
+	if err := e.db.Collection(logstore.CollRollups).FindOne(context.Background(), bson.M{"_id": k0}).Decode(&r); err != nil || r.Requests != 67 {
+		t.Fatalf("key k0 rollup counts %d requests (%v), want 67", r.Requests, err)
+	}
+}
+
+func TestMessageRedeliveredWhileStillBeingStoredIsStoredOnceAndAcknowledged(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	hold := func(ids []string) {
+		for _, id := range ids {
+			if id == "req-000000" {
+				once.Do(func() { <-release }) // the first insert waits past AckWait
+			}
+		}
+	}
+	e := startWith(t, ferret.StartForTest(t), ingest.Options{BatchSize: 50, FlushInterval: 20 * time.Millisecond, AckWait: time.Second}, hold)
+	now := time.Now()
+	e.nats.PublishRequests(t, events(5, now))
+	// The server redelivers the unacknowledged message once AckWait passes.
+	testenv.Eventually(t, 20*time.Second, "a redelivery", func() bool {
+		info, err := e.nats.JS.PushConsumer(context.Background(), bus.StreamEvents, ingest.ConsumerRequests)
+		if err != nil {
+			return false
+		}
+		ci, err := info.Info(context.Background())
+		return err == nil && ci.NumRedelivered > 0
+	})
+	close(release)
+	testenv.Eventually(t, 20*time.Second, "stored and every copy acknowledged", func() bool {
+		return e.count(t, logstore.CollRequests, bson.M{}) == 5 && e.backlog(t, ingest.ConsumerRequests) == 0
+	})
+	e.store.mu.Lock()
+	inserts := e.store.inserts["req-000000"]
+	e.store.mu.Unlock()
+	if inserts != 1 {
+		t.Fatalf("event inserted by %d batches, want 1: the redelivered copy waits for the first", inserts)
+	}
+	if r := overall(t, e.db, now); r.Requests != 5 {
+		t.Fatalf("overall rollup counts %d requests, want 5", r.Requests)
+	}
+}
+
+func TestUnstorableMessagesAndEventsGoToTheDeadLetterSubjectAndDoNotBlock(t *testing.T) {
 	e := start(t, ferret.StartForTest(t), ingest.Options{BatchSize: 10, FlushInterval: 50 * time.Millisecond})
 	now := time.Now()
-	ev := events(1, now)[0]
-	// Different Nats-Msg-Ids get past the stream's de-duplication: this is
-	// what a publisher retry after the dedup window, or a redelivery, looks like.
-	e.nats.Publish(t, bus.SubjectEventRequest, "first", ev)
-	testenv.Eventually(t, 10*time.Second, "first copy stored", func() bool { return e.count(t, logstore.CollRequests, bson.M{}) == 1 })
-	e.nats.Publish(t, bus.SubjectEventRequest, "second", ev)
-	testenv.Eventually(t, 10*time.Second, "second copy acknowledged", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
-	e.nats.Publish(t, bus.SubjectEventRequest, "third", ev)
-	e.nats.Publish(t, bus.SubjectEventRequest, "fourth", ev) // two copies in one batch
-	testenv.Eventually(t, 10*time.Second, "all copies acknowledged", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
+	good := events(3, now)
+	e.nats.Publish(t, bus.SubjectEventRequests, "garbage", []byte("{not json"))
+	e.nats.Publish(t, bus.SubjectEventRequests, "singular", good[0]) // an event, not a batch
+	// One bad event inside a valid batch is dead-lettered alone; the rest is stored.
+	e.nats.Publish(t, bus.SubjectEventErrors, "mixed",
+		[]byte(`{"v":1,"events":[{"v":1,"time":"2026-11-27T06:00:00Z","message":"no id"},{"v":1,"id":"er1","time":"2026-11-27T06:00:00Z","code":429}]}`))
+	e.nats.PublishRequests(t, good)
 
-	if n := e.count(t, logstore.CollRequests, bson.M{}); n != 1 {
-		t.Fatalf("request_logs = %d, want 1", n)
-	}
-	if r := overall(t, e.db, now); r.Requests != 1 {
-		t.Fatalf("overall rollup counts %d requests, want 1", r.Requests)
-	}
-}
-
-func TestUnparseableEventsGoToTheDeadLetterSubjectAndDoNotBlock(t *testing.T) {
-	e := start(t, ferret.StartForTest(t), ingest.Options{BatchSize: 10, FlushInterval: 50 * time.Millisecond})
-	e.nats.Publish(t, bus.SubjectEventRequest, "garbage", []byte("{not json"))
-	e.nats.Publish(t, bus.SubjectEventError, "no-id", []byte(`{"v":1,"time":"2026-11-27T06:00:00Z"}`))
-	e.nats.PublishRequests(t, events(3, time.Now()))
-
-	testenv.Eventually(t, 10*time.Second, "valid events stored", func() bool { return e.count(t, logstore.CollRequests, bson.M{}) == 3 })
+	testenv.Eventually(t, 10*time.Second, "valid events stored", func() bool {
+		return e.count(t, logstore.CollRequests, bson.M{}) == 3 && e.count(t, logstore.CollErrors, bson.M{"_id": "er1"}) == 1
+	})
 	testenv.Eventually(t, 10*time.Second, "both consumers drained", func() bool {
 		return e.backlog(t, ingest.ConsumerRequests) == 0 && e.backlog(t, ingest.ConsumerErrors) == 0
 	})
@@ -180,8 +270,15 @@ func TestUnparseableEventsGoToTheDeadLetterSubjectAndDoNotBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []bus.DeadLetter
-	for seq := uint64(1); seq <= 2; seq++ {
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 3 {
+		t.Fatalf("%d dead letters, want 3", info.State.Msgs)
+	}
+	byPayload := map[string]bus.DeadLetter{}
+	for seq := uint64(1); seq <= 3; seq++ {
 		m, err := stream.GetMsg(ctx, seq)
 		if err != nil {
 			t.Fatalf("dead letter %d: %v", seq, err)
@@ -193,17 +290,18 @@ func TestUnparseableEventsGoToTheDeadLetterSubjectAndDoNotBlock(t *testing.T) {
 		if err := json.Unmarshal(m.Data, &dl); err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, dl)
+		byPayload[dl.Payload] = dl
 	}
-	bySubject := map[string]bus.DeadLetter{}
-	for _, dl := range got {
-		bySubject[dl.Subject] = dl
+	if dl := byPayload["{not json"]; dl.Subject != bus.SubjectEventRequests || dl.Reason == "" {
+		t.Fatalf("garbage dead letter = %+v (all: %+v)", dl, byPayload)
 	}
-	if dl := bySubject[bus.SubjectEventRequest]; dl.Payload != "{not json" || dl.Reason == "" {
-		t.Fatalf("request dead letter = %+v", dl)
+	singular, _ := json.Marshal(good[0])
+	if dl := byPayload[string(singular)]; dl.Subject != bus.SubjectEventRequests || dl.Reason != "not a request batch: no events" {
+		t.Fatalf("singular-event dead letter = %+v (all: %+v)", dl, byPayload)
 	}
-	if dl := bySubject[bus.SubjectEventError]; dl.Reason != "event has no id" {
-		t.Fatalf("error dead letter = %+v", dl)
+	noID := `{"v":1,"time":"2026-11-27T06:00:00Z","message":"no id"}`
+	if dl := byPayload[noID]; dl.Subject != bus.SubjectEventErrors || dl.Reason != "event has no id" {
+		t.Fatalf("single-event dead letter = %+v (all: %+v)", dl, byPayload)
 	}
 }
 
@@ -226,16 +324,16 @@ func TestMongoOutageHoldsAcksAndCatchesUpAfterwards(t *testing.T) {
 	e := start(t, fdb.URI, ingest.Options{BatchSize: 50, FlushInterval: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	now := time.Now()
 	evs := events(300, now)
-	e.nats.PublishRequests(t, evs[:100])
+	e.nats.PublishRequestsPer(t, evs[:100], 10)
 	testenv.Eventually(t, 20*time.Second, "first 100 stored", func() bool { return e.count(t, logstore.CollRequests, bson.M{}) == 100 })
 
 	fdb.Stop()
-	e.nats.PublishRequests(t, evs[100:])
-	// While the store is down nothing more may be acknowledged.
-	testenv.Eventually(t, 10*time.Second, "events delivered and held", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 200 })
+	e.nats.PublishRequestsPer(t, evs[100:], 10)
+	// While the store is down nothing more may be acknowledged: 20 messages of 10.
+	testenv.Eventually(t, 10*time.Second, "messages delivered and held", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 20 })
 	time.Sleep(500 * time.Millisecond)
-	if n := e.backlog(t, ingest.ConsumerRequests); n != 200 {
-		t.Fatalf("backlog %d while the store is down, want 200", n)
+	if n := e.backlog(t, ingest.ConsumerRequests); n != 20 {
+		t.Fatalf("backlog %d messages while the store is down, want 20", n)
 	}
 
 	fdb, err = ferret.Start(ctx, ferret.Options{DataDir: dir, Listen: addr})

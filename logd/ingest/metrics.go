@@ -9,6 +9,8 @@ type Metrics struct {
 	batchSize     prometheus.Histogram
 	writeSeconds  prometheus.Histogram
 	writeFailures prometheus.Counter
+	roundSeconds  prometheus.Histogram
+	roundBatches  prometheus.Histogram
 	lastWrite     prometheus.Gauge
 	backlog       *prometheus.GaugeVec
 }
@@ -20,28 +22,36 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "logd_ingest_events_total", Help: "Events written, by kind and result (inserted, duplicate).",
 		}, []string{"kind", "result"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "logd_ingest_dead_letters_total", Help: "Events that could not be parsed and went to the dead-letter subject.",
+			Name: "logd_ingest_dead_letters_total", Help: "Messages or single events that could not be stored and went to the dead-letter subject.",
 		}, []string{"subject"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "logd_ingest_batch_events", Help: "Events per written batch.",
+			Name: "logd_ingest_batch_events", Help: "Events per inserted batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
 		}),
 		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "logd_ingest_write_seconds", Help: "Time to write one batch to MongoDB.",
+			Name: "logd_ingest_write_seconds", Help: "Time to insert the logs of one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
 		}),
 		writeFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "logd_ingest_write_failures_total", Help: "Failed batch writes (each is retried).",
+			Name: "logd_ingest_write_failures_total", Help: "Failed log inserts and rollup rounds (each is retried).",
+		}),
+		roundSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "logd_ingest_rollup_round_seconds", Help: "Time to apply one rollup round and journal its batches.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
+		}),
+		roundBatches: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "logd_ingest_rollup_round_batches", Help: "Inserted batches merged into one rollup round.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
 		}),
 		lastWrite: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "logd_ingest_last_write_timestamp_seconds", Help: "Time of the last successful batch write.",
 		}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "logd_ingest_backlog_events", Help: "Events of a consumer not yet acknowledged (pending + in flight).",
+			Name: "logd_ingest_backlog_events", Help: "Messages of a consumer not yet acknowledged (pending + in flight); each carries up to 256 events.",
 		}, []string{"consumer"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.deadLetters, m.batchSize, m.writeSeconds, m.writeFailures, m.lastWrite, m.backlog)
+		reg.MustRegister(m.events, m.deadLetters, m.batchSize, m.writeSeconds, m.writeFailures, m.roundSeconds, m.roundBatches, m.lastWrite, m.backlog)
 	}
 	return m
 }

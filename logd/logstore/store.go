@@ -118,25 +118,35 @@ type WriteResult struct {
 	Errors     int // error logs inserted now
 }
 
-// Write stores one batch. It is idempotent and safe to retry with the same
-// batch id until it succeeds:
-//
-//   - logs are inserted unordered with the event id as _id, so a redelivered
-//     event is a duplicate-key error, not a second row;
-//   - rollups are incremented only for rows this batch inserted, plus rows an
-//     earlier batch inserted but never finished rolling up (its journal entry
-//     in ingest_batches is missing: a crash or outage between the two steps);
-//   - each rollup upsert is guarded by the batch id (lb), so retrying a batch
-//     whose rollup write half-succeeded does not count twice;
-//   - the journal entry is written last; once present, the batch's rows are
-//     never counted again.
-//
-// What remains: a crash after the rollup write and before the journal entry,
-// followed by redelivery to a different batch, counts that batch's rollups
-// twice (the rows themselves stay exact). Without transactions this is the
-// narrowest window available.
+// Pending is a batch whose logs are stored and whose rollups are not yet
+// applied: the result of InsertLogs, settled by Settle.
+type Pending struct {
+	Batch  string
+	Result WriteResult
+	fresh  []*RequestLog // inserted by this batch
+	dups   []*RequestLog // stored before: counted only if their batch never finished
+}
+
+// Write stores one batch and its rollups: InsertLogs then Settle, with the
+// batch id as the round id. It is idempotent and safe to retry with the same
+// batch id until it succeeds.
 func (s *Store) Write(ctx context.Context, batch string, reqs []RequestLog, errs []ErrorLog) (WriteResult, error) {
-	var res WriteResult
+	p, err := s.InsertLogs(ctx, batch, reqs, errs)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	if err := s.Settle(ctx, batch, []*Pending{p}, nil); err != nil {
+		return p.Result, err
+	}
+	return p.Result, nil
+}
+
+// InsertLogs inserts a batch's logs, unordered, with the event id as _id, so
+// a redelivered event is a duplicate-key error, not a second row. Request
+// logs are tagged with the batch id. Several batches may be inserted at once;
+// retry with the same batch id until it succeeds.
+func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog, errs []ErrorLog) (*Pending, error) {
+	p := &Pending{Batch: batch}
 	if len(errs) > 0 {
 		errs = dedupe(errs, func(e ErrorLog) string { return e.ID })
 		docs := make([]any, len(errs))
@@ -145,12 +155,12 @@ func (s *Store) Write(ctx context.Context, batch string, reqs []RequestLog, errs
 		}
 		n, _, err := insertUnordered(ctx, s.errors, docs)
 		if err != nil {
-			return res, fmt.Errorf("insert error logs: %w", err)
+			return nil, fmt.Errorf("insert error logs: %w", err)
 		}
-		res.Errors = n
+		p.Result.Errors = n
 	}
 	if len(reqs) == 0 {
-		return res, nil
+		return p, nil
 	}
 	reqs = dedupe(reqs, func(r RequestLog) string { return r.ID })
 	docs := make([]any, len(reqs))
@@ -160,103 +170,131 @@ func (s *Store) Write(ctx context.Context, batch string, reqs []RequestLog, errs
 	}
 	n, dupIdx, err := insertUnordered(ctx, s.requests, docs)
 	if err != nil {
-		return res, fmt.Errorf("insert request logs: %w", err)
+		return nil, fmt.Errorf("insert request logs: %w", err)
 	}
-	res.Inserted, res.Duplicates = n, len(dupIdx)
-
-	roll := make([]*RequestLog, 0, len(reqs))
+	p.Result.Inserted, p.Result.Duplicates = n, len(dupIdx)
 	isDup := make(map[int]bool, len(dupIdx))
 	for _, i := range dupIdx {
 		isDup[i] = true
+		p.dups = append(p.dups, &reqs[i])
 	}
+	p.fresh = make([]*RequestLog, 0, n)
 	for i := range reqs {
 		if !isDup[i] {
-			roll = append(roll, &reqs[i])
+			p.fresh = append(p.fresh, &reqs[i])
 		}
 	}
-	if len(dupIdx) > 0 {
-		pending, err := s.unrolled(ctx, batch, reqs, dupIdx)
-		if err != nil {
-			return res, err
-		}
-		roll = append(roll, pending...)
-	}
-	if err := s.incRollups(ctx, batch, roll); err != nil {
-		return res, err
-	}
-	res.Rolled = len(roll)
-	_, err = s.batches.InsertOne(ctx, bson.D{{Key: "_id", Value: batch}, {Key: "t", Value: s.now().UTC()}})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return res, fmt.Errorf("journal batch %s: %w", batch, err)
-	}
-	return res, nil
+	return p, nil
 }
 
-// unrolled returns the duplicates whose rollup never completed, re-tagging
-// them with the current batch so its journal entry covers them.
-func (s *Store) unrolled(ctx context.Context, batch string, reqs []RequestLog, dupIdx []int) ([]*RequestLog, error) {
-	ids := make([]string, len(dupIdx))
-	byID := make(map[string]*RequestLog, len(dupIdx))
-	for i, di := range dupIdx {
-		ids[i] = reqs[di].ID
-		byID[reqs[di].ID] = &reqs[di]
+// Settle applies the rollups of inserted batches as one round, then journals
+// the batches. Rounds must run one at a time; retry a failed round with the
+// same round id and the same batches until it succeeds:
+//
+//   - rollups count the rows each batch inserted, plus duplicates whose row
+//     belongs to a batch that never finished (no journal entry in
+//     ingest_batches, and not inFlight: a crash or outage between the two
+//     steps); such a row is re-tagged with the batch that now counts it;
+//   - a duplicate whose batch is still in flight in this process (inFlight
+//     says so) is left to that batch, which counts it when it settles;
+//   - each rollup upsert is guarded by the round id (lb), so retrying a round
+//     whose rollup write half-succeeded does not count twice;
+//   - the journal entries are written last; once present, a batch's rows are
+//     never counted again.
+//
+// What remains: a crash after the rollup write and before the journal entry,
+// followed by redelivery, counts those batches' rollups twice (the rows
+// themselves stay exact); so does one event inserted by one logd replica and
+// redelivered to another while the first has not settled it. Without
+// transactions this is the narrowest window available.
+func (s *Store) Settle(ctx context.Context, round string, ps []*Pending, inFlight func(batch string) bool) error {
+	roll := make([]*RequestLog, 0, 1024)
+	claimed := map[string]bool{}
+	var withRows []string
+	for _, p := range ps {
+		for _, r := range p.fresh {
+			roll = append(roll, r)
+			claimed[r.ID] = true
+		}
+		p.Result.Rolled = len(p.fresh)
+		if len(p.fresh)+len(p.dups) > 0 {
+			withRows = append(withRows, p.Batch)
+		}
 	}
+	journaled := map[string]bool{}
+	for _, p := range ps {
+		for _, r := range p.dups {
+			if claimed[r.ID] {
+				continue
+			}
+			count, err := s.ownsUnrolled(ctx, p.Batch, r.ID, inFlight, journaled)
+			if err != nil {
+				return err
+			}
+			if count {
+				roll = append(roll, r)
+				claimed[r.ID] = true
+				p.Result.Rolled++
+			}
+		}
+	}
+	if err := s.incRollups(ctx, round, roll); err != nil {
+		return err
+	}
+	if len(withRows) == 0 {
+		return nil
+	}
+	now := s.now().UTC()
+	docs := make([]any, len(withRows))
+	for i, b := range withRows {
+		docs[i] = bson.D{{Key: "_id", Value: b}, {Key: "t", Value: now}}
+	}
+	if _, _, err := insertUnordered(ctx, s.batches, docs); err != nil {
+		return fmt.Errorf("journal batches: %w", err)
+	}
+	return nil
+}
+
+// ownsUnrolled reports whether batch must count the stored row id: the row
+// is tagged with batch itself (an earlier attempt of the same batch inserted
+// it), or with a batch that is neither in flight nor journaled; the latter
+// is re-tagged with batch so batch's journal entry covers it.
+func (s *Store) ownsUnrolled(ctx context.Context, batch, id string, inFlight func(string) bool, journaled map[string]bool) (bool, error) {
 	// One _id lookup per duplicate: FerretDB pushes an _id equality down to
 	// its backend but answers $in by scanning the whole collection.
-	type row struct {
-		ID    string `bson:"_id"`
+	var row struct {
 		Batch string `bson:"b"`
 	}
-	rows := make([]row, 0, len(ids))
-	for _, id := range ids {
-		var r row
-		err := s.requests.FindOne(ctx, bson.M{"_id": id}, options.FindOne().SetProjection(bson.M{"b": 1})).Decode(&r)
-		if err != nil {
-			return nil, fmt.Errorf("look up duplicate row %s: %w", id, err)
-		}
-		rows = append(rows, r)
+	err := s.requests.FindOne(ctx, bson.M{"_id": id}, options.FindOne().SetProjection(bson.M{"b": 1})).Decode(&row)
+	if err != nil {
+		return false, fmt.Errorf("look up duplicate row %s: %w", id, err)
 	}
-	batchSet := map[string]bool{}
-	for _, r := range rows {
-		batchSet[r.Batch] = true
+	owner := row.Batch
+	if owner == batch {
+		return true, nil
 	}
-	done := map[string]bool{}
-	if len(batchSet) > 0 {
-		bs := make([]string, 0, len(batchSet))
-		for b := range batchSet {
-			bs = append(bs, b)
-		}
-		cur, err := s.batches.Find(ctx, bson.M{"_id": bson.M{"$in": bs}}, options.Find().SetProjection(bson.M{"_id": 1}))
-		if err != nil {
-			return nil, fmt.Errorf("look up batch journal: %w", err)
-		}
-		var js []struct {
-			ID string `bson:"_id"`
-		}
-		if err := cur.All(ctx, &js); err != nil {
-			return nil, fmt.Errorf("read batch journal: %w", err)
-		}
-		for _, j := range js {
-			done[j.ID] = true
-		}
+	if inFlight != nil && inFlight(owner) {
+		return false, nil
 	}
-	var out []*RequestLog
-	var retag []string
-	for _, r := range rows {
-		if done[r.Batch] {
-			continue
+	done, known := journaled[owner]
+	if !known {
+		err := s.batches.FindOne(ctx, bson.M{"_id": owner}, options.FindOne().SetProjection(bson.M{"_id": 1})).Err()
+		switch {
+		case err == nil:
+			done = true
+		case errors.Is(err, mongo.ErrNoDocuments):
+		default:
+			return false, fmt.Errorf("look up batch journal %s: %w", owner, err)
 		}
-		out = append(out, byID[r.ID])
-		if r.Batch != batch {
-			retag = append(retag, r.ID)
-		}
+		journaled[owner] = done
 	}
-	if len(retag) > 0 {
-		if _, err := s.requests.UpdateMany(ctx, bson.M{"_id": bson.M{"$in": retag}}, bson.M{"$set": bson.M{"b": batch}}); err != nil {
-			return nil, fmt.Errorf("re-tag unrolled rows: %w", err)
-		}
+	if done {
+		return false, nil
 	}
-	return out, nil
+	if _, err := s.requests.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"b": batch}}); err != nil {
+		return false, fmt.Errorf("re-tag unrolled row %s: %w", id, err)
+	}
+	return true, nil
 }
 
 type delta struct {
@@ -266,8 +304,9 @@ type delta struct {
 	codes                   map[string]int64
 }
 
-// incRollups applies the batch's counters to every hourly rollup level, and
-// to the overall minute rollups, with guarded $inc upserts.
+// incRollups applies the round's counters to every hourly rollup level, and
+// to the overall minute and second rollups, with $inc upserts guarded by the
+// round id.
 func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog) error {
 	if len(rows) == 0 {
 		return nil

@@ -141,9 +141,7 @@ func seeded(t *testing.T) *env {
 	t.Helper()
 	e := start(t, config.Defaults())
 	e.nats.PublishRequests(t, seed)
-	for _, ev := range seedErrors {
-		e.nats.Publish(t, bus.SubjectEventError, ev.ID, ev)
-	}
+	e.nats.PublishErrors(t, seedErrors)
 	testenv.Eventually(t, 30*time.Second, "seed stored", func() bool {
 		nr, _ := e.db.Collection(logstore.CollRequests).CountDocuments(context.Background(), bson.M{})
 		ne, _ := e.db.Collection(logstore.CollErrors).CountDocuments(context.Background(), bson.M{})
@@ -365,12 +363,10 @@ func TestRetentionTickDeletesWhatIsPastItsHorizon(t *testing.T) {
 		reqEv("ancient", ts(61), "k", "m", "t", 200, 1, 1, 0, 1),
 		reqEv("new", ts(0), "k", "m", "t", 200, 1, 1, 0, 1),
 	})
-	for _, ev := range []bus.ErrorEvent{
+	e.nats.PublishErrors(t, []bus.ErrorEvent{
 		{V: 1, ID: "err-old", Time: real.AddDate(0, 0, -8), Model: "m", UpstreamStatus: 500},
 		{V: 1, ID: "err-new", Time: real.AddDate(0, 0, -6), Model: "m", UpstreamStatus: 500},
-	} {
-		e.nats.Publish(t, bus.SubjectEventError, ev.ID, ev)
-	}
+	})
 	ctx := context.Background()
 	countIDs := func(coll string) string {
 		cur, err := e.db.Collection(coll).Find(ctx, bson.M{})
@@ -453,8 +449,8 @@ func TestRestartedLogdStoresWhatArrivedWhileItWasDown(t *testing.T) {
 	e.drained(t)
 	stop()
 
-	e.nats.PublishRequests(t, evs[100:])
-	stop = e.run(t, config.Defaults()) // indexes exist, consumers exist, a backlog waits
+	e.nats.PublishRequestsPer(t, evs[100:], 10) // a backlog of 20 messages
+	stop = e.run(t, config.Defaults())          // indexes exist, consumers exist, a backlog waits
 	defer stop()
 	// Within AckWait (60 s): a backlog that stalls on resume, or an event
 	// handed to the stopped logd, is redelivered by then at the latest.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -69,7 +70,7 @@ func Mongo(t testing.TB, uri, db string) *mongo.Database {
 	return cl.Database(db)
 }
 
-// Publish puts an event on subject with a message id (JetStream de-duplicates by it).
+// Publish puts a payload (bytes as they are, anything else as JSON) on subject with a message id (JetStream de-duplicates by it).
 func (n *NATS) Publish(t testing.TB, subject, msgID string, ev any) {
 	t.Helper()
 	data, ok := ev.([]byte)
@@ -86,18 +87,42 @@ func (n *NATS) Publish(t testing.TB, subject, msgID string, ev any) {
 	}
 }
 
-// PublishRequests publishes events asynchronously and waits for the acks.
+// PublishRequests publishes events the way edge does: packed into
+// bus.RequestBatch messages of at most bus.MaxBatchEvents events, each with
+// a message id of its own, asynchronously, then waits for the acks.
 func (n *NATS) PublishRequests(t testing.TB, evs []bus.RequestEvent) {
 	t.Helper()
-	for i := range evs {
-		data, err := json.Marshal(&evs[i])
+	n.PublishRequestsPer(t, evs, bus.MaxBatchEvents)
+}
+
+// PublishRequestsPer publishes events packed per to a message.
+func (n *NATS) PublishRequestsPer(t testing.TB, evs []bus.RequestEvent, per int) {
+	t.Helper()
+	publishBatches(t, n, bus.SubjectEventRequests, len(evs), per, func(from, to int) any {
+		return bus.RequestBatch{V: bus.Version, Events: evs[from:to]}
+	})
+}
+
+// PublishErrors publishes error events packed into bus.ErrorBatch messages.
+func (n *NATS) PublishErrors(t testing.TB, evs []bus.ErrorEvent) {
+	t.Helper()
+	publishBatches(t, n, bus.SubjectEventErrors, len(evs), bus.MaxBatchEvents, func(from, to int) any {
+		return bus.ErrorBatch{V: bus.Version, Events: evs[from:to]}
+	})
+}
+
+func publishBatches(t testing.TB, n *NATS, subject string, total, per int, batch func(from, to int) any) {
+	t.Helper()
+	for from, msgs := 0, 0; from < total; from += per {
+		to := min(from+per, total)
+		data, err := json.Marshal(batch(from, to))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := n.JS.PublishAsync(bus.SubjectEventRequest, data, jetstream.WithMsgID(evs[i].ID)); err != nil {
+		if _, err := n.JS.PublishAsync(subject, data, jetstream.WithMsgID(nuid.Next())); err != nil {
 			t.Fatal(err)
 		}
-		if i%1000 == 999 || i == len(evs)-1 {
+		if msgs++; msgs%64 == 0 || to == total {
 			select {
 			case <-n.JS.PublishAsyncComplete():
 			case <-time.After(60 * time.Second):
