@@ -43,9 +43,8 @@ func TestStreamThroughEachEdgeArrivesWholeInOrder(t *testing.T) {
 	}
 	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
 		streams := 0
-		for _, m := range msgs {
-			var ev bus.RequestEvent
-			if m.Subject == bus.SubjectEventRequest && json.Unmarshal(m.Data, &ev) == nil && ev.Stream && ev.Success {
+		for _, ev := range requestEvents(msgs) {
+			if ev.Stream && ev.Success {
 				streams++
 			}
 		}
@@ -79,9 +78,8 @@ func TestRejectedKeyIsRetriedOnAnotherKeyAndReportedWithoutTheKey(t *testing.T) 
 		t.Skip("the rejected key was never tried (rotation skipped it); nothing to observe")
 	}
 	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
-		for _, m := range msgs {
-			var ev bus.ErrorEvent
-			if m.Subject == bus.SubjectEventError && json.Unmarshal(m.Data, &ev) == nil && ev.UpstreamStatus == 400 {
+		for _, ev := range errorEvents(msgs) {
+			if ev.UpstreamStatus == 400 {
 				return true
 			}
 		}

@@ -37,9 +37,8 @@ func TestWholeStackWorksUnderTheDeploymentNATSPermissions(t *testing.T) {
 
 	var id string
 	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
-		for _, m := range msgs {
-			var ev bus.RequestEvent
-			if m.Subject == bus.SubjectEventRequest && json.Unmarshal(m.Data, &ev) == nil && ev.Success {
+		for _, ev := range requestEvents(msgs) {
+			if ev.Success {
 				id = ev.ID
 			}
 		}

@@ -43,12 +43,8 @@ func TestRequestThroughEachEdgeIsAnsweredLoggedAndPublishedWithoutSecrets(t *tes
 	// One successful request event per replica, seen by a plain subscriber on gb.>.
 	ids := map[string]string{} // replica → event id
 	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
-		for _, m := range msgs {
-			if m.Subject != bus.SubjectEventRequest {
-				continue
-			}
-			var ev bus.RequestEvent
-			if json.Unmarshal(m.Data, &ev) == nil && ev.Success && ev.Model == "gemini-2.5-flash" {
+		for _, ev := range requestEvents(msgs) {
+			if ev.Success && ev.Model == "gemini-2.5-flash" {
 				ids[ev.Replica] = ev.ID
 			}
 		}
@@ -134,6 +130,32 @@ type tap struct {
 	mu   sync.Mutex
 	msgs []*nats.Msg
 	ch   chan struct{}
+}
+
+// requestEvents unpacks the request events of the gb.events.requests
+// batches among msgs.
+func requestEvents(msgs []*nats.Msg) []bus.RequestEvent {
+	var out []bus.RequestEvent
+	for _, m := range msgs {
+		var b bus.RequestBatch
+		if m.Subject == bus.SubjectEventRequests && json.Unmarshal(m.Data, &b) == nil {
+			out = append(out, b.Events...)
+		}
+	}
+	return out
+}
+
+// errorEvents unpacks the error events of the gb.events.errors batches
+// among msgs.
+func errorEvents(msgs []*nats.Msg) []bus.ErrorEvent {
+	var out []bus.ErrorEvent
+	for _, m := range msgs {
+		var b bus.ErrorBatch
+		if m.Subject == bus.SubjectEventErrors && json.Unmarshal(m.Data, &b) == nil {
+			out = append(out, b.Events...)
+		}
+	}
+	return out
 }
 
 func tapEvents(t *testing.T, url string) *tap {
