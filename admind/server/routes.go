@@ -42,6 +42,7 @@ func (s *Server) routes() *gin.Engine {
 	admin.POST("/tokens", s.createToken)
 	admin.PATCH("/tokens/:id", s.updateToken)
 	admin.DELETE("/tokens/:id", s.deleteToken)
+	s.registerDataRoutes(admin) // keys (keyd), logs and stats (logd)
 	return r
 }
 
