@@ -8,10 +8,12 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,11 +51,21 @@ type tokenSet struct {
 type Auth struct {
 	cur atomic.Pointer[tokenSet]
 	now func() time.Time
+
+	// watching is set by Watch; loaded closes once the bucket's contents
+	// were first applied. Until then an unknown token may be a managed one.
+	watching atomic.Bool
+	loaded   chan struct{}
+	loadOnce sync.Once
 }
+
+// LoadWait bounds how long a request with an unknown token waits for a new
+// replica's first load of the managed tokens before it is refused.
+const LoadWait = 3 * time.Second
 
 // New follows ALLOWED_TOKENS in the live settings.
 func New(s *natsx.Settings) *Auth {
-	a := &Auth{now: time.Now}
+	a := &Auth{now: time.Now, loaded: make(chan struct{})}
 	a.cur.Store(&tokenSet{allowed: index(s.Get().AllowedTokens), managed: map[[sha256.Size]byte]managedToken{}})
 	s.OnChange(func(next config.Settings) { a.swap(func(t *tokenSet) { t.allowed = index(next.AllowedTokens) }) })
 	return a
@@ -140,16 +152,47 @@ func Tokens(r *http.Request) []string {
 	return out
 }
 
-// Authenticate finds the first valid credential of a request.
+// Authenticate finds the first valid credential of a request. On a replica
+// that has not yet loaded admind's tokens, a request whose credentials all
+// fail waits (at most LoadWait) for that load and is checked again, so a
+// freshly started edge does not refuse a valid managed token.
 func (a *Auth) Authenticate(r *http.Request) (Client, bool, bool) {
 	toks := Tokens(r)
-	for _, t := range toks {
-		if c, ok := a.Check(t); ok {
-			return c, true, true
+	for attempt := 0; attempt < 2; attempt++ {
+		for _, t := range toks {
+			if c, ok := a.Check(t); ok {
+				return c, true, true
+			}
+		}
+		if len(toks) == 0 || !a.awaitLoad(r.Context()) {
+			break
 		}
 	}
 	return Client{}, false, len(toks) > 0
 }
+
+// awaitLoad waits for the first load of managed tokens when one is pending;
+// it reports whether it waited (so a second check is worth it).
+func (a *Auth) awaitLoad(ctx context.Context) bool {
+	if !a.watching.Load() {
+		return false
+	}
+	select {
+	case <-a.loaded:
+		return false
+	default:
+	}
+	t := time.NewTimer(LoadWait)
+	defer t.Stop()
+	select {
+	case <-a.loaded:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return true
+}
+
+func (a *Auth) markLoaded() { a.loadOnce.Do(func() { close(a.loaded) }) }
 
 const clientKey = "gb.client"
 

@@ -177,3 +177,29 @@ func BenchmarkCheckAllowedAndManaged(b *testing.B) {
 		}
 	}
 }
+
+// A replica that has just started must not refuse a valid managed token
+// because the bucket's contents have not arrived yet: the first request
+// waits for the first load instead of racing it.
+func TestAManagedTokenIsAcceptedOnANewReplicasFirstRequest(t *testing.T) {
+	_, _, js := natsd.StartBusForTest(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kv, err := js.KeyValue(ctx, bus.BucketClientTokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(entry(managedTok))
+	if _, err := kv.Put(ctx, redact.ID(managedTok), data); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 { // each a fresh replica
+		a := New(natsx.NewSettings(config.Defaults()))
+		a.Watch(ctx, js, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		r, _ := http.NewRequest(http.MethodPost, "http://edge/v1beta/models/m:generateContent", nil)
+		r.Header.Set("x-goog-api-key", managedTok)
+		if c, ok, _ := a.Authenticate(r); !ok || c.TokenID != redact.ID(managedTok) {
+			t.Fatalf("replica %d refused the managed token on its first request", i)
+		}
+	}
+}

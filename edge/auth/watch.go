@@ -23,6 +23,7 @@ func (a *Auth) Watch(ctx context.Context, js jetstream.JetStream, log *slog.Logg
 	if log == nil {
 		log = slog.Default()
 	}
+	a.watching.Store(true)
 	go func() {
 		backoff := 200 * time.Millisecond
 		for {
@@ -89,6 +90,7 @@ func (a *Auth) watchOnce(ctx context.Context, js jetstream.JetStream, log *slog.
 				log.Error("client token entry has no valid sha256; ignored", "token_id", id)
 			}
 			if e == nil {
+				a.markLoaded()
 				log.Info("client tokens loaded", "tokens", len(list))
 			} else {
 				log.Debug("client tokens updated", "token_id", e.Key(), "op", e.Operation().String(), "tokens", len(list))
