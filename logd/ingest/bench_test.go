@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,8 +23,11 @@ import (
 //
 //	go test ./logd/ingest -run '^$' -bench . -benchtime 1x
 //
-// LOGD_BENCH_EVENTS sets the sustained-ingest event count (default 50000),
-// LOGD_BENCH_BATCH the batch size (default: ingest's default).
+// Events are published the way edge does: packed into bus.RequestBatch
+// messages of up to bus.MaxBatchEvents events. LOGD_BENCH_EVENTS sets the
+// sustained-ingest event count (default 50000), LOGD_BENCH_BATCH the batch
+// size and LOGD_BENCH_WRITERS the parallel log inserts (default: ingest's
+// defaults); LOGD_BENCH_PG_OPTS adds PostgreSQL server settings.
 
 func benchEvents(n int, from time.Time) []bus.RequestEvent {
 	statuses := []int{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 429, 500, 400}
@@ -74,60 +78,108 @@ func (e *benchEnv) run(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	batch, _ := strconv.Atoi(os.Getenv("LOGD_BENCH_BATCH"))
-	in := ingest.New(ingest.Options{BatchSize: batch}, ingest.Deps{Conn: e.nats.Conn(b), JS: e.nats.JS, Store: e.store})
+	writers, _ := strconv.Atoi(os.Getenv("LOGD_BENCH_WRITERS"))
+	in := ingest.New(ingest.Options{BatchSize: batch, Writers: writers}, ingest.Deps{Conn: e.nats.Conn(b), JS: e.nats.JS, Store: e.store})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = in.Run(ctx) }()
 	b.Cleanup(func() { cancel(); <-done })
 }
 
-func (e *benchEnv) waitDrained(b *testing.B, n int) {
+// waitDrained waits until every message is acknowledged, which logd does
+// only once the events, their rollups and the journal are stored; the rows
+// are counted once at the end (counting FerretDB rows while ingest runs
+// would take CPU from it).
+func (e *benchEnv) waitDrained(b *testing.B, n int, cpu *cpuMeter) time.Time {
 	testenv.Eventually(b, 30*time.Minute, "ingest to finish", func() bool {
 		bl, err := ingest.Backlog(context.Background(), e.nats.JS, ingest.ConsumerRequests)
-		return err == nil && bl == 0 && e.count() >= int64(n)
+		return err == nil && bl == 0
 	})
+	done := time.Now()
+	cpu.stop()
+	b.StopTimer()
+	if c := e.count(); c != int64(n) {
+		b.Fatalf("%d request logs after the backlog drained, want %d", c, n)
+	}
+	return done
+}
+
+// cpuMeter splits the CPU time of a measured section between this process
+// (logd, the embedded NATS server and FerretDB, and the publisher) and
+// PostgreSQL: per event, it is what bounds throughput on an idle machine,
+// and unlike events/s it hardly changes when other jobs share the cores.
+type cpuMeter struct {
+	self, pg   time.Duration
+	dSelf, dPG time.Duration // used between start and stop
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU() *cpuMeter { return &cpuMeter{self: processCPU(), pg: testenv.PostgresCPU()} }
+
+func (m *cpuMeter) stop() {
+	m.dSelf, m.dPG = processCPU()-m.self, testenv.PostgresCPU()-m.pg
+}
+
+func (m *cpuMeter) report(b *testing.B, n int, pg bool) {
+	self := m.dSelf
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+	if !pg {
+		b.ReportMetric(per(self), "cpu-µs/event")
+		b.Logf("CPU: %.1f µs/event in the bench process (logd, NATS, FerretDB, publisher)", per(self))
+		return
+	}
+	pgCPU := m.dPG
+	b.ReportMetric(per(self), "proc-cpu-µs/event")
+	b.ReportMetric(per(pgCPU), "pg-cpu-µs/event")
+	b.Logf("CPU: %.1f µs/event in the bench process (logd, NATS, FerretDB, publisher) + %.1f µs/event in PostgreSQL = %.0f events per CPU-second",
+		per(self), per(pgCPU), float64(n)/(self+pgCPU).Seconds())
 }
 
 // sustained: the publisher and logd run together, as under live traffic.
-func benchSustained(b *testing.B, uri string) {
+func benchSustained(b *testing.B, uri string, pg bool) {
 	e := newBenchEnv(b, uri)
 	e.run(b)
 	n := benchCount()
 	evs := benchEvents(n, time.Now().Add(-time.Hour))
 	b.ResetTimer()
+	cpu := startCPU()
 	start := time.Now()
 	e.nats.PublishRequests(b, evs)
 	pub := time.Since(start)
-	e.waitDrained(b, n)
-	took := time.Since(start)
-	b.StopTimer()
+	took := e.waitDrained(b, n, cpu).Sub(start)
 	b.ReportMetric(float64(n)/took.Seconds(), "events/s")
 	b.Logf("sustained ingest: %d events in %s = %.0f events/s (publishing alone took %s)", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), pub.Round(time.Millisecond))
+	cpu.report(b, n, pg)
 }
 
 // drain: 100,000 events wait in the stream while logd is down; then it starts.
-func benchDrain(b *testing.B, uri string) {
+func benchDrain(b *testing.B, uri string, pg bool) {
 	e := newBenchEnv(b, uri)
 	const n = 100000
 	e.nats.PublishRequests(b, benchEvents(n, time.Now().Add(-time.Hour)))
 	b.ResetTimer()
+	cpu := startCPU()
 	start := time.Now()
 	e.run(b)
-	e.waitDrained(b, n)
-	took := time.Since(start)
-	b.StopTimer()
+	took := e.waitDrained(b, n, cpu).Sub(start)
 	b.ReportMetric(took.Seconds(), "s/100k-backlog")
 	b.ReportMetric(n/took.Seconds(), "events/s")
 	b.Logf("backlog of %d events drained in %s = %.0f events/s", n, took.Round(time.Millisecond), n/took.Seconds())
+	cpu.report(b, n, pg)
 }
 
-func BenchmarkIngestSustainedSQLite(b *testing.B) { benchSustained(b, ferret.StartForTest(b)) }
+func BenchmarkIngestSustainedSQLite(b *testing.B) { benchSustained(b, ferret.StartForTest(b), false) }
 
 func BenchmarkIngestSustainedPostgres(b *testing.B) {
-	benchSustained(b, testenv.StartFerretPostgres(b))
+	benchSustained(b, testenv.StartFerretPostgres(b), true)
 }
 
-func BenchmarkBacklogDrainSQLite(b *testing.B) { benchDrain(b, ferret.StartForTest(b)) }
+func BenchmarkBacklogDrainSQLite(b *testing.B) { benchDrain(b, ferret.StartForTest(b), false) }
 
 func BenchmarkBacklogDrainPostgres(b *testing.B) {
-	benchDrain(b, testenv.StartFerretPostgres(b))
+	benchDrain(b, testenv.StartFerretPostgres(b), true)
 }

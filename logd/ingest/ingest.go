@@ -54,7 +54,7 @@ const (
 
 // Options tune batching. Zero values take the defaults.
 type Options struct {
-	BatchSize     int           // events per log insert; default 1000 (a message is never split)
+	BatchSize     int           // events per log insert; default 1024 (a message is never split)
 	FlushInterval time.Duration // longest wait before a partial batch is written; default 200ms
 	Writers       int           // log inserts running at once; default 4
 	// RequestMessages and ErrorMessages bound the messages in flight per
@@ -68,7 +68,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 1000
+		o.BatchSize = 1024 // four full messages
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 200 * time.Millisecond
@@ -590,6 +590,7 @@ func (in *Ingester) insert(ctx context.Context, b *batch) {
 	}
 	in.m.writeSeconds.Observe(time.Since(b.start).Seconds())
 	in.m.batchSize.Observe(float64(b.events))
+	in.log.Debug("logs inserted", "batch", b.id, "events", b.events, "took", time.Since(b.start))
 	in.mu.Lock()
 	in.settled = append(in.settled, b)
 	in.mu.Unlock()
@@ -649,6 +650,7 @@ func (in *Ingester) rollups(ctx context.Context) {
 			return in.deps.Store.Settle(wctx, round, ps, in.inFlight)
 		})
 		if err == nil {
+			in.log.Debug("rollup round applied", "round", round, "batches", len(bs), "events", events, "took", time.Since(start))
 			in.m.roundSeconds.Observe(time.Since(start).Seconds())
 			in.m.roundBatches.Observe(float64(len(bs)))
 			in.m.lastWrite.SetToCurrentTime()

@@ -10,7 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gemini-balance-go/deployments/embedded/ferret"
 )
@@ -57,8 +60,61 @@ func StartPostgres(t testing.TB) string {
 	t.Cleanup(func() {
 		_ = exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "fast", "stop").Run()
 	})
+	if pid, err := os.ReadFile(filepath.Join(data, "postmaster.pid")); err == nil {
+		if n, err := strconv.Atoi(strings.SplitN(string(pid), "\n", 2)[0]); err == nil {
+			postmaster.Store(int64(n))
+		}
+	}
 	run("createdb", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "ferretdb")
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/ferretdb", port)
+}
+
+var postmaster atomic.Int64
+
+// PostgresCPU returns the CPU time used so far by the PostgreSQL cluster
+// started last (its postmaster and the backends alive now, which hold
+// FerretDB's pool connections), for benchmarks that split CPU cost between
+// processes. It is zero when there is no such cluster or /proc is missing.
+func PostgresCPU() time.Duration {
+	pid := postmaster.Load()
+	if pid == 0 {
+		return 0
+	}
+	var total time.Duration
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range procs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: state ppid ... utime(14) stime(15).
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		fs := strings.Fields(string(b)[i+1:])
+		if len(fs) < 13 {
+			continue
+		}
+		self, _ := strconv.ParseInt(strings.TrimSuffix(filepath.Base(filepath.Dir(f)), "/"), 10, 64)
+		ppid, _ := strconv.ParseInt(fs[1], 10, 64)
+		if self != pid && ppid != pid {
+			continue
+		}
+		ticks := int64(0)
+		for _, k := range []int{11, 12} { // utime, stime
+			n, _ := strconv.ParseInt(fs[k], 10, 64)
+			ticks += n
+		}
+		if self == pid { // and the backends that have exited
+			for _, k := range []int{13, 14} {
+				n, _ := strconv.ParseInt(fs[k], 10, 64)
+				ticks += n
+			}
+		}
+		total += time.Duration(ticks) * time.Second / 100 // USER_HZ
+	}
+	return total
 }
 
 // StartFerretPostgres starts FerretDB on a fresh PostgreSQL cluster and returns its MongoDB URI.
