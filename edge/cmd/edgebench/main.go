@@ -12,6 +12,13 @@
 // It prints added latency p50/p99 at 1 and 32 clients, throughput, CPU per
 // 1,000 requests of the gateway processes (from /proc), time to first byte
 // and chunk throughput of streams, and memory per open stream.
+//
+// With -profile FILE the all-in-one runs inside this binary (the "gb" role:
+// the same app.Start, plus net/http/pprof), a CPU profile is taken during its
+// 32-client generateContent run, and CPU time is printed by component
+// (FerretDB, NATS server, logd, keyd, edge's parts, client I/O, runtime):
+//
+//	go run ./edge/cmd/edgebench -targets bare,gb -streams 0 -profile /tmp/gb-cpu.pprof
 package main
 
 import (
@@ -57,6 +64,8 @@ func main() {
 			err = serveBare(os.Args[2], splitKeys(os.Args[3]))
 		case "edge":
 			err = serveEdgeOnly(os.Args[2], splitKeys(os.Args[3]))
+		case "gb":
+			err = serveAllInOne(os.Args[2])
 		default:
 			goto bench
 		}
@@ -73,8 +82,9 @@ bench:
 	dur := flag.Duration("dur", 8*time.Second, "length of each throughput run")
 	streams := flag.Int("streams", 5000, "concurrent open streams for the memory figure (0 skips)")
 	only := flag.String("targets", "direct,bare,edge,gb", "targets to load: direct, bare, edge (edge+NATS+minimal keyd, no logd), gb")
+	profile := flag.String("profile", "", "write a CPU profile of the all-in-one during its 32-client generateContent run to this file and print CPU by component; the all-in-one then runs inside this binary (same code as -allinone, with pprof)")
 	flag.Parse()
-	if err := run(*allinone, *n1, *clients, *dur, *streams, splitKeys(*only)); err != nil {
+	if err := run(*allinone, *n1, *clients, *dur, *streams, splitKeys(*only), *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "edgebench:", err)
 		os.Exit(1)
 	}
@@ -95,8 +105,8 @@ func newClient(conns int) *http.Client {
 	}}
 }
 
-func run(allinone string, n1, clients int, dur time.Duration, streams int, only []string) error {
-	if allinone == "" {
+func run(allinone string, n1, clients int, dur time.Duration, streams int, only []string, profile string) error {
+	if allinone == "" && profile == "" {
 		return errors.New("-allinone is required: go build -o /tmp/gb ./deployments/allinone")
 	}
 	fake, err := startRole("fake", "fake")
@@ -116,7 +126,15 @@ func run(allinone string, n1, clients int, dur time.Duration, streams int, only 
 	defer edge.stop()
 	dir, _ := os.MkdirTemp("", "edgebench-")
 	defer os.RemoveAll(dir)
-	gb, err := startAllInOne(allinone, fake.url, token, benchKeys, freePort(), freePort(), dir)
+	var gb *proc
+	pprofURL := ""
+	if profile != "" {
+		addr := freeAddr()
+		pprofURL = "http://" + addr
+		gb, err = startAllInOneRole(fake.url, token, benchKeys, freePort(), freePort(), dir, addr)
+	} else {
+		gb, err = startAllInOne(allinone, fake.url, token, benchKeys, freePort(), freePort(), dir)
+	}
 	if err != nil {
 		return err
 	}
@@ -162,9 +180,36 @@ func run(allinone string, n1, clients int, dur time.Duration, streams int, only 
 			base1 = lat1
 		}
 		cpu0, fcpu0 := cpuOf(t.procs), fake.cpu()
+		var ev0, b0 float64
+		if t.name == "gemini-balance" {
+			ev0, b0, _ = eventBatches(ctx, t.url)
+		}
+		profiled := make(chan error, 1)
+		secs := 0
+		if profile != "" && t.name == "gemini-balance" {
+			secs = max(1, int(dur.Seconds())-1) // within the run
+			go func() { profiled <- captureProfile(ctx, pprofURL, secs, profile) }()
+		} else {
+			profiled <- nil
+		}
 		latN, count, elapsed, err := concurrent(ctx, t, clients, dur)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		if err := <-profiled; err != nil {
+			return fmt.Errorf("%s: cpu profile: %w", t.name, err)
+		}
+		if secs > 0 {
+			defer func(reqs float64) {
+				if err := summarizeProfile(profile, reqs); err != nil {
+					fmt.Fprintln(os.Stderr, "edgebench:", err)
+				}
+			}(float64(count) * float64(secs) / elapsed.Seconds())
+		}
+		if t.name == "gemini-balance" {
+			if ev1, b1, err := eventBatches(ctx, t.url); err == nil && b1 > b0 {
+				defer fmt.Printf("\nall-in-one events during its 32-client run: %.0f in %.0f batch messages (%.1f per message)\n", ev1-ev0, b1-b0, (ev1-ev0)/(b1-b0))
+			}
 		}
 		cpu, fcpu := cpuOf(t.procs)-cpu0, fake.cpu()-fcpu0
 		cpuPer := "-"

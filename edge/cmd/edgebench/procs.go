@@ -48,7 +48,12 @@ func startRole(name string, args ...string) (*proc, error) {
 
 // startAllInOne runs the gemini-balance binary against the fake.
 func startAllInOne(bin, fakeURL, token string, keys []string, port, natsPort int, dataDir string) (*proc, error) {
-	cmd := exec.Command(bin)
+	return waitAllInOne(exec.Command(bin), fakeURL, token, keys, port, natsPort, dataDir)
+}
+
+// waitAllInOne starts cmd as the all-in-one with the benchmark's environment
+// and waits until it serves.
+func waitAllInOne(cmd *exec.Cmd, fakeURL, token string, keys []string, port, natsPort int, dataDir string) (*proc, error) {
 	cmd.Env = append(os.Environ(),
 		"PORT="+strconv.Itoa(port),
 		"DATA_DIR="+dataDir,
