@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gemini-balance-go/admind/backend"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/redact"
 )
 
 // Admin routes for keys (answered by keyd) and logs and statistics (answered
@@ -124,4 +126,21 @@ func oneOf(name, v string, allowed ...string) error {
 		}
 	}
 	return fmt.Errorf("%s must be one of %s", name, strings.Join(allowed, ", "))
+}
+
+var (
+	hexID     = regexp.MustCompile(`^[0-9a-f]{16}$`)
+	fullKeyRE = regexp.MustCompile(`^(AIza[0-9A-Za-z_\-]{35}|AQ\.[0-9A-Za-z_\-]{20,})$`)
+)
+
+// secretID names a key or client token by its id. gemini-balance filters
+// by the full key, so a full key or token given where an id is expected is
+// turned into its id (redact.ID, as keyd and admind derive them); it is never
+// echoed back. Ids are 16 hex digits: anything longer is taken as the secret.
+func secretID(v string) string {
+	v = strings.TrimSpace(v)
+	if len(v) <= 16 || hexID.MatchString(v) {
+		return v
+	}
+	return redact.ID(v)
 }

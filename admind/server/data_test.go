@@ -16,6 +16,7 @@ import (
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/logapi"
+	"github.com/gemini-balance-go/shared/redact"
 )
 
 // These tests stand in for keyd and logd with small responders on their
@@ -599,5 +600,47 @@ func TestLogdRefusalsKeepTheirMeaning(t *testing.T) {
 	code, body, _ := e.call(t, "GET", "/api/stats/overview", "", "")
 	if code != http.StatusBadGateway || !strings.Contains(body, "server selection timeout") {
 		t.Errorf("logd's 500: %d %s, want 502 with its message", code, body)
+	}
+}
+
+func TestAFullKeyOrTokenInAFilterIsSentAsItsID(t *testing.T) {
+	nc, db := infra(t)
+	e := start(t, nc, db, seed())
+	rl := respondOn(t, nc, logapi.SubjectRequestsList, canned(logapi.RequestLogPage{}))
+	el := respondOn(t, nc, logapi.SubjectErrorsList, canned(logapi.ErrorLogPage{}))
+	ku := respondOn(t, nc, logapi.SubjectKeyUsage, canned(logapi.KeyUsage{}))
+	keyID, tokenID := redact.ID(apiKey1), redact.ID(clientToken)
+
+	var page logapi.RequestLogPage
+	e.getJSON(t, "/api/logs/requests?key="+apiKey1+"&token="+clientToken, &page)
+	var rq logapi.RequestLogQuery
+	rl.last(t, &rq)
+	if rq.KeyID != keyID || rq.TokenID != tokenID {
+		t.Errorf("request logs: logd got key %q token %q, want the ids", rq.KeyID, rq.TokenID)
+	}
+	e.getJSON(t, "/api/logs/requests?key="+keyID, &page)
+	rl.last(t, &rq)
+	if rq.KeyID != keyID {
+		t.Errorf("an id is sent as it is: %q", rq.KeyID)
+	}
+
+	var ep logapi.ErrorLogPage
+	e.getJSON(t, "/api/logs/errors?key_search="+apiKey1, &ep)
+	var eq logapi.ErrorLogQuery
+	el.last(t, &eq)
+	if eq.KeyID != keyID || eq.KeySearch != "" {
+		t.Errorf("key_search with a full key: logd got key_id %q key_search %q", eq.KeyID, eq.KeySearch)
+	}
+	e.getJSON(t, "/api/logs/errors?key_search=AAAA", &ep)
+	el.last(t, &eq)
+	if eq.KeyID != "" || eq.KeySearch != "AAAA" {
+		t.Errorf("key_search with a fragment: logd got key_id %q key_search %q", eq.KeyID, eq.KeySearch)
+	}
+
+	code, body, _ := e.call(t, "GET", "/api/key-usage-details/"+apiKey1, "", "")
+	var uq logapi.KeyUsageQuery
+	ku.last(t, &uq)
+	if code != 200 || uq.KeyID != keyID || strings.Contains(body, apiKey1) {
+		t.Errorf("key usage by full key (gemini-balance's form): %d %s; logd got %q", code, body, uq.KeyID)
 	}
 }

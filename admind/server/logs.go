@@ -92,8 +92,8 @@ func requestLogQuery(c *gin.Context) (logapi.RequestLogQuery, error) {
 	if q.Order, err = order(c, "order", "sort_order"); err != nil {
 		return q, err
 	}
-	q.KeyID = cmpOrQuery(c, "key", "key_id")
-	q.TokenID = cmpOrQuery(c, "token", "token_id")
+	q.KeyID = secretID(cmpOrQuery(c, "key", "key_id"))
+	q.TokenID = secretID(cmpOrQuery(c, "token", "token_id"))
 	q.Model, q.Route = c.Query("model"), c.Query("route")
 	return q, nil
 }
@@ -164,8 +164,12 @@ func errorLogQuery(c *gin.Context) (logapi.ErrorLogQuery, error) {
 		return q, err
 	}
 	q.Search = strings.TrimSpace(c.Query("error_search"))
-	q.KeySearch = strings.TrimSpace(c.Query("key_search"))
-	q.KeyID = cmpOrQuery(c, "key", "key_id")
+	q.KeyID = secretID(cmpOrQuery(c, "key", "key_id"))
+	if ks := strings.TrimSpace(c.Query("key_search")); fullKeyRE.MatchString(ks) {
+		q.KeyID = secretID(ks) // the stored hint holds too little of a full key to match it
+	} else {
+		q.KeySearch = ks
+	}
 	q.Model, q.RequestID = c.Query("model"), c.Query("request_id")
 	return q, nil
 }

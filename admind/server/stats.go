@@ -42,7 +42,7 @@ func (b *backends) series(c *gin.Context) {
 		badRequest(c, "%v", err)
 		return
 	}
-	q.KeyID, q.Model, q.TokenID = cmpOrQuery(c, "key", "key_id"), c.Query("model"), cmpOrQuery(c, "token", "token_id")
+	q.KeyID, q.Model, q.TokenID = secretID(cmpOrQuery(c, "key", "key_id")), c.Query("model"), secretID(cmpOrQuery(c, "token", "token_id"))
 	n := 0
 	for _, v := range []string{q.KeyID, q.Model, q.TokenID} {
 		if v != "" {
@@ -124,7 +124,8 @@ func (b *backends) keyUsage(c *gin.Context) {
 		return
 	}
 	var u logapi.KeyUsage
-	q := logapi.KeyUsageQuery{KeyID: c.Param("key_id"), Hours: hours}
+	// gemini-balance names the key in full here; an id works too.
+	q := logapi.KeyUsageQuery{KeyID: secretID(c.Param("key_id")), Hours: hours}
 	if err := b.logd.Call(c.Request.Context(), logapi.SubjectKeyUsage, q, &u); err != nil {
 		b.fail(c, err)
 		return
