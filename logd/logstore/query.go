@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"sort"
-	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -91,20 +89,35 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 	if q.Success != nil {
 		f["success"] = *q.Success
 	}
-	total, err := s.requests.CountDocuments(ctx, f)
-	if err != nil {
-		return logapi.RequestLogPage{}, fmt.Errorf("count request logs: %w", err)
-	}
-	// _id breaks ties so pages are stable.
+	// _id breaks ties so pages are stable. The count and the page are
+	// independent reads; on FerretDB each scans the collection, so they run
+	// side by side.
 	opts := options.Find().SetSort(bson.D{{Key: sortField, Value: order}, {Key: "_id", Value: order}}).
 		SetSkip(int64(q.Offset)).SetLimit(int64(limit))
-	cur, err := s.requests.Find(ctx, f, opts)
+	var (
+		total int64
+		rows  []RequestLog
+	)
+	err = parallel(2, func(i int) error {
+		if i == 0 {
+			n, err := s.requests.CountDocuments(ctx, f)
+			if err != nil {
+				return fmt.Errorf("count request logs: %w", err)
+			}
+			total = n
+			return nil
+		}
+		cur, err := s.requests.Find(ctx, f, opts)
+		if err != nil {
+			return fmt.Errorf("find request logs: %w", err)
+		}
+		if err := cur.All(ctx, &rows); err != nil {
+			return fmt.Errorf("read request logs: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return logapi.RequestLogPage{}, fmt.Errorf("find request logs: %w", err)
-	}
-	var rows []RequestLog
-	if err := cur.All(ctx, &rows); err != nil {
-		return logapi.RequestLogPage{}, fmt.Errorf("read request logs: %w", err)
+		return logapi.RequestLogPage{}, err
 	}
 	page := logapi.RequestLogPage{Total: total, Logs: make([]logapi.RequestLog, len(rows))}
 	for i, r := range rows {
@@ -295,127 +308,6 @@ func (s *Store) hourDocs(ctx context.Context, lvl bson.M, from, to time.Time) ([
 	return out, nil
 }
 
-// secondDocs reads the second rollups for seconds [ceil(from), to), one
-// minute bucket at a time (equality filter, see hourDocs). A window edge is
-// thereby rounded to whole seconds.
-func (s *Store) secondDocs(ctx context.Context, from, to time.Time) ([]Rollup, error) {
-	from = ceil(from.UTC(), time.Second)
-	to = ceil(to.UTC(), time.Second)
-	var out []Rollup
-	for m := from.Truncate(time.Minute); m.Before(to); m = m.Add(time.Minute) {
-		f := bson.M{"m": MinuteBucket(m), "_id": bson.M{"$gte": SecondBucket(from), "$lt": SecondBucket(to)}}
-		docs, err := s.rollupDocsIn(ctx, s.seconds, f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, docs...)
-	}
-	return out, nil
-}
-
-// minuteDocs reads the minute rollups for minutes [from, to), an hour bucket
-// at a time for the same reason.
-func (s *Store) minuteDocs(ctx context.Context, from, to time.Time) ([]Rollup, error) {
-	var out []Rollup
-	for h := from.UTC().Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
-		f := bson.M{"h": mongox.HourBucket(h), "_id": bson.M{"$gte": MinuteBucket(from), "$lt": MinuteBucket(to)}}
-		docs, err := s.rollupDocsIn(ctx, s.minutes, f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, docs...)
-	}
-	return out, nil
-}
-
-func ceil(t time.Time, d time.Duration) time.Time {
-	tr := t.Truncate(d)
-	if tr.Before(t) {
-		tr = tr.Add(d)
-	}
-	return tr
-}
-
-// windowTotals counts requests in [from, now] from rollups only, to the
-// second: second rollups for the partial minutes at both ends, minute
-// rollups for the partial hours, hourly rollups in between. Raw logs are
-// never scanned, so a busy day costs the same as a quiet one. It stays exact
-// for a "now" in the past and for events stamped slightly ahead.
-func (s *Store) windowTotals(ctx context.Context, from, now time.Time) (Counters, error) {
-	from, now = from.UTC(), now.UTC()
-	end := now.Truncate(time.Second).Add(time.Second) // the window includes now's second
-	fromMin, nowMin := ceil(from, time.Minute), now.Truncate(time.Minute)
-	if !fromMin.Before(nowMin) {
-		c, err := s.secondDocs(ctx, from, end)
-		var sum Counters
-		for _, d := range c {
-			sum.Add(d.Counters)
-		}
-		return sum, err
-	}
-	var c Counters
-	addDocs := func(docs []Rollup, err error) error {
-		for _, d := range docs {
-			c.Add(d.Counters)
-		}
-		return err
-	}
-	// The partial minutes at both edges come from second rollups.
-	if err := addDocs(s.secondDocs(ctx, from, fromMin)); err != nil {
-		return c, err
-	}
-	if err := addDocs(s.secondDocs(ctx, nowMin, end)); err != nil {
-		return c, err
-	}
-	fromHour, nowHour := ceil(fromMin, time.Hour), nowMin.Truncate(time.Hour)
-	if !fromHour.Before(nowHour) {
-		return c, addDocs(s.minuteDocs(ctx, fromMin, nowMin))
-	}
-	if err := addDocs(s.minuteDocs(ctx, fromMin, fromHour)); err != nil {
-		return c, err
-	}
-	if err := addDocs(s.minuteDocs(ctx, nowHour, nowMin)); err != nil {
-		return c, err
-	}
-	return c, addDocs(s.hourDocs(ctx, level("", "", ""), fromHour, nowHour.Add(-time.Hour)))
-}
-
-// Overview answers gb.logd.stats.overview.
-func (s *Store) Overview(ctx context.Context, q logapi.OverviewQuery) (logapi.Overview, error) {
-	now := q.Now
-	if now.IsZero() {
-		now = s.now()
-	}
-	now = now.UTC()
-	out := logapi.Overview{Now: now}
-	for _, w := range []struct {
-		dst  *logapi.Totals
-		from time.Time
-	}{
-		{&out.Minute, now.Add(-time.Minute)},
-		{&out.Hour, now.Add(-time.Hour)},
-		{&out.Day, now.Add(-24 * time.Hour)},
-	} {
-		c, err := s.windowTotals(ctx, w.from, now)
-		if err != nil {
-			return out, err
-		}
-		*w.dst = c.totals()
-	}
-	f := level("", "", "")
-	f["mon"] = mongox.MonthBucket(now)
-	docs, err := s.rollupDocs(ctx, f)
-	if err != nil {
-		return out, err
-	}
-	var month Counters
-	for _, d := range docs {
-		month.Add(d.Counters)
-	}
-	out.Month = month.totals()
-	return out, nil
-}
-
 // Series answers gb.logd.stats.series.
 func (s *Store) Series(ctx context.Context, q logapi.SeriesQuery) (logapi.Series, error) {
 	n := 0
@@ -456,50 +348,6 @@ func (s *Store) Series(ctx context.Context, q logapi.SeriesQuery) (logapi.Series
 	for h := from; !h.After(to); h = h.Add(time.Hour) {
 		b := mongox.HourBucket(h)
 		out.Points = append(out.Points, logapi.SeriesPoint{Hour: b, Totals: byHour[b].totals()})
-	}
-	return out, nil
-}
-
-// Attention answers gb.logd.stats.attention from the per-key rollups.
-func (s *Store) Attention(ctx context.Context, q logapi.AttentionQuery) (logapi.Attention, error) {
-	code := q.Code
-	if code == 0 {
-		code = 429
-	}
-	if code < 100 || code > 599 {
-		return logapi.Attention{}, badRequest("status_code must be an HTTP status")
-	}
-	limit, err := pageLimit(q.Limit)
-	if err != nil {
-		return logapi.Attention{}, err
-	}
-	now := q.Now
-	if now.IsZero() {
-		now = s.now()
-	}
-	field := "codes." + strconv.Itoa(code)
-	f := bson.M{"k": bson.M{"$nin": bson.A{Any, dim("")}}, "mo": Any, "tk": Any, field: bson.M{"$gt": 0}}
-	now = now.UTC()
-	docs, err := s.hourDocs(ctx, f, now.Add(-23*time.Hour), now)
-	if err != nil {
-		return logapi.Attention{}, err
-	}
-	counts := map[string]int64{}
-	for _, d := range docs {
-		counts[d.Key] += d.Codes[strconv.Itoa(code)]
-	}
-	out := logapi.Attention{Code: code, Keys: []logapi.AttentionKey{}}
-	for k, n := range counts {
-		out.Keys = append(out.Keys, logapi.AttentionKey{KeyID: k, Count: n})
-	}
-	sort.Slice(out.Keys, func(i, j int) bool {
-		if out.Keys[i].Count != out.Keys[j].Count {
-			return out.Keys[i].Count > out.Keys[j].Count
-		}
-		return out.Keys[i].KeyID < out.Keys[j].KeyID
-	})
-	if len(out.Keys) > limit {
-		out.Keys = out.Keys[:limit]
 	}
 	return out, nil
 }

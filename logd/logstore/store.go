@@ -77,6 +77,10 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		s.seconds: {
 			{{Key: "m", Value: 1}},
 		},
+		// Attention reads its cached hour summaries by day.
+		s.db.Collection(CollQueryCache): {
+			{{Key: "kind", Value: 1}, {Key: "d", Value: 1}},
+		},
 	}
 	for coll, keys := range idx {
 		// One at a time, and only the missing ones: FerretDB 1.24 panics on a
