@@ -127,6 +127,7 @@ var dataRoutes = []struct{ method, path, body string }{
 	{"POST", "/api/keys", `{"text":"AIzaSyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`},
 	{"DELETE", "/api/keys", `{"ids":["k1"]}`},
 	{"DELETE", "/api/keys/k1", ""},
+	{"PATCH", "/api/keys/k1", `{"weight":2}`},
 	{"POST", "/api/keys/reset", `{"all":true}`},
 	{"POST", "/api/keys/enable", `{"ids":["k1"]}`},
 	{"POST", "/api/keys/disable", `{"ids":["k1"]}`},
@@ -642,5 +643,32 @@ func TestAFullKeyOrTokenInAFilterIsSentAsItsID(t *testing.T) {
 	ku.last(t, &uq)
 	if code != 200 || uq.KeyID != keyID || strings.Contains(body, apiKey1) {
 		t.Errorf("key usage by full key (gemini-balance's form): %d %s; logd got %q", code, body, uq.KeyID)
+	}
+}
+
+func TestKeyWeightAndNoteChangeThroughKeyd(t *testing.T) {
+	nc, db := infra(t)
+	e := start(t, nc, db, seed())
+	up := respondOn(t, nc, keyapi.SubjectKeyUpdate, func(b []byte) answer {
+		var req keyapi.UpdateRequest
+		_ = json.Unmarshal(b, &req)
+		if req.ID != "k1" {
+			return answer{body: keyapi.GetReply{Error: "not found"}}
+		}
+		return answer{body: keyapi.GetReply{Key: &keyapi.Key{ID: "k1", Weight: *req.Weight, Note: *req.Note}}}
+	})
+	code, body, _ := e.call(t, "PATCH", "/api/keys/k1", "application/json", `{"weight":5,"note":"team b"}`)
+	var req keyapi.UpdateRequest
+	up.last(t, &req)
+	if code != 200 || req.ID != "k1" || *req.Weight != 5 || *req.Note != "team b" || !strings.Contains(body, `"weight":5`) {
+		t.Errorf("update: %d %s; keyd got %+v", code, body, req)
+	}
+	if code, _, _ := e.call(t, "PATCH", "/api/keys/nope", "application/json", `{"weight":1,"note":""}`); code != 404 {
+		t.Errorf("unknown key: %d, want 404", code)
+	}
+	for _, bad := range []string{`{}`, `{"weight":101}`, `{"weight":-1}`, `nope`} {
+		if code, _, _ := e.call(t, "PATCH", "/api/keys/k1", "application/json", bad); code != 400 {
+			t.Errorf("%s: %d, want 400", bad, code)
+		}
 	}
 }

@@ -26,6 +26,7 @@ func (b *backends) keyRoutes(g *gin.RouterGroup) {
 	g.POST("/keys", b.addKeys)
 	g.DELETE("/keys", b.deleteKeys)
 	g.DELETE("/keys/:id", b.deleteKey)
+	g.PATCH("/keys/:id", b.updateKey)
 	g.POST("/keys/reset", b.changeKeys(bus.SubjectKeyReset))
 	g.POST("/keys/enable", b.changeKeys(bus.SubjectKeyEnable))
 	g.POST("/keys/disable", b.changeKeys(bus.SubjectKeyDisable))
@@ -367,4 +368,28 @@ func (b *backends) verifyKeys(c *gin.Context) {
 		rep.Results = []keyapi.VerifyResult{}
 	}
 	c.JSON(replyStatus(rep.Error), rep)
+}
+
+// updateKey sets a key's weight (0..100; 0 and 1 are a normal share) and/or note.
+func (b *backends) updateKey(c *gin.Context) {
+	var req keyapi.UpdateRequest
+	if err := json.NewDecoder(io.LimitReader(c.Request.Body, 64<<10)).Decode(&req); err != nil || (req.Weight == nil && req.Note == nil) {
+		badRequest(c, "want JSON {\"weight\": 0..100, \"note\": \"...\"} with at least one of them")
+		return
+	}
+	if req.Weight != nil && (*req.Weight < 0 || *req.Weight > 100) {
+		badRequest(c, "weight must be between 0 and 100")
+		return
+	}
+	req.ID = c.Param("id")
+	var rep keyapi.GetReply
+	if err := b.keyd.Call(c.Request.Context(), keyapi.SubjectKeyUpdate, req, &rep); err != nil {
+		b.fail(c, err)
+		return
+	}
+	if rep.Error != "" || rep.Key == nil {
+		b.fail(c, keydError(cmp.Or(rep.Error, "not found")))
+		return
+	}
+	c.JSON(http.StatusOK, rep.Key)
 }
