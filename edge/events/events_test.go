@@ -404,3 +404,20 @@ func TestABatchRetriedAfterALostAckIsStoredOnce(t *testing.T) {
 		t.Fatalf("%d messages stored, %v failures", len(got), metric(t, reg, "gb_edge_events_publish_failures_total"))
 	}
 }
+
+func TestStoppingPublishesWhatIsStillQueued(t *testing.T) {
+	_, nc, js := natsd.StartBusForTest(t)
+	p := events.New(newWatermill(t, nc), events.Options{})
+	var want []string
+	for range 1000 {
+		ev := requestEvent()
+		want = append(want, ev.ID)
+		p.Request(ev)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stopped before it started: Run only drains
+	if err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exactlyOnce(t, readStored(t, js), want)
+}
