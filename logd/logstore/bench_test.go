@@ -64,10 +64,14 @@ func BenchmarkQueriesMillionLogsPostgres(b *testing.B) {
 
 	measure := func(name string, f func() error) {
 		const runs = 10
+		// The first call is reported apart: it fills caches (attention's hour
+		// summaries) that later calls reuse while the rollups stay unchanged.
+		t0 := time.Now()
 		if err := f(); err != nil { // warm-up, and a check that it works
 			b.Fatalf("%s: %v", name, err)
 		}
-		t0 := time.Now()
+		first := time.Since(t0)
+		t0 = time.Now()
 		for i := 0; i < runs; i++ {
 			if err := f(); err != nil {
 				b.Fatalf("%s: %v", name, err)
@@ -75,7 +79,7 @@ func BenchmarkQueriesMillionLogsPostgres(b *testing.B) {
 		}
 		avg := time.Since(t0) / runs
 		b.ReportMetric(float64(avg.Microseconds())/1000, name+"-ms")
-		b.Logf("%-28s %8.1f ms", name, float64(avg.Microseconds())/1000)
+		b.Logf("%-28s %8.1f ms (first call %.1f ms)", name, float64(avg.Microseconds())/1000, float64(first.Microseconds())/1000)
 	}
 	b.ResetTimer()
 	measure("overview", func() error {
@@ -100,7 +104,11 @@ func BenchmarkQueriesMillionLogsPostgres(b *testing.B) {
 		return err
 	})
 	measure("attention-429", func() error {
-		_, err := st.Attention(ctx, logapi.AttentionQuery{Code: 429, Limit: 20, Now: now})
+		a, err := st.Attention(ctx, logapi.AttentionQuery{Code: 429, Limit: 20, Now: now})
+		// Every 20th request is a 429, on the 10 keys numbered 17 mod 20.
+		if err == nil && len(a.Keys) != 10 {
+			return fmt.Errorf("attention = %d keys, want 10", len(a.Keys))
+		}
 		return err
 	})
 	measure("key-usage-24h", func() error {

@@ -2,10 +2,14 @@ package logstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gemini-balance-go/shared/logapi"
 	"github.com/gemini-balance-go/shared/mongox"
@@ -48,7 +52,20 @@ func (s *Store) Overview(ctx context.Context, q logapi.OverviewQuery) (logapi.Ov
 			p.days[h[:10]] = true
 		}
 	}
+	// Second rollups of minutes other than now's come from their cached
+	// profile while their minute rollup (read anyway) still counts the same.
+	p.profiled = map[string]bool{}
+	for m := range p.secMinutes {
+		if m != MinuteBucket(now) {
+			p.profiled[m] = true
+			p.minuteHours[m[:13]] = true
+			delete(p.secMinutes, m)
+		}
+	}
 	if err := s.fetchPlan(ctx, &p); err != nil {
+		return out, err
+	}
+	if err := s.profileSeconds(ctx, &p); err != nil {
 		return out, err
 	}
 	for _, w := range windows {
@@ -72,9 +89,12 @@ type windowPlan struct {
 	months      map[string]bool // months whose overall hourly rollups are all read
 	days        map[string]bool // days whose overall hourly rollups are read (outside months)
 
-	seconds map[string]Counters // second bucket → counters
-	minutes map[string]Counters // minute bucket → counters
-	hourly  map[string]Counters // hour bucket → overall counters
+	profiled map[string]bool // minute buckets whose second rollups come from a minute profile
+
+	seconds  map[string]Counters // second bucket → counters
+	profiles map[string]minuteSeconds
+	minutes  map[string]Counters // minute bucket → counters
+	hourly   map[string]Counters // hour bucket → overall counters
 }
 
 // ranges splits the window [from, now] (now's whole second included) into
@@ -175,6 +195,23 @@ func (s *Store) fetchPlan(ctx context.Context, p *windowPlan) error {
 	for h := range p.minuteHours {
 		read(func() ([]Rollup, error) { return s.rollupDocsIn(ctx, s.minutes, bson.M{"h": h}) }, p.minutes, id)
 	}
+	p.profiles = map[string]minuteSeconds{}
+	for m := range p.profiled {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var ms minuteSeconds
+			err := s.cache().FindOne(ctx, bson.M{"_id": "sec|" + m}).Decode(&ms)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				p.profiles[m] = ms
+			case !errors.Is(err, mongo.ErrNoDocuments):
+				errs = append(errs, fmt.Errorf("find second profile %s: %w", m, err))
+			}
+		}()
+	}
 	for mon := range p.months {
 		f := level("", "", "")
 		f["mon"] = mon
@@ -198,4 +235,73 @@ func ceil(t time.Time, d time.Duration) time.Time {
 		tr = tr.Add(d)
 	}
 	return tr
+}
+
+// minuteSeconds is the cached profile of one minute: its second rollups, and
+// its minute rollup's request count when they were read.
+type minuteSeconds struct {
+	ID       string         `bson:"_id"` // "sec|" + minute
+	Kind     string         `bson:"kind"`
+	At       time.Time      `bson:"at"`
+	Requests int64          `bson:"req"`
+	Seconds  []secondCounts `bson:"secs"`
+}
+
+type secondCounts struct {
+	Second   string `bson:"s"`
+	Counters `bson:",inline"`
+}
+
+// secondProfileAge is how long a minute profile is kept. The minutes a
+// window needs second by second are its edges, and the far edges move on
+// every minute: a profile serves the dashboard polls of about one minute.
+const secondProfileAge = 10 * time.Minute
+
+// profileSeconds fills p.seconds for the profiled minutes: from the cached
+// profile when its request count equals the minute rollup's (every request
+// increments both, so the minute is unchanged), otherwise from the second
+// rollups, keeping the profile when the read was consistent (the seconds add
+// up to the minute: a batch half-applied to the rollups does not).
+func (s *Store) profileSeconds(ctx context.Context, p *windowPlan) error {
+	var stale []string
+	for m := range p.profiled {
+		if pr, ok := p.profiles[m]; ok && pr.Requests == p.minutes[m].Requests {
+			for _, sc := range pr.Seconds {
+				p.seconds[sc.Second] = sc.Counters
+			}
+			continue
+		}
+		stale = append(stale, m)
+	}
+	read := make([][]Rollup, len(stale))
+	err := parallel(len(stale), func(i int) error {
+		docs, err := s.rollupDocsIn(ctx, s.seconds, bson.M{"m": stale[i]})
+		read[i] = docs
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var keep []mongo.WriteModel
+	for i, m := range stale {
+		pr := minuteSeconds{ID: "sec|" + m, Kind: "sec", At: s.now().UTC()}
+		var sum int64
+		for _, d := range read[i] {
+			p.seconds[d.ID] = d.Counters
+			pr.Seconds = append(pr.Seconds, secondCounts{Second: d.ID, Counters: d.Counters})
+			sum += d.Requests
+		}
+		pr.Requests = p.minutes[m].Requests
+		if sum == pr.Requests {
+			keep = append(keep, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": pr.ID}).SetReplacement(pr).SetUpsert(true))
+		}
+	}
+	if len(keep) > 0 {
+		// The answer is complete already: a failed cache write only costs the
+		// next poll a re-read.
+		if _, err := s.cache().BulkWrite(ctx, keep, options.BulkWrite().SetOrdered(false)); err == nil {
+			_, _ = s.cache().DeleteMany(ctx, bson.M{"kind": "sec", "at": bson.M{"$lt": s.now().UTC().Add(-secondProfileAge)}})
+		}
+	}
+	return nil
 }

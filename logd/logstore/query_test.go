@@ -56,6 +56,51 @@ func TestOverviewWindowsCrossAMonthBoundaryToTheSecond(t *testing.T) {
 	}
 }
 
+func TestOverviewEdgeMinutesFollowLateAndHalfAppliedWrites(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	at := func(s string) time.Time { v, _ := time.Parse(time.RFC3339, s); return v }
+	now := at("2026-12-01T00:10:30Z")
+	st.SetClock(func() time.Time { return now })
+	day := func() int64 {
+		t.Helper()
+		o, err := st.Overview(ctx, logapi.OverviewQuery{Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.Day.Requests
+	}
+	write(t, st, "b1",
+		req("before", at("2026-11-30T00:10:29Z"), "k1", "m", "t", 200, 1),
+		req("first", at("2026-11-30T00:10:30Z"), "k1", "m", "t", 200, 1))
+	for i := 0; i < 2; i++ { // the second answer reads the far edge's minute profile
+		if n := day(); n != 1 {
+			t.Fatalf("call %d: day = %d, want 1", i+1, n)
+		}
+	}
+	// A late event in the far edge minute.
+	write(t, st, "b2", req("late", at("2026-11-30T00:10:45Z"), "k1", "m", "t", 200, 1))
+	if n := day(); n != 2 {
+		t.Fatalf("after a late event: day = %d, want 2", n)
+	}
+	// A batch applied to the minute rollup and not yet to the second rollup
+	// (it is retried): the seconds still say 2.
+	inc := func(coll, id string) {
+		t.Helper()
+		if _, err := db.Collection(coll).UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$inc": bson.M{"req": 1, "ok": 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inc(logstore.CollMinutes, "2026-11-30T00:10")
+	if n := day(); n != 2 {
+		t.Fatalf("half-applied: day = %d, want 2", n)
+	}
+	inc(logstore.CollSeconds, "2026-11-30T00:10:45") // the retry completes it
+	if n := day(); n != 3 {
+		t.Errorf("completed: day = %d, want 3", n)
+	}
+}
+
 func attention(t *testing.T, st *logstore.Store, code int, now time.Time) string {
 	t.Helper()
 	a, err := st.Attention(context.Background(), logapi.AttentionQuery{Code: code, Now: now})
