@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gemini-balance-go/logd/internal/testenv"
 	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/logapi"
+	"github.com/gemini-balance-go/shared/mongox"
 )
 
 // BenchmarkQueriesMillionLogsPostgres seeds a busy day (LOGD_BENCH_ROWS,
@@ -117,6 +119,18 @@ func BenchmarkQueriesMillionLogsPostgres(b *testing.B) {
 	})
 	measure("request-logs-key-page", func() error {
 		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{KeyID: "key007", Limit: 50})
+		return err
+	})
+	// On a busy day the current hour changes between two polls, so its
+	// per-key rollups are read every time: one more request in the current
+	// hour's overall rollup, without its per-key rollup, keeps it changed.
+	_, err := db.Collection(logstore.CollRollups).UpdateOne(ctx, bson.M{"_id": logstore.RollupID(mongox.HourBucket(now), "*", "*", "*")},
+		bson.M{"$inc": bson.M{"req": 1, "codes.429": 1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	measure("attention-429-busy-hour", func() error {
+		_, err := st.Attention(ctx, logapi.AttentionQuery{Code: 429, Limit: 20, Now: now})
 		return err
 	})
 }

@@ -180,3 +180,27 @@ func TestAttentionDoesNotKeepAHalfAppliedBatch(t *testing.T) {
 		t.Errorf("completed: 429 keys = %s, want [{k2 2} {k1 1}]", got)
 	}
 }
+
+func TestQueriesOfAKeyWithoutLogsAnswerEmpty(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	write(t, st, "b1", req("a", t0, "k1", "m", "t", 429, 1))
+	p, err := st.RequestLogs(ctx, logapi.RequestLogQuery{KeyID: "k2", Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Total != 0 || p.Logs == nil || len(p.Logs) != 0 {
+		t.Errorf("k2 page = %+v, want an empty list and total 0", p)
+	}
+	p, err = st.RequestLogs(ctx, logapi.RequestLogQuery{KeyID: "k1", Limit: 50})
+	if err != nil || p.Total != 1 || len(p.Logs) != 1 || p.Logs[0].ID != "a" {
+		t.Errorf("k1 page = %+v, %v; want [a] of 1", p, err)
+	}
+	if got := attention(t, st, 429, t0.Add(48*time.Hour)); got != "[]" {
+		t.Errorf("429 keys two days later = %s, want none", got)
+	}
+	o, err := st.Overview(ctx, logapi.OverviewQuery{Now: t0.Add(48 * time.Hour)})
+	if err != nil || o.Day.Requests != 0 || o.Month.Requests != 1 {
+		t.Errorf("overview two days later = day %+v, month %+v, %v; want 0 and 1", o.Day, o.Month, err)
+	}
+}
