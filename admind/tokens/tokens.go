@@ -72,6 +72,9 @@ type Store struct {
 	coll *mongo.Collection
 	js   jetstream.JetStream
 	Now  func() time.Time
+	// beforeWrite, when set (tests), runs between reading MongoDB and
+	// writing the bucket in reconcile: the window a concurrent writer hits.
+	beforeWrite func(id string)
 }
 
 // NewStore uses db's tokens collection and publishes through js.
@@ -277,6 +280,9 @@ func (s *Store) reconcile(ctx context.Context, id string) (bool, error) {
 		found := err == nil
 		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 			return false, fmt.Errorf("read client token: %w", err)
+		}
+		if s.beforeWrite != nil {
+			s.beforeWrite(id)
 		}
 		switch {
 		case found && have != nil && string(have) == string(entry(d)):
