@@ -3,8 +3,8 @@
 //
 // Publishing never blocks a client request: an event goes into a bounded
 // in-memory queue (one for request events, one for error events, each of
-// EVENT_QUEUE events). A couple of publishers drain the queues by group
-// commit: a publisher takes everything waiting in one queue (up to
+// EVENT_QUEUE events). One publisher drains the queues by group commit:
+// it takes everything waiting in one queue (up to
 // bus.MaxBatchEvents events and a byte bound), sends it as one
 // bus.RequestBatch or bus.ErrorBatch message, waits for JetStream's ack, and
 // repeats. At low traffic a message carries one event and leaves at once;
@@ -98,8 +98,12 @@ type Options struct {
 	// Queue bounds each queue (request events, error events) in events
 	// (config.Infra.EventQueue; default 65,536).
 	Queue int
-	// Workers is the number of concurrent batch publishers (default 2):
-	// while one waits for JetStream's ack, the next batch accumulates.
+	// Workers is the number of concurrent batch publishers. The default,
+	// one, gives the largest batches: while it waits for JetStream's ack the
+	// next batch accumulates. With two, the all-in-one under 32 clients sent
+	// 4.5 events per message instead of 7 and spent more CPU on publishing
+	// (edgebench -profile, 2026-11-27), and one publisher's ceiling is some
+	// 300,000 events/s (BenchmarkPublisher), far above a replica's traffic.
 	Workers int
 	// MaxBatchBytes bounds a batch message's encoded size (default
 	// DefaultMaxBatchBytes). An event that alone exceeds it goes out alone.
@@ -114,7 +118,7 @@ func New(wm message.Publisher, o Options) *Publisher {
 		o.Queue = 65536
 	}
 	if o.Workers <= 0 {
-		o.Workers = 2
+		o.Workers = 1
 	}
 	if o.MaxBatchBytes <= 0 {
 		o.MaxBatchBytes = DefaultMaxBatchBytes
