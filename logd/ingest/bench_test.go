@@ -133,6 +133,13 @@ func (m *cpuMeter) report(b *testing.B, n int, pg bool) {
 		return
 	}
 	pgCPU := m.dPG
+	if os.Getenv("LOGD_BENCH_PGSTATS") != "" {
+		// Needs LOGD_BENCH_PG_OPTS="-c shared_preload_libraries=pg_stat_statements".
+		_, _ = testenv.PostgresQuery("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+		out, err := testenv.PostgresQuery(`SELECT calls, round(total_exec_time) AS ms, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+			FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12`)
+		b.Logf("pg_stat_statements (%v):\n%s", err, out)
+	}
 	b.ReportMetric(per(self), "proc-cpu-µs/event")
 	b.ReportMetric(per(pgCPU), "pg-cpu-µs/event")
 	b.Logf("CPU: %.1f µs/event in the bench process (logd, NATS, FerretDB, publisher) + %.1f µs/event in PostgreSQL = %.0f events per CPU-second",

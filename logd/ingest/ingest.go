@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,6 +121,11 @@ type Ingester struct {
 	// batches holds the batches not yet journaled nor given up: a duplicate
 	// row tagged with one of them is counted by that batch (Store.Settle).
 	batches map[string]bool
+	// done remembers the messages stored lately (bounded, oldest dropped
+	// first): a delivery of one again means its ack was lost, and it is
+	// acknowledged without being stored again.
+	done      map[string]bool
+	doneOrder []string
 	// settled collects inserted batches waiting for the rollup stage.
 	settled []*batch
 	closed  bool // no more batches come to the rollup stage
@@ -138,7 +144,7 @@ func New(opt Options, deps Deps) *Ingester {
 		m = NewMetrics(nil)
 	}
 	return &Ingester{opt: opt, deps: deps, log: log, m: m,
-		msgs: map[string]*unit{}, batches: map[string]bool{}, wake: make(chan struct{}, 1)}
+		msgs: map[string]*unit{}, batches: map[string]bool{}, done: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
 // unit is one message and the events it carries.
@@ -394,8 +400,12 @@ func (in *Ingester) subscribe(ctx context.Context, conn *nats.Conn, topic string
 	sub, err := wmnats.NewSubscriberWithNatsConn(conn, wmnats.SubscriberSubscriptionConfig{
 		Unmarshaler:      rawUnmarshaler{},
 		SubscribersCount: count,
-		AckWaitTimeout:   in.opt.AckWait,
-		CloseTimeout:     5 * time.Second,
+		// Watermill drops a late ack silently once this passes, and the
+		// server then redelivers a message that is already stored. Wait far
+		// longer than the server's AckWait: a redelivery while the first
+		// delivery is still being stored is settled with it (see parse).
+		AckWaitTimeout: max(10*in.opt.AckWait, time.Hour),
+		CloseTimeout:   5 * time.Second,
 		SubjectCalculator: func(_, topic string) *wmnats.SubjectDetail {
 			return &wmnats.SubjectDetail{Primary: topic, QueueGroup: name}
 		},
@@ -462,8 +472,12 @@ func msgKey(m *message.Message) string {
 	if k := m.Metadata.Get(metaSeq); k != "" {
 		return k
 	}
-	return m.UUID
+	return noSeq + m.UUID
 }
+
+// noSeq marks a key that is not a stream sequence (a message without
+// JetStream metadata); such keys are not remembered after storing.
+const noSeq = "id:"
 
 // parse turns a message into a unit of valid events, dead-lettering what
 // cannot be stored. It returns nil when nothing is left to store (the
@@ -477,8 +491,22 @@ func (in *Ingester) parse(ctx context.Context, m *message.Message, isRequest boo
 		in.mu.Unlock()
 		return nil
 	}
+	stored := in.done[u.key]
 	in.mu.Unlock()
+	if stored {
+		m.Ack()
+		return nil
+	}
 
+	if in.parseValid(u, isRequest) {
+		in.mu.Lock()
+		in.msgs[u.key] = u
+		in.mu.Unlock()
+		return u
+	}
+	// Something is wrong with the message or one of its events: parse it
+	// again event by event to find what to store and what to dead-letter.
+	u.reqs, u.errs = nil, nil
 	var raw struct {
 		V      int               `json:"v"`
 		Events []json.RawMessage `json:"events"`
@@ -531,6 +559,41 @@ func (in *Ingester) parse(ctx context.Context, m *message.Message, isRequest boo
 	in.msgs[u.key] = u
 	in.mu.Unlock()
 	return u
+}
+
+// parseValid decodes a message in one pass when it is a batch of valid
+// events, which is the common case, and reports whether it was.
+func (in *Ingester) parseValid(u *unit, isRequest bool) bool {
+	if isRequest {
+		var b bus.RequestBatch
+		if json.Unmarshal(u.m.Payload, &b) != nil || len(b.Events) == 0 {
+			return false
+		}
+		for i := range b.Events {
+			if checkEvent(b.Events[i].ID, b.Events[i].Time) != "" {
+				return false
+			}
+		}
+		u.reqs = make([]logstore.RequestLog, len(b.Events))
+		for i := range b.Events {
+			u.reqs[i] = logstore.FromRequestEvent(&b.Events[i])
+		}
+		return true
+	}
+	var b bus.ErrorBatch
+	if json.Unmarshal(u.m.Payload, &b) != nil || len(b.Events) == 0 {
+		return false
+	}
+	for i := range b.Events {
+		if checkEvent(b.Events[i].ID, b.Events[i].Time) != "" {
+			return false
+		}
+	}
+	u.errs = make([]logstore.ErrorLog, len(b.Events))
+	for i := range b.Events {
+		u.errs[i] = logstore.FromErrorEvent(&b.Events[i])
+	}
+	return true
 }
 
 func checkEvent(id string, t time.Time) string {
@@ -693,6 +756,22 @@ func (in *Ingester) signal() {
 	}
 }
 
+// rememberMessages bounds the stored message keys kept (about 4 MiB).
+const rememberMessages = 1 << 16
+
+// remember notes a stored message (under mu).
+func (in *Ingester) remember(key string) {
+	if in.done[key] {
+		return
+	}
+	in.done[key] = true
+	in.doneOrder = append(in.doneOrder, key)
+	if len(in.doneOrder) > rememberMessages {
+		delete(in.done, in.doneOrder[0])
+		in.doneOrder = in.doneOrder[1:]
+	}
+}
+
 // finish acknowledges (stored) or nacks (given up) a batch's messages and
 // the redelivered copies that waited for them, and forgets the batch.
 func (in *Ingester) finish(b *batch, stored bool) {
@@ -701,6 +780,9 @@ func (in *Ingester) finish(b *batch, stored bool) {
 	for _, u := range b.units {
 		copies = append(copies, u.copies...)
 		delete(in.msgs, u.key)
+		if stored && !strings.HasPrefix(u.key, noSeq) {
+			in.remember(u.key)
+		}
 	}
 	delete(in.batches, b.id)
 	in.mu.Unlock()

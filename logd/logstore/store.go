@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -225,17 +226,30 @@ func (s *Store) Settle(ctx context.Context, round string, ps []*Pending, inFligh
 			withRows = append(withRows, p.Batch)
 		}
 	}
+	var lookup []string
+	for _, p := range ps {
+		for _, r := range p.dups {
+			if !claimed[r.ID] {
+				lookup = append(lookup, r.ID)
+			}
+		}
+	}
+	owners, err := s.rowBatches(ctx, lookup)
+	if err != nil {
+		return err
+	}
 	journaled := map[string]bool{}
 	for _, p := range ps {
 		for _, r := range p.dups {
 			if claimed[r.ID] {
 				continue
 			}
-			count, err := s.ownsUnrolled(ctx, p.Batch, r.ID, inFlight, journaled)
+			count, err := s.ownsUnrolled(ctx, p.Batch, r.ID, owners[r.ID], inFlight, journaled)
 			if err != nil {
 				return err
 			}
 			if count {
+				owners[r.ID] = p.Batch
 				roll = append(roll, r)
 				claimed[r.ID] = true
 				p.Result.Rolled++
@@ -259,21 +273,62 @@ func (s *Store) Settle(ctx context.Context, round string, ps []*Pending, inFligh
 	return nil
 }
 
-// ownsUnrolled reports whether batch must count the stored row id: the row
-// is tagged with batch itself (an earlier attempt of the same batch inserted
-// it), or with a batch that is neither in flight nor journaled; the latter
-// is re-tagged with batch so batch's journal entry covers it.
-func (s *Store) ownsUnrolled(ctx context.Context, batch, id string, inFlight func(string) bool, journaled map[string]bool) (bool, error) {
-	// One _id lookup per duplicate: FerretDB pushes an _id equality down to
-	// its backend but answers $in by scanning the whole collection.
-	var row struct {
-		Batch string `bson:"b"`
+// lookupConcurrency bounds the duplicate-row lookups sent at once: each is
+// an _id lookup, cheap alone but many after a redelivery.
+const lookupConcurrency = 8
+
+// rowBatches returns the batch tag of each stored request log in ids.
+func (s *Store) rowBatches(ctx context.Context, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
 	}
-	err := s.requests.FindOne(ctx, bson.M{"_id": id}, options.FindOne().SetProjection(bson.M{"b": 1})).Decode(&row)
-	if err != nil {
-		return false, fmt.Errorf("look up duplicate row %s: %w", id, err)
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+		next     = make(chan string)
+	)
+	for w := 0; w < min(lookupConcurrency, len(ids)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				// One _id lookup per duplicate: FerretDB pushes an _id
+				// equality down to its backend but answers $in by scanning
+				// the whole collection.
+				var row struct {
+					Batch string `bson:"b"`
+				}
+				err := s.requests.FindOne(ctx, bson.M{"_id": id}, options.FindOne().SetProjection(bson.M{"b": 1})).Decode(&row)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("look up duplicate row %s: %w", id, err)
+				}
+				out[id] = row.Batch
+				mu.Unlock()
+			}
+		}()
 	}
-	owner := row.Batch
+	for _, id := range ids {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	return out, firstErr
+}
+
+// ownsUnrolled reports whether batch must count the stored row id, tagged
+// with owner: owner is batch itself (an earlier attempt of the same batch
+// inserted it), or a batch that is neither in flight nor journaled; the
+// latter row is re-tagged with batch so batch's journal entry covers it.
+func (s *Store) ownsUnrolled(ctx context.Context, batch, id, owner string, inFlight func(string) bool, journaled map[string]bool) (bool, error) {
 	if owner == batch {
 		return true, nil
 	}

@@ -60,6 +60,7 @@ func StartPostgres(t testing.TB) string {
 	t.Cleanup(func() {
 		_ = exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "fast", "stop").Run()
 	})
+	lastPsql.Store(&psqlCmd{bin: filepath.Join(bin, "psql"), port: strconv.Itoa(port)})
 	if pid, err := os.ReadFile(filepath.Join(data, "postmaster.pid")); err == nil {
 		if n, err := strconv.Atoi(strings.SplitN(string(pid), "\n", 2)[0]); err == nil {
 			postmaster.Store(int64(n))
@@ -69,7 +70,24 @@ func StartPostgres(t testing.TB) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/ferretdb", port)
 }
 
-var postmaster atomic.Int64
+var (
+	postmaster atomic.Int64
+	lastPsql   atomic.Pointer[psqlCmd]
+)
+
+type psqlCmd struct{ bin, port string }
+
+// PostgresQuery runs sql with psql on database "ferretdb" of the cluster
+// started last and returns its output (benchmark diagnostics, e.g.
+// pg_stat_statements when LOGD_BENCH_PG_OPTS preloads it).
+func PostgresQuery(sql string) (string, error) {
+	p := lastPsql.Load()
+	if p == nil {
+		return "", fmt.Errorf("no PostgreSQL cluster started")
+	}
+	out, err := exec.Command(p.bin, "-h", "127.0.0.1", "-p", p.port, "-U", "postgres", "-d", "ferretdb", "-c", sql).CombinedOutput()
+	return string(out), err
+}
 
 // PostgresCPU returns the CPU time used so far by the PostgreSQL cluster
 // started last (its postmaster and the backends alive now, which hold
