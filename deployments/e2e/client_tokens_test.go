@@ -16,6 +16,7 @@ import (
 	"google.golang.org/genai"
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
+	"github.com/gemini-balance-go/shared/bus"
 )
 
 // A client token created through admind's REST API works on every edge
@@ -40,6 +41,9 @@ func TestClientTokenFromAdmindWorksOnEveryEdgeUntilRevoked(t *testing.T) {
 		t.Fatalf("creation answer without token or id: %+v", created)
 	}
 	token := created.Token
+
+	// edge's NATS user can watch the bucket but not change it.
+	edgeCannotWriteTheTokenBucket(t, ctx, s, created.ID)
 
 	// Propagation to the edges is asynchronous: call until the token works.
 	for i := range 2 {
@@ -116,6 +120,9 @@ func TestClientTokenFromAdmindWorksOnEveryEdgeUntilRevoked(t *testing.T) {
 		if strings.Contains(log, token) {
 			t.Errorf("log of %s carries the managed token", name)
 		}
+		if name == "nats" {
+			continue // it logged the refusals edgeCannotWriteTheTokenBucket provoked
+		}
 		if strings.Contains(strings.ToLower(log), "permissions violation") || strings.Contains(log, "Subscription Violation") {
 			t.Errorf("%s hit a NATS permission violation:\n%s", name, log)
 		}
@@ -189,6 +196,38 @@ func eventually(t *testing.T, ctx context.Context, what string, cond func() (boo
 		case <-ctx.Done():
 			t.Fatalf("%s: never happened; last attempt: %s", what, last)
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// edgeCannotWriteTheTokenBucket logs in as the deployment's edge user and
+// tries to forge an entry and to purge the bucket's stream: NATS refuses
+// both. (Had either gone through, the token would never start working on the
+// edges, which the caller checks next.)
+func edgeCannotWriteTheTokenBucket(t *testing.T, ctx context.Context, s *stack.Stack, id string) {
+	t.Helper()
+	// The stack gives every deployment user the password e2e-<user>-secret;
+	// TapURL carries the tap user's.
+	url := strings.Replace(s.TapURL(), "tap:e2e-tap-secret@", "edge:e2e-edge-secret@", 1)
+	refused := make(chan error, 4)
+	nc, err := nats.Connect(url, nats.Name("e2e-as-edge"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			refused <- err
+		}
+	}))
+	if err != nil {
+		t.Fatalf("connect as edge: %v", err)
+	}
+	defer nc.Close()
+	forged, _ := json.Marshal(map[string]any{"v": 1, "id": id, "sha256": strings.Repeat("0", 64)})
+	for _, subject := range []string{"$KV." + bus.BucketClientTokens + "." + id, "$JS.API.STREAM.PURGE.KV_" + bus.BucketClientTokens} {
+		if err := nc.Publish(subject, forged); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-refused:
+		case <-ctx.Done():
+			t.Fatalf("edge's NATS user may publish to %s", subject)
 		}
 	}
 }
