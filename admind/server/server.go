@@ -153,10 +153,10 @@ func (s *Server) bootstrap(ctx context.Context, seed config.Settings) error {
 		if err == nil {
 			return nil
 		}
-		s.d.Log.Warn("settings bootstrap failed; retrying", "err", err)
+		s.d.Log.Warn("publishing settings and client tokens failed; retrying", "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("admind: settings bootstrap: %w", errors.Join(err, ctx.Err()))
+			return fmt.Errorf("admind: publish settings and client tokens: %w", errors.Join(err, ctx.Err()))
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)
