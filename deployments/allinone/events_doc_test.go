@@ -54,7 +54,7 @@ func TestEventsDocExamplesMatchThePayloadTypes(t *testing.T) {
 		func() any { return &bus.KeyStateEvent{} }, func() any { return &bus.Tick{} },
 		func() any { return &bus.DeadLetter{} }, func() any { return &bus.AcquireRequest{} },
 		func() any { return &bus.AcquireReply{} }, func() any { return &bus.Report{} },
-		func() any { return &bus.FileBinding{} },
+		func() any { return &bus.FileBinding{} }, func() any { return &bus.ClientToken{} },
 	}
 	blocks := strings.Split(string(doc), "```json\n")[1:]
 	checked := 0

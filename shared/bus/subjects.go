@@ -42,8 +42,8 @@ const (
 // JetStream streams and the subjects they capture.
 const (
 	// StreamEvents holds request, error and key-state events.
-	StreamEvents         = "GB_EVENTS"
-	SubjectEventsAll     = "gb.events.>"
+	StreamEvents     = "GB_EVENTS"
+	SubjectEventsAll = "gb.events.>"
 	// Request and error events travel in batches (RequestBatch, ErrorBatch):
 	// edge groups what accumulates while its previous publish is in flight, so
 	// one JetStream message carries one event at low traffic and hundreds
@@ -80,6 +80,13 @@ const (
 const (
 	BucketSettings = "gb_settings"
 	KeySettings    = "current"
+
+	// BucketClientTokens carries the client tokens admind manages to every
+	// edge replica: one ClientToken entry per token, keyed by the token id.
+	// admind writes it on every change and re-syncs it from MongoDB at start;
+	// edge watches it and applies changes live. Entries hold a SHA-256 of the
+	// token, never the token.
+	BucketClientTokens = "gb_client_tokens"
 )
 
 // Service names, used for NATS connection names and micro service discovery.

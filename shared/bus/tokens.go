@@ -6,12 +6,6 @@ import (
 	"time"
 )
 
-// Client tokens managed by admind travel to every edge replica through this
-// KV bucket: one entry per token, keyed by the token id. admind writes it on
-// every change and re-syncs it from MongoDB at start; edge watches it and
-// applies changes live. Entries hold a SHA-256 of the token, never the token.
-const BucketClientTokens = "gb_client_tokens"
-
 // ClientToken is the value of one entry in BucketClientTokens.
 type ClientToken struct {
 	V int `json:"v"`
