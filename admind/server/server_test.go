@@ -74,8 +74,16 @@ func start(t *testing.T, nc *nats.Conn, db *mongo.Database, sd config.Settings) 
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	e := &env{nc: nc, js: js, db: db, live: live, http: hs}
-	// Run has bootstrapped once the settings are in the bucket.
-	waitFor(t, func() bool { _, ok, _ := natsx.FetchSettings(context.Background(), js); return ok })
+	// Run has bootstrapped once the settings are in the bucket and admind's
+	// micro service (registered last, after the token sync) answers.
+	waitFor(t, func() bool {
+		_, ok, _ := natsx.FetchSettings(context.Background(), js)
+		if !ok {
+			return false
+		}
+		_, err := nc.Request("$SRV.PING.admind", nil, 200*time.Millisecond)
+		return err == nil
+	})
 	return e
 }
 
