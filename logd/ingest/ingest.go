@@ -254,6 +254,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 	go func() { defer close(rollupDone); in.rollups(ctx) }()
 
 	in.batchMessages(ctx, reqCh, errCh, toWrite)
+	// Messages that still arrive are handed back at once (a nack, redelivered
+	// after NakDelay) until the subscriptions close, instead of waiting out
+	// AckWait: a restarted or another logd then gets them promptly.
+	go nackAll(reqCh, errCh)
 	close(toWrite)
 	writers.Wait()
 	in.closeQueue()
@@ -332,6 +336,23 @@ func (in *Ingester) batchMessages(ctx context.Context, reqCh, errCh <-chan *mess
 	}
 }
 
+func nackAll(chs ...<-chan *message.Message) {
+	var wg sync.WaitGroup
+	for _, ch := range chs {
+		if ch == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range ch {
+				m.Nack()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // newBatch starts a batch and marks it in flight: from then on a duplicate
 // row tagged with it is left for it to count (see Store.Settle).
 func (in *Ingester) newBatch() *batch {
@@ -405,7 +426,10 @@ func (in *Ingester) subscribe(ctx context.Context, conn *nats.Conn, topic string
 		// longer than the server's AckWait: a redelivery while the first
 		// delivery is still being stored is settled with it (see parse).
 		AckWaitTimeout: max(10*in.opt.AckWait, time.Hour),
-		CloseTimeout:   5 * time.Second,
+		// A nacked message (a stop, a failed dead-letter publish) comes back
+		// after a pause rather than at once into the same hands.
+		NakDelay:     wmnats.NewStaticDelay(time.Second),
+		CloseTimeout: 5 * time.Second,
 		SubjectCalculator: func(_, topic string) *wmnats.SubjectDetail {
 			return &wmnats.SubjectDetail{Primary: topic, QueueGroup: name}
 		},
