@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/logd/internal/testenv"
 	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/logapi"
@@ -24,11 +25,22 @@ import (
 //
 //	go test ./logd/logstore -run '^$' -bench QueriesMillion -benchtime 1x -timeout 30m
 func BenchmarkQueriesMillionLogsPostgres(b *testing.B) {
-	rows := 1_000_000
+	benchQueries(b, testenv.StartFerretPostgres(b), 1_000_000)
+}
+
+// BenchmarkQueriesSQLite is the same on the all-in-one's embedded FerretDB
+// on SQLite, which pushes only _id equality down; default 100,000 rows:
+//
+//	go test ./logd/logstore -run '^$' -bench QueriesSQLite -benchtime 1x -timeout 30m
+func BenchmarkQueriesSQLite(b *testing.B) {
+	benchQueries(b, ferret.StartForTest(b), 100_000)
+}
+
+func benchQueries(b *testing.B, uri string, rows int) {
 	if n, err := strconv.Atoi(os.Getenv("LOGD_BENCH_ROWS")); err == nil && n > 0 {
 		rows = n
 	}
-	db := testenv.Mongo(b, testenv.StartFerretPostgres(b), "logd")
+	db := testenv.Mongo(b, uri, "logd")
 	st := logstore.New(db)
 	ctx := context.Background()
 	if err := st.EnsureIndexes(ctx); err != nil {
