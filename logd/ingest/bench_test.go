@@ -25,9 +25,13 @@ import (
 //
 // Events are published the way edge does: packed into bus.RequestBatch
 // messages of up to bus.MaxBatchEvents events. LOGD_BENCH_EVENTS sets the
-// sustained-ingest event count (default 50000), LOGD_BENCH_BATCH the batch
+// sustained-ingest event count (default 50000), LOGD_BENCH_PER the events per
+// message of that benchmark (default 256), LOGD_BENCH_BATCH the batch
 // size and LOGD_BENCH_WRITERS the parallel log inserts (default: ingest's
-// defaults); LOGD_BENCH_PG_OPTS adds PostgreSQL server settings.
+// defaults); LOGD_BENCH_PG_OPTS adds PostgreSQL server settings,
+// LOGD_BENCH_INDEXES=0 skips the query indexes, LOGD_BENCH_PGSTATS=1 prints
+// pg_stat_statements (with LOGD_BENCH_PG_OPTS="-c
+// shared_preload_libraries=pg_stat_statements").
 
 func benchEvents(n int, from time.Time) []bus.RequestEvent {
 	statuses := []int{200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 429, 500, 400}
@@ -44,6 +48,15 @@ func benchEvents(n int, from time.Time) []bus.RequestEvent {
 		}
 	}
 	return evs
+}
+
+// benchPer is the events per message of the sustained benchmark
+// (LOGD_BENCH_PER; default bus.MaxBatchEvents, edge's batches under load).
+func benchPer() int {
+	if n, err := strconv.Atoi(os.Getenv("LOGD_BENCH_PER")); err == nil && n > 0 {
+		return min(n, bus.MaxBatchEvents)
+	}
+	return bus.MaxBatchEvents
 }
 
 func benchCount() int {
@@ -63,8 +76,12 @@ func newBenchEnv(b *testing.B, uri string) *benchEnv {
 	n := testenv.StartNATS(b)
 	db := testenv.Mongo(b, uri, "logd")
 	st := logstore.New(db)
-	if err := st.EnsureIndexes(context.Background()); err != nil {
-		b.Fatal(err)
+	// LOGD_BENCH_INDEXES=0 leaves out the query indexes (ingest itself needs
+	// only _id), to show what they cost.
+	if os.Getenv("LOGD_BENCH_INDEXES") != "0" {
+		if err := st.EnsureIndexes(context.Background()); err != nil {
+			b.Fatal(err)
+		}
 	}
 	return &benchEnv{nats: n, store: st, count: func() int64 {
 		c, _ := db.Collection(logstore.CollRequests).CountDocuments(context.Background(), bson.M{})
@@ -155,11 +172,11 @@ func benchSustained(b *testing.B, uri string, pg bool) {
 	b.ResetTimer()
 	cpu := startCPU()
 	start := time.Now()
-	e.nats.PublishRequests(b, evs)
+	e.nats.PublishRequestsPer(b, evs, benchPer())
 	pub := time.Since(start)
 	took := e.waitDrained(b, n, cpu).Sub(start)
 	b.ReportMetric(float64(n)/took.Seconds(), "events/s")
-	b.Logf("sustained ingest: %d events in %s = %.0f events/s (publishing alone took %s)", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), pub.Round(time.Millisecond))
+	b.Logf("sustained ingest: %d events (%d per message) in %s = %.0f events/s (publishing alone took %s)", n, benchPer(), took.Round(time.Millisecond), float64(n)/took.Seconds(), pub.Round(time.Millisecond))
 	cpu.report(b, n, pg)
 }
 

@@ -59,7 +59,7 @@ type Options struct {
 	FlushInterval time.Duration // longest wait before a partial batch is written; default 200ms
 	Writers       int           // log inserts running at once; default 4
 	// RequestMessages and ErrorMessages bound the messages in flight per
-	// consumer (Watermill subscriptions and MaxAckPending); defaults 64 and 16.
+	// consumer (Watermill subscriptions and MaxAckPending); defaults 1024 and 128.
 	RequestMessages int
 	ErrorMessages   int
 	AckWait         time.Duration // redelivery delay of an unacknowledged message; default 60s
@@ -77,11 +77,13 @@ func (o *Options) defaults() {
 	if o.Writers <= 0 {
 		o.Writers = 4
 	}
+	// At low traffic edge sends a message per event or so: the window must
+	// hold enough messages to fill a batch within FlushInterval.
 	if o.RequestMessages <= 0 {
-		o.RequestMessages = 64
+		o.RequestMessages = 1024
 	}
 	if o.ErrorMessages <= 0 {
-		o.ErrorMessages = 16
+		o.ErrorMessages = 128
 	}
 	if o.AckWait <= 0 {
 		// Received messages wait for their batch to be written and rolled up;
@@ -118,6 +120,10 @@ type Ingester struct {
 	// redelivered copy of one (AckWait passed while the store was slow)
 	// waits for the first and is settled with it, not stored again.
 	msgs map[string]*unit
+	// held counts the messages in msgs by consumer: when a consumer's
+	// MaxAckPending is reached nothing more arrives before an ack, so the
+	// batch being filled is written at once instead of at FlushInterval.
+	heldReqs, heldErrs int
 	// batches holds the batches not yet journaled nor given up: a duplicate
 	// row tagged with one of them is counted by that batch (Store.Settle).
 	batches map[string]bool
@@ -149,11 +155,12 @@ func New(opt Options, deps Deps) *Ingester {
 
 // unit is one message and the events it carries.
 type unit struct {
-	key    string
-	m      *message.Message
-	copies []*message.Message // redeliveries received while m was in flight (under mu)
-	reqs   []logstore.RequestLog
-	errs   []logstore.ErrorLog
+	key     string
+	request bool // from the request consumer
+	m       *message.Message
+	copies  []*message.Message // redeliveries received while m was in flight (under mu)
+	reqs    []logstore.RequestLog
+	errs    []logstore.ErrorLog
 }
 
 func (u *unit) events() int { return len(u.reqs) + len(u.errs) }
@@ -292,7 +299,7 @@ func (in *Ingester) batchMessages(ctx context.Context, reqCh, errCh <-chan *mess
 	for {
 		full := held != nil || cur.events >= in.opt.BatchSize
 		var send chan<- *batch
-		if full || (due && len(cur.units) > 0) {
+		if full || (len(cur.units) > 0 && (due || in.windowFull())) {
 			send = toWrite
 		}
 		reqIn, errIn := reqCh, errCh
@@ -508,7 +515,7 @@ const noSeq = "id:"
 // message is then settled), and for a redelivered copy of a message still
 // in flight, which is settled with the first.
 func (in *Ingester) parse(ctx context.Context, m *message.Message, isRequest bool) *unit {
-	u := &unit{key: msgKey(m), m: m}
+	u := &unit{key: msgKey(m), m: m, request: isRequest}
 	in.mu.Lock()
 	if first := in.msgs[u.key]; first != nil {
 		first.copies = append(first.copies, m)
@@ -523,9 +530,7 @@ func (in *Ingester) parse(ctx context.Context, m *message.Message, isRequest boo
 	}
 
 	if in.parseValid(u, isRequest) {
-		in.mu.Lock()
-		in.msgs[u.key] = u
-		in.mu.Unlock()
+		in.hold(u)
 		return u
 	}
 	// Something is wrong with the message or one of its events: parse it
@@ -579,10 +584,28 @@ func (in *Ingester) parse(ctx context.Context, m *message.Message, isRequest boo
 		m.Ack()
 		return nil
 	}
+	in.hold(u)
+	return u
+}
+
+// hold notes u as in flight until finish.
+func (in *Ingester) hold(u *unit) {
 	in.mu.Lock()
 	in.msgs[u.key] = u
+	if u.request {
+		in.heldReqs++
+	} else {
+		in.heldErrs++
+	}
 	in.mu.Unlock()
-	return u
+}
+
+// windowFull reports whether a consumer has every message it may have
+// unacknowledged in hand.
+func (in *Ingester) windowFull() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.heldReqs >= in.opt.RequestMessages || in.heldErrs >= in.opt.ErrorMessages
 }
 
 // parseValid decodes a message in one pass when it is a batch of valid
@@ -804,6 +827,11 @@ func (in *Ingester) finish(b *batch, stored bool) {
 	for _, u := range b.units {
 		copies = append(copies, u.copies...)
 		delete(in.msgs, u.key)
+		if u.request {
+			in.heldReqs--
+		} else {
+			in.heldErrs--
+		}
 		if stored && !strings.HasPrefix(u.key, noSeq) {
 			in.remember(u.key)
 		}
