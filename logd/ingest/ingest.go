@@ -57,6 +57,7 @@ const (
 type Options struct {
 	BatchSize     int           // events per log insert; default 1024 (a message is never split)
 	FlushInterval time.Duration // longest wait before a partial batch is written; default 200ms
+	IdleFlush     time.Duration // a partial batch is written once no message came for this long; default 20ms
 	Writers       int           // log inserts running at once; default 4
 	// RequestMessages and ErrorMessages bound the messages in flight per
 	// consumer (Watermill subscriptions and MaxAckPending); defaults 1024 and 128.
@@ -74,11 +75,14 @@ func (o *Options) defaults() {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 200 * time.Millisecond
 	}
+	if o.IdleFlush <= 0 {
+		o.IdleFlush = 20 * time.Millisecond
+	}
 	if o.Writers <= 0 {
 		o.Writers = 4
 	}
 	// At low traffic edge sends a message per event or so: the window must
-	// hold enough messages to fill a batch within FlushInterval.
+	// hold enough messages to make a batch worth a rollup round.
 	if o.RequestMessages <= 0 {
 		o.RequestMessages = 1024
 	}
@@ -120,10 +124,6 @@ type Ingester struct {
 	// redelivered copy of one (AckWait passed while the store was slow)
 	// waits for the first and is settled with it, not stored again.
 	msgs map[string]*unit
-	// held counts the messages in msgs by consumer: when a consumer's
-	// MaxAckPending is reached nothing more arrives before an ack, so the
-	// batch being filled is written at once instead of at FlushInterval.
-	heldReqs, heldErrs int
 	// batches holds the batches not yet journaled nor given up: a duplicate
 	// row tagged with one of them is counted by that batch (Store.Settle).
 	batches map[string]bool
@@ -155,12 +155,11 @@ func New(opt Options, deps Deps) *Ingester {
 
 // unit is one message and the events it carries.
 type unit struct {
-	key     string
-	request bool // from the request consumer
-	m       *message.Message
-	copies  []*message.Message // redeliveries received while m was in flight (under mu)
-	reqs    []logstore.RequestLog
-	errs    []logstore.ErrorLog
+	key    string
+	m      *message.Message
+	copies []*message.Message // redeliveries received while m was in flight (under mu)
+	reqs   []logstore.RequestLog
+	errs   []logstore.ErrorLog
 }
 
 func (u *unit) events() int { return len(u.reqs) + len(u.errs) }
@@ -281,11 +280,17 @@ func (in *Ingester) batchMessages(ctx context.Context, reqCh, errCh <-chan *mess
 	var held *unit // arrived when cur was too full to take it
 	timer := time.NewTimer(in.opt.FlushInterval)
 	timer.Stop()
-	due := false // the oldest event of cur has waited FlushInterval
+	// Messages also stop arriving when a consumer's window (MaxAckPending)
+	// is in hand: nothing more comes before an ack, so a batch is written
+	// once no message arrived for IdleFlush.
+	idle := time.NewTimer(in.opt.IdleFlush)
+	idle.Stop()
+	due := false // the oldest event of cur has waited FlushInterval, or arrivals paused
 	take := func(u *unit) {
 		if u == nil {
 			return
 		}
+		idle.Reset(in.opt.IdleFlush)
 		if cur.events > 0 && cur.events+u.events() > in.opt.BatchSize {
 			held = u
 			return
@@ -299,7 +304,7 @@ func (in *Ingester) batchMessages(ctx context.Context, reqCh, errCh <-chan *mess
 	for {
 		full := held != nil || cur.events >= in.opt.BatchSize
 		var send chan<- *batch
-		if full || (len(cur.units) > 0 && (due || in.windowFull())) {
+		if full || (due && len(cur.units) > 0) {
 			send = toWrite
 		}
 		reqIn, errIn := reqCh, errCh
@@ -338,6 +343,8 @@ func (in *Ingester) batchMessages(ctx context.Context, reqCh, errCh <-chan *mess
 			}
 			take(in.parse(ctx, m, false))
 		case <-timer.C:
+			due = true
+		case <-idle.C:
 			due = true
 		}
 	}
@@ -515,7 +522,7 @@ const noSeq = "id:"
 // message is then settled), and for a redelivered copy of a message still
 // in flight, which is settled with the first.
 func (in *Ingester) parse(ctx context.Context, m *message.Message, isRequest bool) *unit {
-	u := &unit{key: msgKey(m), m: m, request: isRequest}
+	u := &unit{key: msgKey(m), m: m}
 	in.mu.Lock()
 	if first := in.msgs[u.key]; first != nil {
 		first.copies = append(first.copies, m)
@@ -592,20 +599,7 @@ func (in *Ingester) parse(ctx context.Context, m *message.Message, isRequest boo
 func (in *Ingester) hold(u *unit) {
 	in.mu.Lock()
 	in.msgs[u.key] = u
-	if u.request {
-		in.heldReqs++
-	} else {
-		in.heldErrs++
-	}
 	in.mu.Unlock()
-}
-
-// windowFull reports whether a consumer has every message it may have
-// unacknowledged in hand.
-func (in *Ingester) windowFull() bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.heldReqs >= in.opt.RequestMessages || in.heldErrs >= in.opt.ErrorMessages
 }
 
 // parseValid decodes a message in one pass when it is a batch of valid
@@ -827,11 +821,6 @@ func (in *Ingester) finish(b *batch, stored bool) {
 	for _, u := range b.units {
 		copies = append(copies, u.copies...)
 		delete(in.msgs, u.key)
-		if u.request {
-			in.heldReqs--
-		} else {
-			in.heldErrs--
-		}
 		if stored && !strings.HasPrefix(u.key, noSeq) {
 			in.remember(u.key)
 		}

@@ -175,6 +175,20 @@ func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
 	}
 }
 
+func TestBatchIsWrittenOnceMessagesStopArrivingWithoutWaitingForTheFlush(t *testing.T) {
+	// Five one-event messages fill a window of five: nothing more arrives
+	// before an ack, so waiting for the (hour-long) flush would stall ingest.
+	e := start(t, ferret.StartForTest(t), ingest.Options{BatchSize: 1000, FlushInterval: time.Hour, RequestMessages: 5})
+	now := time.Now()
+	e.nats.PublishRequestsPer(t, events(10, now), 1)
+	testenv.Eventually(t, 20*time.Second, "10 request logs", func() bool {
+		return e.count(t, logstore.CollRequests, bson.M{}) == 10 && e.backlog(t, ingest.ConsumerRequests) == 0
+	})
+	if r := overall(t, e.db, now); r.Requests != 10 {
+		t.Fatalf("overall rollup counts %d requests, want 10", r.Requests)
+	}
+}
+
 func TestSameEventInSeveralMessagesIsOneRowAndOneRollupIncrement(t *testing.T) {
 	e := start(t, ferret.StartForTest(t), ingest.Options{BatchSize: 200, FlushInterval: 50 * time.Millisecond})
 	now := time.Now()
