@@ -214,8 +214,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 	}()
 	// Watermill's subscriber keeps one message in flight per subscription
-	// and waits for its ack; a message carries up to bus.MaxBatchEvents
-	// events, so a few dozen subscriptions keep the writers busy.
+	// and waits for its ack, so the subscriptions are the message window:
+	// under load a message carries up to bus.MaxBatchEvents events, at low
+	// traffic about one, and the window must still fill a batch.
 	reqCh, closeReq, err := in.subscribe(subCtx, in.deps.Conn, bus.SubjectEventRequests, in.opt.RequestMessages)
 	if err != nil {
 		resume()
@@ -273,8 +274,8 @@ func (in *Ingester) Run(ctx context.Context) error {
 }
 
 // batchMessages gathers messages into batches of whole messages, up to
-// BatchSize events or FlushInterval after the first, and hands them to the
-// writers. A graceful stop hands over what it holds before returning.
+// BatchSize events, FlushInterval after the first or IdleFlush after the
+// last, and hands them to the writers. A graceful stop hands over what it holds before returning.
 func (in *Ingester) batchMessages(ctx context.Context, reqCh, errCh <-chan *message.Message, toWrite chan<- *batch) {
 	cur := in.newBatch()
 	var held *unit // arrived when cur was too full to take it
