@@ -127,14 +127,17 @@ func (c *Counters) Add(o Counters) {
 // Rollup is one rollups_hourly document. Codes counts failures by exact
 // status code ("429" → n) for the attention-keys query.
 type Rollup struct {
-	ID       string           `bson:"_id"`
-	Hour     string           `bson:"h"`
-	Day      string           `bson:"d"` // for equality-filtered reads, see Store.hourDocs
-	Month    string           `bson:"mon"`
-	Key      string           `bson:"k"`
-	Model    string           `bson:"mo"`
-	Token    string           `bson:"tk"`
-	Codes    map[string]int64 `bson:"codes,omitempty"`
+	ID    string           `bson:"_id"`
+	Hour  string           `bson:"h"`
+	Day   string           `bson:"d"` // for equality-filtered reads, see Store.hourDocs
+	Month string           `bson:"mon"`
+	Key   string           `bson:"k"`
+	Model string           `bson:"mo"`
+	Token string           `bson:"tk"`
+	Codes map[string]int64 `bson:"codes,omitempty"` // requests by the status the client saw
+	// Attempts counts failed upstream attempts by upstream status (key-level
+	// rollups only, from error events): what attention keys rank by.
+	Attempts map[string]int64 `bson:"acodes,omitempty"`
 	Counters `bson:",inline"`
 }
 

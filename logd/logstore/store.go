@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -130,6 +131,11 @@ type Pending struct {
 	Result WriteResult
 	fresh  []*RequestLog // inserted by this batch
 	dups   []*RequestLog // stored before: counted only if their batch never finished
+	// freshErrs are the error logs this batch inserted: their upstream
+	// status counts as a failed attempt of the key (attention keys). A
+	// redelivered error log is never counted again; one whose batch died
+	// before its round is not counted at all (an undercount, never double).
+	freshErrs []*ErrorLog
 }
 
 // Write stores one batch and its rollups: InsertLogs then Settle, with the
@@ -158,11 +164,20 @@ func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog,
 		for i := range errs {
 			docs[i] = &errs[i]
 		}
-		n, _, err := insertUnordered(ctx, s.errors, docs)
+		n, dupIdx, err := insertUnordered(ctx, s.errors, docs)
 		if err != nil {
 			return nil, fmt.Errorf("insert error logs: %w", err)
 		}
 		p.Result.Errors = n
+		isDup := make(map[int]bool, len(dupIdx))
+		for _, i := range dupIdx {
+			isDup[i] = true
+		}
+		for i := range errs {
+			if !isDup[i] {
+				p.freshErrs = append(p.freshErrs, &errs[i])
+			}
+		}
 	}
 	if len(reqs) == 0 {
 		return p, nil
@@ -216,7 +231,9 @@ func (s *Store) Settle(ctx context.Context, round string, ps []*Pending, inFligh
 	roll := make([]*RequestLog, 0, 1024)
 	claimed := map[string]bool{}
 	var withRows []string
+	var attempts []*ErrorLog
 	for _, p := range ps {
+		attempts = append(attempts, p.freshErrs...)
 		for _, r := range p.fresh {
 			roll = append(roll, r)
 			claimed[r.ID] = true
@@ -256,7 +273,7 @@ func (s *Store) Settle(ctx context.Context, round string, ps []*Pending, inFligh
 			}
 		}
 	}
-	if err := s.incRollups(ctx, round, roll); err != nil {
+	if err := s.incRollups(ctx, round, roll, attempts); err != nil {
 		return err
 	}
 	if len(withRows) == 0 {
@@ -361,16 +378,18 @@ type delta struct {
 	minute                  string // second rollups only
 	c                       Counters
 	codes                   map[string]int64
+	acodes                  map[string]int64 // failed upstream attempts by status (key level)
 }
 
 // incRollups applies the round's counters to every hourly rollup level, and
 // to the overall minute and second rollups, with $inc upserts guarded by the
 // round id.
-func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog) error {
-	if len(rows) == 0 {
+func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog, attempts []*ErrorLog) error {
+	if len(rows) == 0 && len(attempts) == 0 {
 		return nil
 	}
 	hourly, minutely, secondly := deltasOf(rows)
+	addAttempts(hourly, attempts)
 	if err := bulkInc(ctx, s.rollups, batch, hourly, func(d *delta) bson.D {
 		return bson.D{
 			{Key: "h", Value: d.hour}, {Key: "d", Value: d.hour[:10]}, {Key: "mon", Value: d.hour[:7]},
@@ -429,6 +448,32 @@ func deltasOf(rows []*RequestLog) (hourly, minutely, secondly map[string]*delta)
 	return hourly, minutely, secondly
 }
 
+// addAttempts counts failed upstream attempts into the key-level hourly
+// rollups (acodes.<status>): with failover, a key's 429 is usually retried on
+// another key, so the request's own status would never show it.
+func addAttempts(hourly map[string]*delta, attempts []*ErrorLog) {
+	for _, e := range attempts {
+		if e.KeyID == "" || e.Code == 0 {
+			continue // a local failure before any key was used
+		}
+		h := mongox.HourBucket(e.Time)
+		// The overall hour counts them too, so a summary of the hour can
+		// tell whether attempts arrived since it was taken.
+		for _, key := range []string{e.KeyID, Any} {
+			id := RollupID(h, key, Any, Any)
+			d := hourly[id]
+			if d == nil {
+				d = &delta{hour: h, key: key, model: Any, token: Any}
+				hourly[id] = d
+			}
+			if d.acodes == nil {
+				d.acodes = map[string]int64{}
+			}
+			d.acodes[strconv.Itoa(e.Code)]++
+		}
+	}
+}
+
 // bulkInc runs one unordered bulk of guarded $inc upserts.
 func bulkInc(ctx context.Context, coll *mongo.Collection, batch string, deltas map[string]*delta, onInsert func(*delta) bson.D) error {
 	models := make([]mongo.WriteModel, 0, len(deltas))
@@ -451,6 +496,9 @@ func bulkInc(ctx context.Context, coll *mongo.Collection, batch string, deltas m
 		}
 		for code, n := range d.codes {
 			inc = append(inc, bson.E{Key: "codes." + code, Value: n})
+		}
+		for code, n := range d.acodes {
+			inc = append(inc, bson.E{Key: "acodes." + code, Value: n})
 		}
 		update := bson.D{
 			{Key: "$inc", Value: inc},

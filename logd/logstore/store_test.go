@@ -233,3 +233,41 @@ func TestRoundOfSeveralBatchesCountsEachRowOnceAndCanBeRetried(t *testing.T) {
 		t.Fatalf("overall rollup after redelivery = %d requests, want 4", r.Requests)
 	}
 }
+
+// With failover a key's 429 is usually retried on another key, so the
+// request's own status never shows it: each failed attempt (an error log)
+// counts for its key, once, however often the event is redelivered.
+func TestFailedAttemptsCountForTheirKeyOnceEach(t *testing.T) {
+	db := testDB(t)
+	st := logstore.New(db)
+	ctx := context.Background()
+	attempt := func(id, key string, code int) logstore.ErrorLog {
+		return logstore.ErrorLog{ID: id, RequestID: "r-" + id, Time: t0, Model: "m", KeyID: key, Code: code, Type: "gemini-chat-non-stream"}
+	}
+	// The request succeeded on k2 after k1 answered 429.
+	ok := req("ev-ok", t0, "k2", "m", "t", 200, 10)
+	if _, err := st.Write(ctx, "b1", []logstore.RequestLog{ok}, []logstore.ErrorLog{attempt("e1", "k1", 429)}); err != nil {
+		t.Fatal(err)
+	}
+	// A second 429 on k1, a 503 on k2, a local failure without a key, and
+	// the first attempt redelivered.
+	errs := []logstore.ErrorLog{attempt("e2", "k1", 429), attempt("e3", "k2", 503), attempt("e4", "", 0), attempt("e1", "k1", 429)}
+	if _, err := st.Write(ctx, "b2", nil, errs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write(ctx, "b3", nil, errs[:2]); err != nil { // the whole batch again
+		t.Fatal(err)
+	}
+	k1 := rollup(t, db, "2026-11-27T06|k1|*|*")
+	if k1.Attempts["429"] != 2 || k1.Requests != 0 {
+		t.Fatalf("k1 = %d failed 429 attempts, %d requests; want 2 and 0", k1.Attempts["429"], k1.Requests)
+	}
+	k2 := rollup(t, db, "2026-11-27T06|k2|*|*")
+	if k2.Attempts["503"] != 1 || k2.Attempts["429"] != 0 || k2.Requests != 1 || k2.Successes != 1 {
+		t.Fatalf("k2 = attempts %v, %d requests, %d successes", k2.Attempts, k2.Requests, k2.Successes)
+	}
+	all := rollup(t, db, "2026-11-27T06|*|*|*")
+	if all.Attempts["429"] != 2 || all.Attempts["503"] != 1 || all.Requests != 1 {
+		t.Fatalf("overall = attempts %v, %d requests", all.Attempts, all.Requests)
+	}
+}
