@@ -130,26 +130,16 @@ func TestClientTokenFromAdmindWorksOnEveryEdgeUntilRevoked(t *testing.T) {
 	noSecrets(t, s, tap)
 }
 
-// adminCall calls admind's REST API with the admin password and decodes the
-// answer into out (when not nil).
+// adminCall calls admind's REST API with the admin password (adminDo),
+// checks the status and decodes the answer into out (when not nil).
 func adminCall(t *testing.T, s *stack.Stack, method, path, body string, want int, out any) {
 	t.Helper()
-	req, _ := http.NewRequest(method, s.AdminURL()+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+s.AuthToken())
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, data, want)
+	code, data, _ := adminDo(t, s, method, path, body)
+	if code != want {
+		t.Fatalf("%s %s: %d %s, want %d", method, path, code, data, want)
 	}
 	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
+		if err := json.Unmarshal([]byte(data), out); err != nil {
 			t.Fatalf("%s %s: %v in %s", method, path, err, data)
 		}
 	}
