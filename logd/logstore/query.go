@@ -89,35 +89,20 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 	if q.Success != nil {
 		f["success"] = *q.Success
 	}
-	// _id breaks ties so pages are stable. The count and the page are
-	// independent reads; on FerretDB each scans the collection, so they run
-	// side by side.
+	total, err := s.requests.CountDocuments(ctx, f)
+	if err != nil {
+		return logapi.RequestLogPage{}, fmt.Errorf("count request logs: %w", err)
+	}
+	// _id breaks ties so pages are stable.
 	opts := options.Find().SetSort(bson.D{{Key: sortField, Value: order}, {Key: "_id", Value: order}}).
 		SetSkip(int64(q.Offset)).SetLimit(int64(limit))
-	var (
-		total int64
-		rows  []RequestLog
-	)
-	err = parallel(2, func(i int) error {
-		if i == 0 {
-			n, err := s.requests.CountDocuments(ctx, f)
-			if err != nil {
-				return fmt.Errorf("count request logs: %w", err)
-			}
-			total = n
-			return nil
-		}
-		cur, err := s.requests.Find(ctx, f, opts)
-		if err != nil {
-			return fmt.Errorf("find request logs: %w", err)
-		}
-		if err := cur.All(ctx, &rows); err != nil {
-			return fmt.Errorf("read request logs: %w", err)
-		}
-		return nil
-	})
+	cur, err := s.requests.Find(ctx, f, opts)
 	if err != nil {
-		return logapi.RequestLogPage{}, err
+		return logapi.RequestLogPage{}, fmt.Errorf("find request logs: %w", err)
+	}
+	var rows []RequestLog
+	if err := cur.All(ctx, &rows); err != nil {
+		return logapi.RequestLogPage{}, fmt.Errorf("read request logs: %w", err)
 	}
 	page := logapi.RequestLogPage{Total: total, Logs: make([]logapi.RequestLog, len(rows))}
 	for i, r := range rows {
