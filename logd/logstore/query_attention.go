@@ -25,15 +25,36 @@ const CollQueryCache = "rollups_cache"
 const attentionCacheAge = 48 * time.Hour
 
 // hourCodes is the cached attention summary of one hour: every key's count
-// per failure status code, and the hour's overall request count when it was
-// taken.
+// per status code (requests by the status the client saw, and failed
+// upstream attempts by upstream status), and the hour's overall request and
+// failed-attempt counts when it was taken.
 type hourCodes struct {
 	ID       string                `bson:"_id"` // "att|" + hour
 	Kind     string                `bson:"kind"`
 	Hour     string                `bson:"h"`
 	Day      string                `bson:"d"`
 	Requests int64                 `bson:"req"`
+	Attempts int64                 `bson:"att"`
 	Codes    map[string][]keyCount `bson:"codes"`
+	ACodes   map[string][]keyCount `bson:"acodes"`
+}
+
+// byCode is the per-key count of a status code: failed attempts for an
+// error status (with failover, a key's 429 is usually followed by a success
+// on another key, so only the attempt shows it), requests otherwise.
+func (h *hourCodes) byCode(code string, attempts bool) []keyCount {
+	if attempts {
+		return h.ACodes[code]
+	}
+	return h.Codes[code]
+}
+
+func sumCounts(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 type keyCount struct {
@@ -42,7 +63,10 @@ type keyCount struct {
 }
 
 // Attention answers gb.logd.stats.attention: the keys with the most
-// responses of one status code in the 24 hours up to now (whole hours).
+// responses of one status code in the 24 hours up to now (whole hours). For
+// an error status (≥ 400) it counts failed upstream attempts of each key
+// (error events), as gemini-balance's per-attempt logs do; for any other
+// status, the requests that ended with it.
 //
 // On FerretDB every read scans its whole collection and evaluates all but
 // top-level equalities in Go, document by document, so the cost is the
@@ -73,6 +97,7 @@ func (s *Store) Attention(ctx context.Context, q logapi.AttentionQuery) (logapi.
 	now = now.UTC()
 	from, to := now.Add(-23*time.Hour).Truncate(time.Hour), now.Truncate(time.Hour)
 	codeKey := strconv.Itoa(code)
+	attempts := code >= 400
 
 	var days []string
 	for d := from.Truncate(24 * time.Hour); !d.After(to); d = d.Add(24 * time.Hour) {
@@ -121,11 +146,11 @@ func (s *Store) Attention(ctx context.Context, q logapi.AttentionQuery) (logapi.
 	for t := from; !t.After(to); t = t.Add(time.Hour) {
 		h := mongox.HourBucket(t)
 		o, ok := overall[h]
-		if !ok || o.Codes[codeKey] == 0 {
-			continue // no request in that hour had the code
+		if !ok || (attempts && o.Attempts[codeKey] == 0) || (!attempts && o.Codes[codeKey] == 0) {
+			continue // nothing in that hour had the code
 		}
-		if c, ok := cached[h]; ok && c.Requests == o.Requests {
-			for _, kc := range c.Codes[codeKey] {
+		if c, ok := cached[h]; ok && c.Requests == o.Requests && c.Attempts == sumCounts(o.Attempts) {
+			for _, kc := range c.byCode(codeKey, attempts) {
 				counts[kc.Key] += kc.Count
 			}
 			continue
@@ -137,7 +162,7 @@ func (s *Store) Attention(ctx context.Context, q logapi.AttentionQuery) (logapi.
 		return logapi.Attention{}, err
 	}
 	for _, hc := range fresh {
-		for _, kc := range hc.Codes[codeKey] {
+		for _, kc := range hc.byCode(codeKey, attempts) {
 			counts[kc.Key] += kc.Count
 		}
 	}
@@ -185,7 +210,7 @@ func (s *Store) summarise(ctx context.Context, hours []string) ([]hourCodes, err
 	}
 	var mu sync.Mutex
 	sums := map[string]*hourCodes{}
-	keyReqs := map[string]int64{}
+	keyReqs, keyAtt := map[string]int64{}, map[string]int64{}
 	err := parallel(len(reads), func(i int) error {
 		docs, err := s.rollupDocs(ctx, reads[i])
 		if err != nil {
@@ -198,20 +223,28 @@ func (s *Store) summarise(ctx context.Context, hours []string) ([]hourCodes, err
 				}
 				hc := sums[d.Hour]
 				if hc == nil {
-					hc = &hourCodes{ID: "att|" + d.Hour, Kind: "att", Hour: d.Hour, Day: d.Hour[:10], Codes: map[string][]keyCount{}}
+					hc = &hourCodes{ID: "att|" + d.Hour, Kind: "att", Hour: d.Hour, Day: d.Hour[:10],
+						Codes: map[string][]keyCount{}, ACodes: map[string][]keyCount{}}
 					sums[d.Hour] = hc
 				}
 				if d.Key == Any {
 					hc.Requests = d.Requests
+					hc.Attempts = sumCounts(d.Attempts)
 					continue
 				}
 				keyReqs[d.Hour] += d.Requests
+				keyAtt[d.Hour] += sumCounts(d.Attempts)
 				if d.Key == dim("") {
 					continue // requests that never got a key
 				}
 				for c, n := range d.Codes {
 					if n > 0 {
 						hc.Codes[c] = append(hc.Codes[c], keyCount{Key: d.Key, Count: n})
+					}
+				}
+				for c, n := range d.Attempts {
+					if n > 0 {
+						hc.ACodes[c] = append(hc.ACodes[c], keyCount{Key: d.Key, Count: n})
 					}
 				}
 			}
@@ -225,7 +258,7 @@ func (s *Store) summarise(ctx context.Context, hours []string) ([]hourCodes, err
 	var models []mongo.WriteModel
 	for h, hc := range sums {
 		out = append(out, *hc)
-		if keyReqs[h] == hc.Requests { // a consistent read: safe to keep
+		if keyReqs[h] == hc.Requests && keyAtt[h] == hc.Attempts { // a consistent read: safe to keep
 			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": hc.ID}).SetReplacement(hc).SetUpsert(true))
 		}
 	}

@@ -12,11 +12,23 @@ import (
 	"github.com/gemini-balance-go/shared/logapi"
 )
 
+// write stores rows as logd would receive them from edge: a failed request
+// that used a key comes with the error event of its (last) failed attempt.
 func write(t *testing.T, st *logstore.Store, batch string, rows ...logstore.RequestLog) {
 	t.Helper()
-	if _, err := st.Write(context.Background(), batch, rows, nil); err != nil {
+	var errs []logstore.ErrorLog
+	for _, r := range rows {
+		if !r.Success && r.KeyID != "" {
+			errs = append(errs, failedAttempt("a-"+r.ID, r.Time, r.KeyID, r.Status))
+		}
+	}
+	if _, err := st.Write(context.Background(), batch, rows, errs); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func failedAttempt(id string, at time.Time, key string, code int) logstore.ErrorLog {
+	return logstore.ErrorLog{ID: id, Time: at, Model: "m", KeyID: key, Code: code, Type: "gemini-chat-non-stream"}
 }
 
 func TestOverviewWindowsCrossAMonthBoundaryToTheSecond(t *testing.T) {
@@ -146,9 +158,20 @@ func TestAttentionCountsWholeHoursOfTheLast24Hours(t *testing.T) {
 	if got := attention(t, st, 429, now); got != "[{k2 3} {k1 2} {k3 1}]" {
 		t.Errorf("after a late event: 429 keys = %s, want [{k2 3} {k1 2} {k3 1}]", got)
 	}
+	// A 429 that failover hid: the request succeeded on k1 after k4's
+	// attempt was rate limited. k4 needs attention; the success does not
+	// count for k1.
+	if _, err := st.Write(context.Background(), "b3",
+		[]logstore.RequestLog{req("hidden", time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC), "k1", "m", "t", 200, 0)},
+		[]logstore.ErrorLog{failedAttempt("a-hidden", time.Date(2026, 11, 27, 9, 29, 59, 0, time.UTC), "k4", 429)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := attention(t, st, 429, now); got != "[{k2 3} {k1 2} {k3 1} {k4 1}]" {
+		t.Errorf("after a 429 hidden by failover: 429 keys = %s, want [{k2 3} {k1 2} {k3 1} {k4 1}]", got)
+	}
 	// An hour later the first hour has left the window.
-	if got := attention(t, st, 429, now.Add(time.Hour)); got != "[{k2 3} {k1 1} {k3 1}]" {
-		t.Errorf("an hour later: 429 keys = %s, want [{k2 3} {k1 1} {k3 1}]", got)
+	if got := attention(t, st, 429, now.Add(time.Hour)); got != "[{k2 3} {k1 1} {k3 1} {k4 1}]" {
+		t.Errorf("an hour later: 429 keys = %s, want [{k2 3} {k1 1} {k3 1} {k4 1}]", got)
 	}
 }
 
@@ -166,7 +189,7 @@ func TestAttentionDoesNotKeepAHalfAppliedBatch(t *testing.T) {
 	inc := func(id string) {
 		t.Helper()
 		_, err := db.Collection(logstore.CollRollups).UpdateOne(ctx, bson.M{"_id": id},
-			bson.M{"$inc": bson.M{"req": 1, "fail": 1, "f4xx": 1, "codes.429": 1}})
+			bson.M{"$inc": bson.M{"req": 1, "fail": 1, "f4xx": 1, "codes.429": 1, "acodes.429": 1}})
 		if err != nil {
 			t.Fatal(err)
 		}

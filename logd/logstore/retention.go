@@ -20,9 +20,10 @@ const BatchJournalAge = 7 * 24 * time.Hour
 // longest minute-resolved window is the first hour of the last 24 hours.
 const MinuteRollupAge = 48 * time.Hour
 
-// SecondRollupAge is how long second rollups are kept: they only serve the
-// edges of windows ending now.
-const SecondRollupAge = time.Hour
+// SecondRollupAge is how long second rollups are kept: they serve the
+// partial minutes at the edges of windows ending now, the oldest of which is
+// the first minute of the last 24 hours.
+const SecondRollupAge = 25 * time.Hour
 
 // Retain deletes what the settings say is too old, as of now: request logs
 // and error logs when their AUTO_DELETE_* switch is on, rollups past
