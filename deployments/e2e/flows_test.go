@@ -16,6 +16,7 @@ import (
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/redact"
 	"github.com/gemini-balance-go/testkit/fakegemini"
 )
 
@@ -155,18 +156,7 @@ func TestRecoverTickRestoresAKeyThatWorksAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	tap := tapEvents(t, s.NATSURL())
-	c := s.Gemini(t, 0)
-	for {
-		if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil); err != nil {
-			t.Fatalf("request failed although two good keys remain: %v", err)
-		}
-		if st, _ := fake.Stats(ctx); st.KeyHits[bad] > 0 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the invalid key was never tried")
-		}
-	}
+	sendUntilTried(t, ctx, s, bad)
 	var keyID string
 	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
 		for _, m := range msgs {
@@ -323,18 +313,7 @@ func TestRateLimitedKeyCoolsForTheRetryDelayGoogleGave(t *testing.T) {
 		t.Fatal(err)
 	}
 	tap := tapEvents(t, s.NATSURL())
-	c := s.Gemini(t, 0)
-	for {
-		if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil); err != nil {
-			t.Fatalf("request failed although two good keys remain: %v", err)
-		}
-		if st, _ := fake.Stats(ctx); st.KeyHits[limited] > 0 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the limited key was never tried")
-		}
-	}
+	sendUntilTried(t, ctx, s, limited)
 	var cooled time.Time
 	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
 		for _, m := range msgs {
@@ -350,6 +329,7 @@ func TestRateLimitedKeyCoolsForTheRetryDelayGoogleGave(t *testing.T) {
 		t.Errorf("cooldown ends in %s; Google asked for 10m", until.Round(time.Second))
 	}
 	before, _ := fake.Stats(ctx)
+	c := s.Gemini(t, 0)
 	for range 9 {
 		if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("again"), nil); err != nil {
 			t.Fatal(err)
@@ -414,5 +394,23 @@ func TestMidStreamFailureEndsTheStreamWithoutRetry(t *testing.T) {
 	}
 	if st.MethodHits["streamGenerateContent"] != 2 {
 		t.Errorf("upstream saw %d stream calls for 2 client streams (a retry after the first byte?)", st.MethodHits["streamGenerateContent"])
+	}
+}
+
+// sendUntilTried sends requests through edge 0 until the fake upstream has
+// seen key; every one of them must succeed (other good keys remain).
+func sendUntilTried(t *testing.T, ctx context.Context, s *stack.Stack, key string) {
+	t.Helper()
+	c := s.Gemini(t, 0)
+	for {
+		if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil); err != nil {
+			t.Fatalf("request failed although two good keys remain: %v", err)
+		}
+		if st, _ := s.Fake().Stats(ctx); st.KeyHits[key] > 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("key %s was never tried", redact.Hint(key))
+		}
 	}
 }
