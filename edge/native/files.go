@@ -16,6 +16,7 @@ import (
 	"github.com/gemini-balance-go/edge/keys"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/guard"
 	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/outcome"
 )
@@ -257,7 +258,7 @@ func (h *handlers) getFile(version string) gin.HandlerFunc {
 		}
 		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: rec.Route, Method: http.MethodGet, PinKeyID: b.KeyID,
 			Path: "/" + version + "/files/" + c.Param("id"), Query: relay.QueryWithoutKey(c.Request.URL.RawQuery)})
-		if resp.OK() && gjson.ValidBytes(resp.Body) {
+		if resp.OK() && guard.Valid(resp.Body) {
 			b.Metadata = append([]byte(nil), bytes.TrimSpace(resp.Body)...)
 			if err := h.Keyd.BindFile(c.Request.Context(), b); err != nil {
 				h.log.Warn("refresh file binding", "file", b.Name, "err", err)

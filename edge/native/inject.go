@@ -13,6 +13,7 @@ import (
 
 	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/guard"
 )
 
 // Inject applies the documented, settings-driven changes to a
@@ -40,7 +41,7 @@ func Inject(body []byte, m models.Model, st *config.Settings) (out []byte, appli
 	if !m.Search && !m.Image && !m.NonThinking && !hasBudget && len(st.SafetySettings) == 0 && !st.CodeExecutionEnabled && !urlCtx {
 		return body, nil
 	}
-	if !gjson.ValidBytes(body) {
+	if !guard.Valid(body) {
 		return body, nil
 	}
 	root := gjson.ParseBytes(body)
@@ -214,7 +215,7 @@ func each(tools gjson.Result, f func(gjson.Result)) {
 // generateContentRequest.model, embedding requests) from a derived name to
 // the upstream model. Other bytes are untouched.
 func RewriteModelField(body []byte, m models.Model) []byte {
-	if !m.Derived() || !bytes.Contains(body, []byte(m.Requested)) || !gjson.ValidBytes(body) {
+	if !m.Derived() || !bytes.Contains(body, []byte(m.Requested)) || !guard.Valid(body) {
 		return body
 	}
 	want := "models/" + m.Upstream

@@ -7,7 +7,6 @@ package native
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"github.com/gemini-balance-go/edge/events"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/guard"
 	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/natsx"
 )
@@ -84,12 +84,19 @@ func Register(r gin.IRouter, d Deps) {
 	}
 }
 
-// readBody reads the request body (bounded). Reading it whole also lets the
-// HTTP/1 server notice a client that disconnects while we wait upstream.
+// readBody reads the request body (at most MaxBody) and refuses JSON nested
+// deeper than guard.MaxDepth before any parser sees it; other malformed
+// JSON goes upstream to be judged, as the faithful proxy promises. Reading
+// the body whole also lets the HTTP/1 server notice a client that
+// disconnects while we wait upstream.
 func readBody(c *gin.Context) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBody))
-	if err != nil {
-		relay.WriteError(c.Writer, http.StatusRequestEntityTooLarge, "request body too large or unreadable: "+err.Error())
+	body, berr := guard.ReadBody(c.Writer, c.Request, MaxBody)
+	if berr != nil {
+		relay.WriteError(c.Writer, berr.Status, berr.Msg)
+		return nil, false
+	}
+	if err := guard.CheckJSON(body); guard.TooDeep(err) {
+		relay.WriteError(c.Writer, http.StatusBadRequest, "invalid request body: "+err.Error())
 		return nil, false
 	}
 	return body, true

@@ -7,7 +7,6 @@ package openai
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/gemini-balance-go/edge/convert"
 	"github.com/gemini-balance-go/edge/events"
 	"github.com/gemini-balance-go/edge/relay"
+	"github.com/gemini-balance-go/shared/guard"
 	"github.com/gemini-balance-go/shared/natsx"
 )
 
@@ -85,11 +85,23 @@ func Register(r gin.IRouter, d Deps) {
 	p.Any("/*path", h.passthrough)
 }
 
-// readBody reads the request body (bounded).
+// readBody reads the request body (at most MaxBody) and refuses JSON nested
+// deeper than guard.MaxDepth before any parser sees it.
 func readBody(c *gin.Context) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBody))
-	if err != nil {
-		WriteError(c, http.StatusRequestEntityTooLarge, "request body too large or unreadable: "+err.Error(), "invalid_request_error", "", "request_too_large")
+	body, berr := guard.ReadBody(c.Writer, c.Request, MaxBody)
+	if berr != nil {
+		code := "invalid_value"
+		switch berr.Status {
+		case http.StatusRequestEntityTooLarge:
+			code = "request_too_large"
+		case http.StatusRequestTimeout:
+			code = "request_timeout"
+		}
+		WriteError(c, berr.Status, berr.Msg, "invalid_request_error", "", code)
+		return nil, false
+	}
+	if err := guard.CheckJSON(body); guard.TooDeep(err) {
+		WriteError(c, http.StatusBadRequest, "invalid request body: "+err.Error(), "invalid_request_error", "", "invalid_value")
 		return nil, false
 	}
 	return body, true

@@ -11,6 +11,7 @@ import (
 	"github.com/gemini-balance-go/edge/events"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/guard"
 	"github.com/gemini-balance-go/shared/outcome"
 )
 
@@ -31,7 +32,7 @@ func (h *handlers) passthrough(c *gin.Context) {
 	}
 	model := ""
 	stream := false
-	if len(body) > 0 && gjson.ValidBytes(body) {
+	if len(body) > 0 && guard.Valid(body) {
 		r := gjson.ParseBytes(body)
 		model = trimModel(r.Get("model").String())
 		stream = r.Get("stream").Bool()
