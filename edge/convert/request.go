@@ -21,6 +21,20 @@ type Fetcher interface {
 	Fetch(ctx context.Context, rawURL string) (mimeType string, data []byte, err error)
 }
 
+// What one chat request may make the gateway fetch or reference; beyond
+// them the request is refused with 400 before anything is sent upstream.
+const (
+	// MaxImageFetches bounds the http(s) image_url downloads of a request
+	// (each at most 20 MiB and 15 s, see edge/openai.Fetcher).
+	MaxImageFetches = 10
+	// MaxImageFetchBytes bounds their total size: Gemini's own cap on the
+	// inline data of one request (20 MB).
+	MaxImageFetchBytes = 20 << 20
+	// MaxFileRefs bounds the parts that reference a file by id or URI (file
+	// parts with file_id, image_url of an uploaded file or a video).
+	MaxFileRefs = 32
+)
+
 // Options are what a conversion needs besides the request.
 type Options struct {
 	Settings *config.Settings // live settings snapshot; required
@@ -97,6 +111,17 @@ type converter struct {
 	plan     *ChatPlan
 	names    map[string]string // tool_call_id → function name, from assistant turns
 	hasMedia bool
+	fetches  int   // image URLs downloaded so far
+	fetched  int64 // their bytes
+	refs     int   // parts referencing a file
+}
+
+// fileRef counts a part that references a file, refusing one past MaxFileRefs.
+func (c *converter) fileRef(field string) error {
+	if c.refs++; c.refs > MaxFileRefs {
+		return fieldErr(field, "a request may reference at most %d files", MaxFileRefs)
+	}
+	return nil
 }
 
 func (c *converter) drop(field, reason string) {
@@ -366,6 +391,9 @@ func (c *converter) part(it *ContentPart, field string, textOnly bool) (Part, bo
 			}
 			return Part{InlineData: &Blob{MimeType: mime, Data: it.File.FileData}}, true, nil
 		case it.File.FileID != "":
+			if err := c.fileRef(field + ".file.file_id"); err != nil {
+				return Part{}, false, err
+			}
 			return Part{FileData: &FileData{MimeType: mimeByName(it.File.Filename), FileURI: c.fileURI(it.File.FileID)}}, true, nil
 		}
 		return Part{}, false, fieldErr(field+".file.file_data", "file_data or file_id is required")
@@ -395,14 +423,23 @@ func (c *converter) imageURL(u, field string) (Part, error) {
 	if strings.HasPrefix(u, c.opt.Settings.BaseURL+"/v1beta/files/") ||
 		strings.HasPrefix(u, "https://generativelanguage.googleapis.com/v1beta/files/") ||
 		parsed.Host == "www.youtube.com" || parsed.Host == "youtube.com" || parsed.Host == "youtu.be" {
+		if err := c.fileRef(field); err != nil {
+			return Part{}, err
+		}
 		return Part{FileData: &FileData{FileURI: u}}, nil
 	}
 	if c.opt.Fetcher == nil {
 		return Part{}, fieldErr(field, "image URLs are not fetched here; send a data: URL")
 	}
+	if c.fetches++; c.fetches > MaxImageFetches {
+		return Part{}, fieldErr(field, "a request may fetch at most %d image URLs; send the rest as data: URLs", MaxImageFetches)
+	}
 	mime, data, err := c.opt.Fetcher.Fetch(c.ctx, u)
 	if err != nil {
 		return Part{}, fieldErr(field, "cannot fetch image: %v", err)
+	}
+	if c.fetched += int64(len(data)); c.fetched > MaxImageFetchBytes {
+		return Part{}, fieldErr(field, "the images fetched for one request may total at most %d bytes", MaxImageFetchBytes)
 	}
 	return Part{InlineData: &Blob{MimeType: mime, Data: base64.StdEncoding.EncodeToString(data)}}, nil
 }

@@ -120,6 +120,11 @@ func publicBase(r *http.Request) string {
 
 func (h *handlers) uploadChunk(c *gin.Context, uploadID string, authed bool, rec *events.Record) {
 	ctx := c.Request.Context()
+	chunk, berr := limitChunk(c, h.maxChunk())
+	if berr != nil {
+		relay.WriteError(c.Writer, berr.Status, berr.Msg)
+		return
+	}
 	b, err := h.Keyd.LookupFile(ctx, keyapi.FileQuery{UploadID: uploadID})
 	if err != nil || b.UploadURL == "" {
 		c.Data(http.StatusNotFound, "text/plain; charset=utf-8", []byte("Failed to find upload session."))
@@ -147,6 +152,11 @@ func (h *handlers) uploadChunk(c *gin.Context, uploadID string, authed bool, rec
 		hreq.Header.Set("Content-Type", ct)
 	}
 	res, err := h.Relay.Send(ctx, rep.Secret, rep.ID, hreq)
+	if berr := chunk.clientFault(h.maxChunk()); err != nil && berr != nil {
+		h.Keyd.Report(bus.Report{ID: rep.ID, Class: string(outcome.Canceled)})
+		relay.WriteError(c.Writer, berr.Status, berr.Msg)
+		return
+	}
 	if err != nil {
 		h.Keyd.Report(bus.Report{ID: rep.ID, Class: string(outcome.ConnError), Status: http.StatusBadGateway})
 		relay.WriteError(c.Writer, http.StatusBadGateway, "upstream upload failed")

@@ -7,6 +7,7 @@ package native
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -43,10 +44,17 @@ type Deps struct {
 	// may continue on an upload id alone); ok reports a valid token,
 	// present that one was offered.
 	Authenticate func(r *http.Request) (tokenID, tokenHint string, ok, present bool)
+	// MaxUploadChunk overrides the MaxUploadChunk cap (tests); 0 keeps it.
+	MaxUploadChunk int64
 }
 
-// MaxBody bounds a request body read into memory (inline media included).
+// MaxBody bounds a request body read into memory (inline media included);
+// one byte more answers 413.
 const MaxBody = 64 << 20
+
+// MaxUploadChunk bounds one upload chunk, which is streamed upstream rather
+// than held: Gemini's own limit for a whole file (2 GB).
+const MaxUploadChunk = 2 << 30
 
 type handlers struct {
 	Deps
@@ -100,6 +108,49 @@ func readBody(c *gin.Context) ([]byte, bool) {
 		return nil, false
 	}
 	return body, true
+}
+
+// chunkBody is an upload chunk's body, bounded by MaxUploadChunk, that
+// remembers why reading it failed: a chunk cut by the client is the
+// client's fault (413, 408, 400), not the upstream key's.
+type chunkBody struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *chunkBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// limitChunk bounds the request body of an upload chunk; a declared length
+// over the cap is refused before a byte is read.
+func limitChunk(c *gin.Context, limit int64) (*chunkBody, *guard.BodyError) {
+	if c.Request.ContentLength > limit {
+		return nil, guard.ReadError(&http.MaxBytesError{Limit: limit}, limit)
+	}
+	b := &chunkBody{ReadCloser: http.MaxBytesReader(c.Writer, c.Request.Body, limit)}
+	c.Request.Body = b
+	return b, nil
+}
+
+func (h *handlers) maxChunk() int64 {
+	if h.MaxUploadChunk > 0 {
+		return h.MaxUploadChunk
+	}
+	return MaxUploadChunk
+}
+
+// clientFault is the client's share of a failed chunk forward, nil when the
+// body was read whole.
+func (b *chunkBody) clientFault(limit int64) *guard.BodyError {
+	if b == nil || b.err == nil {
+		return nil
+	}
+	return guard.ReadError(b.err, limit)
 }
 
 // writeResponse sends a relay answer (success or failure) as Gemini would.
