@@ -23,6 +23,7 @@ import (
 	"github.com/gemini-balance-go/admind/tokens"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/guard"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/obs"
 )
@@ -115,7 +116,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admind: listen %s: %w", s.d.Addr, err)
 	}
-	srv := &http.Server{Handler: s.router, ReadHeaderTimeout: 10 * time.Second}
+	srv := guard.Server(s.router) // header, idle and body-stall timeouts
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -20,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/guard"
 	"github.com/gemini-balance-go/shared/mongox"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/obs"
@@ -119,7 +120,8 @@ func (p *Process) HealthMux(extra ...obs.Check) *http.ServeMux {
 // requests (streams included) up to grace to finish. It returns when the
 // server has stopped.
 func (p *Process) Serve(ctx context.Context, h http.Handler, grace time.Duration) error {
-	srv := &http.Server{Addr: ":" + strconv.Itoa(p.Infra.Port), Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	srv := guard.Server(h) // header, idle and body-stall timeouts
+	srv.Addr = ":" + strconv.Itoa(p.Infra.Port)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

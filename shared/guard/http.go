@@ -38,8 +38,9 @@ func Server(h http.Handler) *http.Server {
 }
 
 // StallTimeout puts a read deadline d ahead of every body read of the
-// requests h serves, and lifts it once the body is read to its end, so the
-// server's watch for a vanished client during a long answer is not cut.
+// requests h serves and lifts it once the body is read to its end: a body
+// that stops flowing ends its request (408, see ReadBody), while the answer
+// (a stream of any length) is never under a deadline.
 func StallTimeout(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
@@ -68,9 +69,13 @@ func (b *stallBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	switch {
 	case b.done:
-	case err != nil:
+	case err == io.EOF:
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
+	case err != nil:
+		// Leave the deadline: the server drains an unread body after the
+		// handler, and that must not wait on a stalled client either.
+		b.done = true
 	case n > 0:
 		// Moving the deadline at most every second keeps a fast body from
 		// resetting a timer per read; the stall bound stays within 1 s of d.

@@ -35,6 +35,7 @@ import (
 	"github.com/gemini-balance-go/schedulerd/ticks"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/guard"
 	"github.com/gemini-balance-go/shared/mongox"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/obs"
@@ -233,7 +234,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		}
 	}
 	a.URL = "http://" + loopback(ln.Addr())
-	a.http = &http.Server{Handler: Route(edge.Handler(), admin.Handler()), ReadHeaderTimeout: 30 * time.Second}
+	a.http = guard.Server(Route(edge.Handler(), admin.Handler())) // header, idle and body-stall timeouts
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.failed <- fmt.Errorf("http: %w", err)
