@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -56,6 +57,9 @@ type Gateway struct {
 	Auth     *auth.Auth
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// inflight counts admitted client requests (see limitConcurrency).
+	inflight   atomic.Int64
+	overloaded prometheus.Counter
 }
 
 // New builds the gateway and its routes. Nothing runs until Run.
@@ -86,7 +90,10 @@ func New(d Deps) (*Gateway, error) {
 		Name: "gb_edge_request_seconds", Help: "Client request latency (whole stream for streams).",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 	}, []string{"route"})
-	d.Registry.MustRegister(g.requests, g.latency)
+	g.overloaded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gb_edge_overloaded_total", Help: "Client requests refused with 503 at MAX_CONCURRENT_REQUESTS.",
+	})
+	d.Registry.MustRegister(g.requests, g.latency, g.overloaded)
 	g.engine = g.routes()
 	return g, nil
 }
@@ -158,7 +165,7 @@ func (g *Gateway) routes() *gin.Engine {
 			relay.WriteError(c.Writer, http.StatusInternalServerError, "internal error in the gateway")
 		}
 	}))
-	e.Use(cors, g.recordRequest)
+	e.Use(cors, g.limitConcurrency, g.recordRequest)
 
 	e.GET("/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "healthy"}) })
 	h := &obs.Health{Service: bus.ServiceEdge, Checks: []obs.Check{{Name: "nats", Check: func(context.Context) error {

@@ -81,6 +81,9 @@ type Settings struct {
 	// Files and admin.
 	FilesUserIsolation bool `json:"FILES_USER_ISOLATION_ENABLED" env:"FILES_USER_ISOLATION_ENABLED" default:"true" doc:"a client token sees only its own files"`
 	AdminSessionExpire int  `json:"ADMIN_SESSION_EXPIRE" env:"ADMIN_SESSION_EXPIRE" default:"3600" min:"300" doc:"admin session lifetime, seconds"`
+
+	// Load.
+	MaxConcurrentRequests int `json:"MAX_CONCURRENT_REQUESTS" env:"MAX_CONCURRENT_REQUESTS" default:"1024" min:"1" doc:"edge: client requests one replica serves at once (streams included); beyond it 503 with Retry-After in the route's error shape, applied live"`
 }
 
 // Infra is read from the environment on every start and never stored.
