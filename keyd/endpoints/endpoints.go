@@ -6,6 +6,7 @@ package endpoints
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,7 +45,17 @@ type Options struct {
 	Replica string
 	// Timeout bounds the database work of one admin or file request.
 	Timeout time.Duration
+	// MaxInFlight bounds the admin and file requests handled at once (each
+	// on its own goroutine); 0 means MaxInFlight.
+	MaxInFlight int
 }
+
+// MaxInFlight is how many admin and file requests one replica handles at
+// once. Beyond it a request is answered at once with service error 503 (a
+// clear "busy", never a queue of goroutines): a verification fan-out uses at
+// most recovery's 8 goroutines per request, so keyd's own goroutines stay
+// bounded by about MaxInFlight×9.
+const MaxInFlight = 256
 
 // Register adds the keyd micro service to nc. Stop the returned service on
 // shutdown; in-flight requests finish first.
@@ -64,12 +75,24 @@ func Register(ctx context.Context, nc *nats.Conn, p Pool, o Options) (micro.Serv
 	if err != nil {
 		return nil, err
 	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = MaxInFlight
+	}
 	// Acquire and report are O(1) and answered inline; the rest may touch
 	// MongoDB or upstream, so each runs on its own goroutine and does not
-	// hold up the next request on the same subscription.
+	// hold up the next request on the same subscription, up to MaxInFlight.
+	inflight := make(chan struct{}, o.MaxInFlight)
+	busy := fmt.Sprintf("keyd is busy: %d admin and file requests in flight on this replica; retry shortly", o.MaxInFlight)
 	slow := func(f func(context.Context, []byte) any) micro.Handler {
 		return micro.HandlerFunc(func(r micro.Request) {
+			select {
+			case inflight <- struct{}{}:
+			default:
+				_ = r.Error("503", busy, nil)
+				return
+			}
 			go func() {
+				defer func() { <-inflight }()
 				c, cancel := context.WithTimeout(ctx, o.Timeout)
 				defer cancel()
 				respond(r, f(c, r.Data()))
