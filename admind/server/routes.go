@@ -18,7 +18,7 @@ import (
 func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery())
+	r.Use(gin.Recovery(), limitBodies)
 	if h := s.d.Health; h != nil {
 		r.GET("/healthz", gin.WrapF(h.Healthz))
 		r.GET("/readyz", gin.WrapF(h.Readyz))
