@@ -148,7 +148,13 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request) {
 			MIMEType    string `json:"mimeType"`
 		} `json:"file"`
 	}
-	_ = json.Unmarshal(req.Body, &meta)
+	// Google's upload front end rejects metadata that is not a JSON object.
+	if len(bytes.TrimSpace(req.Body)) > 0 {
+		if err := json.Unmarshal(req.Body, &meta); err != nil {
+			s.finish(req, writeError(w, BadRequest, Behaviour{Message: "Invalid JSON payload received. " + err.Error()}, ""), false)
+			return
+		}
+	}
 	id := strings.TrimPrefix(meta.File.Name, "files/")
 	if id == "" {
 		id = strings.ToLower(newID(12))

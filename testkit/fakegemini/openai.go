@@ -171,7 +171,13 @@ func (s *Server) serveOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) {
 		Input      json.RawMessage `json:"input"`
 		Dimensions int             `json:"dimensions"`
 	}
-	_ = json.Unmarshal(req.Body, &body)
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = fmt.Fprintf(w, `[{"error":{"code":400,"message":%q,"status":"INVALID_ARGUMENT"}}]`, err.Error())
+		s.finish(req, 400, false)
+		return
+	}
 	var inputs []string
 	var one string
 	if json.Unmarshal(body.Input, &one) == nil {
