@@ -47,6 +47,9 @@ type Options struct {
 	// (deployments/nats/nats.conf): nats-server runs with it and every service
 	// connects as its own least-privileged user. TapURL then logs in as "tap".
 	NATSConfig string
+	// AllInOne runs the gemini-balance binary (embedded NATS and store, all
+	// five services) as process "allinone" instead of the separate services.
+	AllInOne bool
 }
 
 // natsPassword is the e2e password of a NATS user of the deployment config.
@@ -211,6 +214,9 @@ func (s *Stack) plan() {
 		if slices.Contains(s.opts.Without, p.name) || slices.Contains(s.opts.Without, strings.SplitN(p.name, "-", 2)[0]) {
 			return
 		}
+		if s.opts.AllInOne && (p.name == "nats" || p.name == "store") {
+			return // embedded in the all-in-one
+		}
 		s.procs[p.name] = p
 		s.order = append(s.order, p.name)
 	}
@@ -268,6 +274,10 @@ func (s *Stack) plan() {
 	add(&proc{name: "fake", bin: path("fakegemini"), port: fakePort,
 		args:  []string{"-addr", fmt.Sprintf("127.0.0.1:%d", fakePort), "-keys", strings.Join(s.opts.Keys, ",")},
 		ready: httpReady(fakeURL + "/readyz")})
+	if s.opts.AllInOne {
+		add(s.allInOne(fakeURL))
+		return
+	}
 
 	keysJSON, _ := json.Marshal(s.opts.Keys)
 	tokensJSON, _ := json.Marshal(s.opts.Tokens)
@@ -288,7 +298,7 @@ func (s *Stack) plan() {
 			env["NATS_USER"], env["NATS_PASSWORD"] = bin, natsPassword(bin)
 		}
 		for k, v := range s.opts.Env {
-			env[k] = v
+			env[k] = strings.ReplaceAll(v, "{fake}", fakeURL)
 		}
 		for k, v := range s.opts.ServiceEnv[name] {
 			env[k] = v
@@ -384,8 +394,11 @@ func (s *Stack) start(name string) error {
 	}
 	fmt.Fprintf(logf, "=== harness: start %s at %s\n", name, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(p.bin, args...)
-	cmd.Env = p.env
-	if cmd.Env == nil {
+	cmd.Env = make([]string, len(p.env))
+	for i, kv := range p.env {
+		cmd.Env[i] = strings.ReplaceAll(kv, "{dir}", s.dir)
+	}
+	if p.env == nil {
 		cmd.Env = envList(nil)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
