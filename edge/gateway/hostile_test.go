@@ -1,14 +1,20 @@
 package gateway_test
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/gemini-balance-go/edge/native"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/guard"
 	"github.com/gemini-balance-go/testkit/fakegemini"
 )
 
@@ -106,4 +112,73 @@ func TestBeyondMaxConcurrentRequestsAnswers503InTheRoutesShape(t *testing.T) {
 	if code := <-first; code != http.StatusOK {
 		t.Fatalf("held request: %d", code)
 	}
+}
+
+func TestDeepOrOversizedBodiesAnswerInEachRoutesOwnShape(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	deep := strings.Repeat(`{"a":`, guard.MaxDepth+1) + "1" + strings.Repeat("}", guard.MaxDepth+1)
+	for _, c := range []struct {
+		path   string
+		openai bool
+	}{
+		{"/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", false},
+		{"/gemini/v1/models/gemini-embedding-001:embedContent", false},
+		{"/upload/v1beta/files", false},
+		{"/v1/chat/completions", true},
+		{"/hf/v1/embeddings", true},
+		{"/openai/v1/chat/completions", true},
+	} {
+		for _, tc := range []struct {
+			name, body string
+			length     int64
+			status     int
+		}{
+			{"too deep", deep, -1, http.StatusBadRequest},
+			{"one byte over the cap", "[]", native.MaxBody + 1, http.StatusRequestEntityTooLarge},
+		} {
+			res, b := rawPost(t, e.url, c.path, tc.body, tc.length)
+			var shape struct {
+				Error struct {
+					Code   any    `json:"code"`
+					Status string `json:"status"`
+					Type   string `json:"type"`
+				} `json:"error"`
+			}
+			_ = json.Unmarshal(b, &shape)
+			gemini := shape.Error.Status != "" && shape.Error.Type == ""
+			if tc.status == http.StatusBadRequest && !strings.Contains(string(b), "nested deeper") {
+				t.Errorf("%s %s: refused for another reason: %s", c.path, tc.name, b)
+			}
+			if res.StatusCode != tc.status || gemini == c.openai || (c.openai && shape.Error.Type != "invalid_request_error") {
+				t.Errorf("%s %s: %d %s", c.path, tc.name, res.StatusCode, b)
+			}
+		}
+	}
+	if n := e.fake.Stats().Total; n != 0 {
+		t.Fatalf("%d refused requests reached upstream", n)
+	}
+}
+
+// rawPost sends body with a declared Content-Length (len(body) when
+// length < 0) on a connection of its own, so a length the body does not
+// fill can be declared; the server must answer without waiting for it.
+func rawPost(t *testing.T, base, path, body string, length int64) (*http.Response, []byte) {
+	t.Helper()
+	if length < 0 {
+		length = int64(len(body))
+	}
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second)) // only a hung server reaches it
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, token, length, body)
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("POST %s: no answer: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, b
 }
