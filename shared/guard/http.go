@@ -105,7 +105,9 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Bod
 	if r.Body == nil {
 		return nil, nil
 	}
-	buf := make([]byte, 0, max(min(r.ContentLength, limit)+1, 512))
+	// Sized from Content-Length up to 1 MiB: a declared length alone must
+	// not make the server allocate the whole cap.
+	buf := make([]byte, 0, max(min(r.ContentLength, 1<<20)+1, 512))
 	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), buf)
 	if err != nil {
 		return nil, ReadError(err, limit)
@@ -130,7 +132,7 @@ func tooLarge(limit int64) *BodyError {
 	return &BodyError{Status: http.StatusRequestEntityTooLarge, Msg: "request body larger than " + strconv.FormatInt(limit, 10) + " bytes"}
 }
 
-// readAll is io.ReadAll into a buffer sized from Content-Length.
+// readAll is io.ReadAll into a buffer sized ahead.
 func readAll(r io.Reader, b []byte) ([]byte, error) {
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
