@@ -18,12 +18,12 @@ const (
 	// Suspended is Google's CONSUMER_SUSPENDED 403, which names the full key three
 	// times: in error.message, in ErrorInfo.metadata.containerInfo and in the
 	// LocalizedMessage.
-	Suspended Status = "suspended"
-	NotFound         Status = "not_found"         // 404 NOT_FOUND
-	RateLimited      Status = "rate_limited"      // 429 RESOURCE_EXHAUSTED, QuotaFailure + RetryInfo
-	Internal         Status = "internal"          // 500 INTERNAL
-	Unavailable      Status = "unavailable"       // 503 UNAVAILABLE
-	DeadlineExceeded Status = "deadline"          // 504 DEADLINE_EXCEEDED
+	Suspended        Status = "suspended"
+	NotFound         Status = "not_found"    // 404 NOT_FOUND
+	RateLimited      Status = "rate_limited" // 429 RESOURCE_EXHAUSTED, QuotaFailure + RetryInfo
+	Internal         Status = "internal"     // 500 INTERNAL
+	Unavailable      Status = "unavailable"  // 503 UNAVAILABLE
+	DeadlineExceeded Status = "deadline"     // 504 DEADLINE_EXCEEDED
 )
 
 // Behaviour programs how the fake answers one key.
