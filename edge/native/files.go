@@ -158,6 +158,9 @@ func (h *handlers) uploadChunk(c *gin.Context, uploadID string, authed bool, rec
 		return
 	}
 	v := outcome.Classify(res.StatusCode, body)
+	if res.StatusCode/100 != 2 {
+		body = relay.Scrub(ctx, body, rep.Secret)
+	}
 	h.Keyd.Report(bus.Report{ID: rep.ID, Class: string(v.Class), Status: res.StatusCode, Reason: v.Reason, RetryDelay: v.RetryDelay.Milliseconds()})
 	if res.StatusCode/100 == 2 && strings.EqualFold(res.Header.Get("X-Goog-Upload-Status"), "final") {
 		if f := gjson.GetBytes(body, "file"); f.Exists() && f.Get("name").Str != "" {
