@@ -82,7 +82,9 @@ func New(d Deps) (*Gateway, error) {
 	g.Auth = auth.New(d.Settings)
 	// Every scrubber in the process (relay, events, logs) masks the client
 	// tokens and the admin password literally, besides the key shapes.
-	knownSecrets := func(s config.Settings) []string { return append(append([]string(nil), s.AllowedTokens...), s.AuthToken) }
+	knownSecrets := func(s config.Settings) []string {
+		return append(append([]string(nil), s.AllowedTokens...), s.AuthToken)
+	}
 	redact.Default.SetKnown(knownSecrets(*d.Settings.Get()))
 	d.Settings.OnChange(func(next config.Settings) { redact.Default.SetKnown(knownSecrets(next)) })
 	g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
