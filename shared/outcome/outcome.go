@@ -97,7 +97,16 @@ func Classify(status int, body []byte) Verdict {
 	}
 	var e apiError
 	if len(body) > 0 && bytes.Contains(body, []byte(`"error"`)) {
-		_ = json.Unmarshal(body, &e)
+		if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
+			// The upstream's OpenAI-compatible surface (and a JSON-array
+			// stream) wraps the error in an array.
+			var arr []apiError
+			if json.Unmarshal(t, &arr) == nil && len(arr) > 0 {
+				e = arr[0]
+			}
+		} else {
+			_ = json.Unmarshal(body, &e)
+		}
 	}
 	v.Reason = e.Error.Status
 	for _, d := range e.Error.Details {

@@ -27,6 +27,7 @@ func TestClassifyPolicyTable(t *testing.T) {
 		{"403 referrer blocked", 403, errInfo(403, "PERMISSION_DENIED", "API_KEY_HTTP_REFERRER_BLOCKED", "Requests from referer <empty> are blocked."), KeyInvalid, EffectDisable, true},
 		{"403 ip blocked", 403, errInfo(403, "PERMISSION_DENIED", "API_KEY_IP_ADDRESS_BLOCKED", "The client IP address is blocked."), KeyInvalid, EffectDisable, true},
 		{"403 billing disabled", 403, errInfo(403, "PERMISSION_DENIED", "BILLING_DISABLED", "Billing is disabled."), KeyInvalid, EffectDisable, true},
+		{"403 suspended in an array (OpenAI surface)", 403, "[" + suspendedBody + "]", KeyInvalid, EffectDisable, true},
 		{"403 file", 403, `{"error":{"code":403,"message":"You do not have permission to access the File abc or it may not exist.","status":"PERMISSION_DENIED"}}`, ClientError, EffectNone, false},
 		{"403 file named like a bad key", 403, `{"error":{"code":403,"message":"You do not have permission to access the File suspended-leaked or it may not exist.","status":"PERMISSION_DENIED"}}`, ClientError, EffectNone, false},
 		{"403 caller lacks permission", 403, `{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED"}}`, ClientError, EffectNone, false},
