@@ -105,7 +105,7 @@ func Check(ctx context.Context, lk Lookup, body []byte, o Options) (pin string, 
 		case err != nil:
 			return "", &Denial{Status: http.StatusServiceUnavailable, Message: "the file index is unavailable, try again shortly"}
 		}
-		if o.Isolation && b.TokenID != o.TokenID {
+		if !Owns(b, o.TokenID, o.Isolation) {
 			return "", notYours(name)
 		}
 		switch {
@@ -117,6 +117,13 @@ func Check(ctx context.Context, lk Lookup, body []byte, o Options) (pin string, 
 		}
 	}
 	return pin, nil
+}
+
+// Owns reports whether the client token may use a bound file: always
+// without isolation, else only the token that uploaded it. The files routes
+// (get, delete, upload chunks) and Check all decide with it.
+func Owns(b bus.FileBinding, tokenID string, isolation bool) bool {
+	return !isolation || (b.TokenID != "" && b.TokenID == tokenID)
 }
 
 // mayReference is the cheap test that spares a full parse: every reference
