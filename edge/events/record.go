@@ -75,6 +75,9 @@ func (r *Record) Finish(status int) *bus.RequestEvent {
 	if r.ClientError != "" {
 		r.ClientError = redact.Truncate(r.ClientError, 4096, r.CallerTokens()...)
 	}
+	// Client-chosen text (a path or model name pasted with a key in it);
+	// without a trace of a secret this is a few substring checks.
+	r.Path, r.Model = redact.Text(r.Path), redact.Text(r.Model)
 	r.LatencyMS = float64(time.Since(r.Start).Microseconds()) / 1000
 	return &r.RequestEvent
 }
