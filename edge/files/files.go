@@ -126,11 +126,20 @@ func Owns(b bus.FileBinding, tokenID string, isolation bool) bool {
 	return !isolation || (b.TokenID != "" && b.TokenID == tokenID)
 }
 
-// mayReference is the cheap test that spares a full parse: every reference
-// has a "files" path segment or a file_id key, unless the client escaped
-// those letters (\u in JSON, % in a URL), which then forces the parse.
+// refHints are the substrings one of which every reference contains: a
+// "files" segment or a file_id key, or else an escaped ASCII letter or
+// underscore (\u0041-\u007a in JSON, %41-%7A in a URL) that could spell
+// them. Escapes of other characters (CJK text, \u003c from Go encoders,
+// "50% off") do not force a parse.
+var refHints = [][]byte{
+	[]byte("files"), []byte("FILES"), []byte("Files"), []byte("ile_id"), []byte("ileId"), []byte("ILE_ID"),
+	[]byte(`\u004`), []byte(`\u005`), []byte(`\u006`), []byte(`\u007`),
+	[]byte("%4"), []byte("%5"), []byte("%6"), []byte("%7"),
+}
+
+// mayReference is the cheap test that spares most requests a full parse.
 func mayReference(body []byte) bool {
-	for _, s := range [][]byte{[]byte("files"), []byte("FILES"), []byte("Files"), []byte("ile_id"), []byte("ileId"), []byte("ILE_ID"), []byte(`\u`), []byte("%")} {
+	for _, s := range refHints {
 		if bytes.Contains(body, s) {
 			return true
 		}

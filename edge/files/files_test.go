@@ -42,6 +42,8 @@ var refCases = []struct {
 	{"data url", `{"messages":[{"content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}`, nil},
 	{"text mentioning files", `{"contents":[{"parts":[{"text":"see files/abc"}]}]}`, nil},
 	{"no body", ``, nil},
+	{"lower-case escapes", `{"contents":[{"parts":[{"fileData":{"fileUri":"https://generativelanguage.googleapis.com/v1beta/\u0066\u0069les/abc"}}]}]}`, []string{"files/abc"}},
+	{"escaped key only", `{"contents":[{"parts":[{"fileData":{"fileUri":"\u0066iles/abc"}}]}]}`, []string{"files/abc"}},
 }
 
 func TestRefsFindsEveryReference(t *testing.T) {
