@@ -124,3 +124,32 @@ func TestA403ForAnotherReasonIsNotRetriedAndKeepsTheKey(t *testing.T) {
 		t.Error("a client's 403 disabled a key")
 	}
 }
+
+// The passthrough reaches only the allow-listed OpenAI-compatible endpoints:
+// dot segments, encoded dots and unlisted paths never reach the upstream.
+func TestPassthroughRefusesPathsOutsideTheAllowList(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/openai/v1/../../v1beta/files", 400},
+		{"GET", "/openai/v1/%2e%2e/%2e%2e/v1beta/files", 400},
+		{"GET", "/openai/v1/models/..%2f..%2ffiles", 400},
+		{"POST", "/openai/v1//chat/completions", 400},
+		{"GET", "/openai/v1/files", 404},
+		{"POST", "/openai/v1/batches", 404},
+		{"GET", "/openai/v1/chat/completions", 405},
+	} {
+		status, b := call(t, c.method, e.url+c.path, token, "")
+		if status != c.status || !strings.Contains(string(b), `"type":"invalid_request_error"`) {
+			t.Errorf("%s %s: %d %s", c.method, c.path, status, b)
+		}
+	}
+	if n := e.fake.Stats().Total; n != 0 {
+		t.Errorf("upstream saw %d calls: %v", n, e.fake.Stats().MethodHits)
+	}
+	if status, b := call(t, "GET", e.url+"/openai/v1/models", token, ""); status != 200 {
+		t.Errorf("models: %d %s", status, b)
+	}
+}
