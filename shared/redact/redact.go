@@ -52,9 +52,9 @@ var keyParamPattern = regexp.MustCompile(`([?&](?:key|api_key)=)[^&\s"']+`)
 // any of them needs no regexp at all.
 var patternHints = []string{"AIza", "AQ.", "sk-", "key="}
 
-// MinSecret is the shortest literal secret that is masked: shorter ones would
-// mask ordinary words.
-const MinSecret = 4
+// MinSecret is the shortest literal secret that is masked: shorter ones
+// (an AUTH_TOKEN of "admin") would mask ordinary words in every message.
+const MinSecret = 8
 
 // maxPasses bounds the replace-until-stable loop; a string still changing
 // after that many passes is replaced whole.

@@ -141,7 +141,7 @@ func TestBodyScrubsEscapedAndBackToBackKeys(t *testing.T) {
 func TestBodyScrubsKnownTokensInEveryEscaping(t *testing.T) {
 	var s Scrubber
 	tok := "my/client<token>&1"
-	s.SetKnown([]string{tok, "ab"})
+	s.SetKnown([]string{tok, "admin"})
 	for _, in := range []string{
 		`{"error":{"message":"unknown name \"my\/client\u003ctoken\u003e\u00261\""}}`,
 		`{"error":{"message":"token my/client<token>&1"}}`,
@@ -156,8 +156,8 @@ func TestBodyScrubsKnownTokensInEveryEscaping(t *testing.T) {
 			t.Errorf("token survives decoding: %s", out)
 		}
 	}
-	// "ab" is under MinSecret: ordinary words stay.
-	if out := s.Text("abc"); out != "abc" {
+	// "admin" is under MinSecret: ordinary words stay.
+	if out := s.Text("an admin must re-enable keys"); out != "an admin must re-enable keys" {
 		t.Errorf("short secret masked words: %q", out)
 	}
 	// The caller's own token, passed per call.
