@@ -421,3 +421,17 @@ func TestStoppingPublishesWhatIsStillQueued(t *testing.T) {
 	}
 	exactlyOnce(t, readStored(t, js), want)
 }
+
+func TestFinishedRequestEventCarriesNoSecret(t *testing.T) {
+	const key = "AIzaSyA1234567890abcdefghijklmnopqrstuv"
+	const tok = "sk-caller-token-0123456789"
+	rec := events.NewRecord("POST", "/v1beta/models/"+key+":generateContent", "r")
+	rec.Model = key
+	rec.SetCallerTokens(func() []string { return []string{tok} })
+	rec.ClientError = "echo " + tok + strings.Repeat("x", 4080-5-len(tok)) + key // the cut at 4096 falls inside the key
+	ev := rec.Finish(403)
+	raw, _ := json.Marshal(ev)
+	if strings.Contains(string(raw), key[:12]) || strings.Contains(string(raw), tok) {
+		t.Fatalf("event carries a secret: %s", raw)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/redact"
 )
 
 // Record is the request event being built while a client request runs. The
@@ -17,6 +18,21 @@ type Record struct {
 	// Failed marks a request that failed after its status was sent (a
 	// stream that broke midway): the event then says success=false.
 	Failed bool
+
+	callerTokens func() []string
+}
+
+// SetCallerTokens tells how to find the credentials the client presented,
+// so that an upstream answer echoing them can be scrubbed. It is called only
+// when something is scrubbed, so the success path pays nothing.
+func (r *Record) SetCallerTokens(f func() []string) { r.callerTokens = f }
+
+// CallerTokens returns the credentials the client presented, if known.
+func (r *Record) CallerTokens() []string {
+	if r.callerTokens == nil {
+		return nil
+	}
+	return r.callerTokens()
 }
 
 type recordKey struct{}
@@ -56,6 +72,12 @@ func From(ctx context.Context) *Record {
 func (r *Record) Finish(status int) *bus.RequestEvent {
 	r.Status = status
 	r.Success = status > 0 && status < 400 && !r.Failed
+	if r.ClientError != "" {
+		r.ClientError = redact.Truncate(r.ClientError, 4096, r.CallerTokens()...)
+	}
+	// Client-chosen text (a path or model name pasted with a key in it);
+	// without a trace of a secret this is a few substring checks.
+	r.Path, r.Model = redact.Text(r.Path), redact.Text(r.Model)
 	r.LatencyMS = float64(time.Since(r.Start).Microseconds()) / 1000
 	return &r.RequestEvent
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/obs"
+	"github.com/gemini-balance-go/shared/redact"
 )
 
 // Deps are what edge needs from its process.
@@ -83,6 +84,13 @@ func New(d Deps) (*Gateway, error) {
 		MaxBatchBytes: events.MaxBatchBytesFor(d.NC.MaxPayload()), Logger: d.Logger, Registry: d.Registry})
 	g.Relay = relay.New(relay.Options{Settings: d.Settings, Keys: g.Keys, Errors: g.Events, Logger: d.Logger, Transport: d.Transport})
 	g.Auth = auth.New(d.Settings)
+	// Every scrubber in the process (relay, events, logs) masks the client
+	// tokens and the admin password literally, besides the key shapes.
+	knownSecrets := func(s config.Settings) []string {
+		return append(append([]string(nil), s.AllowedTokens...), s.AuthToken)
+	}
+	redact.Default.SetKnown(knownSecrets(*d.Settings.Get()))
+	d.Settings.OnChange(func(next config.Settings) { redact.Default.SetKnown(knownSecrets(next)) })
 	g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gb_edge_requests_total", Help: "Client requests by route and status.",
 	}, []string{"route", "code"})
@@ -204,6 +212,8 @@ func (g *Gateway) routes() *gin.Engine {
 // when the next request arrives (seen in TestAllClientTokenForms...).
 func (g *Gateway) recordRequest(c *gin.Context) {
 	rec := events.NewRecord(c.Request.Method, c.Request.URL.Path, g.deps.Infra.Replica)
+	req := c.Request
+	rec.SetCallerTokens(func() []string { return auth.Tokens(req) })
 	c.Request = c.Request.WithContext(events.WithRecord(c.Request.Context(), rec))
 	c.Next()
 	if rec.Route == "" {

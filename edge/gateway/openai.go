@@ -15,5 +15,6 @@ func (g *Gateway) mountOpenAI(e *gin.Engine) {
 		Logger:     g.log,
 		Auth:       g.AuthWith(openai.WriteAuthError),
 		Registerer: g.deps.Registry,
+		Files:      g.Keys,
 	})
 }

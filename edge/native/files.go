@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/gemini-balance-go/edge/events"
+	"github.com/gemini-balance-go/edge/files"
 	"github.com/gemini-balance-go/edge/keys"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
@@ -130,7 +131,7 @@ func (h *handlers) uploadChunk(c *gin.Context, uploadID string, authed bool, rec
 		c.Data(http.StatusNotFound, "text/plain; charset=utf-8", []byte("Failed to find upload session."))
 		return
 	}
-	if authed && h.Settings.Get().FilesUserIsolation && b.TokenID != "" && b.TokenID != rec.TokenID {
+	if authed && !files.Owns(b, rec.TokenID, h.Settings.Get().FilesUserIsolation) {
 		relay.WriteError(c.Writer, http.StatusForbidden, "this upload session belongs to another client token")
 		return
 	}
@@ -169,6 +170,9 @@ func (h *handlers) uploadChunk(c *gin.Context, uploadID string, authed bool, rec
 		return
 	}
 	v := outcome.Classify(res.StatusCode, body)
+	if res.StatusCode/100 != 2 {
+		body = relay.Scrub(ctx, body, rep.Secret)
+	}
 	h.Keyd.Report(bus.Report{ID: rep.ID, Class: string(v.Class), Status: res.StatusCode, Reason: v.Reason, RetryDelay: v.RetryDelay.Milliseconds()})
 	if res.StatusCode/100 == 2 && strings.EqualFold(res.Header.Get("X-Goog-Upload-Status"), "final") {
 		if f := gjson.GetBytes(body, "file"); f.Exists() && f.Get("name").Str != "" {
@@ -248,7 +252,7 @@ func (h *handlers) listFiles(c *gin.Context) {
 func (h *handlers) fileBinding(c *gin.Context, rec *events.Record) (bus.FileBinding, bool) {
 	id := c.Param("id")
 	b, err := h.Keyd.LookupFile(c.Request.Context(), keyapi.FileQuery{Name: "files/" + id})
-	if err == nil && h.Settings.Get().FilesUserIsolation && b.TokenID != "" && b.TokenID != rec.TokenID {
+	if err == nil && !files.Owns(b, rec.TokenID, h.Settings.Get().FilesUserIsolation) {
 		err = keys.ErrNotFound
 	}
 	if err != nil {

@@ -1,18 +1,16 @@
 package native
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
-	"github.com/tidwall/gjson"
 
+	"github.com/gemini-balance-go/edge/files"
 	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
-	"github.com/gemini-balance-go/shared/keyapi"
 )
 
 // errorTypes name failed attempts the way gemini-balance's error log does.
@@ -64,16 +62,17 @@ func (h *handlers) modelAction(version, kind string) gin.HandlerFunc {
 		case "generateContent", "streamGenerateContent":
 			body, _ = Inject(body, m, st)
 			req.CheckEmpty = true
-			if kind == bus.KindGemini {
-				pin, status, msg := h.fileAffinity(c, body, rec.TokenID)
-				if status != 0 {
-					relay.WriteError(c.Writer, status, msg)
-					return
-				}
-				req.PinKeyID = pin
-			}
 		case "countTokens", "embedContent", "batchEmbedContents":
 			body = RewriteModelField(body, m)
+		}
+		// Any method may name a file; the body checked is the one sent.
+		pin, deny := files.Check(c.Request.Context(), h.Keyd, body, files.Options{TokenID: rec.TokenID, Isolation: st.FilesUserIsolation, BaseURL: st.BaseURL})
+		if deny != nil {
+			relay.WriteError(c.Writer, deny.Status, deny.Message)
+			return
+		}
+		if kind == bus.KindGemini {
+			req.PinKeyID = pin // Gemini files are readable only by the key that uploaded them
 		}
 		req.Body = body
 		if method == "streamGenerateContent" {
@@ -129,52 +128,4 @@ func (h *handlers) stream(c *gin.Context, req *relay.Request) {
 		}
 		w.Flush()
 	}
-}
-
-// fileAffinity finds the key that uploaded a file the request references:
-// Gemini files are readable only by that key. It answers an error status
-// when the file belongs to another client token.
-func (h *handlers) fileAffinity(c *gin.Context, body []byte, tokenID string) (pin string, status int, msg string) {
-	names := fileRefs(body)
-	if len(names) == 0 || h.Keyd == nil {
-		return "", 0, ""
-	}
-	st := h.Settings.Get()
-	for _, name := range names {
-		b, err := h.Keyd.LookupFile(c.Request.Context(), keyapi.FileQuery{Name: name})
-		if err != nil {
-			continue // not uploaded through this gateway: let upstream judge
-		}
-		if st.FilesUserIsolation && b.TokenID != "" && b.TokenID != tokenID {
-			return "", http.StatusForbidden, "You do not have permission to access the File " + strings.TrimPrefix(name, "files/") + " or it may not exist."
-		}
-		return b.KeyID, 0, ""
-	}
-	return "", 0, ""
-}
-
-// fileRefs lists the "files/{id}" names of fileData parts.
-func fileRefs(body []byte) []string {
-	if !bytes.Contains(body, []byte("/files/")) {
-		return nil
-	}
-	var out []string
-	for _, path := range []string{"contents.#.parts.#.fileData.fileUri", "contents.#.parts.#.file_data.file_uri"} {
-		gjson.GetBytes(body, path).ForEach(func(_, parts gjson.Result) bool {
-			parts.ForEach(func(_, uri gjson.Result) bool {
-				if i := strings.LastIndex(uri.Str, "/files/"); i >= 0 {
-					id := uri.Str[i+len("/files/"):]
-					if j := strings.IndexAny(id, "?#/:"); j >= 0 {
-						id = id[:j]
-					}
-					if id != "" {
-						out = append(out, "files/"+id)
-					}
-				}
-				return true
-			})
-			return true
-		})
-	}
-	return out
 }

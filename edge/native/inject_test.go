@@ -120,12 +120,3 @@ func TestRewriteModelListHidesFilteredAndAddsDerived(t *testing.T) {
 		t.Error("page token lost")
 	}
 }
-
-func TestFileRefsFindsUploadedFilesInBothSpellings(t *testing.T) {
-	body := `{"contents":[{"parts":[{"fileData":{"fileUri":"https://generativelanguage.googleapis.com/v1beta/files/abc123","mimeType":"application/pdf"}}]},
-	{"parts":[{"file_data":{"file_uri":"http://127.0.0.1:1/v1beta/files/zz9","mime_type":"image/png"}},{"text":"x"}]}]}`
-	got := fileRefs([]byte(body))
-	if !slices.Equal(got, []string{"files/abc123", "files/zz9"}) {
-		t.Fatalf("%v", got)
-	}
-}

@@ -28,6 +28,10 @@ func (h *handlers) chat(c *gin.Context) {
 		writeBadRequest(c, err)
 		return
 	}
+	pin, ok := h.checkFiles(c, body, rec.TokenID)
+	if !ok {
+		return
+	}
 	rec.Model = req.Model
 	st := h.Settings.Get()
 	plan, err := convert.ChatToGemini(c.Request.Context(), req, convert.Options{Settings: st, Fetcher: h.Fetcher})
@@ -44,7 +48,7 @@ func (h *handlers) chat(c *gin.Context) {
 	}
 	meta := plan.Meta("chatcmpl-"+convert.RandomID(29), h.Now().Unix())
 	up := plan.Model.Upstream
-	rreq := &relay.Request{Route: routeChat, Model: up, Body: gbody, CheckEmpty: true}
+	rreq := &relay.Request{Route: routeChat, Model: up, Body: gbody, CheckEmpty: true, PinKeyID: pin}
 	switch {
 	case !plan.Stream:
 		rreq.ErrorType = "openai-chat-non-stream"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gemini-balance-go/edge/convert"
 	"github.com/gemini-balance-go/edge/events"
+	"github.com/gemini-balance-go/edge/files"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/guard"
 	"github.com/gemini-balance-go/shared/natsx"
@@ -36,6 +37,10 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Now is the clock of "created" stamps (tests); nil means time.Now.
 	Now func() time.Time
+	// Files looks up uploaded files (keyd) for the file-ownership check of
+	// chat and the passthrough; nil refuses every file reference under
+	// FILES_USER_ISOLATION_ENABLED.
+	Files files.Lookup
 }
 
 // MaxBody bounds a request body read into memory (inline media included).
@@ -158,4 +163,24 @@ func fieldKind(field string) string {
 		}
 	}
 	return string(out)
+}
+
+// checkFiles is the one file-ownership check (edge/files) in OpenAI's error
+// shape: it answers the refusal itself, or returns the key to pin the
+// request to (the one that uploaded the referenced files).
+func (h *handlers) checkFiles(c *gin.Context, body []byte, tokenID string) (pin string, ok bool) {
+	st := h.Settings.Get()
+	pin, deny := files.Check(c.Request.Context(), h.Files, body, files.Options{TokenID: tokenID, Isolation: st.FilesUserIsolation, BaseURL: st.BaseURL})
+	if deny != nil {
+		typ, code := "invalid_request_error", "invalid_value"
+		switch deny.Status {
+		case http.StatusForbidden:
+			typ, code = "permission_error", "permission_denied"
+		case http.StatusServiceUnavailable:
+			typ, code = "server_error", ""
+		}
+		WriteError(c, deny.Status, deny.Message, typ, "", code)
+		return "", false
+	}
+	return pin, true
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"path"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
@@ -23,6 +25,15 @@ const routePassthrough = "openai.passthrough"
 // stream is relayed event by event.
 func (h *handlers) passthrough(c *gin.Context) {
 	rec := record(c, routePassthrough, "")
+	path, status, msg := passthroughPath(c.Request.Method, c.Request.URL.EscapedPath())
+	if status != 0 {
+		code := "invalid_value"
+		if status == http.StatusNotFound {
+			code = "unknown_url"
+		}
+		WriteError(c, status, msg, "invalid_request_error", "", code)
+		return
+	}
 	body, ok := readBody(c)
 	if !ok {
 		return
@@ -38,13 +49,16 @@ func (h *handlers) passthrough(c *gin.Context) {
 		stream = r.Get("stream").Bool()
 	}
 	rec.Model = model
-	path := c.Param("path")
+	pin, ok := h.checkFiles(c, body, rec.TokenID)
+	if !ok {
+		return
+	}
 	hdr := http.Header{}
 	if ct := c.GetHeader("Content-Type"); ct != "" && body != nil {
 		hdr.Set("Content-Type", ct)
 	}
 	rreq := &relay.Request{Route: routePassthrough, ErrorType: "openai-compatiable-non-stream", Model: model, Method: c.Request.Method,
-		Path: "/v1beta/openai" + path, Query: relay.QueryWithoutKey(c.Request.URL.RawQuery), Header: hdr, Body: body, BearerKey: true}
+		Path: "/v1beta/openai" + path, Query: relay.QueryWithoutKey(c.Request.URL.RawQuery), Header: hdr, Body: body, BearerKey: true, PinKeyID: pin}
 	if stream {
 		rreq.ErrorType = "openai-compatiable-stream"
 		h.passthroughStream(c, rreq, rec)
@@ -59,6 +73,64 @@ func (h *handlers) passthrough(c *gin.Context) {
 		rec.Usage = openAIUsage(resp.Body)
 	}
 	copyAnswer(c, resp)
+}
+
+// passthroughRoutes is the allow-list of the upstream's OpenAI-compatible
+// surface ({BASE_URL}/v1beta/openai/, documented: chat/completions,
+// embeddings, images/generations, models). Nothing else of the upstream
+// (its files, batches or native API) is reachable through the passthrough.
+var passthroughRoutes = map[string]string{
+	"/chat/completions":   http.MethodPost,
+	"/embeddings":         http.MethodPost,
+	"/images/generations": http.MethodPost,
+	"/models":             http.MethodGet,
+	"/models/*":           http.MethodGet, // one model id
+}
+
+// passthroughPath checks the path after /openai/v1 against the allow-list.
+// The path is taken as the client sent it (escaped): encoded characters,
+// dot segments, empty segments and backslashes are refused with 400, so the
+// path sent upstream is exactly the one checked; an unlisted endpoint is a
+// 404 and a listed one with another method a 405.
+func passthroughPath(method, escaped string) (string, int, string) {
+	p, ok := strings.CutPrefix(escaped, "/openai/v1")
+	switch {
+	case !ok || p == "" || p[0] != '/':
+		return "", http.StatusNotFound, "unknown OpenAI-compatible endpoint"
+	case strings.ContainsAny(p, "%\\"):
+		return "", http.StatusBadRequest, "encoded characters and backslashes are not allowed in the path"
+	case strings.Contains(p, "//") || path.Clean(p) != p || strings.Contains(p, "/./") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/..") || strings.HasSuffix(p, "/."):
+		return "", http.StatusBadRequest, "the path must be normalized (no empty, . or .. segments)"
+	}
+	key := p
+	if id, isModel := strings.CutPrefix(p, "/models/"); isModel {
+		if !validModelID(id) {
+			return "", http.StatusNotFound, "unknown OpenAI-compatible endpoint: " + p
+		}
+		key = "/models/*"
+	}
+	want, listed := passthroughRoutes[key]
+	switch {
+	case !listed:
+		return "", http.StatusNotFound, "unknown OpenAI-compatible endpoint: " + p
+	case method != want:
+		return "", http.StatusMethodNotAllowed, method + " is not allowed on " + p + "; use " + want
+	}
+	return p, 0, ""
+}
+
+// validModelID is a model id in one path segment.
+func validModelID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return id != "." && id != ".."
 }
 
 // passthroughStream relays upstream's OpenAI-framed SSE event by event, with

@@ -15,3 +15,39 @@ func TestPassthroughUsageIsAccounted(t *testing.T) {
 		t.Errorf("junk usage %+v", u)
 	}
 }
+
+func TestPassthroughIsAnAllowListOfNormalizedPaths(t *testing.T) {
+	cases := []struct {
+		method, path string
+		status       int
+	}{
+		{"POST", "/openai/v1/chat/completions", 0},
+		{"POST", "/openai/v1/embeddings", 0},
+		{"POST", "/openai/v1/images/generations", 0},
+		{"GET", "/openai/v1/models", 0},
+		{"GET", "/openai/v1/models/gemini-2.5-flash", 0},
+		{"GET", "/openai/v1/chat/completions", 405},
+		{"POST", "/openai/v1/files", 404},
+		{"POST", "/openai/v1/batches", 404},
+		{"GET", "/openai/v1/models/a/b", 404},
+		{"POST", "/openai/v1/../../v1beta/files", 400},
+		{"POST", "/openai/v1/chat/../files", 400},
+		{"POST", "/openai/v1/%2e%2e/%2e%2e/v1beta/files", 400},
+		{"POST", "/openai/v1/chat%2fcompletions", 400},
+		{"POST", "/openai/v1//chat/completions", 400},
+		{"POST", "/openai/v1/chat/completions/", 400},
+		{"POST", "/openai/v1/./chat/completions", 400},
+		{"POST", `/openai/v1/chat\completions`, 400},
+		{"GET", "/openai/v1/models/..", 400},
+		{"GET", "/openai/v1", 404},
+	}
+	for _, c := range cases {
+		p, status, msg := passthroughPath(c.method, c.path)
+		if status != c.status {
+			t.Errorf("%s %s: status %d (%s), want %d", c.method, c.path, status, msg, c.status)
+		}
+		if status == 0 && "/openai/v1"+p != c.path {
+			t.Errorf("%s: forwarded %q", c.path, p)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/gemini-balance-go/shared/redact"
 )
 
 // RPCStatus maps an HTTP status to the google.rpc status name Gemini puts
@@ -81,9 +83,6 @@ func ErrorMessage(body []byte) string {
 			return m
 		}
 	}
-	s := string(bytes.TrimSpace(body))
-	if len(s) > 1024 {
-		s = s[:1024]
-	}
-	return s
+	// Mask before the cut, whoever the caller is.
+	return redact.Truncate(string(bytes.TrimSpace(body)), 1024)
 }

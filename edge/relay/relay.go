@@ -297,6 +297,9 @@ func (rl *Relay) attempt(ctx context.Context, req *Request, timeoutSec int, secr
 			return transportFailure(ctx, &timedOut, rerr)
 		}
 		v := outcome.Classify(hres.StatusCode, body)
+		if v.Class != outcome.Success {
+			body = Scrub(ctx, body, secret)
+		}
 		resp := &Response{Status: hres.StatusCode, Header: hres.Header, Body: body, Class: v.Class}
 		if v.Class == outcome.Success && req.CheckEmpty && !hasContent(body) {
 			resp.Class = outcome.Empty
@@ -337,6 +340,7 @@ func (rl *Relay) attempt(ctx context.Context, req *Request, timeoutSec int, secr
 		body := append([]byte(nil), ev.Data...)
 		s.release()
 		v := outcome.Classify(errorCode(body), body)
+		body = Scrub(ctx, body, secret)
 		return &Response{Status: v.Status, Header: hres.Header, Body: body, Class: v.Class, verdict: v}
 	}
 	s.first = ev
@@ -460,19 +464,21 @@ func (rl *Relay) report(req *Request, key Key, v outcome.Verdict, body []byte, s
 		V: bus.Version, ID: events.NewID(), RequestID: rec.ID, Time: time.Now().UTC(),
 		Route: req.Route, Model: req.Model, KeyID: key.ID, KeyHint: key.Hint,
 		Attempt: attempt, Class: string(class), UpstreamStatus: status, ErrorType: et,
-		Message: redact.Secrets(truncate(ErrorMessage(body), 4096), secret),
 	}
+	// Mask first, cut after: a cut must never leave half a secret behind.
+	secrets := append(rec.CallerTokens(), secret)
+	ev.Message = redact.Truncate(ErrorMessage(redact.Body(body, secrets...)), 4096, secrets...)
 	if withBody && len(req.Body) > 0 {
-		ev.RequestBody = redact.Text(truncate(string(req.Body), 64<<10))
+		ev.RequestBody = redact.Truncate(string(req.Body), 64<<10, secrets...)
 	}
 	rl.errs.Error(ev)
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+// Scrub masks an upstream error body before it is relayed or stored: every
+// key shape, the key of the attempt, the client tokens the gateway knows and
+// the ones the caller presented (redact.Body). Only failed answers pay for it.
+func Scrub(ctx context.Context, body []byte, secret string) []byte {
+	return redact.Body(body, append(events.From(ctx).CallerTokens(), secret)...)
 }
 
 // QueryWithoutKey is a client's raw query minus its credential (?key=), for

@@ -89,6 +89,7 @@ func (s *Stream) Next() (Event, error) {
 	if ev.Data != nil && isErrorEvent(ev.Data) {
 		body := append([]byte(nil), ev.Data...)
 		v := outcome.Classify(errorCode(body), body)
+		body = Scrub(s.ctx, body, s.secret)
 		s.failed = &StreamError{Status: v.Status, Class: v.Class, Message: ErrorMessage(body), Body: body}
 		return Event{}, s.failed
 	}

@@ -110,10 +110,8 @@ func (v *Verifier) one(ctx context.Context, k pool.Key) Result {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	res.Verdict = outcome.Classify(resp.StatusCode, body)
 	if res.Verdict.Class != outcome.Success {
-		res.Err = redact.Secrets(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body)), k.Secret)
-		if len(res.Err) > 300 {
-			res.Err = res.Err[:300]
-		}
+		// Mask first (keys, consumer metadata), cut after.
+		res.Err = redact.Truncate(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(redact.Body(body, k.Secret))), 300, k.Secret)
 	}
 	return res
 }

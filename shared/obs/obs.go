@@ -5,6 +5,7 @@ package obs
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gemini-balance-go/shared/redact"
 )
 
 // Level is the process-wide log level; SetLevel changes it live.
@@ -25,7 +28,37 @@ func NewLogger(w io.Writer, service string) *slog.Logger {
 	if w == nil {
 		w = os.Stderr
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: Level})).With("svc", service)
+	return slog.New(slog.NewJSONHandler(w, HandlerOptions(Level))).With("svc", service)
+}
+
+// HandlerOptions are the options of every service's log handler: the level,
+// and the redaction of every secret from messages and attributes (key
+// shapes, client tokens registered with redact.Default), so no log line
+// carries a full key or token whatever a caller passes.
+func HandlerOptions(level slog.Leveler) *slog.HandlerOptions {
+	return &slog.HandlerOptions{Level: level, ReplaceAttr: RedactAttr}
+}
+
+// RedactAttr masks secrets in a string, error or Stringer attribute.
+func RedactAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if s := a.Value.String(); s != "" {
+			if r := redact.Text(s); r != s {
+				a.Value = slog.StringValue(r)
+			}
+		}
+	case slog.KindAny:
+		switch v := a.Value.Any().(type) {
+		case error:
+			a.Value = slog.StringValue(redact.Text(v.Error()))
+		case fmt.Stringer:
+			a.Value = slog.StringValue(redact.Text(v.String()))
+		case []byte:
+			a.Value = slog.StringValue(redact.Text(string(v)))
+		}
+	}
+	return a
 }
 
 // SetLevel applies a gemini-balance LOG_LEVEL name (debug, info, warning, error, critical).

@@ -97,7 +97,16 @@ func Classify(status int, body []byte) Verdict {
 	}
 	var e apiError
 	if len(body) > 0 && bytes.Contains(body, []byte(`"error"`)) {
-		_ = json.Unmarshal(body, &e)
+		if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
+			// The upstream's OpenAI-compatible surface (and a JSON-array
+			// stream) wraps the error in an array.
+			var arr []apiError
+			if json.Unmarshal(t, &arr) == nil && len(arr) > 0 {
+				e = arr[0]
+			}
+		} else {
+			_ = json.Unmarshal(body, &e)
+		}
 	}
 	v.Reason = e.Error.Status
 	for _, d := range e.Error.Details {
@@ -108,13 +117,11 @@ func Classify(status int, body []byte) Verdict {
 			v.RetryDelay = ParseDuration(d.RetryDelay)
 		}
 	}
-	msg := strings.ToLower(e.Error.Message)
+	msg := strings.ToLower(strings.TrimSpace(e.Error.Message))
 	switch {
 	case status == 401:
 		v.Class = KeyInvalid
-	case status == 400 && (v.Reason == "API_KEY_INVALID" || strings.Contains(msg, "api key not valid") || strings.Contains(msg, "api key expired")):
-		v.Class = KeyInvalid
-	case status == 403 && keyForbidden(v.Reason, msg):
+	case (status == 400 || status == 403) && keyBad(v.Reason, msg):
 		v.Class = KeyInvalid
 	case status == 429:
 		v.Class = RateLimited
@@ -128,19 +135,50 @@ func Classify(status int, body []byte) Verdict {
 	return v
 }
 
-// keyForbidden tells a 403 about the key (suspended, leaked, unregistered
-// caller, service disabled for the project) from a 403 about the resource,
-// such as a file the key may not read.
-func keyForbidden(reason, msg string) bool {
-	switch reason {
-	case "API_KEY_SERVICE_BLOCKED", "SERVICE_DISABLED", "CONSUMER_SUSPENDED", "API_KEY_INVALID", "ACCESS_TOKEN_SCOPE_INSUFFICIENT":
+// KeyBadReasons are the google.rpc.ErrorInfo reasons that mean the key itself
+// cannot serve (google/api/error_reason.proto): the key is disabled at once
+// and the request may go to another key. Every other 400 or 403 reason, such
+// as PERMISSION_DENIED on a file of another project, is the request's own
+// fault: the key is left alone and the request is not retried.
+var KeyBadReasons = map[string]bool{
+	"API_KEY_INVALID":               true,
+	"API_KEY_EXPIRED":               true,
+	"API_KEY_SERVICE_BLOCKED":       true,
+	"API_KEY_HTTP_REFERRER_BLOCKED": true,
+	"API_KEY_IP_ADDRESS_BLOCKED":    true,
+	"API_KEY_ANDROID_APP_BLOCKED":   true,
+	"API_KEY_IOS_APP_BLOCKED":       true,
+	"CONSUMER_SUSPENDED":            true,
+	"CONSUMER_INVALID":              true,
+	"SERVICE_DISABLED":              true,
+	"BILLING_DISABLED":              true,
+	"USER_PROJECT_DENIED":           true,
+	"ACCOUNT_STATE_INVALID":         true,
+}
+
+// keyBadPhrases are how Google words a bad key when an answer carries no
+// ErrorInfo. They are matched at the start of the message only: messages
+// echo client input further on ("…access the File <id>…", "Unknown name
+// <field>"), and a client must not be able to disable a key by naming a file
+// "suspended".
+var keyBadPhrases = []string{
+	"api key not valid",
+	"api key expired",
+	"your api key was reported as leaked",
+	"permission denied: consumer 'api_key:", // CONSUMER_SUSPENDED without details
+}
+
+// keyBad tells a 400 or 403 about the key from one about the request.
+func keyBad(reason, msg string) bool {
+	if reason != "" && KeyBadReasons[reason] {
 		return true
 	}
-	if strings.Contains(msg, "file") && strings.Contains(msg, "permission") {
-		return false
+	for _, p := range keyBadPhrases {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
 	}
-	return reason == "PERMISSION_DENIED" || reason == "" ||
-		strings.Contains(msg, "suspended") || strings.Contains(msg, "leaked") || strings.Contains(msg, "unregistered callers")
+	return false
 }
 
 // ParseDuration reads a protobuf Duration string such as "17s" or "0.5s".
@@ -150,8 +188,11 @@ func ParseDuration(s string) time.Duration {
 		return 0
 	}
 	f, err := strconv.ParseFloat(strings.TrimSuffix(s, "s"), 64)
-	if err != nil || f < 0 {
+	if err != nil || !(f >= 0) {
 		return 0
+	}
+	if f > 86400 { // a day at most; a huge value would overflow Duration
+		f = 86400
 	}
 	return time.Duration(f * float64(time.Second))
 }

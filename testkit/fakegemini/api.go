@@ -235,7 +235,7 @@ func (s *Server) serveModelMethod(w http.ResponseWriter, r *http.Request, model,
 			}
 		}
 		if reply.Fail != "" && reply.Fail != OK {
-			s.finish(req, writeError(ew, reply.Fail, Behaviour{}, model), false)
+			s.finish(req, writeError(ew, reply.Fail, Behaviour{key: req.Key}, model), false)
 			return
 		}
 		chunks := s.buildChunks(model, body, reply)
@@ -320,7 +320,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *Request, b 
 			if st == "" {
 				st = Unavailable
 			}
-			_, status := apiError(st, Behaviour{}, req.Model)
+			_, status := apiError(st, Behaviour{key: req.Key}, req.Model)
 			eb, _ := json.Marshal(errorBody{Error: status})
 			write(i, eb)
 			if !sse {

@@ -15,11 +15,15 @@ const (
 	Invalid          Status = "invalid"           // 400 INVALID_ARGUMENT, ErrorInfo API_KEY_INVALID
 	BadRequest       Status = "bad_request"       // 400 INVALID_ARGUMENT
 	PermissionDenied Status = "permission_denied" // 403 PERMISSION_DENIED
-	NotFound         Status = "not_found"         // 404 NOT_FOUND
-	RateLimited      Status = "rate_limited"      // 429 RESOURCE_EXHAUSTED, QuotaFailure + RetryInfo
-	Internal         Status = "internal"          // 500 INTERNAL
-	Unavailable      Status = "unavailable"       // 503 UNAVAILABLE
-	DeadlineExceeded Status = "deadline"          // 504 DEADLINE_EXCEEDED
+	// Suspended is Google's CONSUMER_SUSPENDED 403, which names the full key three
+	// times: in error.message, in ErrorInfo.metadata.containerInfo and in the
+	// LocalizedMessage.
+	Suspended        Status = "suspended"
+	NotFound         Status = "not_found"    // 404 NOT_FOUND
+	RateLimited      Status = "rate_limited" // 429 RESOURCE_EXHAUSTED, QuotaFailure + RetryInfo
+	Internal         Status = "internal"     // 500 INTERNAL
+	Unavailable      Status = "unavailable"  // 503 UNAVAILABLE
+	DeadlineExceeded Status = "deadline"     // 504 DEADLINE_EXCEEDED
 )
 
 // Behaviour programs how the fake answers one key.
@@ -43,6 +47,8 @@ type Behaviour struct {
 	FailAfter   int    `json:"failAfter,omitempty"`
 	StreamError Status `json:"streamError,omitempty"`
 	Cut         bool   `json:"cut,omitempty"`
+
+	key string // the key answered, for errors that name it
 }
 
 // rpcStatus is google.rpc.Status in its JSON form.
@@ -72,6 +78,14 @@ func apiError(s Status, b Behaviour, model string) (int, rpcStatus) {
 		return http.StatusBadRequest, rpcStatus{Code: 400, Message: m, Status: "INVALID_ARGUMENT", Details: []map[string]any{
 			{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
 				"metadata": map[string]string{"service": "generativelanguage.googleapis.com"}},
+			{"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": m},
+		}}
+	case Suspended:
+		m := pick("Permission denied: Consumer 'api_key:" + b.key + "' has been suspended.")
+		return http.StatusForbidden, rpcStatus{Code: 403, Message: m, Status: "PERMISSION_DENIED", Details: []map[string]any{
+			{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "CONSUMER_SUSPENDED", "domain": "googleapis.com",
+				"metadata": map[string]string{"consumer": "projects/" + projectNumber(b.key), "containerInfo": "api_key:" + b.key,
+					"service": "generativelanguage.googleapis.com"}},
 			{"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": m},
 		}}
 	case BadRequest:
@@ -122,4 +136,13 @@ func writeStatus(w http.ResponseWriter, code int, st rpcStatus) {
 	w.Header().Set("Vary", "Origin, X-Origin, Referer")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// projectNumber is a stable fake Cloud project number for a key.
+func projectNumber(key string) string {
+	var h uint64 = 1469598103934665603
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint64(key[i])) * 1099511628211
+	}
+	return fmt.Sprintf("%012d", h%1000000000000)
 }

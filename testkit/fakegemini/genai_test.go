@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -261,4 +262,41 @@ func TestTTSAndImageModelsAnswerInlineData(t *testing.T) {
 	if b := res.Candidates[0].Content.Parts[1].InlineData; b == nil || b.MIMEType != "image/png" || !bytes.HasPrefix(b.Data, []byte("\x89PNG")) {
 		t.Fatalf("image part: %+v", res.Candidates[0].Content.Parts)
 	}
+}
+
+// The CONSUMER_SUSPENDED scenario answers as Google does, the key named in
+// the message, the ErrorInfo metadata and the LocalizedMessage, on generate,
+// stream and files calls alike.
+func TestSuspendedKeyAnswersConsumerSuspended(t *testing.T) {
+	const key = "AIzaSyFAKE0suspended0key0000000000000000"
+	fake := fakegemini.Start(t, fakegemini.Options{})
+	fake.SetKey(key, fakegemini.Behaviour{Status: fakegemini.Suspended})
+	c := client(t, fake.URL, key)
+	ctx := context.Background()
+	check := func(what string, err error) {
+		t.Helper()
+		var ae genai.APIError
+		if !errors.As(err, &ae) || ae.Code != 403 || ae.Status != "PERMISSION_DENIED" {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ae.Message != "Permission denied: Consumer 'api_key:"+key+"' has been suspended." {
+			t.Errorf("%s: message %q", what, ae.Message)
+		}
+		d := fmt.Sprint(ae.Details)
+		if !detailHas(ae.Details, "CONSUMER_SUSPENDED") || !strings.Contains(d, "containerInfo:api_key:"+key) || !strings.Contains(d, "LocalizedMessage locale:en-US message:Permission denied: Consumer 'api_key:"+key) {
+			t.Errorf("%s: details %v", what, ae.Details)
+		}
+	}
+	_, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil)
+	check("generate", err)
+	for _, err := range c.Models.GenerateContentStream(ctx, "gemini-2.5-flash", genai.Text("hi"), nil) {
+		check("stream", err)
+		break
+	}
+	_, err = c.Files.Upload(ctx, strings.NewReader("data"), &genai.UploadFileConfig{MIMEType: "text/plain"})
+	if err == nil || !strings.Contains(err.Error(), "CONSUMER_SUSPENDED") || !strings.Contains(err.Error(), "containerInfo:api_key:"+key) {
+		t.Errorf("upload: %v", err)
+	}
+	_, err = c.Files.Get(ctx, "files/abc", nil)
+	check("files.get", err)
 }

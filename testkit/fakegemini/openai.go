@@ -85,7 +85,7 @@ func (s *Server) serveOpenAIChat(w http.ResponseWriter, r *http.Request) {
 	}
 	reply := s.nextReply(req)
 	if reply.Fail != "" && reply.Fail != OK {
-		code, st := apiError(reply.Fail, Behaviour{}, model)
+		code, st := apiError(reply.Fail, Behaviour{key: req.Key}, model)
 		b, _ := json.MarshalIndent([]errorBody{{Error: st}}, "", "  ")
 		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 		w.WriteHeader(code)

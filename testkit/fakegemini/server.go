@@ -411,11 +411,12 @@ func (s *Server) behaviourFor(key string) Behaviour {
 	ks, ok := s.keys[key]
 	if !ok {
 		if s.opts.AcceptUnknownKeys {
-			return Behaviour{Status: OK}
+			return Behaviour{Status: OK, key: key}
 		}
-		return Behaviour{Status: Invalid}
+		return Behaviour{Status: Invalid, key: key}
 	}
 	b := ks.b
+	b.key = key
 	if b.Status != OK && b.Times > 0 {
 		if ks.used >= b.Times {
 			b.Status = OK

@@ -85,7 +85,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	if o.LogOutput == nil {
 		o.LogOutput = os.Stderr
 	}
-	base := slog.New(slog.NewJSONHandler(o.LogOutput, &slog.HandlerOptions{Level: obs.Level}))
+	base := slog.New(slog.NewJSONHandler(o.LogOutput, obs.HandlerOptions(obs.Level)))
 	logFor := func(svc string) *slog.Logger { return base.With("svc", svc) }
 	a := &App{log: logFor("gemini-balance"), failed: make(chan error, 8)}
 	defer func() {
@@ -128,7 +128,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	a.MongoURI = in.MongoURI
 	if a.MongoURI == "" {
 		// FerretDB is chatty below Error; its errors join the other JSON logs.
-		storeLog := slog.New(slog.NewJSONHandler(o.LogOutput, &slog.HandlerOptions{Level: slog.LevelError})).With("svc", "store")
+		storeLog := slog.New(slog.NewJSONHandler(o.LogOutput, obs.HandlerOptions(slog.LevelError))).With("svc", "store")
 		a.store, err = ferret.Start(context.Background(), ferret.Options{DataDir: filepath.Join(dataDir, "store"), Logger: storeLog})
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)

@@ -92,6 +92,18 @@ func (k *Keyd) Disabled(secret string) bool {
 	return false
 }
 
+// Reset enables the key of a secret again and forgets its failures, as an
+// admin's re-enable does.
+func (k *Keyd) Reset(secret string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, kk := range k.keys {
+		if kk.secret == secret {
+			kk.disabled, kk.failures, kk.cool = false, 0, map[string]time.Time{}
+		}
+	}
+}
+
 // Files returns the current bindings.
 func (k *Keyd) Files() []bus.FileBinding {
 	k.mu.Lock()
