@@ -54,7 +54,8 @@ func Start(ctx context.Context, service string) (*Process, error) {
 	obs.SetLevel(env.LogLevel)
 	p := &Process{Service: service, Infra: infra, Env: env, Log: log, Registry: obs.NewRegistry()}
 	p.NC, err = natsx.Connect(natsx.Options{URL: infra.NATSURL, Name: service + "-" + infra.Replica,
-		User: infra.NATSUser, Password: infra.NATSPassword, Token: infra.NATSToken, Creds: infra.NATSCreds, Logger: log})
+		User: infra.NATSUser, Password: infra.NATSPassword, Token: infra.NATSToken, Creds: infra.NATSCreds,
+		InboxPrefix: natsx.InboxPrefix(service), Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +63,7 @@ func Start(ctx context.Context, service string) (*Process, error) {
 		p.NC.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := natsx.ProvisionWithRetry(ctx, p.JS); err != nil {
+	if err := natsx.ProvisionForWithRetry(ctx, p.JS, service); err != nil {
 		p.NC.Close()
 		return nil, err
 	}

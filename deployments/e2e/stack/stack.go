@@ -239,7 +239,7 @@ func (s *Stack) plan() {
 			pw[strings.ToUpper(u)+"_NATS_PASSWORD"] = natsPassword(u)
 		}
 		natsEnv = envList(pw)
-		natsOpts = append(natsOpts, nats.UserInfo("admind", natsPassword("admind")))
+		natsOpts = s.harnessOpts()
 	}
 	add(&proc{name: "nats", bin: path("nats-server"), port: natsPort, args: natsArgs, env: natsEnv,
 		ready: func(ctx context.Context) error {
@@ -439,12 +439,12 @@ func (s *Stack) microUp(ctx context.Context, service string) error {
 		}
 	}
 	s.mu.Unlock()
-	nc, err := nats.Connect(s.TapURL(), nats.Name("e2e-harness"), nats.Timeout(time.Second))
+	nc, err := nats.Connect(s.NATSURL(), append(s.harnessOpts(), nats.Name("e2e-harness"), nats.Timeout(time.Second))...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	inbox := nats.NewInbox()
+	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return err
@@ -577,6 +577,41 @@ func (s *Stack) TapURL() string {
 		return s.NATSURL()
 	}
 	return fmt.Sprintf("nats://tap:%s@127.0.0.1:%d", natsPassword("tap"), s.procs["nats"].port)
+}
+
+// TapSubject is what the tap user may read: "gb.events.>" under NATSConfig,
+// everything ("gb.>") otherwise.
+func (s *Stack) TapSubject() string {
+	if s.opts.NATSConfig == "" {
+		return "gb.>"
+	}
+	return "gb.events.>"
+}
+
+// harnessOpts log the harness in as admind under NATSConfig (with admind's
+// reply prefix, the only one it may subscribe to): it pings micro services
+// and reads JetStream account info.
+func (s *Stack) harnessOpts() []nats.Option {
+	if s.opts.NATSConfig == "" {
+		return nil
+	}
+	return []nats.Option{nats.UserInfo("admind", natsPassword("admind")), nats.CustomInboxPrefix("_INBOX_admind")}
+}
+
+// NATSAs connects as one of the deployment config's users, with its reply
+// prefix, and closes the connection at test cleanup. It needs NATSConfig.
+func (s *Stack) NATSAs(t testing.TB, user string, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	if s.opts.NATSConfig == "" {
+		t.Fatal("e2e: NATSAs needs Options.NATSConfig")
+	}
+	base := []nats.Option{nats.Name("e2e-" + user), nats.UserInfo(user, natsPassword(user)), nats.CustomInboxPrefix("_INBOX_" + user)}
+	nc, err := nats.Connect(s.NATSURL(), append(base, opts...)...)
+	if err != nil {
+		t.Fatalf("e2e: nats as %s: %v", user, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // MongoURI is the gb-store (FerretDB) URI; the database is "gemini_balance".
