@@ -1,7 +1,7 @@
 // Package boot is what every service binary does before its own wiring: read
 // the environment, connect to NATS (and MongoDB where the service owns
-// collections), provision the bus, follow the live settings, and serve
-// /healthz /readyz /metrics. Each main.go then only wires its service.
+// collections), provision the bus, follow the live settings, serve /metrics
+// on METRICS_ADDR, and offer /healthz /readyz for the service's port. Each main.go then only wires its service.
 package boot
 
 import (
@@ -76,6 +76,14 @@ func Start(ctx context.Context, service string) (*Process, error) {
 		p.NC.Close()
 		return nil, err
 	}
+	addr, err := obs.ListenMetrics(ctx, infra.MetricsAddr, obs.MetricsHandler(p.Registry), log)
+	if err != nil {
+		p.NC.Close()
+		return nil, err
+	}
+	if addr != nil {
+		log.Info("metrics", "addr", addr.String())
+	}
 	return p, nil
 }
 
@@ -108,11 +116,11 @@ func (p *Process) Checks() []obs.Check {
 	return checks
 }
 
-// HealthMux serves /healthz, /readyz (the process's checks plus extra) and
-// /metrics.
+// HealthMux serves /healthz and /readyz (the process's checks plus extra);
+// /metrics is on METRICS_ADDR (started by Start).
 func (p *Process) HealthMux(extra ...obs.Check) *http.ServeMux {
 	mux := http.NewServeMux()
-	obs.Mount(mux, &obs.Health{Service: p.Service, Checks: append(p.Checks(), extra...)}, p.Registry)
+	obs.Mount(mux, &obs.Health{Service: p.Service, Checks: append(p.Checks(), extra...)})
 	return mux
 }
 

@@ -97,6 +97,7 @@ type Infra struct {
 	MongoDB       string `env:"MONGO_DB" default:"gemini_balance" doc:"MongoDB database name"`
 	EncryptionKey string `env:"ENCRYPTION_KEY" doc:"passphrase that encrypts stored keys (AES-GCM); keep it safe"`
 	Replica       string `env:"REPLICA" doc:"replica name in events and logs; defaults to the host name"`
+	MetricsAddr   string `env:"METRICS_ADDR" default:"127.0.0.1:9090" doc:"where Prometheus /metrics is served, apart from the public port; loopback by default (set :9090 for a scraper on the network); off disables it"`
 	EventQueue    int    `env:"EVENT_QUEUE" default:"65536" min:"1" doc:"edge: events held in memory while the bus is slow; beyond it events are dropped and counted"`
 }
 

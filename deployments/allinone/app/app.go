@@ -63,6 +63,8 @@ type App struct {
 	// URL is the HTTP base URL, NATSURL the embedded server's client URL
 	// (NATS_LISTEN), MongoURI the store's URI.
 	URL, NATSURL, MongoURI string
+	// MetricsURL is where /metrics is served (METRICS_ADDR); empty when off.
+	MetricsURL string
 	// Mongo is the process's MongoDB client.
 	Mongo *mongo.Client
 
@@ -187,7 +189,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}}
 	seed := o.Settings
 	admin, err := admind.New(admind.Deps{NC: conns[bus.ServiceAdmind], DB: db, Settings: live, Seed: &seed, Log: logFor(bus.ServiceAdmind), Replica: in.Replica,
-		Health: health, Metrics: promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{})})
+		Health: health})
 	if err != nil {
 		return nil, err
 	}
@@ -195,6 +197,14 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 
 	svcCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
+	// Metrics never share the public port (METRICS_ADDR, loopback by default).
+	maddr, err := obs.ListenMetrics(svcCtx, in.MetricsAddr, promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}), a.log)
+	if err != nil {
+		return nil, err
+	}
+	if maddr != nil {
+		a.MetricsURL = "http://" + loopback(maddr) + "/metrics"
+	}
 	if err := live.Watch(svcCtx, js, logFor("settings")); err != nil {
 		return nil, err
 	}

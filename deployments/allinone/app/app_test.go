@@ -70,6 +70,7 @@ func tryStart(t testing.TB, dataDir, baseURL string, logs io.Writer) (*app.App, 
 		t.Fatal(err)
 	}
 	in.DataDir, in.NATSListen, in.Replica, in.NATSURL, in.MongoURI = dataDir, "127.0.0.1:0", "aio", "", ""
+	in.MetricsAddr = "127.0.0.1:0"
 	st := config.Defaults()
 	st.APIKeys = []string{key1, key2}
 	st.AllowedTokens = []string{token}

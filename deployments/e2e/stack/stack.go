@@ -75,6 +75,7 @@ type proc struct {
 	args    []string
 	env     []string
 	port    int
+	metrics int // METRICS_ADDR port of a service
 	logPath string
 	ready   func(ctx context.Context) error
 	// micro is the NATS micro service the process registers once fully started; /readyz
@@ -277,12 +278,13 @@ func (s *Stack) plan() {
 		"AUTH_TOKEN": s.opts.AuthToken, "LOG_LEVEL": "debug",
 	}
 	service := func(name, bin string) {
-		port := freePort()
+		port, metrics := freePort(), freePort()
 		env := map[string]string{}
 		for k, v := range common {
 			env[k] = v
 		}
 		env["PORT"] = strconv.Itoa(port)
+		env["METRICS_ADDR"] = fmt.Sprintf("127.0.0.1:%d", metrics)
 		env["REPLICA"] = name
 		if s.opts.NATSConfig != "" {
 			env["NATS_USER"], env["NATS_PASSWORD"] = bin, natsPassword(bin)
@@ -293,7 +295,7 @@ func (s *Stack) plan() {
 		for k, v := range s.opts.ServiceEnv[name] {
 			env[k] = v
 		}
-		add(&proc{name: name, bin: path(bin), port: port, env: envList(env), micro: bin,
+		add(&proc{name: name, bin: path(bin), port: port, metrics: metrics, env: envList(env), micro: bin,
 			ready: httpReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))})
 	}
 	for i := range s.opts.Keyds {
@@ -563,6 +565,11 @@ func (s *Stack) URL(name string) string {
 
 // EdgeURL is the base URL of edge replica i.
 func (s *Stack) EdgeURL(i int) string { return s.URL(fmt.Sprintf("edge-%d", i)) }
+
+// MetricsURL is a service process's /metrics (its METRICS_ADDR).
+func (s *Stack) MetricsURL(name string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d/metrics", s.procs[name].metrics)
+}
 
 // AdminURL is admind's base URL.
 func (s *Stack) AdminURL() string { return s.URL("admind") }
