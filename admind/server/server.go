@@ -43,7 +43,7 @@ type Deps struct {
 	Replica string
 	// Health, when set, is served at /healthz and /readyz. /metrics is never
 	// on the public port: boot serves it on METRICS_ADDR.
-	Health  *obs.Health
+	Health *obs.Health
 	// PingWindow is how long GET /api/health gathers replica answers (default 300ms).
 	PingWindow time.Duration
 }
