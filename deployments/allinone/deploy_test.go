@@ -69,7 +69,10 @@ func find(docs []obj, kind, name string) obj {
 }
 
 // container is the first container of a workload's pod template.
-func container(d obj) obj { c, _ := get(d, "spec", "template", "spec", "containers", 0).(obj); return c }
+func container(d obj) obj {
+	c, _ := get(d, "spec", "template", "spec", "containers", 0).(obj)
+	return c
+}
 
 // envSecret tells where a container's env variable comes from: "secret/key",
 // or its literal value.
