@@ -117,3 +117,43 @@ func TestServesOnAUnixSocketOnly(t *testing.T) {
 		t.Fatalf("data dir: %v %v, want mode 0700", fi, err)
 	}
 }
+
+// BenchmarkTransport compares an _id read (the transport's share is largest
+// there; writes are dominated by SQLite) over the loopback TCP listener and
+// over the Unix socket the all-in-one uses.
+func BenchmarkTransport(b *testing.B) {
+	for _, unix := range []bool{false, true} {
+		name := "tcp"
+		if unix {
+			name = "unix"
+		}
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			o := ferret.Options{DataDir: filepath.Join(dir, "store")}
+			if unix {
+				o.Unix = filepath.Join(dir, "s.sock")
+			}
+			st, err := ferret.Start(context.Background(), o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Stop()
+			cl, err := mongo.Connect(options.Client().ApplyURI(st.URI))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = cl.Disconnect(context.Background()) }()
+			coll := cl.Database("gb").Collection("bench")
+			ctx := context.Background()
+			if _, err := coll.InsertOne(ctx, bson.M{"_id": 1, "n": 1}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := coll.FindOne(ctx, bson.M{"_id": 1}).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
