@@ -74,7 +74,7 @@ func container(d obj) obj {
 	return c
 }
 
-// envSecret tells where a container's env variable comes from: "secret/key",
+// envOf tells where a container's env variable comes from: "secret:name/key",
 // or its literal value.
 func envOf(c obj, name string) string {
 	l, _ := c["env"].([]any)
