@@ -126,6 +126,8 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		a.NATSURL = a.nats.URL
 		connOpts.InProcess = a.nats.Server // services talk in-process; NATS_LISTEN is for taps
 		connOpts.User, connOpts.Password, connOpts.Token, connOpts.Creds = busServicesUser, creds.services, "", ""
+		_ = os.Remove(filepath.Join(dataDir, TapURLFile)) // a previous start's, stale either way
+		_ = os.Remove(filepath.Join(dataDir, OperatorURLFile))
 		if a.NATSURL != "" {
 			a.TapURL, a.OperatorURL = creds.url(a.NATSURL, busTapUser, creds.tap), creds.url(a.NATSURL, busOperatorUser, creds.operator)
 			if err := writePrivate(filepath.Join(dataDir, TapURLFile), a.TapURL+"\n"); err != nil {

@@ -64,7 +64,7 @@ func start(t testing.TB, dataDir, baseURL string, logs io.Writer) *app.App {
 	return a
 }
 
-func tryStart(t testing.TB, dataDir, baseURL string, logs io.Writer) (*app.App, error) {
+func tryStart(t testing.TB, dataDir, baseURL string, logs io.Writer, adjust ...func(*config.Infra)) (*app.App, error) {
 	t.Helper()
 	in, err := config.LoadInfra()
 	if err != nil {
@@ -72,6 +72,9 @@ func tryStart(t testing.TB, dataDir, baseURL string, logs io.Writer) (*app.App, 
 	}
 	in.DataDir, in.NATSListen, in.Replica, in.NATSURL, in.MongoURI = dataDir, "127.0.0.1:0", "aio", "", ""
 	in.MetricsAddr = "127.0.0.1:0"
+	for _, f := range adjust {
+		f(&in)
+	}
 	st := config.Defaults()
 	st.APIKeys = []string{key1, key2}
 	st.AllowedTokens = []string{token}
@@ -283,6 +286,30 @@ func TestAllInOneAnswersRecordsAndKeepsDataAcrossRestart(t *testing.T) {
 	}
 
 	checkNoSecrets()
+}
+
+// NATS_LISTEN=off: the services still talk over the in-process bus, and no
+// NATS port or credentials file exists.
+func TestNATSListenOffOpensNoBusPort(t *testing.T) {
+	fake := fakegemini.Start(t, fakegemini.Options{Keys: []string{key1, key2}})
+	dir := t.TempDir()
+	a, err := tryStart(t, dir, fake.URL, io.Discard, func(in *config.Infra) { in.NATSListen = "off" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop(t, a)
+	if a.NATSURL != "" || a.TapURL != "" {
+		t.Fatalf("NATS_LISTEN=off still listens: %q %q", a.NATSURL, a.TapURL)
+	}
+	for _, f := range []string{app.TapURLFile, app.OperatorURLFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); !os.IsNotExist(err) {
+			t.Errorf("%s exists without a listener: %v", f, err)
+		}
+	}
+	eventually(t, "all five services up over the in-process bus", func() bool {
+		_, body := get(t, a.URL+"/api/health", "")
+		return strings.Contains(body, `"status":"ok"`)
+	})
 }
 
 // closedToOthers checks what keeps another local user out: DATA_DIR and its

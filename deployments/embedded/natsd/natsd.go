@@ -50,9 +50,12 @@ func Start(o Options) (*Server, error) {
 	if err := os.MkdirAll(o.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("natsd: create store dir: %w", err)
 	}
-	host, port, err := splitListen(o.Listen)
-	if err != nil {
-		return nil, err
+	host, port := "127.0.0.1", server.RANDOM_PORT
+	if !o.NoListen {
+		var err error
+		if host, port, err = splitListen(o.Listen); err != nil {
+			return nil, err
+		}
 	}
 	name := o.ServerName
 	if name == "" {
