@@ -23,9 +23,6 @@ func (s *Server) routes() *gin.Engine {
 		r.GET("/healthz", gin.WrapF(h.Healthz))
 		r.GET("/readyz", gin.WrapF(h.Readyz))
 	}
-	if s.d.Metrics != nil {
-		r.GET("/metrics", gin.WrapH(s.d.Metrics))
-	}
 
 	r.POST("/auth", s.login)
 	r.POST("/auth/logout", func(c *gin.Context) { logout(c) })

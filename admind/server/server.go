@@ -42,9 +42,9 @@ type Deps struct {
 	// all-in-one leaves it empty and mounts Handler() on its own listener.
 	Addr    string
 	Replica string
-	// Health and Metrics, when set, are served at /healthz, /readyz and /metrics.
-	Health  *obs.Health
-	Metrics http.Handler
+	// Health, when set, is served at /healthz and /readyz. /metrics is never
+	// on the public port: boot serves it on METRICS_ADDR.
+	Health *obs.Health
 	// PingWindow is how long GET /api/health gathers replica answers (default 300ms).
 	PingWindow time.Duration
 }

@@ -29,7 +29,7 @@ func TestClientTokenFromAdmindWorksOnEveryEdgeUntilRevoked(t *testing.T) {
 	s := stack.Start(t, stack.Options{Edges: 2, NATSConfig: "../nats/nats.conf"})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	tap := tapEvents(t, s.TapURL())
+	tap := tapEvents(t, s)
 
 	var created struct {
 		ID    string `json:"id"`

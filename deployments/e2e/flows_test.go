@@ -26,7 +26,7 @@ func TestStreamThroughEachEdgeArrivesWholeInOrder(t *testing.T) {
 	s := stack.Start(t, stack.Options{Edges: 2, Without: []string{"admind", "schedulerd"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tap := tapEvents(t, s.NATSURL())
+	tap := tapEvents(t, s)
 	prompt := "one two three four five six seven"
 	for i := range 2 {
 		var text strings.Builder
@@ -64,7 +64,7 @@ func TestRejectedKeyIsRetriedOnAnotherKeyAndReportedWithoutTheKey(t *testing.T) 
 	if err := s.Fake().SetKeys(ctx, map[string]fakegemini.Behaviour{bad: {Status: fakegemini.Invalid}}); err != nil {
 		t.Fatal(err)
 	}
-	tap := tapEvents(t, s.NATSURL())
+	tap := tapEvents(t, s)
 	c := s.Gemini(t, 0)
 	for range 6 {
 		if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("hi"), nil); err != nil {
@@ -155,7 +155,7 @@ func TestRecoverTickRestoresAKeyThatWorksAgain(t *testing.T) {
 	if err := fake.SetKeys(ctx, map[string]fakegemini.Behaviour{bad: {Status: fakegemini.Invalid}}); err != nil {
 		t.Fatal(err)
 	}
-	tap := tapEvents(t, s.NATSURL())
+	tap := tapEvents(t, s)
 	sendUntilTried(t, ctx, s, bad)
 	var keyID string
 	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {
@@ -312,7 +312,7 @@ func TestRateLimitedKeyCoolsForTheRetryDelayGoogleGave(t *testing.T) {
 	if err := fake.SetKeys(ctx, map[string]fakegemini.Behaviour{limited: {Status: fakegemini.RateLimited, RetryDelay: fakegemini.Duration(10 * time.Minute)}}); err != nil {
 		t.Fatal(err)
 	}
-	tap := tapEvents(t, s.NATSURL())
+	tap := tapEvents(t, s)
 	sendUntilTried(t, ctx, s, limited)
 	var cooled time.Time
 	tap.waitFor(t, ctx, func(msgs []*nats.Msg) bool {

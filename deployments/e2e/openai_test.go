@@ -20,7 +20,7 @@ func TestOpenAIClientsWorkThroughConvertedAndPassthroughRoutes(t *testing.T) {
 	s := stack.Start(t, stack.Options{Edges: 1, Without: []string{"admind", "schedulerd"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tap := tapEvents(t, s.NATSURL())
+	tap := tapEvents(t, s)
 
 	for _, route := range []struct{ base, upstreamMethod string }{
 		{"/v1/", "generateContent"},

@@ -25,7 +25,7 @@ func TestWholeStackWorksUnderTheDeploymentNATSPermissions(t *testing.T) {
 	s := stack.Start(t, stack.Options{Edges: 1, NATSConfig: "../nats/nats.conf"})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tap := tapEvents(t, s.TapURL())
+	tap := tapEvents(t, s)
 
 	res, err := s.Gemini(t, 0).Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("under permissions"), nil)
 	if err != nil {

@@ -26,7 +26,7 @@ func TestRequestThroughEachEdgeIsAnsweredLoggedAndPublishedWithoutSecrets(t *tes
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	tap := tapEvents(t, s.NATSURL())
+	tap := tapEvents(t, s)
 
 	for i := range 2 {
 		c := s.Gemini(t, i)
@@ -158,15 +158,17 @@ func errorEvents(msgs []*nats.Msg) []bus.ErrorEvent {
 	return out
 }
 
-func tapEvents(t *testing.T, url string) *tap {
+// tapEvents subscribes as an operator's tap would: everything under gb.>,
+// or gb.events.> as the tap user of the deployment config.
+func tapEvents(t *testing.T, s *stack.Stack) *tap {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.Name("e2e-tap"))
+	nc, err := nats.Connect(s.TapURL(), nats.Name("e2e-tap"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	tp := &tap{ch: make(chan struct{}, 1)}
-	if _, err := nc.Subscribe("gb.>", func(m *nats.Msg) {
+	if _, err := nc.Subscribe(s.TapSubject(), func(m *nats.Msg) {
 		tp.mu.Lock()
 		tp.msgs = append(tp.msgs, m)
 		tp.mu.Unlock()

@@ -1,5 +1,5 @@
 // Package gateway assembles edge: the Gin HTTP surface (Gemini-native and
-// OpenAI routes, /health, /healthz, /readyz, /metrics), the request-event
+// OpenAI routes, /health, /healthz, /readyz; /metrics is on METRICS_ADDR), the request-event
 // middleware, and the background workers (event publishing, the "edge"
 // NATS micro service). The edge binary and the all-in-one both use it:
 //
@@ -184,7 +184,6 @@ func (g *Gateway) routes() *gin.Engine {
 	}}}}
 	e.GET("/healthz", gin.WrapF(h.Healthz))
 	e.GET("/readyz", gin.WrapF(h.Readyz))
-	e.GET("/metrics", gin.WrapH(obs.MetricsHandler(g.deps.Registry)))
 
 	native.Register(e, native.Deps{
 		Relay: g.Relay, Keyd: g.Keys, Settings: g.deps.Settings, Logger: g.log, Auth: g.GeminiAuth(),

@@ -208,7 +208,7 @@ func TestHealthAnswersLikeGeminiBalance(t *testing.T) {
 	if res.StatusCode != 200 || strings.TrimSpace(string(b)) != `{"status":"healthy"}` {
 		t.Errorf("health: %d %s", res.StatusCode, b)
 	}
-	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+	for _, p := range []string{"/healthz", "/readyz"} {
 		res, err := http.Get(e.url + p)
 		if err != nil {
 			t.Fatal(err)
@@ -217,6 +217,16 @@ func TestHealthAnswersLikeGeminiBalance(t *testing.T) {
 		if res.StatusCode != 200 {
 			t.Errorf("%s: %d", p, res.StatusCode)
 		}
+	}
+	// Metrics live on METRICS_ADDR, never on the public port.
+	res, err = http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode == 200 || strings.Contains(string(b), "go_goroutines") {
+		t.Errorf("/metrics is public on edge's port: %d %.80s", res.StatusCode, b)
 	}
 }
 

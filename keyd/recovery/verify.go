@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/outcome"
+	"github.com/gemini-balance-go/shared/proxies"
 	"github.com/gemini-balance-go/shared/redact"
 )
 
@@ -33,13 +36,37 @@ type Result struct {
 // OK reports whether the key answered the test call successfully.
 func (r Result) OK() bool { return r.Verdict.Class == outcome.Success }
 
-// Verifier makes the test call for keys, a bounded number at a time.
+// Verifier makes the test call for keys, a bounded number at a time. Each
+// call goes through the key's PROXIES entry (chosen as edge chooses it) and
+// follows no redirect: a redirect would hand the key header to another host.
 type Verifier struct {
+	// Client makes the calls (its CheckRedirect is replaced); nil means one
+	// with Transport and no timeout of its own.
 	Client      *http.Client
 	Settings    func() *config.Settings
 	Concurrency int           // parallel calls; 8 when zero
 	Timeout     time.Duration // per call; 30 s when zero
 }
+
+// Transport is the verifier's default transport: the key's proxy from the
+// request context, else direct (never HTTP_PROXY from the environment,
+// which edge does not use either).
+var Transport http.RoundTripper = &http.Transport{
+	Proxy:               proxies.FromContext,
+	DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	ForceAttemptHTTP2:   true,
+	MaxIdleConnsPerHost: 64,
+	IdleConnTimeout:     90 * time.Second,
+	TLSHandshakeTimeout: 10 * time.Second,
+}
+
+// NewClient is the verifier's client with an overall timeout per call.
+func NewClient(timeout time.Duration) *http.Client {
+	return &http.Client{Transport: Transport, Timeout: timeout, CheckRedirect: noRedirect}
+}
+
+// noRedirect makes the client return a redirect as the answer.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // testBody is the smallest valid generateContent request, as gemini-balance's
 // check sends it (without the chat pipeline's injections).
@@ -81,6 +108,7 @@ func (v *Verifier) one(ctx context.Context, k pool.Key) Result {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	ctx = proxies.WithKey(ctx, k.ID, s.Proxies, s.ProxiesConsistentHash, rand.IntN)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, testURL(s, k.Kind), bytes.NewReader(testBody))
 	if err != nil {
 		res.Verdict, res.Err = outcome.Verdict{Class: outcome.ConnError}, err.Error()
@@ -91,9 +119,11 @@ func (v *Verifier) one(ctx context.Context, k pool.Key) Result {
 	for name, val := range s.CustomHeaders {
 		req.Header.Set(name, val)
 	}
-	client := v.Client
-	if client == nil {
-		client = http.DefaultClient
+	client := NewClient(0)
+	if v.Client != nil {
+		c := *v.Client
+		c.CheckRedirect = noRedirect
+		client = &c
 	}
 	start := time.Now()
 	resp, err := client.Do(req)
@@ -108,6 +138,13 @@ func (v *Verifier) one(ctx context.Context, k pool.Key) Result {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// A failed verification, never a verdict on the key: the answer is
+		// not Google's.
+		res.Verdict = outcome.Verdict{Class: outcome.ClientError, Status: resp.StatusCode, Reason: "REDIRECT"}
+		res.Err = fmt.Sprintf("%d redirect not followed (the key stays where it was)", resp.StatusCode)
+		return res
+	}
 	res.Verdict = outcome.Classify(resp.StatusCode, body)
 	if res.Verdict.Class != outcome.Success {
 		// Mask first (keys, consumer metadata), cut after.

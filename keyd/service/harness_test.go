@@ -104,7 +104,7 @@ func (st *stack) newDeps(o replicaOpts) Deps {
 	t := st.t
 	opts := []nats.Option{nats.Name("keyd-" + o.name)}
 	if st.user != "" {
-		opts = append(opts, nats.UserInfo(st.user, st.user+"-pw"))
+		opts = append(opts, nats.UserInfo(st.user, st.user+"-pw"), nats.CustomInboxPrefix(natsx.InboxPrefix(st.user)))
 	}
 	nc, err := nats.Connect(st.url, opts...)
 	if err != nil {

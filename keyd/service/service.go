@@ -109,7 +109,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	settings := d.Settings.Get()
 	client := d.HTTPClient
 	if client == nil {
-		client = &http.Client{Timeout: time.Duration(max(1, settings.TimeOut)) * time.Second}
+		client = recovery.NewClient(time.Duration(max(1, settings.TimeOut)) * time.Second)
 	}
 	s := &Service{
 		d: d, log: log, store: store,

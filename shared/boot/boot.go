@@ -1,7 +1,7 @@
 // Package boot is what every service binary does before its own wiring: read
 // the environment, connect to NATS (and MongoDB where the service owns
-// collections), provision the bus, follow the live settings, and serve
-// /healthz /readyz /metrics. Each main.go then only wires its service.
+// collections), provision the bus, follow the live settings, serve /metrics
+// on METRICS_ADDR, and offer /healthz /readyz for the service's port. Each main.go then only wires its service.
 package boot
 
 import (
@@ -55,7 +55,8 @@ func Start(ctx context.Context, service string) (*Process, error) {
 	obs.SetLevel(env.LogLevel)
 	p := &Process{Service: service, Infra: infra, Env: env, Log: log, Registry: obs.NewRegistry()}
 	p.NC, err = natsx.Connect(natsx.Options{URL: infra.NATSURL, Name: service + "-" + infra.Replica,
-		User: infra.NATSUser, Password: infra.NATSPassword, Token: infra.NATSToken, Creds: infra.NATSCreds, Logger: log})
+		User: infra.NATSUser, Password: infra.NATSPassword, Token: infra.NATSToken, Creds: infra.NATSCreds,
+		InboxPrefix: natsx.InboxPrefix(service), Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +64,7 @@ func Start(ctx context.Context, service string) (*Process, error) {
 		p.NC.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := natsx.ProvisionWithRetry(ctx, p.JS); err != nil {
+	if err := natsx.ProvisionForWithRetry(ctx, p.JS, service); err != nil {
 		p.NC.Close()
 		return nil, err
 	}
@@ -75,6 +76,14 @@ func Start(ctx context.Context, service string) (*Process, error) {
 	if err := p.Settings.Watch(ctx, p.JS, log); err != nil {
 		p.NC.Close()
 		return nil, err
+	}
+	addr, err := obs.ListenMetrics(ctx, infra.MetricsAddr, obs.MetricsHandler(p.Registry), log)
+	if err != nil {
+		p.NC.Close()
+		return nil, err
+	}
+	if addr != nil {
+		log.Info("metrics", "addr", addr.String())
 	}
 	return p, nil
 }
@@ -108,11 +117,11 @@ func (p *Process) Checks() []obs.Check {
 	return checks
 }
 
-// HealthMux serves /healthz, /readyz (the process's checks plus extra) and
-// /metrics.
+// HealthMux serves /healthz and /readyz (the process's checks plus extra);
+// /metrics is on METRICS_ADDR (started by Start).
 func (p *Process) HealthMux(extra ...obs.Check) *http.ServeMux {
 	mux := http.NewServeMux()
-	obs.Mount(mux, &obs.Health{Service: p.Service, Checks: append(p.Checks(), extra...)}, p.Registry)
+	obs.Mount(mux, &obs.Health{Service: p.Service, Checks: append(p.Checks(), extra...)})
 	return mux
 }
 

@@ -89,9 +89,9 @@ type Settings struct {
 // Infra is read from the environment on every start and never stored.
 type Infra struct {
 	Port          int    `env:"PORT" default:"8000" min:"1" doc:"HTTP port of the public API and admin (all-in-one, edge, admind)"`
-	DataDir       string `env:"DATA_DIR" default:"./data" doc:"all-in-one data: JetStream store and embedded FerretDB"`
+	DataDir       string `env:"DATA_DIR" default:"./data" doc:"all-in-one data: JetStream store and embedded FerretDB (created mode 0700)"`
 	NATSURL       string `env:"NATS_URL" doc:"NATS server; empty in the all-in-one means the embedded server"`
-	NATSListen    string `env:"NATS_LISTEN" default:"127.0.0.1:4222" doc:"all-in-one: where the embedded NATS server also listens"`
+	NATSListen    string `env:"NATS_LISTEN" default:"127.0.0.1:4222" doc:"all-in-one: where the embedded NATS server also listens, with credentials generated per start (DATA_DIR/nats-*.url); off for none"`
 	NATSUser      string `env:"NATS_USER" doc:"NATS user name"`
 	NATSPassword  string `env:"NATS_PASSWORD" doc:"NATS password"`
 	NATSToken     string `env:"NATS_TOKEN" doc:"NATS token"`
@@ -100,6 +100,7 @@ type Infra struct {
 	MongoDB       string `env:"MONGO_DB" default:"gemini_balance" doc:"MongoDB database name"`
 	EncryptionKey string `env:"ENCRYPTION_KEY" doc:"passphrase that encrypts stored keys (AES-GCM); keep it safe"`
 	Replica       string `env:"REPLICA" doc:"replica name in events and logs; defaults to the host name"`
+	MetricsAddr   string `env:"METRICS_ADDR" default:"127.0.0.1:9090" doc:"where Prometheus /metrics is served, apart from the public port; loopback by default (set :9090 for a scraper on the network); off disables it"`
 	EventQueue    int    `env:"EVENT_QUEUE" default:"65536" min:"1" doc:"edge: events held in memory while the bus is slow; beyond it events are dropped and counted"`
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,7 +24,10 @@ type Options struct {
 	Password string
 	Token    string
 	Creds    string
-	Logger   *slog.Logger
+	// InboxPrefix replaces "_INBOX" for this connection's reply subjects, so
+	// a least-privileged user may subscribe to its own replies only.
+	InboxPrefix string
+	Logger      *slog.Logger
 	// InProcess, when set, connects through an embedded server without a socket.
 	InProcess nats.InProcessConnProvider
 }
@@ -55,6 +59,9 @@ func Connect(o Options) (*nats.Conn, error) {
 	case o.User != "":
 		opts = append(opts, nats.UserInfo(o.User, o.Password))
 	}
+	if o.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(o.InboxPrefix))
+	}
 	if o.InProcess != nil {
 		opts = append(opts, nats.InProcessServer(o.InProcess))
 	}
@@ -69,6 +76,12 @@ func Connect(o Options) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// InboxPrefix is the reply-subject prefix of service's connections
+// ("_INBOX_keyd"): deployments/nats/nats.conf lets each service user
+// subscribe to its own prefix only, so no service reads another's replies
+// (keyd's acquire replies carry keys).
+func InboxPrefix(service string) string { return "_INBOX_" + service }
+
 // Stream limits. Events are kept long enough to ride out a logd or MongoDB
 // outage of a day; past the size bound the oldest are discarded.
 const (
@@ -79,10 +92,9 @@ const (
 	DLQMaxAge      = 14 * 24 * time.Hour
 )
 
-// Provision creates or updates the streams and KV buckets. It is idempotent
-// and safe to run from every service at start.
-func Provision(ctx context.Context, js jetstream.JetStream) error {
-	streams := []jetstream.StreamConfig{
+// streamConfigs are the bus contract's streams.
+func streamConfigs() []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
 		{
 			Name:      bus.StreamEvents,
 			Subjects:  []string{bus.SubjectEventsAll},
@@ -108,18 +120,83 @@ func Provision(ctx context.Context, js jetstream.JetStream) error {
 			MaxAge:   DLQMaxAge,
 		},
 	}
-	for _, cfg := range streams {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+}
+
+// bucketConfigs are the bus contract's KV buckets.
+func bucketConfigs() []jetstream.KeyValueConfig {
+	return []jetstream.KeyValueConfig{
+		{Bucket: bus.BucketSettings, History: 5, Storage: jetstream.FileStorage},
+		// One entry per managed client token; only the latest value matters, and a
+		// deleted token must not linger in history.
+		{Bucket: bus.BucketClientTokens, History: 1, Storage: jetstream.FileStorage},
+	}
+}
+
+// Owners says which service owns (may update) each stream and bucket. The
+// others that use it may only create it, with the same configuration, when
+// it is missing; no service may delete or purge any of them
+// (deployments/nats/nats.conf).
+var Owners = map[string]string{
+	bus.StreamEvents:               bus.ServiceLogd,
+	bus.StreamDeadLetter:           bus.ServiceLogd,
+	bus.StreamTicks:                bus.ServiceSchedulerd,
+	"KV_" + bus.BucketSettings:     bus.ServiceAdmind,
+	"KV_" + bus.BucketClientTokens: bus.ServiceAdmind,
+}
+
+// Uses lists the streams and buckets (as streams) each service needs.
+var Uses = map[string][]string{
+	bus.ServiceEdge:       {bus.StreamEvents, "KV_" + bus.BucketSettings, "KV_" + bus.BucketClientTokens},
+	bus.ServiceKeyd:       {bus.StreamEvents, bus.StreamTicks, "KV_" + bus.BucketSettings},
+	bus.ServiceLogd:       {bus.StreamEvents, bus.StreamDeadLetter, bus.StreamTicks, "KV_" + bus.BucketSettings},
+	bus.ServiceAdmind:     {"KV_" + bus.BucketSettings, "KV_" + bus.BucketClientTokens},
+	bus.ServiceSchedulerd: {bus.StreamTicks, "KV_" + bus.BucketSettings},
+}
+
+// Provision creates or updates every stream and KV bucket. It is idempotent;
+// the all-in-one and tests, which run as one user, use it.
+func Provision(ctx context.Context, js jetstream.JetStream) error {
+	return provision(ctx, js, func(string) bool { return true }, func(string) bool { return true })
+}
+
+// ProvisionFor provisions what service uses: it creates or updates what it
+// owns and creates, if missing, what another service owns, so the services
+// may start in any order under their least-privileged NATS users.
+func ProvisionFor(ctx context.Context, js jetstream.JetStream, service string) error {
+	return provision(ctx, js,
+		func(name string) bool { return slices.Contains(Uses[service], name) },
+		func(name string) bool { return Owners[name] == service })
+}
+
+func provision(ctx context.Context, js jetstream.JetStream, uses, owns func(string) bool) error {
+	for _, cfg := range streamConfigs() {
+		if !uses(cfg.Name) {
+			continue
+		}
+		var err error
+		if owns(cfg.Name) {
+			_, err = js.CreateOrUpdateStream(ctx, cfg)
+		} else if _, err = js.CreateStream(ctx, cfg); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			err = nil // the owner's configuration stands
+		}
+		if err != nil {
 			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
 		}
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bus.BucketSettings, History: 5, Storage: jetstream.FileStorage}); err != nil {
-		return fmt.Errorf("provision kv %s: %w", bus.BucketSettings, err)
-	}
-	// One entry per managed client token; only the latest value matters, and a
-	// deleted token must not linger in history.
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bus.BucketClientTokens, History: 1, Storage: jetstream.FileStorage}); err != nil {
-		return fmt.Errorf("provision kv %s: %w", bus.BucketClientTokens, err)
+	for _, cfg := range bucketConfigs() {
+		name := "KV_" + cfg.Bucket
+		if !uses(name) {
+			continue
+		}
+		var err error
+		if owns(name) {
+			_, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		} else if _, err = js.CreateKeyValue(ctx, cfg); errors.Is(err, jetstream.ErrBucketExists) {
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("provision kv %s: %w", cfg.Bucket, err)
+		}
 	}
 	return nil
 }
@@ -127,9 +204,18 @@ func Provision(ctx context.Context, js jetstream.JetStream) error {
 // ProvisionWithRetry retries Provision until it succeeds or ctx ends, so a
 // service started before NATS is ready still comes up.
 func ProvisionWithRetry(ctx context.Context, js jetstream.JetStream) error {
+	return retry(ctx, func() error { return Provision(ctx, js) })
+}
+
+// ProvisionForWithRetry is ProvisionFor, retried like ProvisionWithRetry.
+func ProvisionForWithRetry(ctx context.Context, js jetstream.JetStream, service string) error {
+	return retry(ctx, func() error { return ProvisionFor(ctx, js, service) })
+}
+
+func retry(ctx context.Context, f func() error) error {
 	backoff := 100 * time.Millisecond
 	for {
-		err := Provision(ctx, js)
+		err := f()
 		if err == nil {
 			return nil
 		}

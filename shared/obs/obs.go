@@ -1,13 +1,15 @@
 // Package obs sets up what every service exposes the same way: structured
-// logs, /healthz and /readyz, and Prometheus /metrics.
+// logs, /healthz and /readyz, and Prometheus /metrics on METRICS_ADDR.
 package obs
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -126,9 +128,38 @@ func MetricsHandler(r *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(r, promhttp.HandlerOpts{Registry: r})
 }
 
-// Mount adds /healthz, /readyz and /metrics to a mux.
-func Mount(mux *http.ServeMux, h *Health, reg *prometheus.Registry) {
+// Mount adds /healthz and /readyz to a mux. /metrics is never on a
+// service's own port (public on edge and admind): ListenMetrics serves it.
+func Mount(mux *http.ServeMux, h *Health) {
 	mux.HandleFunc("GET /healthz", h.Healthz)
 	mux.HandleFunc("GET /readyz", h.Readyz)
-	mux.Handle("GET /metrics", MetricsHandler(reg))
+}
+
+// MetricsOff is the METRICS_ADDR value that serves no metrics.
+const MetricsOff = "off"
+
+// ListenMetrics serves h at /metrics on addr (METRICS_ADDR, loopback by
+// default) until ctx ends, and returns the bound address; nil when addr is
+// "off". A bind error is returned, naming the variable.
+func ListenMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (net.Addr, error) {
+	if addr == "" || addr == MetricsOff {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("config: METRICS_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "addr", addr, "err", err)
+		}
+	}()
+	return ln.Addr(), nil
 }

@@ -64,6 +64,13 @@ type App struct {
 	// URL is the HTTP base URL, NATSURL the embedded server's client URL
 	// (NATS_LISTEN), MongoURI the store's URI.
 	URL, NATSURL, MongoURI string
+	// MetricsURL is where /metrics is served (METRICS_ADDR); empty when off.
+	MetricsURL string
+	// TapURL and OperatorURL carry the embedded NATS server's generated
+	// credentials of the read-only tap (gb.events.>) and of the operator
+	// (everything); empty with NATS_URL or without a NATS listener. They are
+	// also in DATA_DIR/nats-tap.url and DATA_DIR/nats-operator.url (0600).
+	TapURL, OperatorURL string
 	// Mongo is the process's MongoDB client.
 	Mongo *mongo.Client
 
@@ -100,19 +107,37 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: DATA_DIR: %w", err)
 	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+	if err := privateDir(dataDir); err != nil {
 		return nil, fmt.Errorf("config: DATA_DIR: %w", err)
 	}
 
 	// The bus: embedded unless NATS_URL points elsewhere.
 	connOpts := natsx.Options{URL: in.NATSURL, User: in.NATSUser, Password: in.NATSPassword, Token: in.NATSToken, Creds: in.NATSCreds}
 	if in.NATSURL == "" {
-		a.nats, err = natsd.Start(natsd.Options{StoreDir: filepath.Join(dataDir, "nats"), Listen: in.NATSListen, ServerName: "gemini-balance"})
+		// Fresh credentials on every start: the services' never leave the
+		// process; the tap's and the operator's go to 0600 files in DATA_DIR
+		// for the owner's `nats` CLI. No other local user can use the port.
+		creds := newBusCreds()
+		listen := in.NATSListen
+		a.nats, err = natsd.Start(natsd.Options{StoreDir: filepath.Join(dataDir, "nats"), Listen: listen,
+			NoListen: listen == "" || listen == "off", ServerName: "gemini-balance", Configure: creds.configure})
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats (NATS_LISTEN=%s): %w", in.NATSListen, err)
 		}
 		a.NATSURL = a.nats.URL
 		connOpts.InProcess = a.nats.Server // services talk in-process; NATS_LISTEN is for taps
+		connOpts.User, connOpts.Password, connOpts.Token, connOpts.Creds = busServicesUser, creds.services, "", ""
+		_ = os.Remove(filepath.Join(dataDir, TapURLFile)) // a previous start's, stale either way
+		_ = os.Remove(filepath.Join(dataDir, OperatorURLFile))
+		if a.NATSURL != "" {
+			a.TapURL, a.OperatorURL = creds.url(a.NATSURL, busTapUser, creds.tap), creds.url(a.NATSURL, busOperatorUser, creds.operator)
+			if err := writePrivate(filepath.Join(dataDir, TapURLFile), a.TapURL+"\n"); err != nil {
+				return nil, err
+			}
+			if err := writePrivate(filepath.Join(dataDir, OperatorURLFile), a.OperatorURL+"\n"); err != nil {
+				return nil, err
+			}
+		}
 	}
 	connect := func(svc string) (*nats.Conn, error) {
 		co := connOpts
@@ -129,7 +154,10 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	if a.MongoURI == "" {
 		// FerretDB is chatty below Error; its errors join the other JSON logs.
 		storeLog := slog.New(slog.NewJSONHandler(o.LogOutput, obs.HandlerOptions(slog.LevelError))).With("svc", "store")
-		a.store, err = ferret.Start(context.Background(), ferret.Options{DataDir: filepath.Join(dataDir, "store"), Logger: storeLog})
+		// On a Unix socket inside the 0700 DATA_DIR: FerretDB on SQLite has
+		// no authentication, so no TCP port another local user could reach.
+		a.store, err = ferret.Start(context.Background(), ferret.Options{DataDir: filepath.Join(dataDir, "store"),
+			Unix: filepath.Join(dataDir, "store.sock"), Logger: storeLog})
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}
@@ -188,7 +216,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}}
 	seed := o.Settings
 	admin, err := admind.New(admind.Deps{NC: conns[bus.ServiceAdmind], DB: db, Settings: live, Seed: &seed, Log: logFor(bus.ServiceAdmind), Replica: in.Replica,
-		Health: health, Metrics: promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{})})
+		Health: health})
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +224,14 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 
 	svcCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
+	// Metrics never share the public port (METRICS_ADDR, loopback by default).
+	maddr, err := obs.ListenMetrics(svcCtx, in.MetricsAddr, promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}), a.log)
+	if err != nil {
+		return nil, err
+	}
+	if maddr != nil {
+		a.MetricsURL = "http://" + loopback(maddr) + "/metrics"
+	}
 	if err := live.Watch(svcCtx, js, logFor("settings")); err != nil {
 		return nil, err
 	}

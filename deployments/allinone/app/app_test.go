@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -63,13 +64,17 @@ func start(t testing.TB, dataDir, baseURL string, logs io.Writer) *app.App {
 	return a
 }
 
-func tryStart(t testing.TB, dataDir, baseURL string, logs io.Writer) (*app.App, error) {
+func tryStart(t testing.TB, dataDir, baseURL string, logs io.Writer, adjust ...func(*config.Infra)) (*app.App, error) {
 	t.Helper()
 	in, err := config.LoadInfra()
 	if err != nil {
 		t.Fatal(err)
 	}
 	in.DataDir, in.NATSListen, in.Replica, in.NATSURL, in.MongoURI = dataDir, "127.0.0.1:0", "aio", "", ""
+	in.MetricsAddr = "127.0.0.1:0"
+	for _, f := range adjust {
+		f(&in)
+	}
 	st := config.Defaults()
 	st.APIKeys = []string{key1, key2}
 	st.AllowedTokens = []string{token}
@@ -138,10 +143,15 @@ func TestAllInOneAnswersRecordsAndKeepsDataAcrossRestart(t *testing.T) {
 	// consumer delivers on gb.logd._deliver.*, and a plain 'gb.>' subscriber
 	// present before logd's own subscriptions takes those deliveries, which
 	// then wait out logd's 30 s AckWait (reported to the logd owner).
-	tap, err := nats.Connect(a.NATSURL)
+	if nc, err := nats.Connect(a.NATSURL); err == nil {
+		nc.Close()
+		t.Fatal("the embedded NATS server accepted a connection without the generated credentials")
+	}
+	tap, err := nats.Connect(a.TapURL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	closedToOthers(t, a, dir)
 	var mu sync.Mutex
 	var seen []*nats.Msg
 	if _, err := tap.Subscribe("gb.events.>", func(m *nats.Msg) { mu.Lock(); seen = append(seen, m); mu.Unlock() }); err != nil {
@@ -195,7 +205,13 @@ func TestAllInOneAnswersRecordsAndKeepsDataAcrossRestart(t *testing.T) {
 	})
 
 	// keyd's durable consumer receives schedulerd's recover ticks.
-	legacy, _ := tap.JetStream()
+	// The tap may read events only; the operator's credentials may do this.
+	op, err := nats.Connect(a.OperatorURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	legacy, _ := op.JetStream()
 	eventually(t, "keyd to receive a recover tick", func() bool {
 		info, err := legacy.ConsumerInfo(bus.StreamTicks, "keyd_recover")
 		return err == nil && info.Delivered.Consumer > 0
@@ -256,6 +272,11 @@ func TestAllInOneAnswersRecordsAndKeepsDataAcrossRestart(t *testing.T) {
 		t.Fatalf("restart: %v; logs:\n%s", err, debugLogs.String())
 	}
 	defer stop(t, b)
+	closedToOthers(t, b, dir)
+	if nc, err := nats.Connect(a.TapURL); err == nil {
+		nc.Close()
+		t.Fatal("the previous start's tap credentials still work")
+	}
 	if rows(b) != 1 {
 		t.Fatal("request row lost across a restart")
 	}
@@ -265,6 +286,55 @@ func TestAllInOneAnswersRecordsAndKeepsDataAcrossRestart(t *testing.T) {
 	}
 
 	checkNoSecrets()
+}
+
+// NATS_LISTEN=off: the services still talk over the in-process bus, and no
+// NATS port or credentials file exists.
+func TestNATSListenOffOpensNoBusPort(t *testing.T) {
+	fake := fakegemini.Start(t, fakegemini.Options{Keys: []string{key1, key2}})
+	dir := t.TempDir()
+	a, err := tryStart(t, dir, fake.URL, io.Discard, func(in *config.Infra) { in.NATSListen = "off" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop(t, a)
+	if a.NATSURL != "" || a.TapURL != "" {
+		t.Fatalf("NATS_LISTEN=off still listens: %q %q", a.NATSURL, a.TapURL)
+	}
+	for _, f := range []string{app.TapURLFile, app.OperatorURLFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); !os.IsNotExist(err) {
+			t.Errorf("%s exists without a listener: %v", f, err)
+		}
+	}
+	eventually(t, "all five services up over the in-process bus", func() bool {
+		_, body := get(t, a.URL+"/api/health", "")
+		return strings.Contains(body, `"status":"ok"`)
+	})
+}
+
+// closedToOthers checks what keeps another local user out: DATA_DIR and its
+// subdirectories are the owner's alone, the generated NATS credentials are in
+// 0600 files, and the store listens on a socket inside DATA_DIR, not on TCP.
+func closedToOthers(t *testing.T, a *app.App, dir string) {
+	t.Helper()
+	for _, d := range []string{dir, filepath.Join(dir, "nats"), filepath.Join(dir, "store")} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v %v, want mode 0700", d, fi.Mode().Perm(), err)
+		}
+	}
+	for name, want := range map[string]string{app.TapURLFile: a.TapURL, app.OperatorURLFile: a.OperatorURL} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, want mode 0600", name, err)
+			continue
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, name)); strings.TrimSpace(string(b)) != want || want == "" {
+			t.Errorf("%s holds %q, want the generated URL", name, b)
+		}
+	}
+	if !strings.Contains(a.MongoURI, "store.sock") || strings.Contains(a.MongoURI, "127.0.0.1") {
+		t.Errorf("store URI %q, want the Unix socket in DATA_DIR", a.MongoURI)
+	}
 }
 
 func TestRoutingSendsThePublicAPIToEdgeAndTheRestToAdmin(t *testing.T) {

@@ -25,7 +25,7 @@ var binaries = []struct{ name, pkg string }{
 	{"admind", "github.com/gemini-balance-go/admind"},
 	{"schedulerd", "github.com/gemini-balance-go/schedulerd"},
 	{"edge", "github.com/gemini-balance-go/edge"},
-	{"allinone", "github.com/gemini-balance-go/deployments/allinone"}, // the gemini-balance binary,
+	{"allinone", "github.com/gemini-balance-go/deployments/allinone"}, // the gemini-balance all-in-one
 }
 
 // Build is the result of building every binary once.

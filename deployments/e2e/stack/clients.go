@@ -37,10 +37,11 @@ func (s *Stack) Mongo(t testing.TB) *mongo.Database {
 	return c.Database(s.MongoDB())
 }
 
-// NATS is a plain client connection to the stack's nats-server, closed at test cleanup.
+// NATS is a client connection to the stack's nats-server (as admind under
+// NATSConfig), closed at test cleanup.
 func (s *Stack) NATS(t testing.TB) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(s.NATSURL(), nats.Name("e2e-test"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(s.NATSURL(), append(s.harnessOpts(), nats.Name("e2e-test"), nats.MaxReconnects(-1))...)
 	if err != nil {
 		t.Fatalf("e2e: nats: %v", err)
 	}

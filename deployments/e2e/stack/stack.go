@@ -78,6 +78,7 @@ type proc struct {
 	args    []string
 	env     []string
 	port    int
+	metrics int // METRICS_ADDR port of a service
 	logPath string
 	ready   func(ctx context.Context) error
 	// micro is the NATS micro service the process registers once fully started; /readyz
@@ -245,7 +246,7 @@ func (s *Stack) plan() {
 			pw[strings.ToUpper(u)+"_NATS_PASSWORD"] = natsPassword(u)
 		}
 		natsEnv = envList(pw)
-		natsOpts = append(natsOpts, nats.UserInfo("admind", natsPassword("admind")))
+		natsOpts = s.harnessOpts()
 	}
 	add(&proc{name: "nats", bin: path("nats-server"), port: natsPort, args: natsArgs, env: natsEnv,
 		ready: func(ctx context.Context) error {
@@ -287,12 +288,13 @@ func (s *Stack) plan() {
 		"AUTH_TOKEN": s.opts.AuthToken, "LOG_LEVEL": "debug",
 	}
 	service := func(name, bin string) {
-		port := freePort()
+		port, metrics := freePort(), freePort()
 		env := map[string]string{}
 		for k, v := range common {
 			env[k] = v
 		}
 		env["PORT"] = strconv.Itoa(port)
+		env["METRICS_ADDR"] = fmt.Sprintf("127.0.0.1:%d", metrics)
 		env["REPLICA"] = name
 		if s.opts.NATSConfig != "" {
 			env["NATS_USER"], env["NATS_PASSWORD"] = bin, natsPassword(bin)
@@ -303,7 +305,7 @@ func (s *Stack) plan() {
 		for k, v := range s.opts.ServiceEnv[name] {
 			env[k] = v
 		}
-		add(&proc{name: name, bin: path(bin), port: port, env: envList(env), micro: bin,
+		add(&proc{name: name, bin: path(bin), port: port, metrics: metrics, env: envList(env), micro: bin,
 			ready: httpReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))})
 	}
 	for i := range s.opts.Keyds {
@@ -452,12 +454,12 @@ func (s *Stack) microUp(ctx context.Context, service string) error {
 		}
 	}
 	s.mu.Unlock()
-	nc, err := nats.Connect(s.TapURL(), nats.Name("e2e-harness"), nats.Timeout(time.Second))
+	nc, err := nats.Connect(s.NATSURL(), append(s.harnessOpts(), nats.Name("e2e-harness"), nats.Timeout(time.Second))...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	inbox := nats.NewInbox()
+	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return err
@@ -577,6 +579,11 @@ func (s *Stack) URL(name string) string {
 // EdgeURL is the base URL of edge replica i.
 func (s *Stack) EdgeURL(i int) string { return s.URL(fmt.Sprintf("edge-%d", i)) }
 
+// MetricsURL is a service process's /metrics (its METRICS_ADDR).
+func (s *Stack) MetricsURL(name string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d/metrics", s.procs[name].metrics)
+}
+
 // AdminURL is admind's base URL.
 func (s *Stack) AdminURL() string { return s.URL("admind") }
 
@@ -590,6 +597,41 @@ func (s *Stack) TapURL() string {
 		return s.NATSURL()
 	}
 	return fmt.Sprintf("nats://tap:%s@127.0.0.1:%d", natsPassword("tap"), s.procs["nats"].port)
+}
+
+// TapSubject is what the tap user may read: "gb.events.>" under NATSConfig,
+// everything ("gb.>") otherwise.
+func (s *Stack) TapSubject() string {
+	if s.opts.NATSConfig == "" {
+		return "gb.>"
+	}
+	return "gb.events.>"
+}
+
+// harnessOpts log the harness in as admind under NATSConfig (with admind's
+// reply prefix, the only one it may subscribe to): it pings micro services
+// and reads JetStream account info.
+func (s *Stack) harnessOpts() []nats.Option {
+	if s.opts.NATSConfig == "" {
+		return nil
+	}
+	return []nats.Option{nats.UserInfo("admind", natsPassword("admind")), nats.CustomInboxPrefix("_INBOX_admind")}
+}
+
+// NATSAs connects as one of the deployment config's users, with its reply
+// prefix, and closes the connection at test cleanup. It needs NATSConfig.
+func (s *Stack) NATSAs(t testing.TB, user string, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	if s.opts.NATSConfig == "" {
+		t.Fatal("e2e: NATSAs needs Options.NATSConfig")
+	}
+	base := []nats.Option{nats.Name("e2e-" + user), nats.UserInfo(user, natsPassword(user)), nats.CustomInboxPrefix("_INBOX_" + user)}
+	nc, err := nats.Connect(s.NATSURL(), append(base, opts...)...)
+	if err != nil {
+		t.Fatalf("e2e: nats as %s: %v", user, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // MongoURI is the gb-store (FerretDB) URI; the database is "gemini_balance".

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -17,8 +19,13 @@ import (
 
 // Options say where FerretDB keeps its data and where it listens.
 type Options struct {
-	// Listen is the TCP address; empty means 127.0.0.1 on a free port.
+	// Listen is the TCP address; empty means 127.0.0.1 on a free port,
+	// unless Unix is set.
 	Listen string
+	// Unix, when set, is the path of a Unix socket to listen on instead of
+	// TCP: only users who may enter its directory can connect (FerretDB has
+	// no authentication of its own on SQLite). It must end in ".sock".
+	Unix string
 	// DataDir holds the SQLite databases; created if missing. Ignored when
 	// PostgresURL is set.
 	DataDir string
@@ -39,11 +46,21 @@ type Store struct {
 // Start starts FerretDB. It runs until ctx ends or Stop is called.
 func Start(ctx context.Context, o Options) (*Store, error) {
 	cfg := &ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: o.Listen},
+		Listener: ferretdb.ListenerConfig{TCP: o.Listen, Unix: o.Unix},
 		Logger:   o.Logger,
 	}
-	if cfg.Listener.TCP == "" {
+	if cfg.Listener.TCP == "" && o.Unix == "" {
 		cfg.Listener.TCP = "127.0.0.1:0"
+	}
+	if o.Unix != "" {
+		if !strings.HasSuffix(o.Unix, ".sock") {
+			return nil, fmt.Errorf("ferret: unix socket %q must end in .sock", o.Unix)
+		}
+		// A socket path longer than sun_path (108 bytes on Linux) cannot be bound.
+		if len(o.Unix) >= 104 {
+			return nil, fmt.Errorf("ferret: unix socket path %q is longer than 103 bytes; use a shorter directory", o.Unix)
+		}
+		_ = os.Remove(o.Unix) // a socket left by a killed process
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -57,7 +74,7 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ferret: data dir: %w", err)
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("ferret: create data dir: %w", err)
 		}
 		cfg.Handler = "sqlite"
@@ -78,6 +95,10 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 	}()
 	// The listener is bound by New, so the address is known already.
 	s.URI = f.MongoDBURI()
+	if o.Unix != "" && o.Listen == "" {
+		// The driver wants the socket path escaped in the host part.
+		s.URI = "mongodb://" + url.PathEscape(o.Unix) + "/"
+	}
 	return s, nil
 }
 

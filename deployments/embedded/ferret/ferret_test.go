@@ -2,6 +2,9 @@ package ferret_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,5 +91,69 @@ func TestCreatingIndexesOneAtATimeIsIdempotent(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// On a Unix socket the store opens no TCP port, and the MongoDB driver
+// reaches it through the URI Start returns.
+func TestServesOnAUnixSocketOnly(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "store.sock")
+	st, err := ferret.Start(context.Background(), ferret.Options{DataDir: filepath.Join(dir, "store"), Unix: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Stop()
+	if strings.Contains(st.URI, "127.0.0.1") || !strings.Contains(st.URI, ".sock") {
+		t.Fatalf("URI %q, want the socket", st.URI)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	coll := connect(t, st.URI).Database("gb").Collection("things")
+	if _, err := coll.InsertOne(ctx, bson.M{"_id": "a"}); err != nil {
+		t.Fatalf("insert over the socket: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "store")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir: %v %v, want mode 0700", fi, err)
+	}
+}
+
+// BenchmarkTransport compares an _id read (the transport's share is largest
+// there; writes are dominated by SQLite) over the loopback TCP listener and
+// over the Unix socket the all-in-one uses.
+func BenchmarkTransport(b *testing.B) {
+	for _, unix := range []bool{false, true} {
+		name := "tcp"
+		if unix {
+			name = "unix"
+		}
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			o := ferret.Options{DataDir: filepath.Join(dir, "store")}
+			if unix {
+				o.Unix = filepath.Join(dir, "s.sock")
+			}
+			st, err := ferret.Start(context.Background(), o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Stop()
+			cl, err := mongo.Connect(options.Client().ApplyURI(st.URI))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = cl.Disconnect(context.Background()) }()
+			coll := cl.Database("gb").Collection("bench")
+			ctx := context.Background()
+			if _, err := coll.InsertOne(ctx, bson.M{"_id": 1, "n": 1}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := coll.FindOne(ctx, bson.M{"_id": 1}).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -20,8 +20,12 @@ type Options struct {
 	// StoreDir holds the JetStream file store; it is created if missing.
 	StoreDir string
 	// Listen is "host:port". Port 0 or -1 picks a free port. Empty means
-	// 127.0.0.1 on a free port.
+	// 127.0.0.1 on a free port. A host other than loopback needs
+	// authentication (set by Configure), or Start refuses it.
 	Listen string
+	// NoListen opens no TCP port: clients connect in-process only
+	// (nats.InProcessServer) and URL is empty.
+	NoListen bool
 	// ServerName names the server in monitoring and logs (default "gb-embedded").
 	ServerName string
 	// Log sends the server's own log lines to stderr; off by default because
@@ -43,12 +47,15 @@ func Start(o Options) (*Server, error) {
 	if o.StoreDir == "" {
 		return nil, errors.New("natsd: StoreDir is required for JetStream")
 	}
-	if err := os.MkdirAll(o.StoreDir, 0o755); err != nil {
+	if err := os.MkdirAll(o.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("natsd: create store dir: %w", err)
 	}
-	host, port, err := splitListen(o.Listen)
-	if err != nil {
-		return nil, err
+	host, port := "127.0.0.1", server.RANDOM_PORT
+	if !o.NoListen {
+		var err error
+		if host, port, err = splitListen(o.Listen); err != nil {
+			return nil, err
+		}
 	}
 	name := o.ServerName
 	if name == "" {
@@ -65,8 +72,15 @@ func Start(o Options) (*Server, error) {
 		// Large enough for request bodies with inline media.
 		MaxPayload: 8 << 20,
 	}
+	if o.NoListen {
+		opts.DontListen = true
+	}
 	if o.Configure != nil {
 		o.Configure(opts)
+	}
+	if !opts.DontListen && !isLoopback(opts.Host) && !hasAuth(opts) {
+		return nil, fmt.Errorf("natsd: refusing to listen on %s without authentication: anyone on the network could read and write the bus; listen on 127.0.0.1 or configure users",
+			net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
@@ -84,7 +98,24 @@ func Start(o Options) (*Server, error) {
 		s.Shutdown()
 		return nil, errors.New("natsd: JetStream did not start")
 	}
-	return &Server{Server: s, URL: s.ClientURL()}, nil
+	srv := &Server{Server: s}
+	if !opts.DontListen {
+		srv.URL = s.ClientURL()
+	}
+	return srv, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func hasAuth(o *server.Options) bool {
+	return len(o.Users) > 0 || len(o.Nkeys) > 0 || o.Username != "" || o.Authorization != "" ||
+		o.AuthCallout != nil || len(o.TrustedOperators) > 0 || len(o.TrustedKeys) > 0
 }
 
 // Shutdown stops the server and waits until it has flushed its store.

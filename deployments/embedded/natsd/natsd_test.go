@@ -2,9 +2,13 @@ package natsd_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -92,4 +96,45 @@ func TestInProcessConnectionNeedsNoSocket(t *testing.T) {
 	if _, err := sub.NextMsg(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A listener other than loopback without authentication would open the bus
+// (keys travel on it) to the network: the server does not start.
+func TestRefusesANonLoopbackListenerWithoutAuth(t *testing.T) {
+	_, err := natsd.Start(natsd.Options{StoreDir: t.TempDir(), Listen: "0.0.0.0:-1"})
+	if err == nil || !strings.Contains(err.Error(), "without authentication") {
+		t.Fatalf("start on 0.0.0.0 without auth: %v, want a refusal", err)
+	}
+	s, err := natsd.Start(natsd.Options{StoreDir: t.TempDir(), Listen: "0.0.0.0:-1", Configure: func(o *server.Options) {
+		o.Users = []*server.User{{Username: "u", Password: "p"}}
+	}})
+	if err != nil {
+		t.Fatalf("start on 0.0.0.0 with users: %v", err)
+	}
+	defer s.Shutdown()
+	if _, err := nats.Connect(s.URL); err == nil {
+		t.Fatal("a connection without credentials was accepted")
+	}
+}
+
+// The store directory is the owner's alone.
+func TestStoreDirIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nats")
+	s, err := natsd.Start(natsd.Options{StoreDir: dir, NoListen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Fatalf("store dir mode %v, want 0700", fi.Mode().Perm())
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(s.Server))
+	if err != nil {
+		t.Fatalf("in-process connection without a listener: %v", err)
+	}
+	nc.Close()
 }

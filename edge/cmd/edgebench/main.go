@@ -182,7 +182,7 @@ func run(allinone string, n1, clients int, dur time.Duration, streams int, only 
 		cpu0, fcpu0 := cpuOf(t.procs), fake.cpu()
 		var ev0, b0 float64
 		if t.name == "gemini-balance" {
-			ev0, b0, _ = eventBatches(ctx, t.url)
+			ev0, b0, _ = eventBatches(ctx, t.procs[0].metrics)
 		}
 		profiled := make(chan error, 1)
 		secs := 0
@@ -207,7 +207,7 @@ func run(allinone string, n1, clients int, dur time.Duration, streams int, only 
 			}(float64(count) * float64(secs) / elapsed.Seconds())
 		}
 		if t.name == "gemini-balance" {
-			if ev1, b1, err := eventBatches(ctx, t.url); err == nil && b1 > b0 {
+			if ev1, b1, err := eventBatches(ctx, t.procs[0].metrics); err == nil && b1 > b0 {
 				defer fmt.Printf("\nall-in-one events during its 32-client run: %.0f in %.0f batch messages (%.1f per message)\n", ev1-ev0, b1-b0, (ev1-ev0)/(b1-b0))
 			}
 		}

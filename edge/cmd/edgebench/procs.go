@@ -15,9 +15,10 @@ import (
 
 // proc is a child process the benchmark started (and will stop).
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	url  string
+	name    string
+	cmd     *exec.Cmd
+	url     string
+	metrics string // the all-in-one's METRICS_ADDR /metrics URL
 }
 
 // startRole re-runs this binary in a role and waits for its LISTEN line.
@@ -54,8 +55,10 @@ func startAllInOne(bin, fakeURL, token string, keys []string, port, natsPort int
 // waitAllInOne starts cmd as the all-in-one with the benchmark's environment
 // and waits until it serves.
 func waitAllInOne(cmd *exec.Cmd, fakeURL, token string, keys []string, port, natsPort int, dataDir string) (*proc, error) {
+	metricsAddr := freeAddr()
 	cmd.Env = append(os.Environ(),
 		"PORT="+strconv.Itoa(port),
+		"METRICS_ADDR="+metricsAddr,
 		"DATA_DIR="+dataDir,
 		"NATS_LISTEN=127.0.0.1:"+strconv.Itoa(natsPort),
 		"NATS_URL=", "MONGO_URI=",
@@ -69,7 +72,7 @@ func waitAllInOne(cmd *exec.Cmd, fakeURL, token string, keys []string, port, nat
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{name: "gemini-balance", cmd: cmd, url: "http://127.0.0.1:" + strconv.Itoa(port)}
+	p := &proc{name: "gemini-balance", cmd: cmd, url: "http://127.0.0.1:" + strconv.Itoa(port), metrics: "http://" + metricsAddr + "/metrics"}
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, p.url+"/v1beta/models", nil)

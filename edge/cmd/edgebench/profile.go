@@ -195,10 +195,11 @@ func startAllInOneRole(fakeURL, token string, keys []string, port, natsPort int,
 // freeAddr is a loopback address nothing listens on.
 func freeAddr() string { return "127.0.0.1:" + strconv.Itoa(freePort()) }
 
-// eventBatches reads, from the all-in-one's /metrics, how many request and
-// error events edge has published and in how many batch messages.
-func eventBatches(ctx context.Context, base string) (events, batches float64, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+// eventBatches reads, from the all-in-one's /metrics (on its METRICS_ADDR),
+// how many request and error events edge has published and in how many
+// batch messages.
+func eventBatches(ctx context.Context, metricsURL string) (events, batches float64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return 0, 0, err
 	}
