@@ -98,6 +98,8 @@ type Infra struct {
 	EncryptionKey string `env:"ENCRYPTION_KEY" doc:"passphrase that encrypts stored keys (AES-GCM); keep it safe"`
 	Replica       string `env:"REPLICA" doc:"replica name in events and logs; defaults to the host name"`
 	EventQueue    int    `env:"EVENT_QUEUE" default:"65536" min:"1" doc:"edge: events held in memory while the bus is slow; beyond it events are dropped and counted"`
+	// TrustedProxies is checked by admind, which parses the entries.
+	TrustedProxies []string `env:"TRUSTED_PROXIES" doc:"admind: CIDRs (or IPs) of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (client address for login throttling, Secure cookie behind TLS); empty trusts none"`
 }
 
 // Defaults returns Settings with every documented default applied.
@@ -115,8 +117,26 @@ func LoadSettings() (Settings, error) {
 	err := load(&s, os.LookupEnv)
 	if err == nil {
 		s.Normalize()
+		s.AllowedTokens = WithoutPassword(s.AllowedTokens, s.AuthToken)
 	}
 	return s, err
+}
+
+// WithoutPassword drops every token that equals the admin password after
+// trimming: the admin password is never a client token, even when the
+// environment lists it in ALLOWED_TOKENS.
+func WithoutPassword(tokens []string, password string) []string {
+	password = strings.TrimSpace(password)
+	if password == "" {
+		return tokens
+	}
+	out := make([]string, 0, len(tokens))
+	for _, t := range tokens {
+		if strings.TrimSpace(t) != password {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // LoadInfra reads Infra from the environment over the defaults.
