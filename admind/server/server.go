@@ -178,6 +178,9 @@ func (s *Server) bootstrap(ctx context.Context, seed config.Settings) error {
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, settings.ErrInvalid) {
+			return fmt.Errorf("admind: settings: %w", err) // retrying cannot fix the configuration
+		}
 		s.d.Log.Warn("publishing settings and client tokens failed; retrying", "err", err)
 		select {
 		case <-ctx.Done():

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 	_ "time/tzdata" // TIMEZONE is checked the way schedulerd resolves it
 
@@ -96,7 +97,10 @@ func (s *Store) StoredForm(v config.Settings) (config.Settings, error) {
 }
 
 func holdsSecrets(v config.Settings) bool {
-	return v.AuthToken != "" || len(v.APIKeys) > 0 || len(v.VertexAPIKeys) > 0 || v.PaidKey != ""
+	// Proxies with credentials are re-saved too: a document of an older
+	// version holds them in clear (re-sealing a sealed one is harmless).
+	return v.AuthToken != "" || len(v.APIKeys) > 0 || len(v.VertexAPIKeys) > 0 || v.PaidKey != "" ||
+		slices.ContainsFunc(v.Proxies, seal.HasCredentials)
 }
 
 // Bootstrap runs at start: it seeds the document from seed when none exists,
@@ -207,7 +211,7 @@ func Masked(v config.Settings) map[string]any {
 	v.AuthToken = PasswordPlaceholder
 	v.Proxies = slices.Clone(v.Proxies)
 	for i, p := range v.Proxies {
-		v.Proxies[i] = redact.Text(p)
+		v.Proxies[i] = maskProxy(p)
 	}
 	data, _ := json.Marshal(v)
 	out := map[string]any{}
@@ -251,6 +255,20 @@ func Merge(cur config.Settings, patch []byte) (config.Settings, error) {
 	return next, nil
 }
 
+// maskProxy hides a proxy's password (user:****@host) and any key-like text.
+func maskProxy(p string) string {
+	if at := strings.LastIndex(p, "@"); at >= 0 {
+		start := strings.Index(p, "://") + 3 // 2 when there is no scheme: start of string
+		if start == 2 {
+			start = 0
+		}
+		if colon := strings.Index(p[start:at], ":"); colon >= 0 {
+			p = p[:start+colon+1] + "****" + p[at:]
+		}
+	}
+	return redact.Text(p)
+}
+
 func hints(in []string) []string {
 	out := make([]string, len(in))
 	for i, s := range in {
@@ -280,7 +298,7 @@ func unmaskText(next, cur []string) []string {
 	out := slices.Clone(next)
 	for i, n := range out {
 		for _, c := range cur {
-			if n == redact.Text(c) {
+			if n == maskProxy(c) {
 				out[i] = c
 				break
 			}
