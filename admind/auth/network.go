@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -12,23 +11,6 @@ import (
 // X-Forwarded-For and X-Forwarded-Proto only from TRUSTED_PROXIES.
 type Network struct {
 	Trusted []netip.Prefix
-}
-
-// ParseTrusted reads TRUSTED_PROXIES entries: CIDRs or single addresses.
-func ParseTrusted(list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range list {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("TRUSTED_PROXIES: %q is neither a CIDR nor an IP address", s)
-		}
-		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-	}
-	return out, nil
 }
 
 func (n Network) trusted(a netip.Addr) bool {

@@ -82,7 +82,7 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admind: jetstream: %w", err)
 	}
-	trusted, err := auth.ParseTrusted(d.TrustedProxies)
+	trusted, err := config.ParseTrustedProxies(d.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("admind: %w", err)
 	}

@@ -11,6 +11,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"reflect"
 	"strconv"
@@ -146,7 +147,28 @@ func LoadInfra() (Infra, error) {
 	if err == nil && in.Replica == "" {
 		in.Replica, _ = os.Hostname()
 	}
+	if err == nil {
+		_, err = ParseTrustedProxies(in.TrustedProxies)
+	}
 	return in, err
+}
+
+// ParseTrustedProxies reads TRUSTED_PROXIES entries: CIDRs or single addresses.
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("config: TRUSTED_PROXIES: %q is neither a CIDR nor an IP address", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // Normalize fixes tolerated forms: a trailing slash or /v1beta on BASE_URL.
