@@ -16,8 +16,8 @@ import (
 	"github.com/gemini-balance-go/admind/discovery"
 	"github.com/gemini-balance-go/admind/settings"
 	"github.com/gemini-balance-go/shared/bus"
-	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/keyapi"
 )
 
 // Login, setup, session state and the admin password. The password itself
