@@ -340,12 +340,11 @@ func (a *Auth) Login(c *gin.Context, pw string) {
 	if err == nil {
 		err = a.checkPassword(c.Request, adm, pw)
 	}
+	if errors.Is(err, ErrUnauthorized) {
+		c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "wrong admin password"})
+		return
+	}
 	if err != nil {
-		if errors.Is(err, ErrUnauthorized) {
-			err = errors.New("wrong admin password")
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": err.Error()})
-			return
-		}
 		WriteError(c, err)
 		return
 	}
