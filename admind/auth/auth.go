@@ -9,11 +9,12 @@
 // password as a Bearer header instead; a verified password is remembered in
 // memory by its SHA-256 so the slow hash runs once, not on every call.
 // Failed password attempts are throttled per client address across replicas
-// (Limiter), and
-// cookie-authenticated state changes must come from the admin's own origin.
+// (Limiter), and cookie-authenticated state changes must come from the
+// admin's own origin.
 //
 //	a := auth.New(auth.NewStore(db), auth.NewLimiter(db), lifetime, auth.Network{Trusted: prefixes}, log)
-//	r.POST("/auth", a.LoginHandler(readPassword))
+//	r.POST("/auth", func(c *gin.Context) { a.Login(c, password) })
+//	r.POST("/auth/logout", a.Logout)
 //	api.Use(a.Require())
 package auth
 
