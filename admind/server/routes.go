@@ -12,6 +12,7 @@ import (
 	"github.com/gemini-balance-go/admind/auth"
 	"github.com/gemini-balance-go/admind/discovery"
 	"github.com/gemini-balance-go/admind/settings"
+	"github.com/gemini-balance-go/admind/ui"
 	"github.com/gemini-balance-go/shared/bus"
 )
 
@@ -43,6 +44,7 @@ func (s *Server) routes() *gin.Engine {
 	admin.PATCH("/tokens/:id", s.updateToken)
 	admin.DELETE("/tokens/:id", s.deleteToken)
 	s.registerDataRoutes(admin) // keys (keyd), logs and stats (logd)
+	ui.Register(r, ui.Deps{SetupNeeded: func() bool { return !s.auth.Configured() }, Authenticated: s.auth.Allowed})
 	return r
 }
 

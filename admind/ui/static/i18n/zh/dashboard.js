@@ -1,0 +1,3 @@
+export default {
+  "dashboard.title": "dashboard",
+};
