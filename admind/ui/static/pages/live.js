@@ -4,6 +4,7 @@
 // filters apply in the browser, and a lost connection reconnects by itself.
 import { fmtNum, statusChip, openDialog } from '../lib/dom.js';
 import { loginPath } from '../lib/api.js';
+import { locale } from '../lib/i18n.js';
 import { datalist, loadModels } from '../lib/b-models.js';
 
 const MAX_ROWS = 500;
@@ -83,7 +84,7 @@ export async function mount(root, ctx) {
     h('div', { class: 'field' }, h('label', { for: 'live-filter-route' }, t('live.route')), fRoute));
 
   const tbody = h('tbody');
-  const cols = ['time', 'model', 'route', 'status', 'latency', 'key', 'token', 'tokens'];
+  const cols = ['time', 'status', 'model', 'latency', 'tokens', 'route', 'key', 'token'];
   const table = h('table', { id: 'live-table', class: 'data' },
     h('caption', { class: 'sr-only' }, t('live.title')),
     h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col', class: ['latency', 'tokens'].includes(c) ? 'num' : null }, t(`live.col.${c}`))))),
@@ -130,15 +131,15 @@ export async function mount(root, ctx) {
     const tk = tokensOf(ev);
     const when = new Date(ev.time || Date.now());
     const tr = h('tr', { 'data-id': ev.id || '', 'data-status-class': c, class: 'b-new', tabindex: '0', 'aria-label': t('live.rowLabel', { model: ev.model || '—', status: ev.status }) },
-      h('td', { title: when.toISOString() }, when.toLocaleTimeString()),
-      h('td', {}, ev.model || '—', ev.stream ? h('span', { class: 'tag' }, t('live.stream')) : null),
-      h('td', { title: `${ev.method || ''} ${ev.path || ''}` }, ev.route || ev.path || '—'),
+      h('td', { title: when.toISOString() }, when.toLocaleTimeString(locale(), { hour12: false })),
       h('td', {}, statusChip(c === 'ok' ? 'active' : c === '429' ? 'cooling' : 'disabled', String(ev.status || '—')),
         ev.attempts > 1 ? h('span', { class: 'tag', title: t('live.attempts', { n: ev.attempts }) }, `×${ev.attempts}`) : null),
+      h('td', {}, ev.model || '—', ev.stream ? h('span', { class: 'tag' }, t('live.stream')) : null),
       h('td', { class: 'num' }, ev.latency_ms != null ? `${fmtNum(Math.round(ev.latency_ms))} ms` : '—'),
+      h('td', { class: 'num', title: t('live.tokensTitle', tk) }, tk.total ? fmtNum(tk.total) : '—'),
+      h('td', { title: `${ev.method || ''} ${ev.path || ''}` }, ev.route || ev.path || '—'),
       h('td', {}, h('code', {}, ev.key_hint || '—')),
-      h('td', {}, tokenLabel(ev)),
-      h('td', { class: 'num', title: t('live.tokensTitle', tk) }, tk.total ? fmtNum(tk.total) : '—'));
+      h('td', {}, tokenLabel(ev)));
     const open = () => details(ev);
     tr.addEventListener('click', open);
     tr.addEventListener('keydown', (e) => {

@@ -24,7 +24,7 @@ const TABS = {
       from: f.from, to: f.to, sort: f.sort, order: f.order,
     }),
     // column → the API's sort name (null: not sortable)
-    cols: [['time', 'time'], ['model', 'model'], ['route', null], ['status', 'status'], ['latency', 'latency'], ['key', null], ['token', null], ['tokens', null], ['attempts', null], ['actions', null]],
+    cols: [['time', 'time'], ['status', 'status'], ['model', 'model'], ['latency', 'latency'], ['tokens', null], ['route', null], ['key', null], ['token', null], ['attempts', null], ['actions', null]],
     sorts: ['time', 'latency', 'status', 'model'],
   },
   errors: {
@@ -34,7 +34,7 @@ const TABS = {
       key_search: f.key, error_search: f.q, error_code_search: f.status_code, model: f.model, request_id: f.request_id,
       start_date: f.from, end_date: f.to, sort_by: f.sort, sort_order: f.order,
     }),
-    cols: [['sel', null], ['time', 'request_time'], ['key', null], ['type', 'error_type'], ['code', 'error_code'], ['model', 'model_name'], ['route', null], ['attempt', null], ['actions', null]],
+    cols: [['sel', null], ['time', 'request_time'], ['code', 'error_code'], ['type', 'error_type'], ['model', 'model_name'], ['key', null], ['route', null], ['attempt', null], ['actions', null]],
     sorts: ['request_time', 'error_code', 'model_name', 'error_type', 'id', 'time', 'code', 'model', 'type'],
   },
 };
@@ -281,7 +281,7 @@ export async function mount(root, ctx) {
     const names = state.tab === 'errors' ? { request_time: ['id', 'time'], error_code: ['code'], model_name: ['model'], error_type: ['type'] }[sortName] || [] : [];
     const active = (state.sort || (state.tab === 'errors' ? 'request_time' : 'time')) === sortName || names.includes(state.sort);
     const order = state.order || 'desc';
-    const btn = h('button', { type: 'button', class: 'b-sort', 'data-sort': sortName }, label, active ? (order === 'asc' ? ' ▲' : ' ▼') : '');
+    const btn = h('button', { type: 'button', class: 'b-sort', 'data-sort': sortName }, label, active ? (order === 'asc' ? ' ▲' : ' ▼') : h('span', { class: 'b-sort-idle', 'aria-hidden': 'true' }, ' ↕'));
     btn.addEventListener('click', () => {
       state = { ...state, sort: sortName, order: active && order === 'desc' ? 'asc' : 'desc', page: 1 };
       load();
@@ -295,16 +295,18 @@ export async function mount(root, ctx) {
     const tok = [r.prompt_tokens, r.completion_tokens, r.thought_tokens].some(Boolean)
       ? t('logs.tokensSplit', { p: fmtNum(r.prompt_tokens || 0), c: fmtNum(r.completion_tokens || 0), th: fmtNum(r.thought_tokens || 0) })
       : (r.total_tokens ? fmtNum(r.total_tokens) : '—');
+    const when = h('button', { type: 'button', class: 'btn link', 'aria-label': t('logs.viewNamed', { time: fmtTime(r.time) }) }, fmtTime(r.time));
+    when.addEventListener('click', () => requestDetail(r));
     return h('tr', { 'data-id': r.id, class: selected.has(r.id) ? 'selected' : null },
       requestDeletes ? selCell(r) : null,
-      h('td', { class: 'nowrap' }, fmtTime(r.time)),
-      h('td', {}, r.model || '—', r.stream ? h('span', { class: 'tag' }, t('logs.stream')) : null),
-      h('td', { title: `${r.method || ''} ${r.path || ''}` }, r.route || r.path || '—'),
+      h('td', {}, when),
       h('td', {}, chipFor(r.status, r.success)),
+      h('td', {}, r.model || '—', r.stream ? h('span', { class: 'tag' }, t('logs.stream')) : null),
       h('td', { class: 'num' }, `${fmtNum(Math.round(r.latency_ms || 0))} ms`),
+      h('td', { class: 'num', title: r.total_tokens ? t('logs.totalTokens', { n: r.total_tokens }) : '' }, tok),
+      h('td', { title: `${r.method || ''} ${r.path || ''}` }, r.route || r.path || '—'),
       h('td', {}, h('code', {}, r.key_hint || '—')),
       h('td', {}, r.token_id ? (tokenName(r.token_id) || r.token_hint || r.token_id) : '—'),
-      h('td', { class: 'num nowrap', title: r.total_tokens ? t('logs.totalTokens', { n: r.total_tokens }) : '' }, tok),
       h('td', { class: 'num' }, fmtNum(r.attempts)),
       h('td', {}, h('div', { class: 'cell-actions' }, view)));
   }
@@ -327,13 +329,15 @@ export async function mount(root, ctx) {
     view.addEventListener('click', () => errorDetail(r));
     const rm = h('button', { type: 'button', class: 'btn small danger-soft', 'aria-label': t('logs.deleteNamed', { time: fmtTime(r.time) }) }, t('logs.delete'));
     rm.addEventListener('click', () => del('ids', [r.id]));
+    const when = h('button', { type: 'button', class: 'btn link', 'aria-label': t('logs.viewNamed', { time: fmtTime(r.time) }) }, fmtTime(r.time));
+    when.addEventListener('click', () => errorDetail(r));
     return h('tr', { 'data-id': r.id, class: selected.has(r.id) ? 'selected' : null },
       selCell(r),
-      h('td', { class: 'nowrap' }, fmtTime(r.time)),
-      h('td', {}, h('code', {}, r.key_hint || r.key_id || '—')),
-      h('td', {}, r.error_type || '—'),
+      h('td', {}, when),
       h('td', {}, chipFor(r.error_code, false)),
+      h('td', {}, r.error_type || '—'),
       h('td', {}, r.model || '—'),
+      h('td', {}, h('code', {}, r.key_hint || r.key_id || '—')),
       h('td', {}, r.route || '—'),
       h('td', { class: 'num' }, fmtNum(r.attempt)),
       h('td', {}, h('div', { class: 'cell-actions' }, view, rm)));

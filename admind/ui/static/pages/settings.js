@@ -3,7 +3,7 @@
 // partial update), so an untouched secret is never sent back; the API's
 // validation error is shown under the setting it names.
 import { loadModels, datalist, pickModels } from '../lib/b-models.js';
-import { has } from '../lib/i18n.js';
+import { has, locale } from '../lib/i18n.js';
 
 // Editors: int, bool, string, url, secret (masked string), secretlist,
 // list, models (list with picker), model (one model), map, budget (model →
@@ -109,7 +109,11 @@ export function fieldErrors(err, names) {
   if (Object.keys(out).length) return out;
   for (const n of [...names].sort((a, b) => b.length - a.length)) {
     const re = new RegExp(`(^|[^A-Z_])(${n})(:|"|'|\\s+of type|$)`);
-    if (re.test(msg) && !Object.keys(out).some((k) => k.includes(n))) out[n] = msg;
+    if (re.test(msg) && !Object.keys(out).some((k) => k.includes(n))) {
+      // "invalid settings: NAME: must be …" reads better as "must be …".
+      const i = msg.indexOf(`${n}: `);
+      out[n] = i >= 0 ? msg.slice(i + n.length + 2) : msg;
+    }
   }
   return out;
 }
@@ -123,6 +127,7 @@ export async function mount(root, ctx) {
   let models = [];
   let expanded = new Set(); // long lists shown in full
   let saving = false;
+  let lastSaved = ''; // confirmation of the last save, shown in the save bar
 
   const status = h('p', { id: 'settings-status', class: 'muted', role: 'status', 'aria-live': 'polite' });
   const form = h('form', { id: 'settings-form', class: 'b-settings', novalidate: '' });
@@ -130,7 +135,7 @@ export async function mount(root, ctx) {
   const nav = h('nav', { class: 'b-settings-nav', 'aria-label': t('settings.groups') });
   const saveBtn = h('button', { id: 'settings-save', type: 'submit', class: 'btn primary', form: 'settings-form' }, t('settings.save'));
   const discardBtn = h('button', { id: 'settings-discard', type: 'button', class: 'btn' }, t('settings.discard'));
-  const resetBtn = h('button', { id: 'settings-reset', type: 'button', class: 'btn danger' }, t('settings.reset'));
+  const resetBtn = h('button', { id: 'settings-reset', type: 'button', class: 'btn danger-soft' }, t('settings.reset'));
   const dirtyNote = h('span', { id: 'settings-dirty', class: 'muted', 'aria-live': 'polite' });
   const bar = h('div', { class: 'b-savebar' }, dirtyNote, discardBtn, saveBtn);
   const head = h('div', { class: 'page-head' },
@@ -153,7 +158,7 @@ export async function mount(root, ctx) {
 
   function updateBar() {
     const d = dirtyNames();
-    dirtyNote.textContent = d.length ? t('settings.unsaved', { n: d.length }) : '';
+    dirtyNote.textContent = d.length ? t('settings.unsaved', { n: d.length }) : lastSaved || t('settings.noChanges');
     saveBtn.disabled = saving || !d.length;
     discardBtn.disabled = saving || !d.length;
     for (const el of form.querySelectorAll('.b-field')) el.classList.toggle('b-dirty', d.includes(el.dataset.field));
@@ -244,7 +249,7 @@ export async function mount(root, ctx) {
     const addBtn = h('button', { type: 'button', class: 'btn' }, t('settings.add'));
     const doAdd = () => {
       // Pasted text may hold several entries, one a line or comma-separated.
-      const vals = add.value.split(/[\n,]+/).map((s) => s.trim()).filter(Boolean);
+      const vals = add.value.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
       if (!vals.length) return;
       const have = new Set(items());
       set(n, [...items(), ...vals.filter((v) => !have.has(v))]);
@@ -570,8 +575,9 @@ export async function mount(root, ctx) {
       cur = {};
       errors = {};
       render();
-      const when = new Date().toLocaleTimeString();
+      const when = new Date().toLocaleTimeString(locale(), { hour12: false });
       status.textContent = t('settings.saved', { names: d.join(', '), time: when });
+      lastSaved = status.textContent;
       toast(t('settings.savedToast', { n: d.length }), 'ok');
     } catch (err) {
       errors = fieldErrors(err, names());

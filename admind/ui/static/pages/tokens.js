@@ -174,8 +174,8 @@ export async function mount(root, ctx) {
   const tbody = h('tbody');
   const table = h('table', { id: 'tokens-table', class: 'data' },
     h('caption', { class: 'sr-only' }, t('tokens.listTitle')),
-    h('thead', {}, h('tr', {}, ['name', 'status', 'models', 'req24', 'tok24', 'reqAll', 'created', 'expires', 'actions']
-      .map((c) => h('th', { scope: 'col', class: ['req24', 'tok24', 'reqAll'].includes(c) ? 'num' : null }, t(`tokens.col.${c}`))))),
+    h('thead', {}, h('tr', {}, ['name', 'status', 'models', 'usage24', 'reqAll', 'expires', 'actions']
+      .map((c) => h('th', { scope: 'col', class: ['usage24', 'reqAll'].includes(c) ? 'num' : null }, t(`tokens.col.${c}`))))),
     tbody);
   const refresh = h('button', { type: 'button', class: 'btn', id: 'tokens-refresh' }, t('tokens.refresh'));
   refresh.addEventListener('click', () => loadList());
@@ -243,7 +243,7 @@ export async function mount(root, ctx) {
 
   function renderRows() {
     if (!tokens.length) {
-      tbody.replaceChildren(h('tr', {}, h('td', { colspan: 9, class: 'empty' }, t('tokens.empty'))));
+      tbody.replaceChildren(h('tr', {}, h('td', { colspan: 7, class: 'empty' }, t('tokens.empty'))));
       return;
     }
     tbody.replaceChildren(...tokens.map((tk) => {
@@ -260,14 +260,16 @@ export async function mount(root, ctx) {
       nameBtn.addEventListener('click', () => details(tk));
       const ms = tk.models || [];
       return h('tr', { 'data-id': tk.id },
-        h('td', {}, nameBtn, h('div', {}, h('code', { class: 'muted' }, tk.hint))),
+        h('td', {}, nameBtn, h('div', { class: 'nowrap' }, h('code', { class: 'muted' }, tk.hint))),
         h('td', {}, statusChip(st, t(`tokens.state.${st}`))),
         h('td', { class: 'b-models-cell', title: ms.join(', ') }, ms.length ? (ms.length > 2 ? t('tokens.modelsN', { first: ms.slice(0, 2).join(', '), n: ms.length - 2 }) : ms.join(', ')) : h('span', { class: 'muted' }, t('tokens.allModels'))),
-        h('td', { class: 'num' }, h('a', { href: `/logs?tab=requests&token=${encodeURIComponent(tk.id)}`, 'aria-label': t('tokens.viewLogsNamed', { name: tk.name }) }, fmtNum(u.req24))),
-        h('td', { class: 'num' }, fmtNum(u.tok24)),
+        h('td', { class: 'num nowrap' },
+          u.req24 !== undefined
+            ? h('a', { href: `/logs?tab=requests&token=${encodeURIComponent(tk.id)}`, 'aria-label': t('tokens.viewLogsNamed', { name: tk.name }) }, t('tokens.usageReq', { n: fmtNum(u.req24) }))
+            : '—',
+          u.tok24 !== undefined ? h('div', { class: 'muted' }, t('tokens.usageTok', { n: fmtNum(u.tok24) })) : null),
         h('td', { class: 'num' }, fmtNum(u.reqAll)),
-        h('td', { title: fmtTime(tk.created_at) }, fmtAgo(tk.created_at)),
-        h('td', { title: tk.expires_at ? fmtTime(tk.expires_at) : '' }, tk.expires_at ? fmtTime(tk.expires_at) : t('tokens.never')),
+        h('td', { title: t('tokens.createdAgo', { ago: fmtAgo(tk.created_at) }) }, tk.expires_at ? fmtTime(tk.expires_at) : t('tokens.never')),
         h('td', {}, h('div', { class: 'cell-actions' }, toggle, edit, rev)));
     }));
   }

@@ -68,7 +68,7 @@ export default {
   "logs.pageLabel": "Page number",
   "logs.ofPages": "of {n}",
   "logs.pageSize": "Per page",
-  "logs.totalN": "{n} logs",
+  "logs.totalN": "Total: {n}",
   "logs.copy": "Copy",
   "logs.copied": "Copied.",
   "logs.copyFailed": "Could not copy.",
