@@ -100,6 +100,9 @@ export async function mount(root, ctx) {
   let state = readState(ctx.params || new URLSearchParams(location.search));
   let rows = [];
   let total = 0;
+  let exact = true; // false when the API estimated the total
+  let hasMore; // the API's has_more, when it sends one
+  let counted = ''; // the filters the current total was counted for
   let selected = new Set();
   let seq = 0;
   let abort = null;
@@ -376,14 +379,14 @@ export async function mount(root, ctx) {
   }
 
   function renderPager() {
-    const pages = Math.max(1, Math.ceil(total / state.size));
+    const pages = Math.max(1, Math.ceil(total / state.size), hasMore ? state.page + 1 : 0);
     const go = (p) => {
       state = { ...state, page: Math.min(Math.max(1, p), pages) };
       load();
     };
     const prev = h('button', { type: 'button', class: 'btn small', id: 'logs-prev', disabled: state.page <= 1 }, t('logs.prev'));
     prev.addEventListener('click', () => go(state.page - 1));
-    const next = h('button', { type: 'button', class: 'btn small', id: 'logs-next', disabled: state.page >= pages }, t('logs.next'));
+    const next = h('button', { type: 'button', class: 'btn small', id: 'logs-next', disabled: hasMore !== undefined ? !hasMore : state.page >= pages }, t('logs.next'));
     next.addEventListener('click', () => go(state.page + 1));
     const jump = h('input', { type: 'number', id: 'logs-page', min: '1', max: String(pages), style: { width: '5rem' } });
     jump.value = String(state.page);
@@ -395,10 +398,10 @@ export async function mount(root, ctx) {
       load();
     });
     pager.replaceChildren(
-      h('span', { class: 'muted' }, t('logs.totalN', { n: fmtNum(total) })),
+      h('span', { class: 'muted' }, t(exact ? 'logs.totalN' : 'logs.totalApprox', { n: fmtNum(total) })),
       h('div', { class: 'pages' }, prev,
         h('label', { for: 'logs-page', class: 'sr-only' }, t('logs.pageLabel')), jump,
-        h('span', { class: 'muted' }, t('logs.ofPages', { n: fmtNum(pages) })), next),
+        h('span', { class: 'muted' }, t(exact ? 'logs.ofPages' : 'logs.ofPagesApprox', { n: fmtNum(pages) })), next),
       h('div', { class: 'field' }, h('label', { for: 'logs-size' }, t('logs.pageSize')), size));
   }
 
@@ -490,11 +493,20 @@ export async function mount(root, ctx) {
     const q = TABS[state.tab].query(state);
     q.limit = state.size;
     q.offset = (state.page - 1) * state.size;
+    // Counting a million request logs is the slow part: count once per
+    // filter set, then page on with has_more.
+    const filterKey = JSON.stringify([state.tab, TABS[state.tab].query(state)]);
+    if (state.tab === 'requests' && state.page > 1 && counted === filterKey) q.count = 'none';
     try {
       const res = await api('GET', TABS[state.tab].path, null, { query: q, signal: abort.signal });
       if (my !== seq) return;
       rows = res.logs || [];
-      total = Number(res.total) || 0;
+      if (res.total !== undefined) {
+        total = Number(res.total) || 0;
+        exact = res.total_exact !== false;
+        counted = filterKey;
+      }
+      hasMore = typeof res.has_more === 'boolean' ? res.has_more : undefined;
       if (!rows.length && total > 0 && state.page > 1) {
         state.page = Math.max(1, Math.ceil(total / state.size));
         load();
@@ -506,6 +518,7 @@ export async function mount(root, ctx) {
       if (err.name === 'AbortError' || my !== seq) return;
       rows = [];
       total = 0;
+      counted = '';
       tableWrap.replaceChildren();
       pager.replaceChildren();
       tableState.replaceChildren(h('div', { class: 'error-box', role: 'alert' }, t('logs.loadFailed', { what: t(`logs.tab.${state.tab}`), msg: err.message })));

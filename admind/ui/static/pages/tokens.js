@@ -18,10 +18,12 @@ function usageOf(tk) {
   const u = tk.usage || {};
   const pick = (...names) => names.map((n) => u[n]).find((v) => v !== undefined && v !== null);
   return {
-    req24: pick('requests_24h', 'requests_day', 'requests'),
-    tok24: pick('tokens_24h', 'total_tokens_24h', 'tokens'),
-    reqAll: pick('requests_total', 'total_requests'),
-    last: pick('last_used', 'last_used_at', 'last_request'),
+    req24: pick('requests_24h'),
+    fail24: pick('failures_24h'),
+    tok24: pick('tokens_24h'),
+    req30: pick('requests_30d'),
+    tok30: pick('tokens_30d'),
+    last: pick('last_used'),
   };
 }
 
@@ -174,8 +176,8 @@ export async function mount(root, ctx) {
   const tbody = h('tbody');
   const table = h('table', { id: 'tokens-table', class: 'data' },
     h('caption', { class: 'sr-only' }, t('tokens.listTitle')),
-    h('thead', {}, h('tr', {}, ['name', 'status', 'models', 'usage24', 'reqAll', 'expires', 'actions']
-      .map((c) => h('th', { scope: 'col', class: ['usage24', 'reqAll'].includes(c) ? 'num' : null }, t(`tokens.col.${c}`))))),
+    h('thead', {}, h('tr', {}, ['name', 'status', 'models', 'usage24', 'usage30', 'expires', 'actions']
+      .map((c) => h('th', { scope: 'col', class: ['usage24', 'usage30'].includes(c) ? 'num' : null }, t(`tokens.col.${c}`))))),
     tbody);
   const refresh = h('button', { type: 'button', class: 'btn', id: 'tokens-refresh' }, t('tokens.refresh'));
   refresh.addEventListener('click', () => loadList());
@@ -232,8 +234,10 @@ export async function mount(root, ctx) {
         row('tokens.col.status', statusChip(tokenState(tk), t(`tokens.state.${tokenState(tk)}`))),
         row('tokens.col.models', (tk.models || []).length ? tk.models.join(', ') : t('tokens.allModels')),
         row('tokens.col.req24', fmtNum(u.req24)),
+        row('tokens.col.fail24', fmtNum(u.fail24)),
         row('tokens.col.tok24', fmtNum(u.tok24)),
-        row('tokens.col.reqAll', fmtNum(u.reqAll)),
+        row('tokens.col.req30', fmtNum(u.req30)),
+        row('tokens.col.tok30', fmtNum(u.tok30)),
         row('tokens.col.lastUsed', u.last ? fmtTime(u.last) : '—'),
         row('tokens.col.created', fmtTime(tk.created_at)),
         row('tokens.col.expires', tk.expires_at ? fmtTime(tk.expires_at) : t('tokens.never'))),
@@ -254,7 +258,7 @@ export async function mount(root, ctx) {
       toggle.addEventListener('click', () => setDisabled(tk, !tk.disabled));
       const edit = h('button', { type: 'button', class: 'btn small', 'data-action': 'models', 'aria-label': t('tokens.editModelsNamed', { name: tk.name }) }, t('tokens.editModels'));
       edit.addEventListener('click', () => editModels(tk));
-      const rev = h('button', { type: 'button', class: 'btn small danger', 'data-action': 'revoke', 'aria-label': t('tokens.revokeNamed', { name: tk.name }) }, t('tokens.revoke'));
+      const rev = h('button', { type: 'button', class: 'btn small danger-soft', 'data-action': 'revoke', 'aria-label': t('tokens.revokeNamed', { name: tk.name }) }, t('tokens.revoke'));
       rev.addEventListener('click', () => revoke(tk));
       const nameBtn = h('button', { type: 'button', class: 'btn link', 'aria-label': t('tokens.detailsNamed', { name: tk.name }) }, tk.name);
       nameBtn.addEventListener('click', () => details(tk));
@@ -267,8 +271,11 @@ export async function mount(root, ctx) {
           u.req24 !== undefined
             ? h('a', { href: `/logs?tab=requests&token=${encodeURIComponent(tk.id)}`, 'aria-label': t('tokens.viewLogsNamed', { name: tk.name }) }, t('tokens.usageReq', { n: fmtNum(u.req24) }))
             : '—',
+          u.fail24 ? h('div', { class: 'b-bad' }, t('tokens.usageFail', { n: fmtNum(u.fail24) })) : null,
           u.tok24 !== undefined ? h('div', { class: 'muted' }, t('tokens.usageTok', { n: fmtNum(u.tok24) })) : null),
-        h('td', { class: 'num' }, fmtNum(u.reqAll)),
+        h('td', { class: 'num nowrap' },
+          u.req30 !== undefined ? t('tokens.usageReq', { n: fmtNum(u.req30) }) : '—',
+          u.tok30 !== undefined ? h('div', { class: 'muted' }, t('tokens.usageTok', { n: fmtNum(u.tok30) })) : null),
         h('td', { title: t('tokens.createdAgo', { ago: fmtAgo(tk.created_at) }) }, tk.expires_at ? fmtTime(tk.expires_at) : t('tokens.never')),
         h('td', {}, h('div', { class: 'cell-actions' }, toggle, edit, rev)));
     }));
@@ -280,6 +287,7 @@ export async function mount(root, ctx) {
       const res = await api('GET', '/api/tokens');
       tokens = res.tokens || [];
       listState.replaceChildren(h('span', { class: 'muted' }, t('tokens.count', { n: tokens.length })));
+      if (res.usage_error) listState.append(h('p', { class: 'b-note' }, t('tokens.usageError', { msg: res.usage_error })));
       renderRows();
     } catch (err) {
       listState.replaceChildren(h('p', { class: 'b-error', role: 'alert' }, t('tokens.loadFailed', { msg: err.message })));

@@ -67,6 +67,8 @@ export default {
   "logs.next": "Next",
   "logs.pageLabel": "Page number",
   "logs.ofPages": "of {n}",
+  "logs.totalApprox": "About {n}",
+  "logs.ofPagesApprox": "of about {n}",
   "logs.pageSize": "Per page",
   "logs.totalN": "Total: {n}",
   "logs.copy": "Copy",

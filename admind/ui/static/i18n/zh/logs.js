@@ -67,6 +67,8 @@ export default {
   "logs.next": "下一页",
   "logs.pageLabel": "页码",
   "logs.ofPages": "/ 共 {n} 页",
+  "logs.totalApprox": "约 {n} 条",
+  "logs.ofPagesApprox": "/ 约 {n} 页",
   "logs.pageSize": "每页",
   "logs.totalN": "共 {n} 条日志",
   "logs.copy": "复制",
