@@ -35,7 +35,6 @@ func (b *backends) keyRoutes(g *gin.RouterGroup) {
 	g.POST("/keys/verify", b.verifyKeys)
 }
 
-
 var keyKinds = []string{"", bus.KindGemini, bus.KindVertex, bus.KindPaid}
 
 // keydError turns the error text of a keyd reply into an error with a status.
