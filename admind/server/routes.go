@@ -46,6 +46,7 @@ func (s *Server) routes() *gin.Engine {
 	admin.DELETE("/tokens/:id", s.deleteToken)
 	s.registerDataRoutes(admin) // keys (keyd), logs and stats (logd)
 	s.schedulerRoutes(admin)
+	admin.GET("/live", s.live) // SSE of request events, from NATS
 	return r
 }
 
