@@ -35,15 +35,19 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/health", s.health)
 	// Reachable only while no admin password exists.
 	api.POST("/setup", s.setup)
+	api.GET("/openapi.json", openAPI) // public: routes and shapes only
 
 	admin := api.Group("", s.auth.Require())
 	admin.GET("/config", s.getConfig)
 	admin.PUT("/config", s.putConfig)
+	admin.POST("/config/reset", s.resetConfig)
 	admin.GET("/tokens", s.listTokens)
 	admin.POST("/tokens", s.createToken)
 	admin.PATCH("/tokens/:id", s.updateToken)
 	admin.DELETE("/tokens/:id", s.deleteToken)
 	s.registerDataRoutes(admin) // keys (keyd), logs and stats (logd)
+	s.schedulerRoutes(admin)
+	admin.GET("/live", s.live) // SSE of request events, from NATS
 	ui.Register(r, ui.Deps{SetupNeeded: func() bool { return !s.auth.Configured() }, Authenticated: s.auth.Allowed})
 	return r
 }

@@ -56,6 +56,8 @@ type Server struct {
 	tokens *tokens.Store
 	auth   *auth.Auth
 	router *gin.Engine
+	// liveHub feeds GET /api/live from NATS.
+	liveHub *liveHub
 }
 
 // New checks deps and builds the HTTP routes. It does no I/O; Run does.
@@ -73,7 +75,7 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admind: jetstream: %w", err)
 	}
-	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings), tokens: tokens.NewStore(d.DB, js)}
+	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings), tokens: tokens.NewStore(d.DB, js), liveHub: newLiveHub(d.NC, d.Log)}
 	s.auth = &auth.Auth{
 		Password: func() string { return d.Settings.Get().AuthToken },
 		Lifetime: func() time.Duration { return time.Duration(d.Settings.Get().AdminSessionExpire) * time.Second },
@@ -85,9 +87,15 @@ func New(d Deps) (*Server, error) {
 // Handler serves the admin API (and health endpoints when configured).
 func (s *Server) Handler() http.Handler { return s.router }
 
+// CloseStreams ends the open live streams (GET /api/live) and refuses new
+// ones. A host that serves Handler() on its own http.Server registers it with
+// RegisterOnShutdown, since Shutdown waits for open streams; Run calls it too.
+func (s *Server) CloseStreams() { s.liveHub.close() }
+
 // Run bootstraps the settings document, registers the "admind" micro service
 // and, when Addr is set, serves HTTP; it returns when ctx ends.
 func (s *Server) Run(ctx context.Context) error {
+	defer s.CloseStreams()
 	seed := *s.d.Settings.Get()
 	if s.d.Seed != nil {
 		seed = *s.d.Seed
@@ -116,6 +124,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("admind: listen %s: %w", s.d.Addr, err)
 	}
 	srv := &http.Server{Handler: s.router, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(s.CloseStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

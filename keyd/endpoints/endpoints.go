@@ -30,6 +30,7 @@ type Pool interface {
 	Verify(context.Context, keyapi.Selection) keyapi.VerifyReply
 	Update(context.Context, keyapi.UpdateRequest) keyapi.GetReply
 	Reveal(keyapi.GetRequest) keyapi.RevealReply
+	Export(keyapi.ExportRequest) keyapi.ExportReply
 	Stats() keyapi.StatsReply
 
 	BindFile(context.Context, bus.FileBinding) keyapi.OKReply
@@ -100,6 +101,7 @@ func Register(ctx context.Context, nc *nats.Conn, p Pool, o Options) (micro.Serv
 		{"admin-list", bus.SubjectKeyList, fast(func(req keyapi.ListRequest) any { return p.List(req) })},
 		{"admin-get", bus.SubjectKeyGet, fast(func(req keyapi.GetRequest) any { return p.Get(req) })},
 		{"admin-reveal", bus.SubjectKeyReveal, fast(func(req keyapi.GetRequest) any { return p.Reveal(req) })},
+		{"admin-export", keyapi.SubjectKeyExport, fast(func(req keyapi.ExportRequest) any { return p.Export(req) })},
 		{"admin-stats", bus.SubjectKeyStats, micro.HandlerFunc(func(r micro.Request) { respond(r, p.Stats()) })},
 		{"admin-add", bus.SubjectKeyAdd, slow(decode(p.Add))},
 		{"admin-delete", bus.SubjectKeyDelete, slow(decode(p.Delete))},

@@ -92,6 +92,13 @@ function inferType(v) {
   return { type: 'json' };
 }
 
+// withEmptyMaps adds the maps the API leaves out when empty (MODEL_ALIASES),
+// so they stay editable.
+function withEmptyMaps(cfg) {
+  for (const [n, sp] of Object.entries(FIELDS)) if (!(n in cfg) && (sp.type === 'map' || sp.type === 'budget')) cfg[n] = {};
+  return cfg;
+}
+
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 const clone = (v) => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
 
@@ -571,7 +578,7 @@ export async function mount(root, ctx) {
     status.textContent = t('settings.saving');
     try {
       const saved = await api('PUT', '/api/config', patch);
-      orig = saved && typeof saved === 'object' ? saved : await api('GET', '/api/config');
+      orig = withEmptyMaps(saved && typeof saved === 'object' ? saved : await api('GET', '/api/config'));
       cur = {};
       errors = {};
       render();
@@ -608,7 +615,7 @@ export async function mount(root, ctx) {
     if (!ok) return;
     try {
       await api('POST', '/api/config/reset');
-      orig = await api('GET', '/api/config');
+      orig = withEmptyMaps(await api('GET', '/api/config'));
       cur = {};
       errors = {};
       render();
@@ -637,6 +644,7 @@ export async function mount(root, ctx) {
     return () => window.removeEventListener('beforeunload', beforeUnload);
   }
   status.textContent = '';
+  orig = withEmptyMaps(orig);
   if (Intl.supportedValuesOf) lists.append(datalist(h, 'settings-timezones', ['UTC', ...Intl.supportedValuesOf('timeZone')]));
   lists.append(datalist(h, 'settings-models', []));
   render();
