@@ -30,7 +30,7 @@ function cssVar(name) {
 
 // timeChart draws series over a time axis (x in Unix seconds). Options:
 // series [{label, color (a CSS variable name), fill, bars}], height,
-// stacked (no), fmt(value) for the y axis and legend, empty (text when all zero).
+// timeLabel (the legend's x label), fmt(value) for the legend values.
 export async function timeChart(el, opts) {
   const uPlot = await loadUPlot();
   let data = [[], ...opts.series.map(() => [])];
@@ -43,7 +43,7 @@ export async function timeChart(el, opts) {
     const axisStroke = cssVar('--muted');
     const grid = { stroke: cssVar('--grid'), width: 1 };
     const width = Math.max(200, Math.floor(el.clientWidth || el.getBoundingClientRect().width || 600));
-    const series = [{}].concat(opts.series.map((s) => {
+    const series = [{ label: opts.timeLabel || 'Time' }].concat(opts.series.map((s) => {
       const color = cssVar(s.color || '--chart-1');
       const out = { label: s.label, stroke: color, width: 2, value: (u, v) => fmt(v), points: { show: false } };
       if (s.fill) out.fill = color + '22';

@@ -40,9 +40,11 @@ function append(el, children) {
   }
 }
 
-// clear empties an element and returns it.
-export function clear(el) {
+// clear empties an element, appends children (as h() takes them: null and
+// false skipped, arrays flattened) and returns it.
+export function clear(el, ...children) {
   while (el.firstChild) el.firstChild.remove();
+  append(el, children);
   return el;
 }
 

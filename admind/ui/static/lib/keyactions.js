@@ -167,7 +167,7 @@ export async function openKeyDetail(id, onChange) {
     try {
       k = await api('GET', `/api/keys/${encodeURIComponent(id)}`);
     } catch (e) {
-      clear(body).append(errorBox(t('common.load_failed', { what: t('keys.detail.title') }), e));
+      clear(body, errorBox(t('common.load_failed', { what: t('keys.detail.title') }), e));
       return;
     }
     dlg.dialog.querySelector('.dialog-head h2').textContent = k.hint;
@@ -220,16 +220,16 @@ export async function openKeyDetail(id, onChange) {
     const hours = h('select', { id: 'key-usage-hours' }, [24, 168, 720].map((n) => h('option', { value: n }, t(`keys.detail.hours_${n}`))));
     const usage = h('div', {}, spinner());
     const loadUsage = async () => {
-      clear(usage).append(spinner());
+      clear(usage, spinner());
       try {
         const u = await api('GET', `/api/key-usage-details/${encodeURIComponent(k.id)}`, null, { query: { hours: hours.value } });
         const models = Object.entries(u.models || {}).sort((a, b) => (b[1].requests || 0) - (a[1].requests || 0));
-        clear(usage).append(models.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'key-usage-table' },
+        clear(usage, models.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'key-usage-table' },
           h('thead', {}, h('tr', {}, [t('keys.detail.model'), t('keys.detail.requests'), t('keys.detail.failures'), t('keys.detail.tokens')].map((c, i) => h('th', { scope: 'col', class: i ? 'num' : '' }, c)))),
           h('tbody', {}, models.map(([m, v]) => h('tr', {}, h('td', { class: 'mono' }, m), h('td', { class: 'num' }, fmtNum(v.requests)), h('td', { class: 'num' }, fmtNum(v.failures)), h('td', { class: 'num' }, fmtNum(v.total_tokens)))))))
           : h('p', { class: 'empty' }, t('keys.detail.no_usage')));
       } catch (e) {
-        clear(usage).append(errorBox(t('common.load_failed', { what: t('keys.detail.usage') }), e));
+        clear(usage, errorBox(t('common.load_failed', { what: t('keys.detail.usage') }), e));
       }
     };
     hours.addEventListener('change', loadUsage);
@@ -239,16 +239,16 @@ export async function openKeyDetail(id, onChange) {
       try {
         const r = await api('GET', '/api/logs/errors', null, { query: { key: k.id, limit: 10 } });
         const logs = r.logs || [];
-        clear(errs).append(logs.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'data' },
+        clear(errs, logs.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'data' },
           h('thead', {}, h('tr', {}, [t('keys.detail.time'), t('keys.detail.code'), t('keys.detail.model'), t('keys.detail.error')].map((c) => h('th', { scope: 'col' }, c)))),
-          h('tbody', {}, logs.map((l) => h('tr', {}, h('td', { class: 'nowrap', title: fmtTime(l.time) }, fmtAgo(l.time)), h('td', {}, String(l.error_code || '')), h('td', { class: 'mono' }, l.model || ''), h('td', {}, l.error_type || l.class || '')))))) : h('p', { class: 'empty' }, t('keys.detail.no_errors')),
+          h('tbody', {}, logs.map((l) => h('tr', {}, h('td', { class: 'nowrap', title: fmtTime(l.time) }, fmtAgo(l.time)), h('td', {}, String(l.error_code || '')), h('td', { class: 'mono' }, l.model || ''), h('td', { title: l.error_type || '' }, l.class || l.error_type || '')))))) : h('p', { class: 'empty' }, t('keys.detail.no_errors')),
         h('a', { href: `/logs?key=${encodeURIComponent(k.id)}`, onclick: () => dlg.close() }, t('keys.detail.all_errors')));
       } catch (e) {
-        clear(errs).append(errorBox(t('common.load_failed', { what: t('keys.detail.errors') }), e));
+        clear(errs, errorBox(t('common.load_failed', { what: t('keys.detail.errors') }), e));
       }
     })();
 
-    clear(body).append(actions,
+    clear(body, actions,
       h('div', { class: 'grid two' },
         h('section', { class: 'card' }, h('h3', {}, t('keys.detail.facts')), facts),
         h('section', { class: 'card' }, h('h3', {}, t('keys.detail.edit')), editor)),

@@ -43,7 +43,7 @@ export function createTable(o) {
           page = 1;
           load();
         } }, c.label);
-        clear(th).append(btn);
+        clear(th, btn);
         th.dataset.sort = c.sort;
       }
       return th;
@@ -78,7 +78,7 @@ export function createTable(o) {
   }
   const span = () => o.columns.length + (o.selectable ? 1 : 0);
   function stateRow(node) {
-    clear(tbody).append(h('tr', {}, h('td', { colspan: span(), class: 'table-state' }, node)));
+    clear(tbody, h('tr', {}, h('td', { colspan: span(), class: 'table-state' }, node)));
   }
 
   async function load() {

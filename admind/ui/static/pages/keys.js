@@ -20,11 +20,11 @@ export async function mount(root, ctx) {
       const s = await api('GET', '/api/keys/stats');
       const by = { active: 0, cooling: 0, disabled: 0 };
       for (const st of Object.values(s.counts || {})) for (const [k, n] of Object.entries(st)) by[k] = (by[k] || 0) + n;
-      clear(counts).append(
+      clear(counts, 
         countBtn('', t('keys.count.total', { n: fmtNum(s.total) })),
         ...['active', 'cooling', 'disabled'].map((st) => countBtn(st, `${t(`common.status.${st}`)} ${fmtNum(by[st])}`)));
     } catch (e) {
-      clear(counts).append(errorBox(t('common.load_failed', { what: t('keys.counts') }), e));
+      clear(counts, errorBox(t('common.load_failed', { what: t('keys.counts') }), e));
     }
   }
   const countBtn = (st, label) => h('button', { type: 'button', class: 'chip-btn', 'data-status': st || 'all', 'aria-pressed': String(f.status === st), onclick: () => { statusSel.value = st; apply(); } }, label);
@@ -117,7 +117,7 @@ export async function mount(root, ctx) {
     const rows = tbl.selectedRows();
     const hints = rows.map((r) => r?.hint).filter(Boolean);
     const run = (action) => async () => { if (await changeKeys(action, ids, hints)) { if (action === 'delete') tbl.clearSelection(); refresh(); } };
-    clear(bulk).append(
+    clear(bulk, 
       h('strong', {}, t('common.table.selected', { n: fmtNum(ids.length) })),
       h('button', { type: 'button', class: 'btn small', id: 'keys-bulk-verify', onclick: async () => { await verifyKeys(ids); refresh(); } }, t('keys.action.verify')),
       h('button', { type: 'button', class: 'btn small', id: 'keys-bulk-reset', onclick: run('reset') }, t('keys.action.reset')),

@@ -63,5 +63,6 @@ export default {
   "common.table.error": "Could not load the rows:",
   "common.table.retry": "Retry",
   "common.chart.empty": "No data in this range",
+  "common.chart.time": "Time",
   "common.api_missing": "This needs a server API that is not available yet ({status}).",
 };

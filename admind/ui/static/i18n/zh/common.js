@@ -63,5 +63,6 @@ export default {
   "common.table.error": "无法加载数据：",
   "common.table.retry": "重试",
   "common.chart.empty": "该时间范围内没有数据",
+  "common.chart.time": "时间",
   "common.api_missing": "此功能需要的服务端接口尚不可用（{status}）。",
 };
