@@ -17,7 +17,7 @@ export default {
   "settings.unsaved": "{n} unsaved change(s)",
   "settings.reset": "Reset to defaults",
   "settings.resetTitle": "Reset every setting to its default?",
-  "settings.resetBody": "All settings go back to their defaults and apply at once. The admin password is kept. This cannot be undone.",
+  "settings.resetBody": "All settings go back to their defaults and apply at once. The admin password is kept; the seed key list and the static client tokens (ALLOWED_TOKENS) become empty, while keys already in the pool and managed tokens stay. This cannot be undone.",
   "settings.resetConfirm": "Reset settings",
   "settings.resetDone": "Settings reset to their defaults.",
   "settings.resetFailed": "Reset failed: {msg}",

@@ -17,7 +17,7 @@ export default {
   "settings.unsaved": "{n} 项未保存的修改",
   "settings.reset": "恢复默认",
   "settings.resetTitle": "将所有设置恢复为默认值？",
-  "settings.resetBody": "所有设置恢复为默认值并立即生效。管理员密码保持不变。此操作无法撤销。",
+  "settings.resetBody": "所有设置恢复为默认值并立即生效。管理员密码保持不变；初始密钥列表和静态客户端令牌（ALLOWED_TOKENS）会被清空，但密钥池中已有的密钥和托管令牌不受影响。此操作无法撤销。",
   "settings.resetConfirm": "恢复默认设置",
   "settings.resetDone": "设置已恢复为默认值。",
   "settings.resetFailed": "恢复失败：{msg}",
