@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -39,6 +40,12 @@ func Static() fs.FS {
 
 // Pages are the UI's page paths; each serves the index.html shell.
 var Pages = []string{"/login", "/setup", "/dashboard", "/keys", "/settings", "/logs", "/tokens", "/live"}
+
+// Owns reports whether a route path registered on the engine is the UI's
+// (pages and assets), not the REST API's: docs/openapi.yaml leaves these out.
+func Owns(routePath string) bool {
+	return routePath == "/" || routePath == "/favicon.ico" || strings.HasPrefix(routePath, "/assets/") || slices.Contains(Pages, routePath)
+}
 
 // Deps tell the UI who is asking, so page paths can redirect before the
 // shell loads (a browser with no session never sees an empty page).
