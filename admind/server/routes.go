@@ -12,7 +12,6 @@ import (
 	"github.com/gemini-balance-go/admind/auth"
 	"github.com/gemini-balance-go/admind/discovery"
 	"github.com/gemini-balance-go/admind/settings"
-	"github.com/gemini-balance-go/admind/ui"
 	"github.com/gemini-balance-go/shared/bus"
 )
 
@@ -48,7 +47,7 @@ func (s *Server) routes() *gin.Engine {
 	s.registerDataRoutes(admin) // keys (keyd), logs and stats (logd)
 	s.schedulerRoutes(admin)
 	admin.GET("/live", s.live) // SSE of request events, from NATS
-	ui.Register(r, ui.Deps{SetupNeeded: func() bool { return !s.auth.Configured() }, Authenticated: s.auth.Allowed})
+	s.registerUI(r)
 	return r
 }
 

@@ -5,7 +5,7 @@
 //
 // admind hooks it in with one call:
 //
-//	ui.Register(r, ui.Deps{SetupNeeded: ..., Authenticated: ...})
+//	ui.Register(r, ui.Deps{State: func(r *http.Request) (setupNeeded, authenticated bool, err error) {...}})
 package ui
 
 import (
@@ -50,10 +50,10 @@ func Owns(routePath string) bool {
 // Deps tell the UI who is asking, so page paths can redirect before the
 // shell loads (a browser with no session never sees an empty page).
 type Deps struct {
-	// SetupNeeded reports that no admin password exists yet.
-	SetupNeeded func() bool
-	// Authenticated reports that the request carries a valid admin session.
-	Authenticated func(*http.Request) bool
+	// State reports whether no admin exists yet (setup needed) and whether
+	// the request carries a valid admin session. An error (the admin store
+	// is down) answers 503.
+	State func(*http.Request) (setupNeeded, authenticated bool, err error)
 }
 
 type asset struct {
@@ -132,17 +132,25 @@ func gzipped(b []byte) []byte {
 	return buf.Bytes()
 }
 
-func (h *handler) setupNeeded() bool { return h.d.SetupNeeded != nil && h.d.SetupNeeded() }
-
-func (h *handler) authenticated(r *http.Request) bool {
-	return h.d.Authenticated != nil && h.d.Authenticated(r)
+func (h *handler) state(c *gin.Context) (setup, authed, ok bool) {
+	if h.d.State == nil {
+		return false, false, true
+	}
+	setup, authed, err := h.d.State(c.Request)
+	if err != nil {
+		c.String(http.StatusServiceUnavailable, "admin store unavailable: %v", err)
+		return false, false, false
+	}
+	return setup, authed, true
 }
 
 func (h *handler) root(c *gin.Context) {
+	setup, authed, ok := h.state(c)
 	switch {
-	case h.setupNeeded():
+	case !ok:
+	case setup:
 		c.Redirect(http.StatusFound, "/setup")
-	case !h.authenticated(c.Request):
+	case !authed:
 		c.Redirect(http.StatusFound, "/login")
 	default:
 		c.Redirect(http.StatusFound, "/dashboard")
@@ -154,15 +162,17 @@ func (h *handler) root(c *gin.Context) {
 // session, and /login instead of /setup once an admin exists.
 func (h *handler) page(c *gin.Context) {
 	p := c.Request.URL.Path
-	setup := h.setupNeeded()
+	setup, authed, ok := h.state(c)
 	switch {
+	case !ok:
+		return
 	case p == "/setup" && !setup:
 		c.Redirect(http.StatusFound, "/login")
 		return
 	case p != "/setup" && setup:
 		c.Redirect(http.StatusFound, "/setup")
 		return
-	case p != "/setup" && p != "/login" && !h.authenticated(c.Request):
+	case p != "/setup" && p != "/login" && !authed:
 		next := p
 		if q := c.Request.URL.RawQuery; q != "" {
 			next += "?" + q

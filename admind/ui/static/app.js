@@ -35,6 +35,7 @@ async function render() {
     try { unmount(); } catch (e) { console.error(e); }
     unmount = null;
   }
+  for (const d of document.querySelectorAll('dialog[open]')) d.close(); // a dialog belongs to the page it opened on
   const name = PAGES[location.pathname] || 'dashboard';
   document.body.classList.toggle('bare', BARE.has(name));
   closeMenu();
