@@ -508,9 +508,18 @@ export async function mount(root, ctx) {
 
   function render() {
     const gs = groups();
-    nav.replaceChildren(...gs.map(([g]) => h('a', { href: `#settings-group-${g}`, class: 'chip' }, t(`settings.group.${g}`))));
+    // The router takes over same-page links, so the group links scroll themselves.
+    nav.replaceChildren(...gs.map(([g]) => h('a', {
+      href: `#settings-group-${g}`, class: 'chip',
+      onclick: (e) => {
+        e.preventDefault();
+        const sec = form.querySelector(`#settings-group-${g}`);
+        sec?.scrollIntoView({ block: 'start' });
+        sec?.querySelector('h2')?.focus({ preventScroll: true });
+      },
+    }, t(`settings.group.${g}`))));
     form.replaceChildren(...gs.map(([g, fs]) => h('section', { class: 'card b-group', id: `settings-group-${g}`, 'aria-labelledby': `settings-group-${g}-title` },
-      h('h2', { id: `settings-group-${g}-title` }, t(`settings.group.${g}`)),
+      h('h2', { id: `settings-group-${g}-title`, tabindex: '-1' }, t(`settings.group.${g}`)),
       ...fs.map(field))));
     for (const n of Object.keys(errors)) showError(n);
     applyFilter();
@@ -633,6 +642,26 @@ export async function mount(root, ctx) {
     }
   };
   window.addEventListener('beforeunload', beforeUnload);
+  // In-app links (the nav) would drop unsaved edits silently: ask first.
+  // This runs in the capture phase, before the router's own click handler.
+  const leaveGuard = async (e) => {
+    const a = e.target.closest?.('a[href]');
+    if (!a || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || a.target || !dirtyNames().length) return;
+    const url = new URL(a.href, location.href);
+    if (url.origin !== location.origin || url.pathname === location.pathname) return;
+    e.preventDefault();
+    e.stopPropagation();
+    const ok = await confirmDialog({ title: t('settings.leaveTitle'), body: t('settings.leaveBody', { n: dirtyNames().length }), confirmLabel: t('settings.leaveConfirm'), danger: true });
+    if (ok) {
+      cur = {};
+      ctx.navigate(url.pathname + url.search);
+    }
+  };
+  document.addEventListener('click', leaveGuard, true);
+  const cleanup = () => {
+    window.removeEventListener('beforeunload', beforeUnload);
+    document.removeEventListener('click', leaveGuard, true);
+  };
 
   status.textContent = t('settings.loading');
   try {
@@ -641,7 +670,7 @@ export async function mount(root, ctx) {
     status.textContent = '';
     form.replaceChildren(h('p', { class: 'b-error', role: 'alert' }, t('settings.loadFailed', { msg: err.message })));
     saveBtn.disabled = true;
-    return () => window.removeEventListener('beforeunload', beforeUnload);
+    return cleanup;
   }
   status.textContent = '';
   orig = withEmptyMaps(orig);
@@ -652,5 +681,5 @@ export async function mount(root, ctx) {
     models = m;
     lists.querySelector('#settings-models')?.replaceWith(datalist(h, 'settings-models', m));
   });
-  return () => window.removeEventListener('beforeunload', beforeUnload);
+  return cleanup;
 }
