@@ -264,20 +264,20 @@ export async function mount(root, ctx) {
       nameBtn.addEventListener('click', () => details(tk));
       const ms = tk.models || [];
       return h('tr', { 'data-id': tk.id },
-        h('td', {}, nameBtn, h('div', { class: 'nowrap' }, h('code', { class: 'muted' }, tk.hint))),
-        h('td', {}, statusChip(st, t(`tokens.state.${st}`))),
-        h('td', { class: 'b-models-cell', title: ms.join(', ') }, ms.length ? (ms.length > 2 ? t('tokens.modelsN', { first: ms.slice(0, 2).join(', '), n: ms.length - 2 }) : ms.join(', ')) : h('span', { class: 'muted' }, t('tokens.allModels'))),
-        h('td', { class: 'num nowrap' },
+        h('td', { 'data-label': t('tokens.col.name') }, h('div', {}, nameBtn, h('div', { class: 'nowrap' }, h('code', { class: 'muted' }, tk.hint)))),
+        h('td', { 'data-label': t('tokens.col.status') }, statusChip(st, t(`tokens.state.${st}`))),
+        h('td', { 'data-label': t('tokens.col.models'), class: 'b-models-cell', title: ms.join(', ') }, ms.length ? (ms.length > 2 ? t('tokens.modelsN', { first: ms.slice(0, 2).join(', '), n: ms.length - 2 }) : ms.join(', ')) : h('span', { class: 'muted' }, t('tokens.allModels'))),
+        h('td', { 'data-label': t('tokens.col.usage24'), class: 'num nowrap' }, h('div', {},
           u.req24 !== undefined
             ? h('a', { href: `/logs?tab=requests&token=${encodeURIComponent(tk.id)}`, 'aria-label': t('tokens.viewLogsNamed', { name: tk.name }) }, t('tokens.usageReq', { n: fmtNum(u.req24) }))
             : '—',
           u.fail24 ? h('div', { class: 'b-bad' }, t('tokens.usageFail', { n: fmtNum(u.fail24) })) : null,
-          u.tok24 !== undefined ? h('div', { class: 'muted' }, t('tokens.usageTok', { n: fmtNum(u.tok24) })) : null),
-        h('td', { class: 'num nowrap' },
+          u.tok24 !== undefined ? h('div', { class: 'muted' }, t('tokens.usageTok', { n: fmtNum(u.tok24) })) : null)),
+        h('td', { 'data-label': t('tokens.col.usage30'), class: 'num nowrap' }, h('div', {},
           u.req30 !== undefined ? t('tokens.usageReq', { n: fmtNum(u.req30) }) : '—',
-          u.tok30 !== undefined ? h('div', { class: 'muted' }, t('tokens.usageTok', { n: fmtNum(u.tok30) })) : null),
-        h('td', { title: t('tokens.createdAgo', { ago: fmtAgo(tk.created_at) }) }, tk.expires_at ? fmtTime(tk.expires_at) : t('tokens.never')),
-        h('td', {}, h('div', { class: 'cell-actions' }, toggle, edit, rev)));
+          u.tok30 !== undefined ? h('div', { class: 'muted' }, t('tokens.usageTok', { n: fmtNum(u.tok30) })) : null)),
+        h('td', { 'data-label': t('tokens.col.expires'), title: t('tokens.createdAgo', { ago: fmtAgo(tk.created_at) }) }, tk.expires_at ? fmtTime(tk.expires_at) : t('tokens.never')),
+        h('td', { 'data-label': t('tokens.col.actions') }, h('div', { class: 'cell-actions' }, toggle, edit, rev)));
     }));
   }
 
