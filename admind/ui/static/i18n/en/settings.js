@@ -84,7 +84,7 @@ export default {
   "settings.f.ALLOWED_TOKENS": "Allowed client tokens",
   "settings.h.ALLOWED_TOKENS": "Static client tokens accepted on the public API. Managed tokens live on the Tokens page.",
   "settings.f.AUTH_TOKEN": "Admin password",
-  "settings.h.AUTH_TOKEN": "Password of this admin UI and API. Never accepted as a client token.",
+  "settings.h.AUTH_TOKEN": "Password of this admin UI and API; never accepted as a client token. Changing it ends every session, this one included.",
   "settings.f.BASE_URL": "Upstream base URL",
   "settings.h.BASE_URL": "Root of the Gemini API; a trailing /v1beta is tolerated.",
   "settings.f.VERTEX_EXPRESS_BASE_URL": "Vertex Express base URL",

@@ -84,7 +84,7 @@ export default {
   "settings.f.ALLOWED_TOKENS": "允许的客户端令牌",
   "settings.h.ALLOWED_TOKENS": "公开 API 接受的静态客户端令牌。托管令牌请在“令牌”页面管理。",
   "settings.f.AUTH_TOKEN": "管理员密码",
-  "settings.h.AUTH_TOKEN": "本管理界面和 API 的密码，永远不会被当作客户端令牌接受。",
+  "settings.h.AUTH_TOKEN": "本管理界面和 API 的密码，永远不会被当作客户端令牌接受。修改后所有会话（包括当前会话）都会失效，需要用新密码重新登录。",
   "settings.f.BASE_URL": "上游基础地址",
   "settings.h.BASE_URL": "Gemini API 的根地址；末尾带 /v1beta 也可以。",
   "settings.f.VERTEX_EXPRESS_BASE_URL": "Vertex Express 基础地址",
