@@ -94,12 +94,15 @@ export function confirmDialog({ title, body, confirmLabel, cancelLabel, danger }
   });
 }
 
+let dialogSeq = 0;
+
 // openDialog shows a modal with arbitrary content; returns {dialog, close}.
 // onClose runs once when it closes (Escape included).
 export function openDialog({ title, body, actions, wide, onClose, id }) {
   const closeBtn = h('button', { type: 'button', class: 'btn ghost icon-btn', 'aria-label': t('common.close') }, icon('close', 18));
-  const dlg = h('dialog', { class: ['dialog', wide && 'wide'], id, 'aria-labelledby': 'dialog-title' },
-    h('div', { class: 'dialog-head' }, h('h2', { id: 'dialog-title' }, title), closeBtn),
+  const titleId = `dialog-title-${++dialogSeq}`;
+  const dlg = h('dialog', { class: ['dialog', wide && 'wide'], id, 'aria-labelledby': titleId },
+    h('div', { class: 'dialog-head' }, h('h2', { id: titleId }, title), closeBtn),
     h('div', { class: 'dialog-body' }, body),
     actions ? h('div', { class: 'dialog-actions' }, actions) : null);
   closeBtn.addEventListener('click', () => dlg.close());
