@@ -101,18 +101,36 @@ export async function copyKeys(sel, count) {
     const text = sel.ids
       ? await api('POST', '/api/keys/export', { ids: sel.ids }, { text: true })
       : await api('GET', '/api/keys/export', null, { text: true, query: { status: sel.status } });
-    const n = text.split('\n').filter(Boolean).length;
-    if (await copyText(text)) toast(t('keys.copy.done', { n: fmtNum(n) }), 'ok'); else toast(t('common.copy_failed'), 'error');
+    await deliver(text);
   } catch (e) {
     if (sel.ids && (e.status === 404 || e.status === 405) && sel.ids.length <= 200) {
       // Export not on this server yet: reveal key by key.
       const keys = [];
       for (const id of sel.ids) keys.push((await api('GET', `/api/keys/${encodeURIComponent(id)}/reveal`)).key);
-      if (await copyText(keys.join('\n'))) toast(t('keys.copy.done', { n: fmtNum(keys.length) }), 'ok'); else toast(t('common.copy_failed'), 'error');
+      await deliver(keys.join('\n'));
       return;
     }
     toast(t('keys.copy.failed', { error: e.message }), 'error');
   }
+}
+
+// deliver puts exported keys on the clipboard, or, when the browser refuses,
+// shows them selected in a dialog to copy by hand.
+async function deliver(text) {
+  const n = text.split('\n').filter(Boolean).length;
+  if (await copyText(text)) {
+    toast(t('keys.copy.done', { n: fmtNum(n) }), 'ok');
+    return;
+  }
+  const ta = h('textarea', { id: 'keys-export-text', readonly: true, rows: Math.min(12, Math.max(3, n)), spellcheck: 'false' });
+  ta.value = text;
+  const copy = h('button', { type: 'button', class: 'btn primary', onclick: async () => {
+    ta.select();
+    if (await copyText(text)) { toast(t('keys.copy.done', { n: fmtNum(n) }), 'ok'); dlg.close(); }
+  } }, t('common.copy'));
+  const dlg = openDialog({ title: t('keys.copy.manual_title', { n: fmtNum(n) }), body: h('div', { class: 'stack' }, h('p', {}, t('keys.copy.manual')), ta), actions: copy });
+  ta.focus();
+  ta.select();
 }
 
 const CONFIRM = { disable: true, delete: true };

@@ -80,6 +80,8 @@ export default {
   "keys.copy.confirm": "Copy keys",
   "keys.copy.done": "{n} keys copied",
   "keys.copy.failed": "Copy failed: {error}",
+  "keys.copy.manual_title": "{n} keys",
+  "keys.copy.manual": "The browser did not allow copying. The keys are selected below: copy them with Ctrl+C (⌘C).",
   "keys.copy.valid": "Copy valid keys",
   "keys.copy.invalid": "Copy invalid keys",
   "keys.detail.title": "Key",

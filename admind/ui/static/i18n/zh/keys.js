@@ -80,6 +80,8 @@ export default {
   "keys.copy.confirm": "复制密钥",
   "keys.copy.done": "已复制 {n} 个密钥",
   "keys.copy.failed": "复制失败：{error}",
+  "keys.copy.manual_title": "{n} 个密钥",
+  "keys.copy.manual": "浏览器不允许自动复制。密钥已在下方选中，请按 Ctrl+C（⌘C）复制。",
   "keys.copy.valid": "复制有效密钥",
   "keys.copy.invalid": "复制无效密钥",
   "keys.detail.title": "密钥",
