@@ -38,7 +38,8 @@ export function datalist(h, id, names) {
 }
 
 // pickModels shows a modal list of names with checkboxes. opts: {h, title,
-// filterLabel, okLabel, cancelLabel, emptyLabel, names, selected}.
+// filterLabel, okLabel, cancelLabel, emptyLabel, addLabel(name), names,
+// selected}.
 export function pickModels(opts) {
   const { h } = opts;
   const chosen = new Set(opts.selected || []);
@@ -50,7 +51,20 @@ export function pickModels(opts) {
       const q = filter.value.trim().toLowerCase();
       list.replaceChildren();
       const shown = all.filter((n) => !q || n.toLowerCase().includes(q));
-      if (!shown.length) list.append(h('p', { class: 'muted' }, opts.emptyLabel));
+      const typed = filter.value.trim();
+      // A name the live list lacks (or no list at all) can still be chosen.
+      if (typed && opts.addLabel && !all.includes(typed)) {
+        const add = h('button', { type: 'button', class: 'btn small' }, opts.addLabel(typed));
+        add.addEventListener('click', () => {
+          all.push(typed);
+          all.sort();
+          chosen.add(typed);
+          filter.value = '';
+          render();
+          filter.focus();
+        });
+        list.append(add);
+      } else if (!shown.length) list.append(h('p', { class: 'muted' }, opts.emptyLabel));
       for (const n of shown) {
         const cb = h('input', { type: 'checkbox', value: n });
         cb.checked = chosen.has(n);
@@ -59,6 +73,12 @@ export function pickModels(opts) {
       }
     };
     filter.addEventListener('input', render);
+    filter.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        list.querySelector('button')?.click();
+      }
+    });
     const dlg = h('dialog', { class: 'dialog', 'aria-label': opts.title });
     const done = (v) => {
       dlg.close();

@@ -277,7 +277,7 @@ export async function mount(root, ctx) {
         const res = await pickModels({
           h, names: models, selected: items(), title: t('settings.pickTitle', { name: n }),
           filterLabel: t('settings.pickFilter'), okLabel: t('settings.pickOk'), cancelLabel: t('settings.cancel'),
-          emptyLabel: t('settings.pickEmpty'),
+          emptyLabel: t('settings.pickEmpty'), addLabel: (name) => t('settings.pickAdd', { name }),
         });
         if (res) {
           set(n, res);

@@ -76,10 +76,10 @@ export async function mount(root, ctx) {
   });
   const picker = (selected, title) => pickModels({
     h, names: models, selected, title, filterLabel: t('tokens.pickFilter'), okLabel: t('tokens.pickOk'),
-    cancelLabel: t('tokens.cancel'), emptyLabel: t('tokens.pickEmpty'),
+    cancelLabel: t('tokens.cancel'), emptyLabel: t('tokens.pickEmpty'), addLabel: (name) => t('tokens.pickAdd', { name }),
   });
   modelPick.addEventListener('click', async () => {
-    const res = await picker(chosen, t('tokens.pickModels'));
+    const res = await picker(chosen, t('tokens.allowList'));
     if (res) {
       chosen = res;
       renderChips();

@@ -38,6 +38,7 @@ export default {
   "settings.pickTitle": "Models for {name}",
   "settings.pickFilter": "Filter models",
   "settings.pickOk": "Use these models",
+  "settings.pickAdd": "Add “{name}”",
   "settings.pickEmpty": "No model matches.",
   "settings.mapKey": "Name {n}",
   "settings.mapValue": "Value {n}",

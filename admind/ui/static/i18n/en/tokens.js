@@ -24,6 +24,7 @@ export default {
   "tokens.pickModels": "Choose models…",
   "tokens.pickFilter": "Filter models",
   "tokens.pickOk": "Use these models",
+  "tokens.pickAdd": "Add “{name}”",
   "tokens.pickEmpty": "No model matches.",
   "tokens.cancel": "Cancel",
   "tokens.removeModel": "Remove {model}",

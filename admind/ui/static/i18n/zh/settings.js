@@ -38,6 +38,7 @@ export default {
   "settings.pickTitle": "{name} 的模型",
   "settings.pickFilter": "筛选模型",
   "settings.pickOk": "使用这些模型",
+  "settings.pickAdd": "添加“{name}”",
   "settings.pickEmpty": "没有匹配的模型。",
   "settings.mapKey": "名称 {n}",
   "settings.mapValue": "值 {n}",

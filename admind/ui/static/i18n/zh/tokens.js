@@ -24,6 +24,7 @@ export default {
   "tokens.pickModels": "选择模型…",
   "tokens.pickFilter": "筛选模型",
   "tokens.pickOk": "使用这些模型",
+  "tokens.pickAdd": "添加“{name}”",
   "tokens.pickEmpty": "没有匹配的模型。",
   "tokens.cancel": "取消",
   "tokens.removeModel": "移除 {model}",
