@@ -179,11 +179,13 @@ func TestAdminUIRunsTheGatewayFromABrowser(t *testing.T) {
 			document.querySelector("#live-table").textContent.includes("gemini-2.5-flash")`, before))
 		live.Clean()
 
+		// logd writes in batches: the pages are reloaded until it has.
 		tab.Go("/logs")
-		tab.Wait("the request in the request logs", `[...document.querySelectorAll("#logs-requests-table [data-id]")].some(r => r.textContent.includes("gemini-2.5-flash"))`)
+		waitReloading(tab, "the request in the request logs", `[...document.querySelectorAll("#logs-requests-table [data-id]")].some(r => r.textContent.includes("gemini-2.5-flash"))`)
 		tab.Go("/dashboard")
-		tab.Wait("the request counted on the dashboard", `(() => { const e = document.querySelector('#dashboard-counters [data-counter="requests"]');
-			return e && Number(e.textContent.replace(/[^0-9]/g, "")) >= 1; })()`)
+		waitReloading(tab, "the request counted on the dashboard (last hour: requests and successes)", `(() => {
+			const n = (f) => Number((document.querySelector('#dashboard-counters [data-window="hour"] [data-field="' + f + '"]') || {textContent: ""}).textContent.replace(/[^0-9]/g, "") || 0);
+			return n("requests") >= 1 && n("successes") >= 1; })()`)
 	})
 	live.Use(t)
 
@@ -259,6 +261,24 @@ func shots(t *testing.T, tab *browser.Tab, name string) {
 	tab.Eval(`localStorage.removeItem("gb.theme")`, nil)
 	tab.Viewport(1280, 800, false)
 	tab.Reload()
+}
+
+// waitReloading waits for cond, reloading the page every few seconds: for
+// data that arrives asynchronously on pages that do not refresh themselves.
+func waitReloading(tab *browser.Tab, what, cond string) {
+	for i := 0; ; i++ {
+		var ok bool
+		tab.Eval("!!("+cond+")", &ok)
+		if ok {
+			return
+		}
+		if i == 6 {
+			tab.Wait(what, cond) // the last try fails with the usual message
+			return
+		}
+		time.Sleep(2 * time.Second)
+		tab.Reload()
+	}
 }
 
 func waitPath(tab *browser.Tab, path string) {

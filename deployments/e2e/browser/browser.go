@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
@@ -129,7 +130,8 @@ func (a Allow) String() string { return fmt.Sprintf("%s %s → %d", a.Method, a.
 
 type request struct {
 	method, url string
-	stream      bool // EventSource: open for the page's life, not part of "idle"
+	loader      cdp.LoaderID // the document that sent it
+	stream      bool         // EventSource: open for the page's life, not part of "idle"
 }
 
 // Tab is one browser tab bound to a base URL and a test.
@@ -199,7 +201,7 @@ func (tab *Tab) event(ev any) {
 		tab.problems = append(tab.problems, fmt.Sprintf("log %s error: %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
 	case *network.EventRequestWillBeSent:
 		stream := ev.Type == network.ResourceTypeEventSource
-		tab.reqs[ev.RequestID] = request{method: ev.Request.Method, url: ev.Request.URL, stream: stream}
+		tab.reqs[ev.RequestID] = request{method: ev.Request.Method, url: ev.Request.URL, loader: ev.LoaderID, stream: stream}
 		if !stream && !strings.HasPrefix(ev.Request.URL, "data:") {
 			tab.inflight[ev.RequestID] = true
 		}
@@ -220,6 +222,15 @@ func (tab *Tab) event(ev any) {
 			}
 		}
 		tab.problems = append(tab.problems, fmt.Sprintf("unexpected HTTP %d: %s %s", ev.Response.Status, r.method, ev.Response.URL))
+	case *page.EventFrameNavigated:
+		// The old document's requests end with it, without always an event.
+		if ev.Frame.ParentID == "" {
+			for id := range tab.inflight {
+				if tab.reqs[id].loader != ev.Frame.LoaderID {
+					delete(tab.inflight, id)
+				}
+			}
+		}
 	case *network.EventLoadingFinished:
 		delete(tab.inflight, ev.RequestID)
 	case *network.EventLoadingFailed:
@@ -424,6 +435,10 @@ func (tab *Tab) Shot(name string) string {
 	tab.t.Helper()
 	var png []byte
 	tab.Run("screenshot "+name, chromedp.ActionFunc(func(ctx context.Context) error {
+		// A background tab draws no frames: the capture would wait forever.
+		if err := page.BringToFront().Do(ctx); err != nil {
+			return err
+		}
 		var err error
 		png, err = page.CaptureScreenshot().WithFormat(page.CaptureScreenshotFormatPng).WithOptimizeForSpeed(true).Do(ctx)
 		return err
