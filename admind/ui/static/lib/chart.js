@@ -4,8 +4,12 @@
 //
 //   const c = await timeChart(el, { series: [{ label: 'Requests', color: '--chart-1' }], height: 220 });
 //   c.setData([[unixSeconds...], [values...]]);
+import { locale } from './i18n.js';
+
 const BASE = '/assets/vendor/uplot/';
 let loading = null;
+// Counts are whole numbers: y ticks never fall between them.
+const COUNT_INCRS = [1, 2, 5].flatMap((m) => [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9].map((p) => m * p)).sort((a, b) => a - b);
 
 // loadUPlot adds the library's script and stylesheet once.
 export function loadUPlot() {
@@ -61,8 +65,8 @@ export async function timeChart(el, opts) {
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
       axes: [
-        { stroke: axisStroke, grid, ticks: grid },
-        { stroke: axisStroke, grid, ticks: grid, size: 56, values: (u, vals) => vals.map((v) => compact(v)) },
+        { stroke: axisStroke, grid, ticks: grid, values: (u, splits, ax, space) => splits.map((v) => timeTick(v, space)) },
+        { stroke: axisStroke, grid, ticks: grid, size: 56, incrs: COUNT_INCRS, values: (u, vals) => vals.map((v) => compact(v)) },
       ],
       legend: { live: true },
     }, data, el);
@@ -81,6 +85,17 @@ export async function timeChart(el, opts) {
     setData(d) { data = d; plot.setData(d); },
     destroy() { ro.disconnect(); window.removeEventListener('gb-theme', onTheme); plot?.destroy(); },
   };
+}
+
+// timeTick labels an x tick in the user's language: the date for day-wide
+// ticks (and at midnight), else the 24-hour time.
+function timeTick(secs, space) {
+  if (secs == null) return '';
+  const d = new Date(secs * 1000);
+  const date = d.toLocaleDateString(locale(), { month: 'numeric', day: 'numeric' });
+  if (space >= 86400) return date;
+  const time = d.toLocaleTimeString(locale(), { hour: '2-digit', minute: '2-digit', hour12: false });
+  return d.getHours() === 0 && d.getMinutes() === 0 ? `${date}\n${time}` : time;
 }
 
 // compact shortens axis numbers: 1200 → 1.2k, 3400000 → 3.4M.
