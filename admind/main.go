@@ -36,6 +36,7 @@ func run(ctx context.Context) error {
 	srv, err := server.New(server.Deps{
 		NC: p.NC, DB: db, Settings: p.Settings, Seed: &p.Env, Log: p.Log,
 		Addr: ":" + strconv.Itoa(p.Infra.Port), Replica: p.Infra.Replica,
+		EncryptionKey: p.Infra.EncryptionKey, TrustedProxies: p.Infra.TrustedProxies,
 		Health: &obs.Health{Service: bus.ServiceAdmind, Checks: p.Checks()}, Metrics: obs.MetricsHandler(p.Registry),
 	})
 	if err != nil {

@@ -35,7 +35,7 @@ func run(ctx context.Context, stop context.CancelFunc) error {
 		return err
 	}
 	svc, err := service.New(ctx, service.Deps{
-		NC: p.NC, JS: p.JS, DB: db, Settings: p.Settings, Infra: p.Infra, Log: p.Log, Metrics: p.Registry,
+		NC: p.NC, JS: p.JS, DB: db, Settings: p.Settings, Seed: &p.Env, Infra: p.Infra, Log: p.Log, Metrics: p.Registry,
 	})
 	if err != nil {
 		return err

@@ -1,38 +1,175 @@
-package auth_test
+package auth
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/gemini-balance-go/admind/auth"
+	"github.com/gemini-balance-go/shared/config"
 )
 
-func TestSessionExpiresAndDiesWithAPasswordChange(t *testing.T) {
-	pw := "first-password"
+func TestPasswordHashIsArgon2idAndVerifiesOnlyTheRightPassword(t *testing.T) {
+	h := HashPassword("correct horse battery")
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") || strings.Contains(h, "correct") {
+		t.Fatalf("hash = %q", h)
+	}
+	if HashPassword("correct horse battery") == h {
+		t.Fatal("two hashes of one password are equal: no salt")
+	}
+	for pw, want := range map[string]bool{"correct horse battery": true, "  correct horse battery\n": true, "correct horse batter": false, "": false} {
+		if got := VerifyPassword(h, pw); got != want {
+			t.Errorf("verify %q = %v, want %v", pw, got, want)
+		}
+	}
+	if VerifyPassword("$argon2id$v=19$m=99999999,t=2,p=1$AAAA$AAAA", "x") {
+		t.Error("absurd parameters accepted")
+	}
+}
+
+func TestSessionNeedsTheStoredSecretAndTheCurrentGeneration(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	a := &auth.Auth{
-		Password: func() string { return pw },
-		Lifetime: func() time.Duration { return time.Hour },
-		Now:      func() time.Time { return now },
+	a := &Auth{Lifetime: func() time.Duration { return time.Hour }, Now: func() time.Time { return now }}
+	adm := Admin{Secret: []byte("0123456789abcdef0123456789abcdef"), Generation: 3}
+	v, id := a.newSession(adm)
+	got, ok := a.parseSession(adm, v)
+	if !ok || got.SessionID != id.SessionID || !got.Expires.Equal(now.Add(time.Hour)) {
+		t.Fatalf("fresh session: %v %+v", ok, got)
 	}
-	s, _ := a.NewSession()
-	if !a.CheckSession(s) {
-		t.Fatal("fresh session rejected")
-	}
-	if a.CheckSession(s[:len(s)-1] + "0") {
+	if _, ok := a.parseSession(adm, v[:len(v)-1]+"0"); ok && !strings.HasSuffix(v, "0") {
 		t.Fatal("tampered session accepted")
 	}
+	other := adm
+	other.Secret = []byte("another secret, another server..")
+	if _, ok := a.parseSession(other, v); ok {
+		t.Fatal("session accepted under another secret")
+	}
+	bumped := adm
+	bumped.Generation++
+	if _, ok := a.parseSession(bumped, v); ok {
+		t.Fatal("session survived a password change (generation bump)")
+	}
 	now = now.Add(2 * time.Hour)
-	if a.CheckSession(s) {
+	if _, ok := a.parseSession(adm, v); ok {
 		t.Fatal("expired session accepted")
 	}
-	now = now.Add(-2 * time.Hour)
-	pw = "second-password"
-	if a.CheckSession(s) {
-		t.Fatal("session survived a password change")
+}
+
+func TestLimiterBlocksAfterTenFailuresInTheWindowAndResetClears(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	l := NewLimiter()
+	l.Now = func() time.Time { return now }
+	for i := range 10 {
+		if _, blocked := l.Blocked("1.2.3.4"); blocked {
+			t.Fatalf("blocked after %d failures", i)
+		}
+		l.Fail("1.2.3.4")
+		now = now.Add(time.Second)
 	}
-	pw = ""
-	if a.CheckPassword("") {
-		t.Fatal("empty password accepted while none is set")
+	wait, blocked := l.Blocked("1.2.3.4")
+	if !blocked || wait <= 0 || wait > 15*time.Minute {
+		t.Fatalf("after 10 failures: blocked=%v wait=%v", blocked, wait)
+	}
+	if _, blocked := l.Blocked("5.6.7.8"); blocked {
+		t.Fatal("another address is blocked")
+	}
+	now = now.Add(15 * time.Minute)
+	if _, blocked := l.Blocked("1.2.3.4"); blocked {
+		t.Fatal("still blocked once the failures left the window")
+	}
+	for range 9 {
+		l.Fail("1.2.3.4")
+	}
+	l.Reset("1.2.3.4")
+	l.Fail("1.2.3.4")
+	if _, blocked := l.Blocked("1.2.3.4"); blocked {
+		t.Fatal("a success did not reset the count")
+	}
+}
+
+func TestLimiterMemoryIsBounded(t *testing.T) {
+	l := NewLimiter()
+	l.Cap = 100
+	for i := range 1000 {
+		l.Fail(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String())
+	}
+	if n := l.Len(); n > 100 {
+		t.Fatalf("tracks %d addresses, cap 100", n)
+	}
+}
+
+func TestForwardedHeadersCountOnlyFromTrustedProxies(t *testing.T) {
+	trusted, err := config.ParseTrustedProxies([]string{"10.0.0.0/8", "192.168.1.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := Network{Trusted: trusted}
+	req := func(peer string) *httptestReq {
+		r := httptest.NewRequest("POST", "/auth", nil)
+		r.RemoteAddr = peer + ":5555"
+		r.Header.Set("X-Forwarded-For", "6.6.6.6, 203.0.113.9, 10.1.1.1")
+		r.Header.Set("X-Forwarded-Proto", "https")
+		return r
+	}
+	if ip, sec := n.ClientIP(req("10.2.2.2")), n.Secure(req("10.2.2.2")); ip != "203.0.113.9" || !sec {
+		t.Errorf("via trusted proxy: ip %s secure %v, want 203.0.113.9 true", ip, sec)
+	}
+	if ip, sec := n.ClientIP(req("198.51.100.1")), n.Secure(req("198.51.100.1")); ip != "198.51.100.1" || sec {
+		t.Errorf("untrusted peer: ip %s secure %v, want its own address and false", ip, sec)
+	}
+	if ip := (Network{}).ClientIP(req("10.2.2.2")); ip != "10.2.2.2" {
+		t.Errorf("no TRUSTED_PROXIES: ip %s", ip)
+	}
+}
+
+func TestCookieChangesNeedTheSameOrigin(t *testing.T) {
+	a := &Auth{}
+	cases := []struct {
+		method, origin, site string
+		ok                   bool
+	}{
+		{"GET", "https://evil.example", "", true},
+		{"POST", "http://admin.local:8000", "", true},
+		{"POST", "https://admin.local:8000", "", true}, // TLS ended at a proxy
+		{"DELETE", "https://evil.example", "", false},
+		{"PUT", "null", "", false},
+		{"PATCH", "", "same-origin", true},
+		{"POST", "", "cross-site", false},
+		{"POST", "", "", false},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest(c.method, "http://admin.local:8000/api/config", nil)
+		if c.origin != "" {
+			r.Header.Set("Origin", c.origin)
+		}
+		if c.site != "" {
+			r.Header.Set("Sec-Fetch-Site", c.site)
+		}
+		if got := a.SameOriginOrSafe(r); got != c.ok {
+			t.Errorf("%s Origin=%q Sec-Fetch-Site=%q: %v, want %v", c.method, c.origin, c.site, got, c.ok)
+		}
+	}
+}
+
+type httptestReq = http.Request
+
+func BenchmarkVerifyPassword(b *testing.B) {
+	h := HashPassword("benchmark-admin-password")
+	b.ResetTimer()
+	for b.Loop() {
+		VerifyPassword(h, "benchmark-admin-password")
+	}
+}
+
+func BenchmarkVerifyCached(b *testing.B) {
+	a := New(nil, nil, Network{}, nil)
+	h := HashPassword("benchmark-admin-password")
+	ctx := b.Context()
+	_, _ = a.verify(ctx, h, "benchmark-admin-password")
+	b.ResetTimer()
+	for b.Loop() {
+		_, _ = a.verify(ctx, h, "benchmark-admin-password")
 	}
 }

@@ -19,12 +19,14 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gemini-balance-go/admind/auth"
+	"github.com/gemini-balance-go/admind/backend"
 	"github.com/gemini-balance-go/admind/settings"
 	"github.com/gemini-balance-go/admind/tokens"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/obs"
+	"github.com/gemini-balance-go/shared/seal"
 )
 
 // Deps are what admind needs. NC, DB and Settings are required.
@@ -46,6 +48,11 @@ type Deps struct {
 	Metrics http.Handler
 	// PingWindow is how long GET /api/health gathers replica answers (default 300ms).
 	PingWindow time.Duration
+	// EncryptionKey seals proxy credentials in the settings document; empty
+	// refuses them and makes GET /api/health warn.
+	EncryptionKey string
+	// TrustedProxies may set X-Forwarded-For and X-Forwarded-Proto (CIDRs).
+	TrustedProxies []string
 }
 
 // Server is admind.
@@ -55,6 +62,8 @@ type Server struct {
 	store  *settings.Store
 	tokens *tokens.Store
 	auth   *auth.Auth
+	box    *seal.Box
+	keyd   *backend.Client
 	router *gin.Engine
 	// liveHub feeds GET /api/live from NATS.
 	liveHub *liveHub
@@ -75,11 +84,16 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admind: jetstream: %w", err)
 	}
-	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings), tokens: tokens.NewStore(d.DB, js), liveHub: newLiveHub(d.NC, d.Log)}
-	s.auth = &auth.Auth{
-		Password: func() string { return d.Settings.Get().AuthToken },
-		Lifetime: func() time.Duration { return time.Duration(d.Settings.Get().AdminSessionExpire) * time.Second },
+	trusted, err := config.ParseTrustedProxies(d.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("admind: %w", err)
 	}
+	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings), tokens: tokens.NewStore(d.DB, js),
+		box: seal.New(d.EncryptionKey), keyd: backend.New(d.NC, bus.ServiceKeyd, backendTimeout), liveHub: newLiveHub(d.NC, d.Log)}
+	s.store.Box = s.box
+	s.auth = auth.New(auth.NewStore(d.DB),
+		func() time.Duration { return time.Duration(d.Settings.Get().AdminSessionExpire) * time.Second },
+		auth.Network{Trusted: trusted}, d.Log)
 	s.router = s.routes()
 	return s, nil
 }
@@ -99,6 +113,9 @@ func (s *Server) Run(ctx context.Context) error {
 	seed := *s.d.Settings.Get()
 	if s.d.Seed != nil {
 		seed = *s.d.Seed
+	}
+	if !s.box.Enabled() {
+		s.d.Log.Warn(NoEncryptionWarning)
 	}
 	if err := s.bootstrap(ctx, seed); err != nil {
 		if ctx.Err() != nil {
@@ -145,12 +162,20 @@ func (s *Server) bootstrap(ctx context.Context, seed config.Settings) error {
 	for {
 		err := func() error {
 			if !settingsDone {
-				cur, err := s.store.Bootstrap(ctx, seed)
+				_, err := s.store.Bootstrap(ctx, seed, func(pw string) error {
+					// The environment's (or an older document's) AUTH_TOKEN
+					// becomes the admin hash unless an admin exists already.
+					if _, err := s.auth.Setup(ctx, pw); err != nil && !errors.Is(err, auth.ErrAdminExists) {
+						return err
+					}
+					return nil
+				})
 				if err != nil {
 					return err
 				}
 				settingsDone = true
-				s.d.Log.Info("settings published", "auth_configured", cur.AuthToken != "", "api_keys", len(cur.APIKeys))
+				configured, _ := s.auth.Configured(ctx)
+				s.d.Log.Info("settings published", "admin_configured", configured)
 			}
 			n, err := s.tokens.Sync(ctx)
 			if err != nil {
@@ -161,6 +186,9 @@ func (s *Server) bootstrap(ctx context.Context, seed config.Settings) error {
 		}()
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, settings.ErrInvalid) {
+			return fmt.Errorf("admind: settings: %w", err) // retrying cannot fix the configuration
 		}
 		s.d.Log.Warn("publishing settings and client tokens failed; retrying", "err", err)
 		select {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -52,7 +53,7 @@ func seed() config.Settings {
 
 // start runs admind on embedded NATS and FerretDB. db may be reused across
 // starts to model a restart.
-func start(t *testing.T, nc *nats.Conn, db *mongo.Database, sd config.Settings) *env {
+func start(t *testing.T, nc *nats.Conn, db *mongo.Database, sd config.Settings, opts ...func(*server.Deps)) *env {
 	t.Helper()
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,7 +61,11 @@ func start(t *testing.T, nc *nats.Conn, db *mongo.Database, sd config.Settings) 
 		t.Fatal(err)
 	}
 	live := natsx.NewSettings(sd)
-	srv, err := server.New(server.Deps{NC: nc, DB: db, Settings: live, Seed: &sd, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Replica: "t1", PingWindow: 200 * time.Millisecond})
+	d := server.Deps{NC: nc, DB: db, Settings: live, Seed: &sd, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Replica: "t1", PingWindow: 200 * time.Millisecond}
+	for _, o := range opts {
+		o(&d)
+	}
+	srv, err := server.New(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,20 +137,58 @@ func (e *env) do(t *testing.T, method, path, bearer, body string) (int, string, 
 	return resp.StatusCode, string(b), resp
 }
 
-func TestFirstStartSeedsSettingsFromEnvironmentAndPublishesThem(t *testing.T) {
+func TestFirstStartSeedsSettingsWithoutAnySecretAndPublishesThem(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
 	stored, ok, err := settings.NewStore(db, e.js, nil).Load(context.Background())
 	if err != nil || !ok {
 		t.Fatalf("no stored settings: %v", err)
 	}
-	if len(stored.APIKeys) != 2 || stored.AuthToken != adminPW {
-		t.Fatalf("stored = %+v", stored)
+	if len(stored.AllowedTokens) != 1 || stored.AuthToken != "" || len(stored.APIKeys) != 0 {
+		t.Fatalf("stored: tokens %d, password %q, keys %d", len(stored.AllowedTokens), stored.AuthToken, len(stored.APIKeys))
 	}
-	kv, _, _ := natsx.FetchSettings(context.Background(), e.js)
-	if len(kv.APIKeys) != 2 || kv.AuthToken != adminPW {
-		t.Fatalf("published = %+v", kv)
+	raw := e.rawSecrets(t)
+	for _, secret := range []string{adminPW, apiKey1, apiKey2} {
+		if strings.Contains(raw, secret) {
+			t.Fatalf("a secret sits in the settings document or bucket: %s", secret[:4])
+		}
 	}
+	if !strings.Contains(raw, "$argon2id$") {
+		t.Fatal("no argon2id hash of the admin password stored")
+	}
+	if code, _, _ := e.do(t, "GET", "/api/config", adminPW, ""); code != 200 {
+		t.Fatalf("the environment's AUTH_TOKEN does not log in: %d", code)
+	}
+}
+
+// rawSecrets is everything stored about settings and the admin, as text:
+// the settings and admins collections and the settings bucket's value.
+func (e *env) rawSecrets(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	var out strings.Builder
+	for _, coll := range []string{settings.Collection, "admins"} {
+		cur, err := e.db.Collection(coll).Find(ctx, bson.M{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var docs []bson.M
+		if err := cur.All(ctx, &docs); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(docs)
+		out.Write(b)
+	}
+	kv, err := e.js.KeyValue(ctx, "gb_settings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := kv.Get(ctx, "current")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Write(entry.Value())
+	return out.String()
 }
 
 func TestRestartRepublishesStoredSettingsNotTheEnvironment(t *testing.T) {
@@ -296,8 +339,11 @@ func TestConfigIsShownMaskedAndAMaskedRoundTripKeepsTheSecrets(t *testing.T) {
 		t.Fatalf("put: %d %s", code, body)
 	}
 	stored, _, _ := settings.NewStore(db, e.js, nil).Load(context.Background())
-	if stored.MaxRetries != 5 || stored.AuthToken != adminPW || len(stored.APIKeys) != 2 || stored.APIKeys[0] != apiKey1 || stored.AllowedTokens[0] != clientToken {
-		t.Fatalf("stored after round trip = keys %v tokens %v retries %d", len(stored.APIKeys), len(stored.AllowedTokens), stored.MaxRetries)
+	if stored.MaxRetries != 5 || len(stored.AllowedTokens) != 1 || stored.AllowedTokens[0] != clientToken {
+		t.Fatalf("stored after round trip = tokens %v retries %d", len(stored.AllowedTokens), stored.MaxRetries)
+	}
+	if code, _, _ := e.do(t, "GET", "/api/config", adminPW, ""); code != 200 {
+		t.Fatalf("the masked round trip changed the admin password: %d", code)
 	}
 }
 
@@ -311,12 +357,12 @@ func TestSavedSettingsApplyLiveThroughTheBucket(t *testing.T) {
 	if err := other.Watch(ctx, e.js, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}
-	if code, body, _ := e.do(t, "PUT", "/api/config", adminPW, `{"MAX_FAILURES": 9, "API_KEYS": ["`+apiKey2+`"]}`); code != 200 {
+	if code, body, _ := e.do(t, "PUT", "/api/config", adminPW, `{"MAX_FAILURES": 9, "SHOW_SEARCH_LINK": false}`); code != 200 {
 		t.Fatalf("put: %d %s", code, body)
 	}
 	waitFor(t, func() bool { return other.Get().MaxFailures == 9 })
-	if keys := other.Get().APIKeys; len(keys) != 1 || keys[0] != apiKey2 {
-		t.Fatalf("keys seen by the other service: %d", len(keys))
+	if other.Get().ShowSearchLink {
+		t.Fatal("SHOW_SEARCH_LINK not applied")
 	}
 	if e.live.Get().MaxFailures != 9 {
 		t.Fatal("admind's own live settings not updated")

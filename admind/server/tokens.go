@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -39,11 +40,16 @@ func (s *Server) createToken(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "want a JSON object {\"name\": ..., \"expires_at\": RFC 3339 time or absent}: " + err.Error()})
 		return
 	}
-	cur := s.d.Settings.Get()
-	forbidden := append([]string{cur.AuthToken}, cur.AllowedTokens...)
-	t, secret, err := s.tokens.Create(c.Request.Context(), req, forbidden)
+	t, secret, err := s.tokens.Create(c.Request.Context(), req, s.d.Settings.Get().AllowedTokens)
 	if err != nil {
 		writeTokenError(c, err)
+		return
+	}
+	// A random 238-bit token cannot practically equal the admin password;
+	// checking the hash makes it a guarantee, at one hash per creation.
+	if is, err := s.auth.IsPassword(c.Request.Context(), secret); err != nil || is {
+		_ = s.tokens.Delete(context.WithoutCancel(c.Request.Context()), t.ID)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "client token not created: could not check it against the admin password; try again"})
 		return
 	}
 	s.d.Log.Info("client token created", "token_id", t.ID, "hint", t.Hint, "name", t.Name)

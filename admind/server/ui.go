@@ -16,5 +16,6 @@ func (s *Server) registerUI(r *gin.Engine) {
 
 // uiState: is setup still needed, and does the request carry an admin session?
 func (s *Server) uiState(r *http.Request) (setupNeeded, authenticated bool, err error) {
-	return !s.auth.Configured(), s.auth.Allowed(r), nil
+	st, err := s.auth.State(r)
+	return st.SetupNeeded, st.Authenticated, err
 }

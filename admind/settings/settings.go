@@ -1,6 +1,12 @@
 // Package settings owns the settings document: admind keeps it in MongoDB
 // (collection "settings") and mirrors every saved version into the gb_settings
 // KV bucket, which every service watches and applies live.
+//
+// Secrets never sit in that document in clear: the admin password lives only
+// as a hash (admind/auth), API keys live only in keyd's store (the
+// environment's API_KEYS, VERTEX_API_KEYS and PAID_KEY are imported by keyd on
+// first start; later ones go to keyd when saved), and proxies with
+// credentials are sealed with ENCRYPTION_KEY (refused without it).
 package settings
 
 import (
@@ -11,6 +17,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 	_ "time/tzdata" // TIMEZONE is checked the way schedulerd resolves it
 
@@ -22,6 +29,7 @@ import (
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/redact"
+	"github.com/gemini-balance-go/shared/seal"
 )
 
 // Collection is the MongoDB collection admind owns for settings.
@@ -44,6 +52,8 @@ type Store struct {
 	coll *mongo.Collection
 	js   jetstream.JetStream
 	live *natsx.Settings
+	// Box seals proxy credentials (ENCRYPTION_KEY); nil refuses them.
+	Box *seal.Box
 }
 
 // NewStore uses db's settings collection, publishes on js and, when live is
@@ -67,12 +77,38 @@ func (s *Store) Load(ctx context.Context) (config.Settings, bool, error) {
 		return config.Settings{}, false, fmt.Errorf("decode stored settings: %w", err)
 	}
 	out.Normalize()
+	if out.Proxies, err = s.Box.OpenProxies(out.Proxies); err != nil {
+		return config.Settings{}, false, fmt.Errorf("stored settings: %w", err)
+	}
 	return out, true, nil
+}
+
+// StoredForm is v as it may be stored and published: no admin password, no
+// API key, proxy credentials sealed. Without a Box, a proxy with credentials
+// is refused (ErrInvalid).
+func (s *Store) StoredForm(v config.Settings) (config.Settings, error) {
+	v.AuthToken, v.APIKeys, v.VertexAPIKeys, v.PaidKey = "", nil, nil, ""
+	p, err := s.Box.SealProxies(v.Proxies)
+	if err != nil {
+		return v, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	v.Proxies = p
+	return v, nil
+}
+
+func holdsSecrets(v config.Settings) bool {
+	// Proxies with credentials are re-saved too: a document of an older
+	// version holds them in clear (re-sealing a sealed one is harmless).
+	return v.AuthToken != "" || len(v.APIKeys) > 0 || len(v.VertexAPIKeys) > 0 || v.PaidKey != "" ||
+		slices.ContainsFunc(v.Proxies, seal.HasCredentials)
 }
 
 // Bootstrap runs at start: it seeds the document from seed when none exists,
 // then publishes the stored document so every service converges on it.
-func (s *Store) Bootstrap(ctx context.Context, seed config.Settings) (config.Settings, error) {
+// adopt receives the seed's AUTH_TOKEN (or one a document of an older version
+// still holds in clear) before anything is written, to store it as the admin
+// hash; the document is then saved without it.
+func (s *Store) Bootstrap(ctx context.Context, seed config.Settings, adopt func(password string) error) (config.Settings, error) {
 	cur, ok, err := s.Load(ctx)
 	if err != nil {
 		return config.Settings{}, err
@@ -80,6 +116,13 @@ func (s *Store) Bootstrap(ctx context.Context, seed config.Settings) (config.Set
 	if !ok {
 		cur = seed
 		cur.Normalize()
+	}
+	if cur.AuthToken != "" {
+		if err := adopt(cur.AuthToken); err != nil {
+			return config.Settings{}, err
+		}
+	}
+	if !ok || holdsSecrets(cur) {
 		if err := s.save(ctx, cur); err != nil {
 			return config.Settings{}, err
 		}
@@ -106,9 +149,6 @@ func Validate(next *config.Settings) error {
 			return fmt.Errorf("%w: %s: want an http(s) URL, got %q", ErrInvalid, name, raw)
 		}
 	}
-	if next.AuthToken != "" && slices.Contains(next.AllowedTokens, next.AuthToken) {
-		return fmt.Errorf("%w: AUTH_TOKEN: the admin password must not also be a client token in ALLOWED_TOKENS", ErrInvalid)
-	}
 	return nil
 }
 
@@ -125,6 +165,10 @@ func (s *Store) Save(ctx context.Context, next config.Settings) error {
 }
 
 func (s *Store) save(ctx context.Context, v config.Settings) error {
+	v, err := s.StoredForm(v)
+	if err != nil {
+		return err
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -140,14 +184,23 @@ func (s *Store) save(ctx context.Context, v config.Settings) error {
 }
 
 func (s *Store) publish(ctx context.Context, v config.Settings) error {
-	if err := natsx.PublishSettings(ctx, s.js, v); err != nil {
+	stored, err := s.StoredForm(v)
+	if err != nil {
+		return err
+	}
+	if err := natsx.PublishSettings(ctx, s.js, stored); err != nil {
 		return fmt.Errorf("publish settings: %w", err)
 	}
 	if s.live != nil {
+		v.AuthToken, v.APIKeys, v.VertexAPIKeys, v.PaidKey = "", nil, nil, ""
 		s.live.Set(v)
 	}
 	return nil
 }
+
+// PasswordPlaceholder stands for the admin password in GET /api/config (only
+// its hash exists); sent back unchanged, it keeps the password.
+const PasswordPlaceholder = "********"
 
 // Masked returns v as a JSON-ready map with every secret replaced by its hint.
 func Masked(v config.Settings) map[string]any {
@@ -155,10 +208,10 @@ func Masked(v config.Settings) map[string]any {
 	v.VertexAPIKeys = hints(v.VertexAPIKeys)
 	v.AllowedTokens = hints(v.AllowedTokens)
 	v.PaidKey = redact.Hint(v.PaidKey)
-	v.AuthToken = redact.Hint(v.AuthToken)
+	v.AuthToken = PasswordPlaceholder
 	v.Proxies = slices.Clone(v.Proxies)
 	for i, p := range v.Proxies {
-		v.Proxies[i] = redact.Text(p)
+		v.Proxies[i] = maskProxy(p)
 	}
 	data, _ := json.Marshal(v)
 	out := map[string]any{}
@@ -196,10 +249,24 @@ func Merge(cur config.Settings, patch []byte) (config.Settings, error) {
 	if next.PaidKey != cur.PaidKey && next.PaidKey == redact.Hint(cur.PaidKey) {
 		next.PaidKey = cur.PaidKey
 	}
-	if next.AuthToken != cur.AuthToken && next.AuthToken == redact.Hint(cur.AuthToken) {
+	if next.AuthToken == PasswordPlaceholder {
 		next.AuthToken = cur.AuthToken
 	}
 	return next, nil
+}
+
+// maskProxy hides a proxy's password (user:****@host) and any key-like text.
+func maskProxy(p string) string {
+	if at := strings.LastIndex(p, "@"); at >= 0 {
+		start := strings.Index(p, "://") + 3 // 2 when there is no scheme: start of string
+		if start == 2 {
+			start = 0
+		}
+		if colon := strings.Index(p[start:at], ":"); colon >= 0 {
+			p = p[:start+colon+1] + "****" + p[at:]
+		}
+	}
+	return redact.Text(p)
 }
 
 func hints(in []string) []string {
@@ -231,7 +298,7 @@ func unmaskText(next, cur []string) []string {
 	out := slices.Clone(next)
 	for i, n := range out {
 		for _, c := range cur {
-			if n == redact.Text(c) {
+			if n == maskProxy(c) {
 				out[i] = c
 				break
 			}

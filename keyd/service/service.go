@@ -35,9 +35,13 @@ type Deps struct {
 	JS       jetstream.JetStream
 	DB       *mongo.Database
 	Settings *natsx.Settings
-	Infra    config.Infra
-	Log      *slog.Logger
-	Metrics  *prometheus.Registry // optional
+	// Seed holds the keys to import on first start: the environment's
+	// API_KEYS, VERTEX_API_KEYS and PAID_KEY (admind's settings document
+	// never carries keys). Nil means Settings.
+	Seed    *config.Settings
+	Infra   config.Infra
+	Log     *slog.Logger
+	Metrics *prometheus.Registry // optional
 	// HTTPClient makes verify calls upstream; nil means a client with TIME_OUT.
 	HTTPClient *http.Client
 	// FlushEvery is the period of the batched state writer (200 ms when zero).
@@ -120,7 +124,14 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		added:    make(chan string, 1<<16),
 		seen:     settings,
 	}
-	if err := s.seed(ctx, settings); err != nil {
+	if d.Infra.EncryptionKey == "" {
+		log.Warn("ENCRYPTION_KEY is not set: API keys are stored in MongoDB in clear; set ENCRYPTION_KEY (a long random passphrase) to encrypt them")
+	}
+	seed := settings
+	if d.Seed != nil {
+		seed = d.Seed
+	}
+	if err := s.seed(ctx, seed); err != nil {
 		return nil, err
 	}
 	if err := s.subscribeSync(); err != nil {

@@ -549,3 +549,17 @@ func TestWorksWithTheDeploymentNATSPermissions(t *testing.T) {
 	}
 	eventually(t, "recover tick restores the key", func() bool { k, _ := a.svc.Pool().Get(id); return !k.Disabled })
 }
+
+// admind's settings document never carries keys: the first start imports
+// them from the environment (Deps.Seed), whatever the live settings hold.
+func TestFirstStartImportsTheEnvironmentsKeysNotTheLiveSettings(t *testing.T) {
+	st := newStack(t)
+	env := settingsWith(geminiKey(1), geminiKey(2))
+	d := st.newDeps(replicaOpts{name: "a", settings: config.Defaults()}) // the published document: no keys
+	d.Seed = &env
+	st.startWith("a", d)
+	stats := call[keyapi.StatsReply](t, st.nc, bus.SubjectKeyStats, nil)
+	if stats.Total != 2 {
+		t.Fatalf("imported %d keys, want the environment's 2", stats.Total)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/gemini-balance-go/shared/mongox"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/obs"
+	"github.com/gemini-balance-go/shared/seal"
 )
 
 // Process holds what a started service process has.
@@ -67,6 +68,10 @@ func Start(ctx context.Context, service string) (*Process, error) {
 		return nil, err
 	}
 	p.Settings = natsx.NewSettings(env)
+	p.Settings.UseBox(seal.New(infra.EncryptionKey), log)
+	if infra.EncryptionKey == "" && service == "edge" {
+		log.Warn("ENCRYPTION_KEY is not set: proxies with credentials, which admind seals, cannot be opened here; set the ENCRYPTION_KEY admind uses")
+	}
 	p.Settings.OnChange(func(s config.Settings) { obs.SetLevel(s.LogLevel) })
 	if stored, ok, err := natsx.FetchSettings(ctx, p.JS); err == nil && ok {
 		p.Settings.Set(stored)

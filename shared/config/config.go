@@ -11,6 +11,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"reflect"
 	"strconv"
@@ -98,6 +99,8 @@ type Infra struct {
 	EncryptionKey string `env:"ENCRYPTION_KEY" doc:"passphrase that encrypts stored keys (AES-GCM); keep it safe"`
 	Replica       string `env:"REPLICA" doc:"replica name in events and logs; defaults to the host name"`
 	EventQueue    int    `env:"EVENT_QUEUE" default:"65536" min:"1" doc:"edge: events held in memory while the bus is slow; beyond it events are dropped and counted"`
+	// TrustedProxies is checked by admind, which parses the entries.
+	TrustedProxies []string `env:"TRUSTED_PROXIES" doc:"admind: CIDRs (or IPs) of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (client address for login throttling, Secure cookie behind TLS); empty trusts none"`
 }
 
 // Defaults returns Settings with every documented default applied.
@@ -115,8 +118,26 @@ func LoadSettings() (Settings, error) {
 	err := load(&s, os.LookupEnv)
 	if err == nil {
 		s.Normalize()
+		s.AllowedTokens = WithoutPassword(s.AllowedTokens, s.AuthToken)
 	}
 	return s, err
+}
+
+// WithoutPassword drops every token that equals the admin password after
+// trimming: the admin password is never a client token, even when the
+// environment lists it in ALLOWED_TOKENS.
+func WithoutPassword(tokens []string, password string) []string {
+	password = strings.TrimSpace(password)
+	if password == "" {
+		return tokens
+	}
+	out := make([]string, 0, len(tokens))
+	for _, t := range tokens {
+		if strings.TrimSpace(t) != password {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // LoadInfra reads Infra from the environment over the defaults.
@@ -126,7 +147,28 @@ func LoadInfra() (Infra, error) {
 	if err == nil && in.Replica == "" {
 		in.Replica, _ = os.Hostname()
 	}
+	if err == nil {
+		_, err = ParseTrustedProxies(in.TrustedProxies)
+	}
 	return in, err
+}
+
+// ParseTrustedProxies reads TRUSTED_PROXIES entries: CIDRs or single addresses.
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("config: TRUSTED_PROXIES: %q is neither a CIDR nor an IP address", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // Normalize fixes tolerated forms: a trailing slash or /v1beta on BASE_URL.

@@ -69,3 +69,24 @@ func TestInfraDefaults(t *testing.T) {
 		t.Fatalf("%+v %v", in, err)
 	}
 }
+
+func TestTrustedProxiesAreCheckedNamingTheVariable(t *testing.T) {
+	t.Setenv("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7")
+	in, err := LoadInfra()
+	if err != nil || len(in.TrustedProxies) != 2 {
+		t.Fatalf("valid list: %v %v", in.TrustedProxies, err)
+	}
+	t.Setenv("TRUSTED_PROXIES", "10.0.0.0/8,proxy.local")
+	if _, err := LoadInfra(); err == nil || !strings.Contains(err.Error(), "TRUSTED_PROXIES") {
+		t.Fatalf("bad entry: %v", err)
+	}
+}
+
+func TestTheAdminPasswordIsDroppedFromTheEnvironmentsClientTokens(t *testing.T) {
+	t.Setenv("AUTH_TOKEN", "admin-password-1")
+	t.Setenv("ALLOWED_TOKENS", `["sk-a", " admin-password-1 "]`)
+	s, err := LoadSettings()
+	if err != nil || len(s.AllowedTokens) != 1 || s.AllowedTokens[0] != "sk-a" {
+		t.Fatalf("ALLOWED_TOKENS = %v, %v", s.AllowedTokens, err)
+	}
+}

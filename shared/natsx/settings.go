@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/seal"
 )
 
 // Settings holds the live settings of a service: the environment's values
@@ -21,8 +23,19 @@ import (
 type Settings struct {
 	cur atomic.Pointer[config.Settings]
 
-	mu       sync.Mutex // serialises Set and guards onChange
+	mu       sync.Mutex // serialises Set and guards onChange, box and log
 	onChange []func(config.Settings)
+	box      *seal.Box
+	log      *slog.Logger
+}
+
+// UseBox opens the sealed secrets (PROXIES with credentials) of every later
+// version with ENCRYPTION_KEY's box (nil: none set); entries that do not open
+// are left out and logged. Call it before Watch.
+func (s *Settings) UseBox(b *seal.Box, log *slog.Logger) {
+	s.mu.Lock()
+	s.box, s.log = b, log
+	s.mu.Unlock()
 }
 
 // NewSettings starts with the given settings (usually from the environment).
@@ -49,6 +62,13 @@ func (s *Settings) Set(next config.Settings) {
 	next.Normalize()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if slices.ContainsFunc(next.Proxies, seal.IsSealed) {
+		open, err := s.box.OpenProxies(next.Proxies)
+		if err != nil && s.log != nil {
+			s.log.Error("proxies left out: their credentials do not open; set the ENCRYPTION_KEY admind uses", "err", err)
+		}
+		next.Proxies = open
+	}
 	s.cur.Store(&next)
 	for _, f := range s.onChange {
 		f(next)

@@ -38,6 +38,7 @@ import (
 	"github.com/gemini-balance-go/shared/mongox"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/obs"
+	"github.com/gemini-balance-go/shared/seal"
 )
 
 // Options configure the all-in-one; main fills them from the environment.
@@ -157,6 +158,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	// One live settings object for the process: the stored document if the
 	// bus has one (a restart), the environment otherwise.
 	live := natsx.NewSettings(o.Settings)
+	live.UseBox(seal.New(in.EncryptionKey), logFor("settings"))
 	if cur, ok, err := natsx.FetchSettings(ctx, js); err == nil && ok {
 		live.Set(cur)
 	}
@@ -187,6 +189,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}}
 	seed := o.Settings
 	admin, err := admind.New(admind.Deps{NC: conns[bus.ServiceAdmind], DB: db, Settings: live, Seed: &seed, Log: logFor(bus.ServiceAdmind), Replica: in.Replica,
+		EncryptionKey: in.EncryptionKey, TrustedProxies: in.TrustedProxies,
 		Health: health, Metrics: promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{})})
 	if err != nil {
 		return nil, err
@@ -211,7 +214,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 	run(bus.ServiceAdmind, admin.Run)
 	run(bus.ServiceKeyd, func(ctx context.Context) error {
-		return keyd.Run(ctx, keyd.Deps{NC: conns[bus.ServiceKeyd], JS: jsFor(bus.ServiceKeyd), DB: db, Settings: live, Infra: in, Log: logFor(bus.ServiceKeyd), Metrics: regs[bus.ServiceKeyd]})
+		return keyd.Run(ctx, keyd.Deps{NC: conns[bus.ServiceKeyd], JS: jsFor(bus.ServiceKeyd), DB: db, Settings: live, Seed: &seed, Infra: in, Log: logFor(bus.ServiceKeyd), Metrics: regs[bus.ServiceKeyd]})
 	})
 	run(bus.ServiceLogd, func(ctx context.Context) error {
 		return logd.Run(ctx, logd.Deps{NC: conns[bus.ServiceLogd], JS: jsFor(bus.ServiceLogd), DB: db, Settings: live, Infra: in, Log: logFor(bus.ServiceLogd), Registry: regs[bus.ServiceLogd]})

@@ -30,6 +30,9 @@ import (
 type Options struct {
 	Edges int // default 2
 	Keyds int // default 1
+	// Admins is how many admind processes run (default 1): "admind", then
+	// "admind-1", "admind-2"…, sharing one store.
+	Admins int
 	// Keys are the Gemini API keys (API_KEYS); the fake accepts exactly these.
 	Keys []string
 	// Tokens are the client tokens (ALLOWED_TOKENS); AuthToken is the admin password.
@@ -301,6 +304,9 @@ func (s *Stack) plan() {
 	}
 	service("logd", "logd")
 	service("admind", "admind")
+	for i := 1; i < s.opts.Admins; i++ {
+		service(fmt.Sprintf("admind-%d", i), "admind")
+	}
 	service("schedulerd", "schedulerd")
 	for i := range s.opts.Edges {
 		service(fmt.Sprintf("edge-%d", i), "edge")

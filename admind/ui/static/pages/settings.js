@@ -372,7 +372,7 @@ export async function mount(root, ctx) {
           next[i] = { ...next[i], ...patch };
           set(n, next);
         };
-        const c = selectOf(t('settings.safetyCategory', { n: i + 1 }), SAFETY_CATEGORIES, it.category);
+        const c = selectOf(t('settings.safetyCategory', { n: i + 1 }), SAFETY_CATEGORIES, it.category, true);
         c.addEventListener('change', () => update({ category: c.value }));
         const th = selectOf(t('settings.safetyThreshold', { n: i + 1 }), SAFETY_THRESHOLDS, it.threshold);
         th.addEventListener('change', () => update({ threshold: th.value }));

@@ -72,6 +72,11 @@ export default {
   "settings.group.admin": "Admin",
   "settings.group.other": "Other",
 
+  "settings.opt.HARM_CATEGORY_HARASSMENT": "Harassment",
+  "settings.opt.HARM_CATEGORY_HATE_SPEECH": "Hate speech",
+  "settings.opt.HARM_CATEGORY_SEXUALLY_EXPLICIT": "Sexually explicit",
+  "settings.opt.HARM_CATEGORY_DANGEROUS_CONTENT": "Dangerous content",
+  "settings.opt.HARM_CATEGORY_CIVIC_INTEGRITY": "Civic integrity",
   "settings.opt.slow": "slow",
   "settings.opt.normal": "normal",
   "settings.opt.fast": "fast",

@@ -72,6 +72,11 @@ export default {
   "settings.group.admin": "管理",
   "settings.group.other": "其他",
 
+  "settings.opt.HARM_CATEGORY_HARASSMENT": "骚扰",
+  "settings.opt.HARM_CATEGORY_HATE_SPEECH": "仇恨言论",
+  "settings.opt.HARM_CATEGORY_SEXUALLY_EXPLICIT": "色情内容",
+  "settings.opt.HARM_CATEGORY_DANGEROUS_CONTENT": "危险内容",
+  "settings.opt.HARM_CATEGORY_CIVIC_INTEGRITY": "公民诚信",
   "settings.opt.slow": "慢",
   "settings.opt.normal": "正常",
   "settings.opt.fast": "快",
