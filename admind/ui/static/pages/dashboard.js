@@ -171,7 +171,15 @@ export async function mount(root, ctx) {
   // ---- keys worth attention ----
   let code = 429;
   const codeTabs = h('div', { class: 'tabs', role: 'group', 'aria-label': t('dashboard.attention_code') }, ...CODES.map((c) =>
-    h('button', { type: 'button', 'aria-pressed': String(c === code), 'data-code': c, onclick: () => { code = c; for (const b of codeTabs.children) b.setAttribute('aria-pressed', String(Number(b.dataset.code) === c)); loadAttention(); } }, String(c))));
+    h('button', { type: 'button', 'aria-pressed': String(c === code), 'data-code': c, onclick: () => { code = c; otherCode.value = ''; for (const b of codeTabs.children) b.setAttribute('aria-pressed', String(Number(b.dataset.code) === c)); loadAttention(); } }, String(c))));
+  const otherCode = h('input', { type: 'number', id: 'dashboard-attention-code', min: 100, max: 599, step: 1, class: 'code-input', 'aria-label': t('dashboard.attention_other'), placeholder: t('dashboard.attention_other_short'), onchange: () => {
+    const c = Number(otherCode.value);
+    if (!Number.isInteger(c) || c < 100 || c > 599) { otherCode.setAttribute('aria-invalid', 'true'); return; }
+    otherCode.removeAttribute('aria-invalid');
+    code = c;
+    for (const b of codeTabs.children) b.setAttribute('aria-pressed', String(Number(b.dataset.code) === c));
+    loadAttention();
+  } });
   const attention = h('div', { id: 'dashboard-attention' }, spinner());
   const attBar = h('div', { class: 'row', id: 'dashboard-attention-actions' });
   let attRows = [];
@@ -268,7 +276,7 @@ export async function mount(root, ctx) {
     h('div', { class: 'grid two' },
       h('section', { class: 'card', 'aria-labelledby': 'dash-health-h' }, h('div', { class: 'card-head' }, h('h2', { id: 'dash-health-h' }, t('dashboard.key_health')), h('a', { href: '/keys' }, t('dashboard.manage_keys'))), health),
       h('section', { class: 'card', 'aria-labelledby': 'dash-att-h' },
-        h('div', { class: 'card-head' }, h('h2', { id: 'dash-att-h' }, t('dashboard.attention')), codeTabs),
+        h('div', { class: 'card-head' }, h('h2', { id: 'dash-att-h' }, t('dashboard.attention')), h('div', { class: 'row' }, codeTabs, otherCode)),
         attention, attBar)),
     h('div', { class: 'grid two' },
       h('section', { class: 'card', 'aria-labelledby': 'dash-err-h' }, h('div', { class: 'card-head' }, h('h2', { id: 'dash-err-h' }, t('dashboard.recent_errors')), h('a', { href: '/logs' }, t('dashboard.all_logs'))), errors),

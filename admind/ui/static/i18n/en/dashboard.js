@@ -50,6 +50,8 @@ export default {
   "dashboard.all_cooling": "All {n} cooling keys",
   "dashboard.attention": "Keys worth attention",
   "dashboard.attention_code": "Status code",
+  "dashboard.attention_other": "Another status code",
+  "dashboard.attention_other_short": "Other",
   "dashboard.attention_none": "No key answered {code} in the last 24 hours.",
   "dashboard.selected_n": "{n} selected:",
   "dashboard.all_n": "All {n} listed:",

@@ -50,6 +50,8 @@ export default {
   "dashboard.all_cooling": "查看全部 {n} 个冷却中的密钥",
   "dashboard.attention": "需要关注的密钥",
   "dashboard.attention_code": "状态码",
+  "dashboard.attention_other": "其他状态码",
+  "dashboard.attention_other_short": "其他",
   "dashboard.attention_none": "最近 24 小时没有密钥返回 {code}。",
   "dashboard.selected_n": "已选 {n} 个：",
   "dashboard.all_n": "列出的全部 {n} 个：",
