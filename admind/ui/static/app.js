@@ -18,7 +18,8 @@ let seq = 0;
 
 export function navigate(path, { replace = false } = {}) {
   if (replace) history.replaceState(null, '', path); else history.pushState(null, '', path);
-  render();
+  window.scrollTo(0, 0);
+  render({ focus: true });
 }
 
 function translateShell() {
@@ -29,7 +30,7 @@ function translateShell() {
   for (const el of document.querySelectorAll('[data-i18n-aria]')) el.setAttribute('aria-label', t(el.dataset.i18nAria));
 }
 
-async function render() {
+async function render({ focus = false } = {}) {
   const my = ++seq;
   if (unmount) {
     try { unmount(); } catch (e) { console.error(e); }
@@ -53,6 +54,8 @@ async function render() {
     if (typeof r === 'function') {
       if (my === seq) unmount = r; else r();
     }
+    // After an in-app navigation, screen readers start at the new page.
+    if (focus && my === seq && !root.contains(document.activeElement)) root.focus({ preventScroll: true });
   } catch (e) {
     if (my !== seq) return;
     console.error(e);
@@ -98,7 +101,7 @@ function wireShell() {
     if (url.pathname + url.search !== location.pathname + location.search) navigate(url.pathname + url.search);
     else closeMenu();
   });
-  window.addEventListener('popstate', render);
+  window.addEventListener('popstate', () => render());
 
   // One ticker for every live countdown on screen.
   setInterval(() => {
