@@ -172,3 +172,25 @@ func mapKeys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Every page path has its module and its strings in both languages, and
+// every asset the shell links exists: the router loads them by name.
+func TestEveryPageHasItsModuleAndStrings(t *testing.T) {
+	for _, p := range ui.Pages {
+		name := strings.TrimPrefix(p, "/")
+		for _, f := range []string{"pages/" + name + ".js", "i18n/en/" + name + ".js", "i18n/zh/" + name + ".js"} {
+			if _, err := fs.Stat(ui.Static(), f); err != nil {
+				t.Errorf("page %s: %v", p, err)
+			}
+		}
+	}
+	shell, err := fs.ReadFile(ui.Static(), "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?:href|src)="/assets/([^"]+)"`).FindAllSubmatch(shell, -1) {
+		if _, err := fs.Stat(ui.Static(), string(m[1])); err != nil {
+			t.Errorf("index.html links /assets/%s: %v", m[1], err)
+		}
+	}
+}

@@ -214,7 +214,7 @@ export async function openKeyDetail(id, onChange) {
       k.last_error ? [h('dt', {}, t('keys.detail.last_error')), h('dd', {}, k.last_error)] : null,
       h('dt', {}, t('keys.detail.cooldowns')), h('dd', {}, cooldowns));
 
-    const weight = h('input', { type: 'number', id: 'key-weight', min: 0, max: 100, step: 1, value: String(k.weight || 0) });
+    const weight = h('input', { type: 'number', id: 'key-weight', min: 0, max: 100, step: 1, value: String(k.weight || 1) });
     const note = h('textarea', { id: 'key-note', rows: 2, maxlength: 500 });
     note.value = k.note || '';
     const save = h('button', { type: 'submit', class: 'btn primary', id: 'key-save' }, t('common.save'));
