@@ -177,6 +177,13 @@ func TestAdminUIRunsTheGatewayFromABrowser(t *testing.T) {
 
 		live.Wait("the request in the live tail", fmt.Sprintf(`[...document.querySelectorAll("#live-table [data-id]")].length > %d &&
 			document.querySelector("#live-table").textContent.includes("gemini-2.5-flash")`, before))
+		// The live tail with the request in it, light then dark (the theme
+		// follows the system: no reload, which would empty the tail).
+		live.Shot("live-request-desktop-light")
+		live.ColorScheme("dark")
+		live.Wait("the dark theme from the system", `document.documentElement.dataset.theme === "dark"`)
+		live.Shot("live-request-desktop-dark")
+		live.ColorScheme("")
 		live.Clean()
 
 		// logd writes in batches: the pages are reloaded until it has.

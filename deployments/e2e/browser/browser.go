@@ -148,8 +148,9 @@ type Tab struct {
 	allowed  []Allow
 	reqs     map[network.RequestID]request
 	inflight map[network.RequestID]bool
-	okErr    map[network.RequestID]bool // error answers an Allow covered
-	netLogs  []*log.Entry               // network log entries, judged at Clean against okErr
+	judged   map[network.RequestID]bool // error answers already allowed or reported
+	page     string                     // the page on screen, to say where a problem happened
+	netLogs  []*log.Entry               // Chrome's network error lines, matched to judged at Clean
 }
 
 // NewTab opens a tab that records problems from now on. The tab is closed at
@@ -158,7 +159,7 @@ func (b *Browser) NewTab(t testing.TB, base string) *Tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	tab := &Tab{t: t, ctx: ctx, base: strings.TrimRight(base, "/"), Timeout: 20 * time.Second, b: b,
-		reqs: map[network.RequestID]request{}, inflight: map[network.RequestID]bool{}, okErr: map[network.RequestID]bool{}}
+		reqs: map[network.RequestID]request{}, inflight: map[network.RequestID]bool{}, judged: map[network.RequestID]bool{}}
 	chromedp.ListenTarget(ctx, tab.event)
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("browser: new tab: %v", err)
@@ -178,7 +179,15 @@ func (tab *Tab) Use(t testing.TB) { tab.t = t }
 func (tab *Tab) event(ev any) {
 	tab.mu.Lock()
 	defer tab.mu.Unlock()
+	n := len(tab.problems)
+	defer func() { // each new problem names the page it happened on
+		for i := n; i < len(tab.problems); i++ {
+			tab.problems[i] = tab.page + ": " + tab.problems[i]
+		}
+	}()
 	switch ev := ev.(type) {
+	case *page.EventNavigatedWithinDocument:
+		tab.page = tab.path(ev.URL)
 	case *runtime.EventConsoleAPICalled:
 		if ev.Type == runtime.APITypeError || ev.Type == runtime.APITypeAssert {
 			tab.problems = append(tab.problems, "console."+string(ev.Type)+": "+remoteText(ev.Args)+stackText(ev.StackTrace))
@@ -210,6 +219,7 @@ func (tab *Tab) event(ev any) {
 		if ev.Response.Status < 400 {
 			return
 		}
+		tab.judged[ev.RequestID] = true
 		u, _ := url.Parse(ev.Response.URL)
 		path := ""
 		if u != nil {
@@ -217,7 +227,6 @@ func (tab *Tab) event(ev any) {
 		}
 		for _, a := range tab.allowed {
 			if a.Status == int(ev.Response.Status) && a.Path == path && (a.Method == "" || a.Method == r.method) {
-				tab.okErr[ev.RequestID] = true
 				return
 			}
 		}
@@ -225,6 +234,7 @@ func (tab *Tab) event(ev any) {
 	case *page.EventFrameNavigated:
 		// The old document's requests end with it, without always an event.
 		if ev.Frame.ParentID == "" {
+			tab.page = tab.path(ev.Frame.URL)
 			for id := range tab.inflight {
 				if tab.reqs[id].loader != ev.Frame.LoaderID {
 					delete(tab.inflight, id)
@@ -288,13 +298,29 @@ func (tab *Tab) Expect(allow []Allow, fn func()) {
 func (tab *Tab) Problems() []string {
 	tab.mu.Lock()
 	defer tab.mu.Unlock()
-	out := tab.problems
+	all := tab.problems
 	for _, e := range tab.netLogs {
-		if !tab.okErr[e.NetworkRequestID] {
-			out = append(out, fmt.Sprintf("log network error: %s %s", e.Text, e.URL))
+		// An error answer is judged (allowed or reported) by its status;
+		// Chrome's "Failed to load resource" line about it says no more.
+		if !tab.judged[e.NetworkRequestID] {
+			all = append(all, fmt.Sprintf("log network error: %s %s", e.Text, e.URL))
 		}
 	}
 	tab.problems, tab.netLogs = nil, nil
+	// The same problem on every reload is reported once, with its count.
+	var out []string
+	seen := map[string]int{}
+	for _, p := range all {
+		if seen[p] == 0 {
+			out = append(out, p)
+		}
+		seen[p]++
+	}
+	for i, p := range out {
+		if seen[p] > 1 {
+			out[i] = fmt.Sprintf("%s (×%d)", p, seen[p])
+		}
+	}
 	return out
 }
 
@@ -302,8 +328,16 @@ func (tab *Tab) Problems() []string {
 func (tab *Tab) Clean() {
 	tab.t.Helper()
 	for _, p := range tab.Problems() {
-		tab.t.Errorf("browser (%s): %s", tab.location(), p)
+		tab.t.Errorf("browser: %s", p)
 	}
+}
+
+// path is u without the tab's base URL.
+func (tab *Tab) path(u string) string {
+	if p := strings.TrimPrefix(u, tab.base); p != "" && p != u {
+		return p
+	}
+	return u
 }
 
 func (tab *Tab) location() string {
@@ -313,7 +347,7 @@ func (tab *Tab) location() string {
 	if err := chromedp.Run(ctx, chromedp.Location(&loc)); err != nil {
 		return "?"
 	}
-	return strings.TrimPrefix(loc, tab.base)
+	return tab.path(loc)
 }
 
 // Run runs actions with the tab's timeout; an error fails the test now,
