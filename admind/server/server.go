@@ -19,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gemini-balance-go/admind/auth"
+	"github.com/gemini-balance-go/admind/backend"
 	"github.com/gemini-balance-go/admind/settings"
 	"github.com/gemini-balance-go/admind/tokens"
 	"github.com/gemini-balance-go/shared/bus"
@@ -58,6 +59,8 @@ type Server struct {
 	router *gin.Engine
 	// liveHub feeds GET /api/live from NATS.
 	liveHub *liveHub
+	// logd answers token usage for the token list.
+	logd *backend.Client
 }
 
 // New checks deps and builds the HTTP routes. It does no I/O; Run does.
@@ -75,7 +78,8 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admind: jetstream: %w", err)
 	}
-	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings), tokens: tokens.NewStore(d.DB, js), liveHub: newLiveHub(d.NC, d.Log)}
+	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings), tokens: tokens.NewStore(d.DB, js), liveHub: newLiveHub(d.NC, d.Log),
+		logd: backend.New(d.NC, bus.ServiceLogd, backendTimeout)}
 	s.auth = &auth.Auth{
 		Password: func() string { return d.Settings.Get().AuthToken },
 		Lifetime: func() time.Duration { return time.Duration(d.Settings.Get().AdminSessionExpire) * time.Second },
