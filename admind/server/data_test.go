@@ -374,7 +374,7 @@ func TestBulkKeyActionsPassTheSelectionAndRefuseAnEmptyOne(t *testing.T) {
 func TestRequestLogFiltersReachLogd(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
-	rl := respondOn(t, nc, logapi.SubjectRequestsList, canned(logapi.RequestLogPage{Logs: []logapi.RequestLog{{ID: "r1", Model: "gemini-2.5-flash", Status: 200, Success: true}}, Total: 41}))
+	rl := respondOn(t, nc, logapi.SubjectRequestsList, canned(logapi.RequestLogPage{Logs: []logapi.RequestLog{{ID: "r1", Model: "gemini-2.5-flash", Status: 200, Success: true}}, Total: ptr(int64(41)), TotalExact: true}))
 	var page logapi.RequestLogPage
 	e.getJSON(t, "/api/logs/requests?from=2026-11-01&to=2026-11-02T12:00:00%2B01:00&key=k1&model=m&token=t1&status=429&success=false&route=gemini&sort=latency&order=asc&limit=50&offset=100", &page)
 	var q logapi.RequestLogQuery
@@ -386,7 +386,7 @@ func TestRequestLogFiltersReachLogd(t *testing.T) {
 		q.Limit != 50 || q.Offset != 100 {
 		t.Errorf("logd got %+v", q)
 	}
-	if page.Total != 41 || len(page.Logs) != 1 {
+	if page.Total == nil || *page.Total != 41 || len(page.Logs) != 1 {
 		t.Errorf("page %+v", page)
 	}
 	// A "+" left unescaped in a query arrives as a space; the offset still counts.
@@ -664,3 +664,5 @@ func TestKeyWeightAndNoteChangeThroughKeyd(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

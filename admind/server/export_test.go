@@ -17,3 +17,6 @@ func SetLiveLimitsForTest(buffer, clients int, keepalive time.Duration) (restore
 	liveBuffer, liveMaxClients, liveKeepalive = buffer, clients, keepalive
 	return func() { liveBuffer, liveMaxClients, liveKeepalive = oldB, oldC, oldK }
 }
+
+// LiveEventsSeen counts the request events the live hub took in from NATS.
+func LiveEventsSeen(s *Server) int64 { return s.liveHub.seen.Load() }

@@ -23,6 +23,7 @@ func (b *backends) keyRoutes(g *gin.RouterGroup) {
 	g.GET("/keys/stats", b.keyStats)
 	g.GET("/keys/export", b.exportKeys)
 	g.POST("/keys/export", b.exportKeys)
+	g.GET("/models", b.listModels)
 	g.GET("/keys/:id", b.getKey)
 	g.GET("/keys/:id/reveal", b.revealKey)
 	g.POST("/keys", b.addKeys)

@@ -73,6 +73,7 @@ type liveHub struct {
 	sub     *nats.Subscription
 	closed  bool
 	done    chan struct{}
+	seen    atomic.Int64 // events taken in, for tests
 }
 
 func newLiveHub(nc *nats.Conn, log *slog.Logger) *liveHub {
@@ -142,6 +143,7 @@ func (h *liveHub) onBatch(m *nats.Msg) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.seen.Add(int64(len(batch.Events)))
 	for i := range batch.Events {
 		ev := liveEvent{log: liveRow(&batch.Events[i])}
 		for c := range h.clients {

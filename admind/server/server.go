@@ -67,6 +67,8 @@ type Server struct {
 	router *gin.Engine
 	// liveHub feeds GET /api/live from NATS.
 	liveHub *liveHub
+	// logd answers token usage for the token list.
+	logd *backend.Client
 }
 
 // New checks deps and builds the HTTP routes. It does no I/O; Run does.
@@ -89,7 +91,8 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("admind: %w", err)
 	}
 	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings), tokens: tokens.NewStore(d.DB, js),
-		box: seal.New(d.EncryptionKey), keyd: backend.New(d.NC, bus.ServiceKeyd, backendTimeout), liveHub: newLiveHub(d.NC, d.Log)}
+		box: seal.New(d.EncryptionKey), keyd: backend.New(d.NC, bus.ServiceKeyd, backendTimeout), liveHub: newLiveHub(d.NC, d.Log),
+		logd: backend.New(d.NC, bus.ServiceLogd, backendTimeout)}
 	s.store.Box = s.box
 	s.auth = auth.New(auth.NewStore(d.DB),
 		func() time.Duration { return time.Duration(d.Settings.Get().AdminSessionExpire) * time.Second },

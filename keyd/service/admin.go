@@ -383,3 +383,27 @@ func (s *Service) onRecoverTick(ctx context.Context, t bus.Tick) error {
 	s.log.Info("recover tick", "slot", t.Slot, "verified", len(results), "restored", ok)
 	return ctx.Err()
 }
+
+// modelsTTL is how long an upstream model list is reused.
+const modelsTTL = 5 * time.Minute
+
+// Models lists the upstream models with one pool key (the next one in
+// rotation), for the admin's model pickers; the answer is cached.
+func (s *Service) Models(ctx context.Context, _ struct{}) keyapi.ModelsReply {
+	s.modelsMu.Lock()
+	defer s.modelsMu.Unlock()
+	if s.models.Error == "" && time.Since(s.models.FetchedAt) < modelsTTL {
+		return s.models
+	}
+	a := s.pool.Acquire(bus.AcquireRequest{Kind: bus.KindGemini})
+	if a.ID == "" {
+		return keyapi.ModelsReply{Models: []keyapi.ModelInfo{}, Error: "no usable Gemini key in the pool (" + a.NoKey + ")"}
+	}
+	list, err := s.verify.ListModels(ctx, pool.Key{ID: a.ID, Secret: a.Secret, Hint: a.Hint, Kind: a.Kind})
+	if err != nil {
+		s.log.Warn("upstream model list failed", "key_id", a.ID, "err", err)
+		return keyapi.ModelsReply{Models: []keyapi.ModelInfo{}, Error: err.Error()}
+	}
+	s.models = keyapi.ModelsReply{Models: list, FetchedAt: time.Now().UTC()}
+	return s.models
+}

@@ -46,6 +46,8 @@ type Queries interface {
 	Series(context.Context, logapi.SeriesQuery) (logapi.Series, error)
 	Attention(context.Context, logapi.AttentionQuery) (logapi.Attention, error)
 	KeyUsage(context.Context, logapi.KeyUsageQuery) (logapi.KeyUsage, error)
+	TokenUsage(context.Context, logapi.TokenUsageQuery) (logapi.TokenUsageReply, error)
+	DeleteRequestLogs(context.Context, logapi.RequestLogDelete) (int64, error)
 }
 
 // Retainer runs a retention pass now.
@@ -86,6 +88,11 @@ func Register(nc *nats.Conn, q Queries, retain Retainer, log *slog.Logger) (micr
 		{logapi.SubjectSeries, handle(log, q.Series)},
 		{logapi.SubjectAttention, handle(log, q.Attention)},
 		{logapi.SubjectKeyUsage, handle(log, q.KeyUsage)},
+		{logapi.SubjectTokenUsage, handle(log, q.TokenUsage)},
+		{logapi.SubjectRequestsDel, handle(log, func(ctx context.Context, in logapi.RequestLogDelete) (logapi.DeleteReply, error) {
+			n, err := q.DeleteRequestLogs(ctx, in)
+			return logapi.DeleteReply{Deleted: n}, err
+		})},
 		{logapi.SubjectRetentionRun, handle(log, func(ctx context.Context, _ struct{}) (logapi.RetentionReply, error) {
 			return retain(ctx)
 		})},

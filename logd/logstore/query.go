@@ -89,13 +89,32 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 	if q.Success != nil {
 		f["success"] = *q.Success
 	}
-	total, err := s.requests.CountDocuments(ctx, f)
-	if err != nil {
-		return logapi.RequestLogPage{}, fmt.Errorf("count request logs: %w", err)
+	page := logapi.RequestLogPage{}
+	// An exact count over a million rows is the slow part of a page: without
+	// filters the collection's estimated count stands in (auto), and a
+	// caller that pages by has_more asks for none.
+	switch q.Count {
+	case "", logapi.CountAuto, logapi.CountExact:
+		var total int64
+		var err error
+		if len(f) == 0 && q.Count != logapi.CountExact {
+			total, err = s.requests.EstimatedDocumentCount(ctx)
+		} else {
+			total, err = s.requests.CountDocuments(ctx, f)
+			page.TotalExact = true
+		}
+		if err != nil {
+			return logapi.RequestLogPage{}, fmt.Errorf("count request logs: %w", err)
+		}
+		page.Total = &total
+	case logapi.CountNone:
+	default:
+		return logapi.RequestLogPage{}, badRequest("count must be auto, exact or none")
 	}
-	// _id breaks ties so pages are stable.
+	// _id breaks ties so pages are stable; one row more than asked tells
+	// whether another page follows.
 	opts := options.Find().SetSort(bson.D{{Key: sortField, Value: order}, {Key: "_id", Value: order}}).
-		SetSkip(int64(q.Offset)).SetLimit(int64(limit))
+		SetSkip(int64(q.Offset)).SetLimit(int64(limit + 1))
 	cur, err := s.requests.Find(ctx, f, opts)
 	if err != nil {
 		return logapi.RequestLogPage{}, fmt.Errorf("find request logs: %w", err)
@@ -104,7 +123,10 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 	if err := cur.All(ctx, &rows); err != nil {
 		return logapi.RequestLogPage{}, fmt.Errorf("read request logs: %w", err)
 	}
-	page := logapi.RequestLogPage{Total: total, Logs: make([]logapi.RequestLog, len(rows))}
+	if len(rows) > limit {
+		rows, page.HasMore = rows[:limit], true
+	}
+	page.Logs = make([]logapi.RequestLog, len(rows))
 	for i, r := range rows {
 		page.Logs[i] = logapi.RequestLog{
 			ID: r.ID, Time: r.Time, Route: r.Route, Method: r.Method, Path: r.Path, Model: r.Model,
@@ -228,6 +250,33 @@ func (s *Store) DeleteErrorLogs(ctx context.Context, q logapi.ErrorLogDelete) (i
 	res, err := s.errors.DeleteMany(ctx, f)
 	if err != nil {
 		return 0, fmt.Errorf("delete error logs: %w", err)
+	}
+	return res.DeletedCount, nil
+}
+
+// DeleteRequestLogs answers gb.logd.requests.delete. The rollups stay, so
+// counters, charts and token usage keep their history.
+func (s *Store) DeleteRequestLogs(ctx context.Context, q logapi.RequestLogDelete) (int64, error) {
+	set := 0
+	var f bson.M
+	if len(q.IDs) > 0 {
+		set++
+		f = bson.M{"_id": bson.M{"$in": q.IDs}}
+	}
+	if q.All {
+		set++
+		f = bson.M{}
+	}
+	if !q.Before.IsZero() {
+		set++
+		f = bson.M{"t": bson.M{"$lt": q.Before.UTC()}}
+	}
+	if set != 1 {
+		return 0, badRequest("set exactly one of ids, all or before")
+	}
+	res, err := s.requests.DeleteMany(ctx, f)
+	if err != nil {
+		return 0, fmt.Errorf("delete request logs: %w", err)
 	}
 	return res.DeletedCount, nil
 }

@@ -80,6 +80,26 @@ type ExportRequest struct {
 	Kind   string   `json:"kind,omitempty"`
 }
 
+// SubjectKeyModels lists the upstream models with one pool key (an empty
+// request → ModelsReply); keyd caches the answer for a few minutes.
+const SubjectKeyModels = "gb.keyd.admin.models"
+
+// ModelInfo is one upstream model, from GET {BASE_URL}/v1beta/models.
+type ModelInfo struct {
+	Name             string   `json:"name"` // without "models/"
+	DisplayName      string   `json:"display_name,omitempty"`
+	InputTokenLimit  int      `json:"input_token_limit,omitempty"`
+	OutputTokenLimit int      `json:"output_token_limit,omitempty"`
+	Methods          []string `json:"methods,omitempty"` // supportedGenerationMethods
+}
+
+// ModelsReply carries the upstream model list, or Error.
+type ModelsReply struct {
+	Models    []ModelInfo `json:"models"`
+	FetchedAt time.Time   `json:"fetched_at,omitzero"`
+	Error     string      `json:"error,omitempty"`
+}
+
 // ExportReply carries full keys, one per entry. With RevealReply it is the
 // only reply that carries keys.
 type ExportReply struct {

@@ -595,8 +595,6 @@ export async function mount(root, ctx) {
       status.textContent = t('settings.saved', { names: d.join(', '), time: when });
       lastSaved = status.textContent;
       toast(t('settings.savedToast', { n: d.length }), 'ok');
-      // Sessions are signed with the admin password: a new one ends them all.
-      if (d.includes('AUTH_TOKEN')) setTimeout(() => location.assign('/login?next=/settings'), 1500);
     } catch (err) {
       errors = fieldErrors(err, names());
       if (!Object.keys(errors).length) {
