@@ -1,7 +1,7 @@
 // Dashboard: counters, charts, key health, keys worth attention, recent
 // errors and service health. Every block loads on its own, so one slow or
 // missing backend shows its own error and the rest still render.
-import { h, clear, field, fmtNum, fmtAgo, fmtTime, countdown, statusChip, spinner, errorBox, toast } from '../lib/dom.js';
+import { h, clear, field, fmtNum, fmtAgo, fmtTime, countdown, statusChip, spinner, errorBox, debounce } from '../lib/dom.js';
 import { timeChart } from '../lib/chart.js';
 import { ensureStrings, verifyKeys, copyKeys, changeKeys, soonestCooldown, openKeyDetail } from '../lib/keyactions.js';
 
@@ -49,6 +49,7 @@ export async function mount(root, ctx) {
   const by = h('select', { id: 'dashboard-filter-by' }, ['', 'key', 'model', 'token'].map((v) => h('option', { value: v }, t(`dashboard.filter.${v || 'all'}`))));
   const list = h('datalist', { id: 'dashboard-filter-options' });
   const value = h('input', { type: 'text', id: 'dashboard-filter-value', list: 'dashboard-filter-options', disabled: true, autocomplete: 'off' });
+  const valueField = h('div', { class: 'field search', hidden: true }, h('label', { for: value.id }, t('dashboard.filter.value')), value, list);
   const chartErr = h('div', {});
   const reqEl = h('div', { class: 'chart', id: 'dashboard-chart-requests' });
   const errEl = h('div', { class: 'chart', id: 'dashboard-chart-errors' });
@@ -59,12 +60,13 @@ export async function mount(root, ctx) {
   by.addEventListener('change', async () => {
     value.value = '';
     value.disabled = !by.value;
+    valueField.hidden = !by.value;
     value.placeholder = by.value ? t(`dashboard.filter.placeholder_${by.value}`) : '';
     clear(list);
     if (by.value) await fillOptions(by.value);
     if (!by.value) loadSeries();
   });
-  value.addEventListener('change', () => loadSeries());
+  value.addEventListener('input', debounce(() => loadSeries(), 600));
   range.addEventListener('change', () => {
     custom.hidden = range.value !== 'custom';
     if (range.value === 'custom' && !from.value) {
@@ -267,7 +269,7 @@ export async function mount(root, ctx) {
     counters,
     h('section', { class: 'card', 'aria-labelledby': 'dash-charts-h' },
       h('div', { class: 'card-head' }, h('h2', { id: 'dash-charts-h' }, t('dashboard.charts')), chartTotals),
-      h('div', { class: 'toolbar' }, field(t('dashboard.range'), range), field(t('dashboard.filter.by'), by), h('div', { class: 'field search' }, h('label', { for: value.id }, t('dashboard.filter.value')), value, list)),
+      h('div', { class: 'toolbar' }, field(t('dashboard.range'), range), field(t('dashboard.filter.by'), by), valueField),
       custom, chartErr,
       h('div', { class: 'grid three charts' },
         h('figure', {}, h('figcaption', {}, t('dashboard.chart.requests')), reqEl),
