@@ -260,7 +260,7 @@ export async function openKeyDetail(id, onChange) {
         clear(errs, logs.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'data' },
           h('thead', {}, h('tr', {}, [t('keys.detail.time'), t('keys.detail.code'), t('keys.detail.model'), t('keys.detail.error')].map((c) => h('th', { scope: 'col' }, c)))),
           h('tbody', {}, logs.map((l) => h('tr', {}, h('td', { class: 'nowrap', title: fmtTime(l.time) }, fmtAgo(l.time)), h('td', {}, String(l.error_code || '')), h('td', { class: 'mono' }, l.model || ''), h('td', { title: l.error_type || '' }, l.class || l.error_type || '')))))) : h('p', { class: 'empty' }, t('keys.detail.no_errors')),
-        h('a', { href: `/logs?key=${encodeURIComponent(k.id)}`, onclick: () => dlg.close() }, t('keys.detail.all_errors')));
+        h('a', { href: `/logs?tab=errors&key=${encodeURIComponent(k.id)}` }, t('keys.detail.all_errors')));
       } catch (e) {
         clear(errs, errorBox(t('common.load_failed', { what: t('keys.detail.errors') }), e));
       }

@@ -235,7 +235,7 @@ export async function mount(root, ctx) {
       clear(errors, logs.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'data' },
         h('thead', {}, h('tr', {}, ...['time', 'key', 'model', 'code', 'error'].map((c) => h('th', { scope: 'col' }, t(`dashboard.col.${c}`))))),
         h('tbody', {}, ...logs.map((l) => h('tr', { 'data-id': l.id },
-          h('td', { class: 'nowrap', title: fmtTime(l.time) }, fmtAgo(l.time)),
+          h('td', { class: 'nowrap', title: fmtTime(l.time) }, l.request_id ? h('a', { href: `/logs?tab=errors&request_id=${encodeURIComponent(l.request_id)}` }, fmtAgo(l.time)) : fmtAgo(l.time)),
           h('td', { class: 'mono nowrap' }, l.key_hint || '—'),
           h('td', { class: 'mono nowrap' }, l.model || '—'),
           h('td', {}, h('span', { class: 'chip', 'data-status': l.error_code === 429 ? 'cooling' : 'disabled' }, String(l.error_code || l.class || '?'))),
@@ -281,7 +281,7 @@ export async function mount(root, ctx) {
         h('div', { class: 'card-head' }, h('h2', { id: 'dash-att-h' }, t('dashboard.attention')), h('div', { class: 'row' }, codeTabs, otherCode)),
         attention, attBar)),
     h('div', { class: 'grid two' },
-      h('section', { class: 'card', 'aria-labelledby': 'dash-err-h' }, h('div', { class: 'card-head' }, h('h2', { id: 'dash-err-h' }, t('dashboard.recent_errors')), h('a', { href: '/logs' }, t('dashboard.all_logs'))), errors),
+      h('section', { class: 'card', 'aria-labelledby': 'dash-err-h' }, h('div', { class: 'card-head' }, h('h2', { id: 'dash-err-h' }, t('dashboard.recent_errors')), h('a', { href: '/logs?tab=errors' }, t('dashboard.all_logs'))), errors),
       h('section', { class: 'card', 'aria-labelledby': 'dash-svc-h' }, h('h2', { id: 'dash-svc-h' }, t('dashboard.services')), services)));
 
   refreshAll();
