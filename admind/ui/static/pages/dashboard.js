@@ -98,7 +98,9 @@ export async function mount(root, ctx) {
     }
   }
 
+  let gone = false; // unmounted: late answers draw nothing
   async function loadSeries() {
+    if (gone) return;
     clear(chartErr);
     const q = {};
     if (range.value === 'custom') {
@@ -128,6 +130,7 @@ export async function mount(root, ctx) {
           { label: t('dashboard.series.completion'), color: '--chart-3', fill: true },
           { label: t('dashboard.series.thought'), color: '--chart-5' }] });
         charts.push(reqChart, errChart, tokChart);
+        if (gone) { charts.forEach((c) => c.destroy()); return; }
       }
       reqChart.setData([xs, col('requests'), col('successes'), col('failures')]);
       errChart.setData([xs, col('failures_4xx'), col('failures_5xx'), col('failures_other')]);
@@ -287,7 +290,7 @@ export async function mount(root, ctx) {
   refreshAll();
   loadSeries();
   timers.push(setInterval(() => { if (!document.hidden && !document.querySelector('dialog[open]')) { loadCounters(); loadKeyHealth(); loadServices(); loadErrors(); } }, 15000));
-  return () => { timers.forEach(clearInterval); charts.forEach((c) => c.destroy()); };
+  return () => { gone = true; timers.forEach(clearInterval); charts.forEach((c) => c.destroy()); };
 }
 
 // localInput formats a Date for <input type="datetime-local">.
