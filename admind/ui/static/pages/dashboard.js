@@ -130,7 +130,7 @@ export async function mount(root, ctx) {
           { label: t('dashboard.series.completion'), color: '--chart-3', fill: true },
           { label: t('dashboard.series.thought'), color: '--chart-5' }] });
         charts.push(reqChart, errChart, tokChart);
-        if (gone) { charts.forEach((c) => c.destroy()); return; }
+        if (gone) { [reqChart, errChart, tokChart].forEach((c) => c.destroy()); return; }
       }
       reqChart.setData([xs, col('requests'), col('successes'), col('failures')]);
       errChart.setData([xs, col('failures_4xx'), col('failures_5xx'), col('failures_other')]);
