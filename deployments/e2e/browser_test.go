@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -43,7 +44,11 @@ func TestAdminUIRunsTheGatewayFromABrowser(t *testing.T) {
 	})
 	base := s.AdminURL()
 	tab := b.NewTab(t, base)
-	t.Logf("screenshots: %s (set GB_SCREENSHOTS=<dir> to keep them)", b.ShotDir)
+	if os.Getenv("GB_SCREENSHOTS") == "" {
+		t.Logf("screenshots: %s, removed after the test (GB_SCREENSHOTS=<dir> keeps them)", b.ShotDir)
+	} else {
+		t.Logf("screenshots: %s", b.ShotDir)
+	}
 
 	// step runs one part of the story as a subtest. A step that could not
 	// finish (t.Fatal) stops the story, since the next ones build on it; one
@@ -151,7 +156,7 @@ func TestAdminUIRunsTheGatewayFromABrowser(t *testing.T) {
 	})
 
 	live := b.NewTab(t, base)
-	step("a request with the token appears live, in the logs and on the dashboard", func(t *testing.T) {
+	step("a request with the token appears live, in the logs, on the dashboard and in the token's usage", func(t *testing.T) {
 		live.Use(t)
 		live.Go("/live")
 		live.Wait("the live table", `!!document.querySelector("#live-table")`)
@@ -193,6 +198,8 @@ func TestAdminUIRunsTheGatewayFromABrowser(t *testing.T) {
 		waitReloading(tab, "the request counted on the dashboard (last hour: requests and successes)", `(() => {
 			const n = (f) => Number((document.querySelector('#dashboard-counters [data-window="hour"] [data-field="' + f + '"]') || {textContent: ""}).textContent.replace(/[^0-9]/g, "") || 0);
 			return n("requests") >= 1 && n("successes") >= 1; })()`)
+		tab.Go("/tokens")
+		waitReloading(tab, "the request in the token's 24 h usage", `[...document.querySelectorAll('#tokens-table [data-id] a[href^="/logs?tab=requests&token="]')].some(a => /^1\b/.test(a.textContent.trim()))`)
 	})
 	live.Use(t)
 
