@@ -95,6 +95,12 @@ func TestAdminUIRunsTheGatewayFromABrowser(t *testing.T) {
 		tab.Go("/keys")
 		tab.Wait("a page without a session asks to log in", `location.pathname === "/login" && new URLSearchParams(location.search).get("next") === "/keys"`)
 		tab.Idle()
+		// A wrong password is refused with a message, and the page stays.
+		tab.Expect([]browser.Allow{{Method: "POST", Path: "/auth", Status: 401}}, func() {
+			tab.Fill("#login-password", "not-the-password")
+			tab.Click("#login-submit")
+			tab.Wait("the wrong-password message", `!document.querySelector("#login-error").hidden && document.querySelector("#login-error").textContent.trim() !== ""`)
+		})
 		tab.Fill("#login-password", password)
 		tab.Click("#login-submit")
 		waitPath(tab, "/keys")
@@ -153,6 +159,14 @@ func TestAdminUIRunsTheGatewayFromABrowser(t *testing.T) {
 			return e && (e.value || e.textContent).trim().length > 10; })()`)
 		tab.Eval(`(() => { const e = document.querySelector("#tokens-secret"); return (e.value || e.textContent).trim(); })()`, &secret)
 		tab.Idle()
+		// Shown once: the list after a reload has the token, not its secret.
+		tab.Reload()
+		tab.Wait("the token in the list", `[...document.querySelectorAll("#tokens-table [data-id]")].some(r => r.textContent.includes("browser story"))`)
+		var shown bool
+		tab.Eval(fmt.Sprintf(`document.body.textContent.includes(%q) || [...document.querySelectorAll("input")].some(i => i.value.includes(%q))`, secret, secret), &shown)
+		if shown {
+			t.Errorf("the token's secret is still on the page after a reload")
+		}
 	})
 
 	live := b.NewTab(t, base)

@@ -11,7 +11,8 @@ import (
 
 // The tab's failure capture itself: a page that logs a console error, throws,
 // loads a missing image and fetches from a closed port is reported for each;
-// a 404 the step expects is not, and neither is a clean page.
+// a 401 the step expects is not, and neither is a clean page. The 390 px
+// check names an element too wide for a phone.
 func TestTabReportsConsoleErrorsExceptionsAndFailedRequests(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser: skipped in -short mode")
@@ -30,6 +31,10 @@ console.error("boom from the page");
 fetch("http://127.0.0.1:%d/nothing-listens").catch(() => {});
 setTimeout(() => { throw new Error("uncaught on purpose"); }, 0);
 </script>`, closed)
+	})
+	mux.HandleFunc("/wide", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `<!doctype html><meta name="viewport" content="width=device-width"><title>wide</title>
+<p>fits</p><div id="too-wide" style="width:600px">wider than a phone</div>`)
 	})
 	mux.HandleFunc("/expected", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `<!doctype html><title>expected</title><script>fetch("/api/session-like")</script>`)
@@ -60,6 +65,18 @@ setTimeout(() => { throw new Error("uncaught on purpose"); }, 0);
 			t.Errorf("problems lack %q:\n%s", want, got)
 		}
 	}
+
+	// The 390 px check: a page that fits, then one 600 px wide.
+	tab.Viewport(390, 844, true)
+	tab.Go("/clean")
+	if over, culprit := tab.HorizontalOverflow(); over != 0 {
+		t.Errorf("/clean at 390 px overflows by %d (%s)", over, culprit)
+	}
+	tab.Go("/wide")
+	if over, culprit := tab.HorizontalOverflow(); over <= 0 || culprit != "div#too-wide" {
+		t.Errorf("/wide at 390 px: overflow %d, culprit %q; want > 0 and div#too-wide", over, culprit)
+	}
+	tab.Viewport(1280, 800, false)
 
 	tab.Expect([]Allow{{Method: "GET", Path: "/api/session-like", Status: 401}}, func() { tab.Go("/expected") })
 	if p := tab.Problems(); len(p) != 0 {
