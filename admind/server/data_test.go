@@ -538,7 +538,12 @@ func TestStatsRoutesPassQueriesToLogdAndNameAttentionKeysByHint(t *testing.T) {
 	if sq.KeyID != "k1" || sq.Model != "" || !sq.From.IsZero() {
 		t.Errorf("series by key: logd got %+v", sq)
 	}
-	for _, bad := range []string{"key=k1&model=m", "from=never"} {
+	e.getJSON(t, "/api/stats/series?key=k1&model=m&token=t1", &s)
+	series.last(t, &sq)
+	if sq.KeyID != "k1" || sq.Model != "m" || sq.TokenID != "t1" {
+		t.Errorf("series by key, model and token: logd got %+v", sq)
+	}
+	for _, bad := range []string{"from=never", "to=yesterday"} {
 		if code, _, _ := e.call(t, "GET", "/api/stats/series?"+bad, "", ""); code != 400 {
 			t.Errorf("series ?%s: %d, want 400", bad, code)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +162,27 @@ func TestSchedulerRoutesAskSchedulerdAndAnswer503WhenItIsDown(t *testing.T) {
 	}
 	if code, _, _ := e.call(t, "POST", "/api/scheduler/bogus/run", "", ""); code != 404 {
 		t.Fatalf("unknown tick: %d, want 404", code)
+	}
+}
+
+// The model pickers get keyd's upstream list, or the settings' models,
+// marked as such, when keyd cannot give one.
+func TestModelListFallsBackToTheSettingsWhenKeydCannotAsk(t *testing.T) {
+	nc, db := infra(t)
+	e := start(t, nc, db, seed())
+	var got struct {
+		Source, Error string
+		Models        []keyapi.ModelInfo
+	}
+	e.getJSON(t, "/api/models", &got)
+	def := config.Defaults()
+	if got.Source != "settings" || !strings.Contains(got.Error, "keyd") || len(got.Models) == 0 ||
+		!slices.ContainsFunc(got.Models, func(m keyapi.ModelInfo) bool { return m.Name == def.TestModel }) {
+		t.Fatalf("without keyd: %+v", got)
+	}
+	respondOn(t, nc, keyapi.SubjectKeyModels, canned(keyapi.ModelsReply{Models: []keyapi.ModelInfo{{Name: "gemini-live-1"}}, FetchedAt: time.Now()}))
+	e.getJSON(t, "/api/models", &got)
+	if got.Source != "upstream" || len(got.Models) != 1 || got.Models[0].Name != "gemini-live-1" {
+		t.Fatalf("with keyd: %+v", got)
 	}
 }

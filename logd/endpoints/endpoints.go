@@ -11,6 +11,8 @@
 //	gb.logd.stats.attention  logapi.AttentionQuery  → logapi.Attention
 //	gb.logd.stats.keyusage   logapi.KeyUsageQuery   → logapi.KeyUsage
 //	gb.logd.retention.run    {}                     → logapi.RetentionReply
+//	gb.logd.requests.delete  logapi.RequestLogDelete → logapi.DeleteReply
+//	gb.logd.stats.tokens     logapi.TokenUsageQuery → logapi.TokenUsageReply
 //
 // A failure carries the micro error headers (code 400, 404 or 500) and the
 // body {"error": "..."}.

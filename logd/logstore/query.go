@@ -350,8 +350,18 @@ func (s *Store) Series(ctx context.Context, q logapi.SeriesQuery) (logapi.Series
 			n++
 		}
 	}
+	lvl := level(q.KeyID, q.Model, q.TokenID)
 	if n > 1 {
-		return logapi.Series{}, badRequest("set at most one of key_id, model, token_id")
+		// Two or three dimensions: the full-level rollups (key|model|token)
+		// with those fixed, summed over the others.
+		lvl = bson.M{}
+		for k, v := range map[string]string{"k": q.KeyID, "mo": q.Model, "tk": q.TokenID} {
+			if v != "" {
+				lvl[k] = v
+			} else {
+				lvl[k] = bson.M{"$ne": Any}
+			}
+		}
 	}
 	to := q.To
 	if to.IsZero() {
@@ -368,7 +378,7 @@ func (s *Store) Series(ctx context.Context, q logapi.SeriesQuery) (logapi.Series
 	if to.Sub(from) > 24*400*time.Hour {
 		return logapi.Series{}, badRequest("range longer than 400 days")
 	}
-	docs, err := s.hourDocs(ctx, level(q.KeyID, q.Model, q.TokenID), from, to)
+	docs, err := s.hourDocs(ctx, lvl, from, to)
 	if err != nil {
 		return logapi.Series{}, err
 	}

@@ -229,8 +229,14 @@ func TestQueriesAnswerFromStoredEvents(t *testing.T) {
 		if m.Points[0].Requests != 0 || m.Points[1].Requests != 1 || m.Points[1].Failures != 1 {
 			t.Errorf("m2 series = %+v", m.Points)
 		}
-		if _, err := call[logapi.Series](t, e, logapi.SubjectSeries, logapi.SeriesQuery{KeyID: "k1", Model: "m1"}); err == nil || err.Error()[:3] != "400" {
-			t.Errorf("key and model together: err = %v, want 400", err)
+		// Dimensions combine: k1 on m1 since 09:00 is e1 only (e2 was m2).
+		km := must[logapi.Series](t, e, logapi.SubjectSeries, logapi.SeriesQuery{KeyID: "k1", Model: "m1", From: at("2026-11-27T09:00:00Z"), To: now})
+		if km.Points[0].Requests != 0 || km.Points[1].Requests != 1 || km.Points[1].Failures != 0 {
+			t.Errorf("k1+m1 series = %+v", km.Points)
+		}
+		tm := must[logapi.Series](t, e, logapi.SubjectSeries, logapi.SeriesQuery{TokenID: "tA", Model: "m2", KeyID: "k1", From: at("2026-11-27T10:00:00Z"), To: now})
+		if tm.Points[0].Requests != 1 || tm.Points[0].Failures4xx != 1 {
+			t.Errorf("k1+m2+tA series = %+v", tm.Points)
 		}
 	})
 

@@ -213,8 +213,8 @@ type Overview struct {
 	Month  Totals    `json:"month"`
 }
 
-// SeriesQuery asks for hourly points. Exactly one of KeyID or Model may be
-// set; neither means overall. From/To default to the last 24 hours.
+// SeriesQuery asks for hourly points, overall or narrowed by any of KeyID,
+// Model and TokenID. From/To default to the last 24 hours.
 type SeriesQuery struct {
 	From    time.Time `json:"from,omitzero"`
 	To      time.Time `json:"to,omitzero"`
