@@ -8,11 +8,13 @@
 // every session; a logout revokes its own session by id. Scripts may send the
 // password as a Bearer header instead; a verified password is remembered in
 // memory by its SHA-256 so the slow hash runs once, not on every call.
-// Failed password attempts are throttled per client address (Limiter), and
-// cookie-authenticated state changes must come from the admin's own origin.
+// Failed password attempts are throttled per client address across replicas
+// (Limiter), and cookie-authenticated state changes must come from the
+// admin's own origin.
 //
-//	a := auth.New(auth.NewStore(db), lifetime, auth.Network{Trusted: prefixes})
-//	r.POST("/auth", a.LoginHandler(readPassword))
+//	a := auth.New(auth.NewStore(db), auth.NewLimiter(db), lifetime, auth.Network{Trusted: prefixes}, log)
+//	r.POST("/auth", func(c *gin.Context) { a.Login(c, password) })
+//	r.POST("/auth/logout", a.Logout)
 //	api.Use(a.Require())
 package auth
 
@@ -79,11 +81,11 @@ type Auth struct {
 }
 
 // New returns an Auth with the login limiter.
-func New(store *Store, lifetime func() time.Duration, net Network, log *slog.Logger) *Auth {
+func New(store *Store, limiter *Limiter, lifetime func() time.Duration, net Network, log *slog.Logger) *Auth {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Auth{Store: store, Lifetime: lifetime, Net: net, Limiter: NewLimiter(), Log: log, Now: time.Now,
+	return &Auth{Store: store, Lifetime: lifetime, Net: net, Limiter: limiter, Log: log, Now: time.Now,
 		verifySem: make(chan struct{}, 2), verified: map[[sha256.Size]byte]string{}}
 }
 
@@ -207,21 +209,26 @@ func (a *Auth) checkSession(ctx context.Context, adm Admin, v string) (Identity,
 
 // checkPassword verifies a presented password under the address's throttle.
 func (a *Auth) checkPassword(r *http.Request, adm Admin, pw string) error {
-	addr := a.Net.ClientIP(r)
-	if wait, blocked := a.Limiter.Blocked(addr); blocked {
+	ctx, addr := r.Context(), a.Net.ClientIP(r)
+	wait, blocked, err := a.Limiter.Blocked(ctx, addr)
+	if err != nil {
+		return err
+	}
+	if blocked {
 		return &ThrottledError{RetryAfter: wait}
 	}
-	ok, err := a.verify(r.Context(), adm.Hash, pw)
+	ok, err := a.verify(ctx, adm.Hash, pw)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		a.Limiter.Fail(addr)
 		a.Log.Warn("failed admin login", "client", addr)
+		if err := a.Limiter.Fail(ctx, addr); err != nil {
+			return err
+		}
 		return ErrUnauthorized
 	}
-	a.Limiter.Reset(addr)
-	return nil
+	return a.Limiter.Reset(ctx, addr)
 }
 
 func bearer(r *http.Request) string {
@@ -340,12 +347,11 @@ func (a *Auth) Login(c *gin.Context, pw string) {
 	if err == nil {
 		err = a.checkPassword(c.Request, adm, pw)
 	}
+	if errors.Is(err, ErrUnauthorized) {
+		c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "wrong admin password"})
+		return
+	}
 	if err != nil {
-		if errors.Is(err, ErrUnauthorized) {
-			err = errors.New("wrong admin password")
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": err.Error()})
-			return
-		}
 		WriteError(c, err)
 		return
 	}

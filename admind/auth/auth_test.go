@@ -1,13 +1,18 @@
 package auth
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/shared/config"
 )
 
@@ -57,46 +62,73 @@ func TestSessionNeedsTheStoredSecretAndTheCurrentGeneration(t *testing.T) {
 	}
 }
 
-func TestLimiterBlocksAfterTenFailuresInTheWindowAndResetClears(t *testing.T) {
+func ferretDB(t *testing.T) *mongo.Database {
+	t.Helper()
+	cl, err := mongo.Connect(options.Client().ApplyURI(ferret.StartForTest(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
+	return cl.Database("gb_auth_test")
+}
+
+// Two replicas' limiters on one store count one address's failures
+// together; a success resets the count; failures leave after the window and
+// their documents are deleted.
+func TestLimiterCountsFailuresOfEveryReplicaInTheWindow(t *testing.T) {
+	db := ferretDB(t)
+	ctx := context.Background()
 	now := time.Unix(1_800_000_000, 0)
-	l := NewLimiter()
-	l.Now = func() time.Time { return now }
+	clock := func() time.Time { return now }
+	a, b := NewLimiter(db), NewLimiter(db)
+	a.Now, b.Now = clock, clock
+	if err := a.EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	blocked := func(l *Limiter, addr string) (time.Duration, bool) {
+		t.Helper()
+		d, ok, err := l.Blocked(ctx, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, ok
+	}
+	fail := func(l *Limiter, addr string) {
+		t.Helper()
+		if err := l.Fail(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range 10 {
-		if _, blocked := l.Blocked("1.2.3.4"); blocked {
+		if _, ok := blocked(b, "1.2.3.4"); ok {
 			t.Fatalf("blocked after %d failures", i)
 		}
-		l.Fail("1.2.3.4")
+		fail([]*Limiter{a, b}[i%2], "1.2.3.4")
 		now = now.Add(time.Second)
 	}
-	wait, blocked := l.Blocked("1.2.3.4")
-	if !blocked || wait <= 0 || wait > 15*time.Minute {
-		t.Fatalf("after 10 failures: blocked=%v wait=%v", blocked, wait)
+	wait, ok := blocked(b, "1.2.3.4")
+	if !ok || wait <= 0 || wait > 15*time.Minute {
+		t.Fatalf("after 10 failures on two replicas: blocked=%v wait=%v", ok, wait)
 	}
-	if _, blocked := l.Blocked("5.6.7.8"); blocked {
+	if _, ok := blocked(a, "5.6.7.8"); ok {
 		t.Fatal("another address is blocked")
 	}
 	now = now.Add(15 * time.Minute)
-	if _, blocked := l.Blocked("1.2.3.4"); blocked {
+	if _, ok := blocked(a, "1.2.3.4"); ok {
 		t.Fatal("still blocked once the failures left the window")
 	}
 	for range 9 {
-		l.Fail("1.2.3.4")
+		fail(a, "1.2.3.4")
 	}
-	l.Reset("1.2.3.4")
-	l.Fail("1.2.3.4")
-	if _, blocked := l.Blocked("1.2.3.4"); blocked {
+	if n, _ := db.Collection(FailuresCollection).CountDocuments(ctx, bson.M{}); n != 9 {
+		t.Fatalf("%d failure documents kept, want only the 9 in the window", n)
+	}
+	if err := b.Reset(ctx, "1.2.3.4"); err != nil {
+		t.Fatal(err)
+	}
+	fail(a, "1.2.3.4")
+	if _, ok := blocked(a, "1.2.3.4"); ok {
 		t.Fatal("a success did not reset the count")
-	}
-}
-
-func TestLimiterMemoryIsBounded(t *testing.T) {
-	l := NewLimiter()
-	l.Cap = 100
-	for i := range 1000 {
-		l.Fail(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String())
-	}
-	if n := l.Len(); n > 100 {
-		t.Fatalf("tracks %d addresses, cap 100", n)
 	}
 }
 
@@ -164,7 +196,7 @@ func BenchmarkVerifyPassword(b *testing.B) {
 }
 
 func BenchmarkVerifyCached(b *testing.B) {
-	a := New(nil, nil, Network{}, nil)
+	a := New(nil, nil, nil, Network{}, nil)
 	h := HashPassword("benchmark-admin-password")
 	ctx := b.Context()
 	_, _ = a.verify(ctx, h, "benchmark-admin-password")

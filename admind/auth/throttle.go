@@ -1,107 +1,83 @@
 package auth
 
 import (
-	"sync"
+	"context"
+	"fmt"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// Limiter counts failed logins per client address over a sliding window.
-// Memory is bounded: at most Max timestamps per address and Cap addresses;
-// when full, expired addresses go first, then the one idle longest.
-// It lives in each admind replica's memory: with N replicas an address gets
-// up to N×Max guesses per window (admind normally runs once).
+// FailuresCollection holds recent failed password attempts, one document each.
+const FailuresCollection = "admin_login_failures"
+
+// Limiter counts failed password attempts per client address over a sliding
+// window, in MongoDB, so every admind replica sees the same count: an
+// attacker gets Max guesses per Window whichever replica answers. Nothing is
+// held in memory; the collection holds at most the failures of the last
+// Window (older ones are deleted on each failure), and failures arrive no
+// faster than the password hash runs.
 type Limiter struct {
+	coll   *mongo.Collection
 	Max    int           // failures allowed per Window (10)
 	Window time.Duration // 15 minutes
-	Cap    int           // addresses tracked (10 000)
 	Now    func() time.Time
-
-	mu sync.Mutex
-	m  map[string][]time.Time // failure times, oldest first
 }
 
-// NewLimiter returns the login limiter: 10 failures per 15 minutes.
-func NewLimiter() *Limiter {
-	return &Limiter{Max: 10, Window: 15 * time.Minute, Cap: 10_000, Now: time.Now}
+type failure struct {
+	Addr string    `bson:"addr"`
+	At   time.Time `bson:"at"`
 }
 
-// live drops the failures that left the window; mu held.
-func (l *Limiter) live(addr string, now time.Time) []time.Time {
-	ts := l.m[addr]
-	i := 0
-	for i < len(ts) && now.Sub(ts[i]) >= l.Window {
-		i++
-	}
-	if i == len(ts) {
-		delete(l.m, addr)
-		return nil
-	}
-	if i > 0 {
-		ts = ts[i:]
-		l.m[addr] = ts
-	}
-	return ts
+// NewLimiter returns the login limiter on db: 10 failures per 15 minutes.
+func NewLimiter(db *mongo.Database) *Limiter {
+	return &Limiter{coll: db.Collection(FailuresCollection), Max: 10, Window: 15 * time.Minute, Now: time.Now}
 }
 
-// Blocked reports whether addr used up its failures, and for how long.
-func (l *Limiter) Blocked(addr string) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.Now()
-	ts := l.live(addr, now)
-	if len(ts) < l.Max {
-		return 0, false
+// EnsureIndexes creates the index the queries use (idempotent).
+func (l *Limiter) EnsureIndexes(ctx context.Context) error {
+	_, err := l.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "addr", Value: 1}, {Key: "at", Value: -1}}})
+	if err != nil {
+		return fmt.Errorf("index %s: %w", FailuresCollection, err)
 	}
-	return ts[0].Add(l.Window).Sub(now), true
+	return nil
 }
 
-// Fail records a failed login from addr.
-func (l *Limiter) Fail(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil {
-		l.m = map[string][]time.Time{}
+// Blocked reports whether addr used up its failures, and for how long: until
+// the oldest of its last Max failures leaves the window.
+func (l *Limiter) Blocked(ctx context.Context, addr string) (time.Duration, bool, error) {
+	now := l.Now().UTC()
+	cur, err := l.coll.Find(ctx, bson.M{"addr": addr, "at": bson.M{"$gt": now.Add(-l.Window)}},
+		options.Find().SetSort(bson.D{{Key: "at", Value: -1}}).SetLimit(int64(l.Max)))
+	if err != nil {
+		return 0, false, fmt.Errorf("count failed logins: %w", err)
 	}
-	now := l.Now()
-	ts := l.live(addr, now)
-	if ts == nil && len(l.m) >= l.Cap {
-		l.evict(now)
+	var recent []failure
+	if err := cur.All(ctx, &recent); err != nil {
+		return 0, false, fmt.Errorf("count failed logins: %w", err)
 	}
-	if len(ts) >= l.Max {
-		ts = ts[1:]
+	if len(recent) < l.Max {
+		return 0, false, nil
 	}
-	l.m[addr] = append(ts, now)
+	return max(time.Second, recent[l.Max-1].At.Add(l.Window).Sub(now)), true, nil
 }
 
-// evict makes room for one address; mu held.
-func (l *Limiter) evict(now time.Time) {
-	var idlest string
-	var idleAt time.Time
-	for a, ts := range l.m {
-		last := ts[len(ts)-1]
-		if now.Sub(last) >= l.Window {
-			delete(l.m, a)
-			continue
-		}
-		if idlest == "" || last.Before(idleAt) {
-			idlest, idleAt = a, last
-		}
+// Fail records a failed attempt from addr and drops failures past the window.
+func (l *Limiter) Fail(ctx context.Context, addr string) error {
+	now := l.Now().UTC().Truncate(time.Millisecond)
+	if _, err := l.coll.InsertOne(ctx, failure{Addr: addr, At: now}); err != nil {
+		return fmt.Errorf("record failed login: %w", err)
 	}
-	if len(l.m) >= l.Cap && idlest != "" {
-		delete(l.m, idlest)
-	}
+	_, _ = l.coll.DeleteMany(ctx, bson.M{"at": bson.M{"$lte": now.Add(-l.Window)}})
+	return nil
 }
 
 // Reset forgets addr's failures (after a successful login).
-func (l *Limiter) Reset(addr string) {
-	l.mu.Lock()
-	delete(l.m, addr)
-	l.mu.Unlock()
-}
-
-// Len is how many addresses are tracked.
-func (l *Limiter) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.m)
+func (l *Limiter) Reset(ctx context.Context, addr string) error {
+	if _, err := l.coll.DeleteMany(ctx, bson.M{"addr": addr}); err != nil {
+		return fmt.Errorf("reset failed logins: %w", err)
+	}
+	return nil
 }

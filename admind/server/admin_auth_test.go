@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gemini-balance-go/admind/server"
 	"github.com/gemini-balance-go/shared/bus"
@@ -334,6 +336,17 @@ func TestProxyCredentialsAreSealedWithEncryptionKeyAndRefusedWithout(t *testing.
 	if p := sealed.live.Get().Proxies; len(p) != 2 || p[0] != proxy {
 		t.Fatalf("admind's live proxies: %v", len(p))
 	}
+	// GET shows user:****@host; sending it back keeps the credentials.
+	_, shown, _ := sealed.do(t, "GET", "/api/config", adminPW, "")
+	if strings.Contains(shown, "proxy-pass-123") || !strings.Contains(shown, "user:****@proxy.example") {
+		t.Fatalf("GET /api/config shows the proxy as %s", shown)
+	}
+	if code, body, _ := sealed.do(t, "PUT", "/api/config", adminPW, shown); code != 200 {
+		t.Fatalf("masked round trip: %d %s", code, body)
+	}
+	if p := sealed.live.Get().Proxies; len(p) != 2 || p[0] != proxy {
+		t.Fatal("the masked round trip lost the proxy credentials")
+	}
 }
 
 func TestKeysSavedInSettingsGoToKeydNotIntoTheDocument(t *testing.T) {
@@ -376,5 +389,29 @@ func TestStartUpMovesAPlaintextPasswordOutOfAnOlderDocument(t *testing.T) {
 	}
 	if code, _, _ := e.do(t, "GET", "/api/config", adminPW, ""); code != 200 {
 		t.Fatalf("the older document's password: %d", code)
+	}
+}
+
+// Sealed proxy credentials need the ENCRYPTION_KEY they were sealed with:
+// admind refuses to start without it, naming the variable, instead of
+// dropping or garbling the proxies.
+func TestAdmindRefusesToStartWithoutTheKeyTheProxiesWereSealedWith(t *testing.T) {
+	nc, db := infra(t)
+	sealed := start(t, nc, db, seed(), func(d *server.Deps) { d.EncryptionKey = "the original passphrase" })
+	if code, body, _ := sealed.do(t, "PUT", "/api/config", adminPW, `{"PROXIES": ["http://u:pw-123456@p.example:1"]}`); code != 200 {
+		t.Fatalf("put: %d %s", code, body)
+	}
+	for _, key := range []string{"", "another passphrase"} {
+		srv, err := server.New(server.Deps{NC: nc, DB: db, Settings: natsx.NewSettings(seed()), EncryptionKey: key,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err = srv.Run(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "ENCRYPTION_KEY") {
+			t.Fatalf("ENCRYPTION_KEY=%q: Run = %v, want a start-up error naming ENCRYPTION_KEY", key, err)
+		}
 	}
 }

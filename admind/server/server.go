@@ -94,7 +94,7 @@ func New(d Deps) (*Server, error) {
 		box: seal.New(d.EncryptionKey), keyd: backend.New(d.NC, bus.ServiceKeyd, backendTimeout), liveHub: newLiveHub(d.NC, d.Log),
 		logd: backend.New(d.NC, bus.ServiceLogd, backendTimeout)}
 	s.store.Box = s.box
-	s.auth = auth.New(auth.NewStore(d.DB),
+	s.auth = auth.New(auth.NewStore(d.DB), auth.NewLimiter(d.DB),
 		func() time.Duration { return time.Duration(d.Settings.Get().AdminSessionExpire) * time.Second },
 		auth.Network{Trusted: trusted}, d.Log)
 	s.router = s.routes()
@@ -165,6 +165,9 @@ func (s *Server) bootstrap(ctx context.Context, seed config.Settings) error {
 	for {
 		err := func() error {
 			if !settingsDone {
+				if err := s.auth.Limiter.EnsureIndexes(ctx); err != nil {
+					return err
+				}
 				_, err := s.store.Bootstrap(ctx, seed, func(pw string) error {
 					// The environment's (or an older document's) AUTH_TOKEN
 					// becomes the admin hash unless an admin exists already.

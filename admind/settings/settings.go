@@ -78,7 +78,8 @@ func (s *Store) Load(ctx context.Context) (config.Settings, bool, error) {
 	}
 	out.Normalize()
 	if out.Proxies, err = s.Box.OpenProxies(out.Proxies); err != nil {
-		return config.Settings{}, false, fmt.Errorf("stored settings: %w", err)
+		// A configuration error (no or another ENCRYPTION_KEY): retrying cannot fix it.
+		return config.Settings{}, false, fmt.Errorf("%w: stored settings: %w", ErrInvalid, err)
 	}
 	return out, true, nil
 }
