@@ -260,6 +260,27 @@ func TestAdminUIRunsTheGatewayFromABrowser(t *testing.T) {
 			shots(t, tab, p)
 		}
 	})
+
+	// Last: it locks this address out of logging in for a while.
+	step("too many failed logins show when to try again", func(t *testing.T) {
+		tab.Go("/dashboard")
+		tab.Click("#logout")
+		waitPath(tab, "/login")
+		tab.Idle()
+		tab.Expect([]browser.Allow{{Method: "POST", Path: "/auth", Status: 401}, {Method: "POST", Path: "/auth", Status: 429}}, func() {
+			throttled := false
+			for i := 0; i < 12 && !throttled; i++ {
+				throttled = tab.Fetch("POST", "/auth", `{"auth_token": "still-not-the-password"}`, nil) == 429
+			}
+			if !throttled {
+				t.Fatal("12 wrong passwords in a row were never answered 429")
+			}
+			tab.Fill("#login-password", password) // even the right one waits now
+			tab.Click("#login-submit")
+			tab.Wait("the throttling message", `/Too many failed attempts\. Try again in ([1-9]|1[0-5]) min/.test(document.querySelector("#login-error").textContent)`)
+		})
+		waitPath(tab, "/login")
+	})
 }
 
 // shots saves the page at desktop (1280×800) and phone (390×844) widths in
