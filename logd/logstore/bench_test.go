@@ -96,6 +96,10 @@ func benchQueries(b *testing.B, uri string, rows int) {
 			b.Fatalf("%s: %v", name, err)
 		}
 		first := time.Since(t0)
+		runs := runs
+		if first > 2*time.Second { // a slow query: a couple of runs say enough
+			runs = 2
+		}
 		t0 = time.Now()
 		for i := 0; i < runs; i++ {
 			if err := f(); err != nil {
@@ -117,10 +121,6 @@ func benchQueries(b *testing.B, uri string, rows int) {
 	})
 	measure("ui-logs-page2-nocount", func() error {
 		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Limit: 50, Offset: 50, Count: logapi.CountNone})
-		return err
-	})
-	measure("ui-logs-page1-exact-count", func() error {
-		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Limit: 50, Count: logapi.CountExact})
 		return err
 	})
 	measure("ui-logs-key-nocount", func() error {

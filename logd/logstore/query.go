@@ -111,17 +111,27 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 	default:
 		return logapi.RequestLogPage{}, badRequest("count must be auto, exact or none")
 	}
-	// _id breaks ties so pages are stable; one row more than asked tells
-	// whether another page follows.
-	opts := options.Find().SetSort(bson.D{{Key: sortField, Value: order}, {Key: "_id", Value: order}}).
-		SetSkip(int64(q.Offset)).SetLimit(int64(limit + 1))
-	cur, err := s.requests.Find(ctx, f, opts)
-	if err != nil {
-		return logapi.RequestLogPage{}, fmt.Errorf("find request logs: %w", err)
-	}
 	var rows []RequestLog
-	if err := cur.All(ctx, &rows); err != nil {
-		return logapi.RequestLogPage{}, fmt.Errorf("read request logs: %w", err)
+	fast := false
+	_, ranged := f["t"]
+	if onlyTime := len(f) == 0 || (len(f) == 1 && ranged); onlyTime && sortField == "t" && order == -1 {
+		var err error
+		if rows, fast, err = s.newestFirst(ctx, q, limit); err != nil {
+			return logapi.RequestLogPage{}, err
+		}
+	}
+	if !fast {
+		// _id breaks ties so pages are stable; one row more than asked tells
+		// whether another page follows.
+		opts := options.Find().SetSort(bson.D{{Key: sortField, Value: order}, {Key: "_id", Value: order}}).
+			SetSkip(int64(q.Offset)).SetLimit(int64(limit + 1))
+		cur, err := s.requests.Find(ctx, f, opts)
+		if err != nil {
+			return logapi.RequestLogPage{}, fmt.Errorf("find request logs: %w", err)
+		}
+		if err := cur.All(ctx, &rows); err != nil {
+			return logapi.RequestLogPage{}, fmt.Errorf("read request logs: %w", err)
+		}
 	}
 	if len(rows) > limit {
 		rows, page.HasMore = rows[:limit], true
