@@ -96,13 +96,17 @@ func benchQueries(b *testing.B, uri string, rows int) {
 			b.Fatalf("%s: %v", name, err)
 		}
 		first := time.Since(t0)
+		n := runs
+		if first > 2*time.Second { // a slow query: a couple of runs say enough
+			n = 2
+		}
 		t0 = time.Now()
-		for i := 0; i < runs; i++ {
+		for i := 0; i < n; i++ {
 			if err := f(); err != nil {
 				b.Fatalf("%s: %v", name, err)
 			}
 		}
-		avg := time.Since(t0) / runs
+		avg := time.Since(t0) / time.Duration(n)
 		b.ReportMetric(float64(avg.Microseconds())/1000, name+"-ms")
 		b.Logf("%-28s %8.1f ms (first call %.1f ms)", name, float64(avg.Microseconds())/1000, float64(first.Microseconds())/1000)
 	}
@@ -117,10 +121,6 @@ func benchQueries(b *testing.B, uri string, rows int) {
 	})
 	measure("ui-logs-page2-nocount", func() error {
 		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Limit: 50, Offset: 50, Count: logapi.CountNone})
-		return err
-	})
-	measure("ui-logs-page1-exact-count", func() error {
-		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Limit: 50, Count: logapi.CountExact})
 		return err
 	})
 	measure("ui-logs-key-nocount", func() error {

@@ -90,15 +90,16 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 		f["success"] = *q.Success
 	}
 	page := logapi.RequestLogPage{}
-	// An exact count over a million rows is the slow part of a page: without
-	// filters the collection's estimated count stands in (auto), and a
+	// An exact count over a million rows is the slow part of a page (and
+	// FerretDB answers even an estimated count by reading every row): without
+	// filters the hourly rollups' request count stands in (auto), and a
 	// caller that pages by has_more asks for none.
 	switch q.Count {
 	case "", logapi.CountAuto, logapi.CountExact:
 		var total int64
 		var err error
-		if len(f) == 0 && q.Count != logapi.CountExact {
-			total, err = s.requests.EstimatedDocumentCount(ctx)
+		if onlyTime(f) && q.Count != logapi.CountExact {
+			total, err = s.estimateRequests(ctx, q.From, q.To)
 		} else {
 			total, err = s.requests.CountDocuments(ctx, f)
 			page.TotalExact = true
@@ -111,17 +112,26 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 	default:
 		return logapi.RequestLogPage{}, badRequest("count must be auto, exact or none")
 	}
-	// _id breaks ties so pages are stable; one row more than asked tells
-	// whether another page follows.
-	opts := options.Find().SetSort(bson.D{{Key: sortField, Value: order}, {Key: "_id", Value: order}}).
-		SetSkip(int64(q.Offset)).SetLimit(int64(limit + 1))
-	cur, err := s.requests.Find(ctx, f, opts)
-	if err != nil {
-		return logapi.RequestLogPage{}, fmt.Errorf("find request logs: %w", err)
-	}
 	var rows []RequestLog
-	if err := cur.All(ctx, &rows); err != nil {
-		return logapi.RequestLogPage{}, fmt.Errorf("read request logs: %w", err)
+	fast := false
+	if onlyTime(f) && sortField == "t" && order == -1 {
+		var err error
+		if rows, fast, err = s.newestFirst(ctx, q, limit); err != nil {
+			return logapi.RequestLogPage{}, err
+		}
+	}
+	if !fast {
+		// _id breaks ties so pages are stable; one row more than asked tells
+		// whether another page follows.
+		opts := options.Find().SetSort(bson.D{{Key: sortField, Value: order}, {Key: "_id", Value: order}}).
+			SetSkip(int64(q.Offset)).SetLimit(int64(limit + 1))
+		cur, err := s.requests.Find(ctx, f, opts)
+		if err != nil {
+			return logapi.RequestLogPage{}, fmt.Errorf("find request logs: %w", err)
+		}
+		if err := cur.All(ctx, &rows); err != nil {
+			return logapi.RequestLogPage{}, fmt.Errorf("read request logs: %w", err)
+		}
 	}
 	if len(rows) > limit {
 		rows, page.HasMore = rows[:limit], true
@@ -252,6 +262,35 @@ func (s *Store) DeleteErrorLogs(ctx context.Context, q logapi.ErrorLogDelete) (i
 		return 0, fmt.Errorf("delete error logs: %w", err)
 	}
 	return res.DeletedCount, nil
+}
+
+// onlyTime reports a request-log filter that names at most a time range.
+func onlyTime(f bson.M) bool {
+	_, ranged := f["t"]
+	return len(f) == 0 || (len(f) == 1 && ranged)
+}
+
+// estimateRequests is the request count of the overall hourly rollups in
+// [from, to) (whole hours; all of them when from is zero). It overstates
+// after logs were deleted while their rollups stay.
+func (s *Store) estimateRequests(ctx context.Context, from, to time.Time) (int64, error) {
+	var docs []Rollup
+	var err error
+	if from.IsZero() {
+		docs, err = s.rollupDocs(ctx, level("", "", ""))
+	} else {
+		if to.IsZero() {
+			to = s.now()
+		}
+		docs, err = s.hourDocs(ctx, level("", "", ""), from, to)
+	}
+	var n int64
+	for _, d := range docs {
+		if to.IsZero() || d.Hour <= mongox.HourBucket(to) {
+			n += d.Requests
+		}
+	}
+	return n, err
 }
 
 // DeleteRequestLogs answers gb.logd.requests.delete. The rollups stay, so

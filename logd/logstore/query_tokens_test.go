@@ -2,9 +2,12 @@ package logstore_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/logapi"
 )
 
@@ -82,5 +85,42 @@ func TestRequestLogPagesHaveMoreCountModesAndDeletes(t *testing.T) {
 	o, _ := st.Overview(ctx, logapi.OverviewQuery{Now: t0.Add(time.Hour)})
 	if o.Day.Requests != 3 || count(t, db, "request_logs") != 0 {
 		t.Fatalf("after deleting every log the counters say %d requests, want 3 (rollups stay)", o.Day.Requests)
+	}
+}
+
+// The default logs view (newest first, no filter) walks the minute buckets
+// instead of sorting the collection, and pages exactly like the sorted query.
+func TestNewestFirstPagesMatchTheSortedQuery(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := context.Background()
+	st.SetClock(func() time.Time { return t0.Add(time.Hour) })
+	var rows []logstore.RequestLog
+	for i := range 12 { // two rows a minute over six minutes, one hour back
+		rows = append(rows, req(fmt.Sprintf("n%02d", i), t0.Add(-time.Duration(i/2)*time.Minute-time.Duration(i%2)*time.Second), "k1", "m1", "t", 200, 1))
+	}
+	write(t, st, "b", rows...)
+	ids := func(p logapi.RequestLogPage) string {
+		var out []string
+		for _, l := range p.Logs {
+			out = append(out, l.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, q := range []logapi.RequestLogQuery{
+		{Limit: 5}, {Limit: 5, Offset: 5}, {Limit: 5, Offset: 10}, {Limit: 50},
+		{Limit: 3, From: t0.Add(-2 * time.Minute)}, {Limit: 3, To: t0.Add(-3 * time.Minute)},
+	} {
+		fast, err := st.RequestLogs(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Model = "m1" // every row: the sorted query
+		slow, err := st.RequestLogs(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids(fast) != ids(slow) || fast.HasMore != slow.HasMore || len(fast.Logs) == 0 {
+			t.Errorf("offset %d from %v to %v: walk %s (more %v), sorted %s (more %v)", q.Offset, q.From, q.To, ids(fast), fast.HasMore, ids(slow), slow.HasMore)
+		}
 	}
 }
