@@ -2,7 +2,10 @@
 // ?key=, x-goog-api-key or Authorization: Bearer on every route. Tokens are
 // ALLOWED_TOKENS from the live settings plus the client tokens admind
 // manages, which arrive through the gb_client_tokens KV bucket (Watch) as
-// SHA-256 hashes. The admin password (AUTH_TOKEN) is never a client token.
+// SHA-256 hashes. The admin password (AUTH_TOKEN) is never a client token:
+// edge only ever sees its hash, and it cannot be in either set, because
+// config.LoadSettings drops it from the environment's ALLOWED_TOKENS and
+// admind refuses it on every path that sets a client token or the password.
 // Tokens are never forwarded upstream: the relay builds upstream requests
 // from scratch and sends only the upstream key.
 package auth
