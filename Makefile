@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 15m
 TESTFLAGS    ?=
 BENCHFLAGS   ?= -benchtime=1x
 
-.PHONY: all build run test bench vet clean
+.PHONY: all build run test bench vet clean ui-vendor
 
 all: build
 
@@ -38,6 +38,14 @@ test:
 ## bench: benchmarks only (one iteration each by default; BENCHFLAGS= for real figures).
 bench:
 	$(GO) test -run '^$$' -bench . $(BENCHFLAGS) -timeout $(TEST_TIMEOUT) $(MODULES)
+
+## ui-vendor: re-fetch the admin UI's chart library (needs npm; run/test never do).
+UPLOT_VERSION := 1.6.32
+UPLOT_DIR     := admind/ui/static/vendor/uplot
+ui-vendor:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent uplot@$(UPLOT_VERSION) >/dev/null && tar xzf uplot-$(UPLOT_VERSION).tgz && cd - >/dev/null && \
+	mkdir -p $(UPLOT_DIR) && cp $$tmp/package/dist/uPlot.iife.min.js $$tmp/package/dist/uPlot.min.css $$tmp/package/LICENSE $(UPLOT_DIR)/ && \
+	rm -rf $$tmp && cd $(UPLOT_DIR) && { echo "uplot@$(UPLOT_VERSION)"; sha256sum uPlot.iife.min.js uPlot.min.css LICENSE; } > VERSION && cat VERSION
 
 vet:
 	$(GO) vet $(MODULES)

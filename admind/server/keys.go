@@ -21,6 +21,9 @@ func (b *backends) keyRoutes(g *gin.RouterGroup) {
 	g.GET("/keys", b.listKeys)
 	g.GET("/keys/all", b.allKeys)
 	g.GET("/keys/stats", b.keyStats)
+	g.GET("/keys/export", b.exportKeys)
+	g.POST("/keys/export", b.exportKeys)
+	g.GET("/models", b.listModels)
 	g.GET("/keys/:id", b.getKey)
 	g.GET("/keys/:id/reveal", b.revealKey)
 	g.POST("/keys", b.addKeys)
@@ -32,13 +35,6 @@ func (b *backends) keyRoutes(g *gin.RouterGroup) {
 	g.POST("/keys/disable", b.changeKeys(bus.SubjectKeyDisable))
 	g.POST("/keys/verify", b.verifyKeys)
 }
-
-// Status filters: keyd's own, plus gemini-balance's valid (not disabled)
-// and invalid (disabled).
-const (
-	statusValid   = "valid"
-	statusInvalid = "invalid"
-)
 
 var keyKinds = []string{"", bus.KindGemini, bus.KindVertex, bus.KindPaid}
 
@@ -83,7 +79,7 @@ func (b *backends) listKeys(c *gin.Context) {
 	if status == "all" {
 		status = ""
 	}
-	if err := oneOf("status", status, "", "all", bus.KeyActive, bus.KeyCooling, bus.KeyDisabled, statusValid, statusInvalid); err != nil {
+	if err := oneOf("status", status, "", "all", bus.KeyActive, bus.KeyCooling, bus.KeyDisabled, keyapi.StatusValid, keyapi.StatusInvalid); err != nil {
 		badRequest(c, "%v", err)
 		return
 	}
@@ -91,45 +87,22 @@ func (b *backends) listKeys(c *gin.Context) {
 		badRequest(c, "%v", err)
 		return
 	}
-	req := keyapi.ListRequest{Kind: kind, Status: status, Search: strings.TrimSpace(c.Query("search")), Page: page, PageSize: limit}
-	if status == statusInvalid {
+	req := keyapi.ListRequest{Kind: kind, Status: status, Search: strings.TrimSpace(c.Query("search")), MinFailures: threshold, Page: page, PageSize: limit}
+	if status == keyapi.StatusInvalid {
 		req.Status = bus.KeyDisabled
 	}
 	out := keysPage{CurrentPage: page, Limit: limit}
-	if status != statusValid && threshold == 0 {
-		// keyd filters and pages by itself.
-		var rep keyapi.ListReply
-		if err := b.keyd.Call(c.Request.Context(), bus.SubjectKeyList, req, &rep); err != nil {
-			b.fail(c, err)
-			return
-		}
-		if rep.Error != "" {
-			b.fail(c, keydError(rep.Error))
-			return
-		}
-		out.Keys, out.TotalItems = rep.Keys, rep.Total
-	} else {
-		// "valid" and the failure threshold are filters keyd does not have:
-		// read every match and page here.
-		if status == statusValid {
-			req.Status = ""
-		}
-		all, err := b.allMatching(c.Request.Context(), req)
-		if err != nil {
-			b.fail(c, err)
-			return
-		}
-		kept := all[:0]
-		for _, k := range all {
-			if (status == statusValid && k.Status == bus.KeyDisabled) || k.Failures < threshold {
-				continue
-			}
-			kept = append(kept, k)
-		}
-		out.TotalItems = len(kept)
-		from := min((page-1)*limit, len(kept))
-		out.Keys = kept[from:min(from+limit, len(kept))]
+	// keyd filters (valid, invalid, failure threshold included) and pages by itself.
+	var rep keyapi.ListReply
+	if err := b.keyd.Call(c.Request.Context(), bus.SubjectKeyList, req, &rep); err != nil {
+		b.fail(c, err)
+		return
 	}
+	if rep.Error != "" {
+		b.fail(c, keydError(rep.Error))
+		return
+	}
+	out.Keys, out.TotalItems = rep.Keys, rep.Total
 	if out.Keys == nil {
 		out.Keys = []keyapi.Key{}
 	}

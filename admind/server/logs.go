@@ -16,6 +16,8 @@ import (
 // Log routes: logd answers them.
 func (b *backends) logRoutes(g *gin.RouterGroup) {
 	g.GET("/logs/requests", b.requestLogs)
+	g.DELETE("/logs/requests", b.deleteRequestLogs)
+	g.DELETE("/logs/requests/all", b.deleteAllRequestLogs)
 	g.GET("/logs/errors", b.errorLogs)
 	g.GET("/logs/errors/:id/details", b.errorLog)
 	g.DELETE("/logs/errors", b.deleteErrorLogs)
@@ -64,6 +66,17 @@ func requestLogQuery(c *gin.Context) (logapi.RequestLogQuery, error) {
 	var q logapi.RequestLogQuery
 	var err error
 	if q.Limit, q.Offset, err = pageParams(c); err != nil {
+		return q, err
+	}
+	if c.Query("offset") == "" {
+		page, err := intParam(c, "page", 1, 1, 1<<30)
+		if err != nil {
+			return q, err
+		}
+		q.Offset = (page - 1) * q.Limit
+	}
+	q.Count = strings.ToLower(c.Query("count"))
+	if err := oneOf("count", q.Count, "", logapi.CountAuto, logapi.CountExact, logapi.CountNone); err != nil {
 		return q, err
 	}
 	if q.From, err = timeParam(c, "from", "start_date"); err != nil {

@@ -31,15 +31,20 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/session", s.session)
 	// Reachable only while no admin password exists.
 	api.POST("/setup", maxBody(publicBodyCap), s.setup)
+	api.GET("/openapi.json", openAPI) // public: routes and shapes only
 
 	admin := api.Group("", s.auth.Require(), maxBody(adminBodyCap))
 	admin.GET("/config", s.getConfig)
 	admin.PUT("/config", s.putConfig)
+	admin.POST("/config/reset", s.resetConfig)
 	admin.GET("/tokens", s.listTokens)
 	admin.POST("/tokens", s.createToken)
 	admin.PATCH("/tokens/:id", s.updateToken)
 	admin.DELETE("/tokens/:id", s.deleteToken)
 	s.registerDataRoutes(admin) // keys (keyd), logs and stats (logd)
+	s.schedulerRoutes(admin)
+	admin.GET("/live", s.live) // SSE of request events, from NATS
+	s.registerUI(r)
 	return r
 }
 

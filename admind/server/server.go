@@ -66,6 +66,10 @@ type Server struct {
 	box    *seal.Box
 	keyd   *backend.Client
 	router *gin.Engine
+	// liveHub feeds GET /api/live from NATS.
+	liveHub *liveHub
+	// logd answers token usage for the token list.
+	logd *backend.Client
 }
 
 // New checks deps and builds the HTTP routes. It does no I/O; Run does.
@@ -88,7 +92,8 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("admind: %w", err)
 	}
 	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings), tokens: tokens.NewStore(d.DB, js),
-		box: seal.New(d.EncryptionKey), keyd: backend.New(d.NC, bus.ServiceKeyd, backendTimeout)}
+		box: seal.New(d.EncryptionKey), keyd: backend.New(d.NC, bus.ServiceKeyd, backendTimeout), liveHub: newLiveHub(d.NC, d.Log),
+		logd: backend.New(d.NC, bus.ServiceLogd, backendTimeout)}
 	s.store.Box = s.box
 	s.auth = auth.New(auth.NewStore(d.DB), auth.NewLimiter(d.DB),
 		func() time.Duration { return time.Duration(d.Settings.Get().AdminSessionExpire) * time.Second },
@@ -100,9 +105,15 @@ func New(d Deps) (*Server, error) {
 // Handler serves the admin API (and health endpoints when configured).
 func (s *Server) Handler() http.Handler { return s.router }
 
+// CloseStreams ends the open live streams (GET /api/live) and refuses new
+// ones. A host that serves Handler() on its own http.Server registers it with
+// RegisterOnShutdown, since Shutdown waits for open streams; Run calls it too.
+func (s *Server) CloseStreams() { s.liveHub.close() }
+
 // Run bootstraps the settings document, registers the "admind" micro service
 // and, when Addr is set, serves HTTP; it returns when ctx ends.
 func (s *Server) Run(ctx context.Context) error {
+	defer s.CloseStreams()
 	seed := *s.d.Settings.Get()
 	if s.d.Seed != nil {
 		seed = *s.d.Seed
@@ -134,6 +145,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("admind: listen %s: %w", s.d.Addr, err)
 	}
 	srv := guard.Server(s.router) // header, idle and body-stall timeouts
+	srv.RegisterOnShutdown(s.CloseStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

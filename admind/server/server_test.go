@@ -40,6 +40,7 @@ type env struct {
 	db   *mongo.Database
 	live *natsx.Settings
 	http *httptest.Server
+	srv  *server.Server
 }
 
 func seed() config.Settings {
@@ -78,7 +79,7 @@ func start(t *testing.T, nc *nats.Conn, db *mongo.Database, sd config.Settings, 
 	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	e := &env{nc: nc, js: js, db: db, live: live, http: hs}
+	e := &env{nc: nc, js: js, db: db, live: live, http: hs, srv: srv}
 	// Run has bootstrapped once the settings are in the bucket and admind's
 	// micro service (registered last, after the token sync) answers.
 	waitFor(t, func() bool {

@@ -10,10 +10,17 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gemini-balance-go/admind/tokens"
+	"github.com/gemini-balance-go/shared/logapi"
 )
 
 // Client tokens: created at random, shown in full once (in the creation
 // answer), afterwards only by id, name and masked hint.
+
+// listedToken is a token in GET /api/tokens, with its usage from logd.
+type listedToken struct {
+	tokens.Token
+	Usage *logapi.TokenUsage `json:"usage,omitempty"`
+}
 
 func (s *Server) listTokens(c *gin.Context) {
 	list, err := s.tokens.List(c.Request.Context())
@@ -21,7 +28,28 @@ func (s *Server) listTokens(c *gin.Context) {
 		writeTokenError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"tokens": list})
+	out := make([]listedToken, len(list))
+	for i, t := range list {
+		out[i].Token = t
+	}
+	// Usage is a courtesy: without logd the tokens are still listed.
+	ans := gin.H{"tokens": out}
+	if len(list) > 0 {
+		var rep logapi.TokenUsageReply
+		q := logapi.TokenUsageQuery{}
+		if len(list) == 1 {
+			q.TokenIDs = []string{list[0].ID}
+		}
+		if err := s.logd.Call(c.Request.Context(), logapi.SubjectTokenUsage, q, &rep); err != nil {
+			ans["usage_error"] = err.Error()
+		} else {
+			for i := range out {
+				u := rep.Tokens[out[i].ID] // zero usage when the token has no traffic
+				out[i].Usage = &u
+			}
+		}
+	}
+	c.JSON(http.StatusOK, ans)
 }
 
 // createdToken is the one answer that carries a token in full.
@@ -37,7 +65,7 @@ func (s *Server) createToken(c *gin.Context) {
 		err = json.Unmarshal(body, &req)
 	}
 	if err != nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "want a JSON object {\"name\": ..., \"expires_at\": RFC 3339 time or absent}: " + err.Error()})
+		c.JSON(http.StatusBadRequest, gin.H{"error": "want a JSON object {\"name\": ..., \"expires_at\": RFC 3339 time or absent, \"models\": [model names]}: " + err.Error()})
 		return
 	}
 	t, secret, err := s.tokens.Create(c.Request.Context(), req, s.d.Settings.Get().AllowedTokens)
@@ -58,19 +86,17 @@ func (s *Server) createToken(c *gin.Context) {
 }
 
 func (s *Server) updateToken(c *gin.Context) {
-	var req struct {
-		Disabled *bool `json:"disabled"`
-	}
-	if err := json.NewDecoder(io.LimitReader(c.Request.Body, 64<<10)).Decode(&req); err != nil || req.Disabled == nil {
-		c.JSON(http.StatusBadRequest, gin.H{"error": "want a JSON object {\"disabled\": true|false}"})
+	var req tokens.Update
+	if err := json.NewDecoder(io.LimitReader(c.Request.Body, 64<<10)).Decode(&req); err != nil || (req.Disabled == nil && req.Models == nil) {
+		c.JSON(http.StatusBadRequest, gin.H{"error": "want a JSON object {\"disabled\": true|false, \"models\": [model names]} with at least one of them"})
 		return
 	}
-	t, err := s.tokens.SetDisabled(c.Request.Context(), c.Param("id"), *req.Disabled)
+	t, err := s.tokens.Update(c.Request.Context(), c.Param("id"), req)
 	if err != nil {
 		writeTokenError(c, err)
 		return
 	}
-	s.d.Log.Info("client token updated", "token_id", t.ID, "disabled", t.Disabled)
+	s.d.Log.Info("client token updated", "token_id", t.ID, "disabled", t.Disabled, "models", len(t.Models))
 	c.JSON(http.StatusOK, t)
 }
 

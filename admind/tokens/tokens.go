@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -54,6 +55,7 @@ type document struct {
 	Disabled  bool       `bson:"disabled"`
 	CreatedAt time.Time  `bson:"created_at"`
 	ExpiresAt *time.Time `bson:"expires_at,omitempty"`
+	Models    []string   `bson:"models,omitempty"` // allow-list; empty: every model
 }
 
 // Token is a client token as the admin API shows it: never the token itself.
@@ -65,6 +67,8 @@ type Token struct {
 	Expired   bool       `json:"expired"`
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Models is the model allow-list; empty means every model.
+	Models []string `json:"models"`
 }
 
 // Store keeps the tokens in MongoDB and mirrors them into the KV bucket.
@@ -106,6 +110,32 @@ func base62(n int) string {
 type CreateRequest struct {
 	Name      string     `json:"name"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Models    []string   `json:"models,omitempty"`
+}
+
+// MaxModels bounds a token's model allow-list.
+const MaxModels = 200
+
+var modelName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
+
+// NormalizeModels cleans an allow-list as edge compares it: no "models/"
+// prefix, lower case, no duplicates, in the order given. A name edge could
+// never match is refused, naming it.
+func NormalizeModels(in []string) ([]string, error) {
+	if len(in) > MaxModels {
+		return nil, fmt.Errorf("%w: models: at most %d", ErrInvalid, MaxModels)
+	}
+	out := []string{}
+	for _, m := range in {
+		m = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(m), "models/"))
+		if !modelName.MatchString(m) {
+			return nil, fmt.Errorf("%w: models: %q is not a model name (letters, digits, '.', '_', '-')", ErrInvalid, m)
+		}
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // Create stores a new random token and publishes it. It returns the token's
@@ -125,6 +155,10 @@ func (s *Store) Create(ctx context.Context, req CreateRequest, forbidden []strin
 		}
 		req.ExpiresAt = &exp
 	}
+	allow, err := NormalizeModels(req.Models)
+	if err != nil {
+		return Token{}, "", err
+	}
 	for attempt := 0; ; attempt++ {
 		secret := Generate()
 		if slices.Contains(forbidden, secret) {
@@ -132,7 +166,7 @@ func (s *Store) Create(ctx context.Context, req CreateRequest, forbidden []strin
 		}
 		d := document{
 			ID: redact.ID(secret), Name: name, Hint: redact.Hint(secret), SHA256: bus.TokenSHA256(secret),
-			CreatedAt: now.Truncate(time.Millisecond), ExpiresAt: req.ExpiresAt,
+			CreatedAt: now.Truncate(time.Millisecond), ExpiresAt: req.ExpiresAt, Models: allow,
 		}
 		if _, err := s.coll.InsertOne(ctx, d); err != nil {
 			if mongo.IsDuplicateKeyError(err) && attempt < 3 {
@@ -176,10 +210,36 @@ func (s *Store) all(ctx context.Context) ([]document, error) {
 	return docs, nil
 }
 
+// Update is a change to a token; nil fields stay as they are.
+type Update struct {
+	Disabled *bool     `json:"disabled"`
+	Models   *[]string `json:"models"`
+}
+
 // SetDisabled disables or re-enables a token and publishes the change.
 func (s *Store) SetDisabled(ctx context.Context, id string, disabled bool) (Token, error) {
+	return s.Update(ctx, id, Update{Disabled: &disabled})
+}
+
+// Update changes a token's disabled flag and/or model allow-list and
+// publishes the change.
+func (s *Store) Update(ctx context.Context, id string, u Update) (Token, error) {
+	set := bson.M{}
+	if u.Disabled != nil {
+		set["disabled"] = *u.Disabled
+	}
+	if u.Models != nil {
+		allow, err := NormalizeModels(*u.Models)
+		if err != nil {
+			return Token{}, err
+		}
+		set["models"] = allow
+	}
+	if len(set) == 0 {
+		return Token{}, fmt.Errorf("%w: nothing to change: set disabled and/or models", ErrInvalid)
+	}
 	var d document
-	err := s.coll.FindOneAndUpdate(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"disabled": disabled}},
+	err := s.coll.FindOneAndUpdate(ctx, bson.M{"_id": id}, bson.M{"$set": set},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return Token{}, ErrNotFound
@@ -314,7 +374,7 @@ func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 }
 
 func entry(d document) []byte {
-	e := bus.ClientToken{V: bus.Version, ID: d.ID, Name: d.Name, Hint: d.Hint, SHA256: d.SHA256, Disabled: d.Disabled}
+	e := bus.ClientToken{V: bus.Version, ID: d.ID, Name: d.Name, Hint: d.Hint, SHA256: d.SHA256, Disabled: d.Disabled, Models: d.Models}
 	if d.ExpiresAt != nil {
 		exp := d.ExpiresAt.UTC() // the same bytes whichever zone the driver decoded into, so Sync sees no change
 		e.ExpiresAt = &exp
@@ -324,7 +384,10 @@ func entry(d document) []byte {
 }
 
 func (s *Store) view(d document) Token {
-	t := Token{ID: d.ID, Name: d.Name, Hint: d.Hint, Disabled: d.Disabled, CreatedAt: d.CreatedAt.UTC(), ExpiresAt: d.ExpiresAt}
+	t := Token{ID: d.ID, Name: d.Name, Hint: d.Hint, Disabled: d.Disabled, CreatedAt: d.CreatedAt.UTC(), ExpiresAt: d.ExpiresAt, Models: d.Models}
+	if t.Models == nil {
+		t.Models = []string{}
+	}
 	if d.ExpiresAt != nil {
 		exp := d.ExpiresAt.UTC()
 		t.ExpiresAt = &exp

@@ -83,22 +83,21 @@ func hostileBodies() map[string][]byte {
 
 var goroutinesLine = regexp.MustCompile(`(?m)^go_goroutines ([0-9.e+]+)$`)
 
-// goroutines reads go_goroutines from a service's /metrics (with the admin
-// credential, should /metrics need it), on a connection of its own.
-func goroutines(t *testing.T, base, admin string) int {
+// goroutines reads go_goroutines from a service's /metrics (its
+// METRICS_ADDR: /metrics is not on the public port), on a connection of its own.
+func goroutines(t *testing.T, metricsURL string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+admin)
+	req, _ := http.NewRequest(http.MethodGet, metricsURL, nil)
 	req.Close = true
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s/metrics: %v", base, err)
+		t.Fatalf("%s: %v", metricsURL, err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	m := goroutinesLine.FindSubmatch(b)
 	if m == nil {
-		t.Fatalf("%s/metrics: no go_goroutines (status %d)", base, res.StatusCode)
+		t.Fatalf("%s: no go_goroutines (status %d)", metricsURL, res.StatusCode)
 	}
 	f, _ := strconv.ParseFloat(string(m[1]), 64)
 	return int(f)
@@ -107,12 +106,12 @@ func goroutines(t *testing.T, base, admin string) int {
 // settledGoroutines is a service's goroutine count once it has stopped
 // changing (a service that just answered /readyz may still be starting
 // consumers).
-func settledGoroutines(t *testing.T, base, admin string) int {
+func settledGoroutines(t *testing.T, metricsURL string) int {
 	t.Helper()
-	prev := goroutines(t, base, admin)
+	prev := goroutines(t, metricsURL)
 	for stable, deadline := 0, time.Now().Add(60*time.Second); stable < 4 && time.Now().Before(deadline); {
 		time.Sleep(500 * time.Millisecond)
-		n := goroutines(t, base, admin)
+		n := goroutines(t, metricsURL)
 		if d := n - prev; d >= -2 && d <= 2 {
 			stable++
 		} else {
@@ -126,12 +125,12 @@ func settledGoroutines(t *testing.T, base, admin string) int {
 // backToBaseline waits until a service's goroutines are back within a small
 // margin of what it ran before the attack (the bound is generous: only a
 // leak reaches it).
-func backToBaseline(t *testing.T, name, base, admin string, baseline int) {
+func backToBaseline(t *testing.T, name, metricsURL string, baseline int) {
 	t.Helper()
 	const margin = 15
 	var n int
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		if n = goroutines(t, base, admin); n <= baseline+margin {
+		if n = goroutines(t, metricsURL); n <= baseline+margin {
 			return
 		}
 	}
@@ -290,7 +289,7 @@ func TestHostileInputGetsA4xxAndLeavesTheGatewayUpWithoutLeaks(t *testing.T) {
 		t.Fatalf("warm-up: %d %s", code, b)
 	}
 	client.CloseIdleConnections()
-	edgeBase, adminBase := settledGoroutines(t, edge, s.AuthToken()), settledGoroutines(t, admin, s.AuthToken())
+	edgeBase, adminBase := settledGoroutines(t, s.MetricsURL("edge-0")), settledGoroutines(t, s.MetricsURL("admind"))
 
 	// Slowloris and stalled bodies run alongside the corpus: the server must
 	// cut each off by itself.
@@ -359,8 +358,8 @@ func TestHostileInputGetsA4xxAndLeavesTheGatewayUpWithoutLeaks(t *testing.T) {
 		t.Fatalf("a normal request after the attack: %d %s", code, b)
 	}
 	client.CloseIdleConnections()
-	backToBaseline(t, "edge", edge, s.AuthToken(), edgeBase)
-	backToBaseline(t, "admind", admin, s.AuthToken(), adminBase)
+	backToBaseline(t, "edge", s.MetricsURL("edge-0"), edgeBase)
+	backToBaseline(t, "admind", s.MetricsURL("admind"), adminBase)
 }
 
 // attackRoute sends the whole corpus and a declared over-cap body to one
@@ -417,7 +416,7 @@ func TestAllInOneSurvivesTwentyMegabytesOfOpenBrackets(t *testing.T) {
 		t.Fatalf("warm-up: %d %s", code, b)
 	}
 	client.CloseIdleConnections()
-	baseline := settledGoroutines(t, base, s.AuthToken())
+	baseline := settledGoroutines(t, s.MetricsURL("allinone"))
 
 	code, b := send(t, client, base, r, token, bytes.Repeat([]byte("["), 20<<20))
 	if code != 400 || !bytes.Contains(b, []byte(`"INVALID_ARGUMENT"`)) || !bytes.Contains(b, []byte("nested deeper")) {
@@ -444,5 +443,5 @@ func TestAllInOneSurvivesTwentyMegabytesOfOpenBrackets(t *testing.T) {
 		t.Fatalf("a normal request after the attack: %d %s", code, b)
 	}
 	client.CloseIdleConnections()
-	backToBaseline(t, "all-in-one", base, s.AuthToken(), baseline)
+	backToBaseline(t, "all-in-one", s.MetricsURL("allinone"), baseline)
 }

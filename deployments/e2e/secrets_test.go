@@ -65,7 +65,7 @@ func TestConsumerSuspendedNeverShowsAKeyToClientsLogsOrEvents(t *testing.T) {
 		Env: map[string]string{"MAX_RETRIES": "1", "ERROR_LOG_RECORD_REQUEST_BODY": "true"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	tap := tapEvents(t, s.NATSURL())
+	tap := tapEvents(t, s)
 	secrets := append(append(s.Keys(), s.Tokens()...), s.AuthToken())
 	check := func(what, text string) {
 		t.Helper()

@@ -33,6 +33,9 @@ type Client struct {
 	TokenID   string // redact.ID of the token, for ALLOWED_TOKENS and managed tokens alike
 	TokenHint string // masked token
 	Name      string // the admin's name for a managed token; empty for ALLOWED_TOKENS
+	// Models is a managed token's model allow-list (empty: every model);
+	// models.Allowed applies it wherever a route names a model.
+	Models []string
 }
 
 type managedToken struct {
@@ -85,7 +88,7 @@ func (a *Auth) SetManaged(tokens []bus.ClientToken) (skipped []string) {
 			skipped = append(skipped, t.ID)
 			continue
 		}
-		mt := managedToken{Client: Client{TokenID: t.ID, TokenHint: t.Hint, Name: t.Name}, disabled: t.Disabled}
+		mt := managedToken{Client: Client{TokenID: t.ID, TokenHint: t.Hint, Name: t.Name, Models: lower(t.Models)}, disabled: t.Disabled}
 		if t.ExpiresAt != nil {
 			mt.expires = *t.ExpiresAt
 		}
@@ -104,6 +107,17 @@ func (a *Auth) swap(f func(*tokenSet)) {
 			return
 		}
 	}
+}
+
+// lower normalises an allow-list as models.Allowed compares it.
+func lower(models []string) []string {
+	var out []string
+	for _, m := range models {
+		if m = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(m), "models/")); m != "" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func index(tokens []string) map[[sha256.Size]byte]Client {

@@ -103,3 +103,38 @@ func DerivedFor(base string, st *config.Settings) []DerivedName {
 	}
 	return out
 }
+
+// Base strips the derived-model suffixes (-search, -image, -non-thinking, in
+// any combination) from a name, whatever the settings list: the base model
+// a token's allow-list names.
+func Base(name string) string {
+	name = strings.TrimPrefix(strings.TrimSpace(name), "models/")
+	for changed := true; changed; {
+		changed = false
+		for _, suf := range []string{SuffixNonThinking, SuffixSearch, SuffixImage} {
+			if b, ok := strings.CutSuffix(name, suf); ok && b != "" {
+				name, changed = b, true
+			}
+		}
+	}
+	return name
+}
+
+// Allowed reports whether a client token's model allow-list (empty: every
+// model) admits m. A listed model admits its derived variants, so the
+// request's name, its base (suffixes stripped) and the upstream model it
+// resolves to (an alias, CREATE_IMAGE_MODEL's -chat name) are each checked;
+// listing only a variant admits only that variant. Names compare without
+// "models/" and case.
+func Allowed(allow []string, m Model) bool {
+	if len(allow) == 0 {
+		return true
+	}
+	for _, name := range []string{m.Requested, Base(m.Requested), m.Upstream} {
+		name = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(name), "models/"))
+		if name != "" && slices.Contains(allow, name) {
+			return true
+		}
+	}
+	return false
+}

@@ -58,3 +58,28 @@ func TestDerivedForListsEachConfiguredVariant(t *testing.T) {
 		t.Fatal("unlisted base got derived models")
 	}
 }
+
+func TestAllowListAdmitsListedModelsAndTheirDerivedVariantsOnly(t *testing.T) {
+	st := config.Defaults()
+	st.SearchModels = []string{"gemini-2.5-flash"}
+	allow := []string{"gemini-2.5-flash", "gemini-2.5-pro-search"}
+	for name, want := range map[string]bool{
+		"gemini-2.5-flash":                     true,
+		"models/gemini-2.5-flash":              true,
+		"gemini-2.5-flash-search":              true, // a base admits its variants
+		"gemini-2.5-flash-search-non-thinking": true,
+		"gemini-2.5-flash-image":               true,
+		"gemini-2.5-pro-search":                true,  // a listed variant
+		"gemini-2.5-pro":                       false, // ... does not admit its base
+		"gemini-2.5-pro-non-thinking":          false,
+		"gemini-2.0-flash":                     false,
+		"GEMINI-2.5-FLASH":                     true,
+	} {
+		if got := Allowed(allow, Resolve(name, &st)); got != want {
+			t.Errorf("Allowed(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if !Allowed(nil, Resolve("anything", &st)) {
+		t.Error("an empty allow-list must admit every model")
+	}
+}

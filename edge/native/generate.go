@@ -43,6 +43,9 @@ func (h *handlers) modelAction(version, kind string) gin.HandlerFunc {
 			relay.WriteError(c.Writer, http.StatusNotFound, "models/"+m.Requested+" is not found or is not available on this gateway")
 			return
 		}
+		if !allowModel(c, m) {
+			return
+		}
 		body, ok := readBody(c)
 		if !ok {
 			return

@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/gemini-balance-go/edge/auth"
 	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/config"
@@ -31,7 +32,8 @@ func (h *handlers) listModels(version string) gin.HandlerFunc {
 			writeResponse(c, resp)
 			return
 		}
-		c.Data(http.StatusOK, "application/json; charset=UTF-8", RewriteModelList(resp.Body, h.Settings.Get()))
+		list := KeepAllowedModels(RewriteModelList(resp.Body, h.Settings.Get()), auth.From(c).Models)
+		c.Data(http.StatusOK, "application/json; charset=UTF-8", list)
 	}
 }
 
@@ -98,6 +100,9 @@ func (h *handlers) getModel(version string) gin.HandlerFunc {
 		rec := record(c, "gemini.models.get", m.Requested)
 		if m.Filtered(st) {
 			relay.WriteError(c.Writer, http.StatusNotFound, "models/"+m.Requested+" is not found or is not available on this gateway")
+			return
+		}
+		if !allowModel(c, m) {
 			return
 		}
 		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: rec.Route, Method: http.MethodGet, Model: m.Upstream,

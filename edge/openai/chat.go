@@ -40,6 +40,9 @@ func (h *handlers) chat(c *gin.Context) {
 		return
 	}
 	rec.Model = plan.Model.Requested
+	if !allowModel(c, plan.Model) {
+		return
+	}
 	h.logDrops(routeChat, plan.Drops)
 	gbody, err := json.Marshal(plan.Body)
 	if err != nil {

@@ -132,6 +132,9 @@ func (h *handlers) embeddings(c *gin.Context) {
 		return
 	}
 	model := embeddingModel(req.Model)
+	if !allowModel(c, as(model)) {
+		return
+	}
 	vectors := make([][]float32, 0, len(inputs))
 	promptTokens := 0
 	for start := 0; start < len(inputs); start += embedBatch {

@@ -125,6 +125,9 @@ func (h *handlers) images(c *gin.Context) {
 	if rec.Model == "" {
 		rec.Model = model
 	}
+	if !allowModel(c, as(model)) {
+		return
+	}
 	gen := &convert.GenerateContentRequest{
 		Contents:         []convert.Content{{Role: "user", Parts: []convert.Part{{Text: req.Prompt}}}},
 		GenerationConfig: &convert.GenerationConfig{ResponseModalities: []string{"TEXT", "IMAGE"}},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gemini-balance-go/edge/auth"
 	"github.com/gemini-balance-go/edge/convert"
 	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/native"
@@ -46,9 +47,11 @@ func (h *handlers) listModels(c *gin.Context) {
 	}
 	data := make([]model, 0, len(list.Models))
 	for _, m := range list.Models {
-		data = append(data, model{ID: strings.TrimPrefix(m.Name, "models/"), Object: "model", Created: modelCreated, OwnedBy: "google"})
+		if allowed(c, m.Name) {
+			data = append(data, model{ID: strings.TrimPrefix(m.Name, "models/"), Object: "model", Created: modelCreated, OwnedBy: "google"})
+		}
 	}
-	if im := h.Settings.Get().CreateImageModel; im != "" {
+	if im := h.Settings.Get().CreateImageModel; im != "" && models.Allowed(auth.From(c).Models, models.Model{Requested: im + models.SuffixChat, Upstream: im}) {
 		data = append(data, model{ID: im + models.SuffixChat, Object: "model", Created: modelCreated, OwnedBy: "google"})
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
@@ -61,6 +64,9 @@ func (h *handlers) getModel(c *gin.Context) {
 	m, err := convert.ResolveModel(id, h.Settings.Get())
 	if err != nil {
 		WriteError(c, http.StatusNotFound, "The model '"+id+"' does not exist", "invalid_request_error", "model", "model_not_found")
+		return
+	}
+	if !allowModel(c, m) {
 		return
 	}
 	if m.Requested == h.Settings.Get().CreateImageModel+models.SuffixChat {

@@ -2,6 +2,7 @@ package openai
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"path"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
+	"github.com/gemini-balance-go/edge/auth"
 	"github.com/gemini-balance-go/edge/events"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
@@ -49,6 +52,15 @@ func (h *handlers) passthrough(c *gin.Context) {
 		stream = r.Get("stream").Bool()
 	}
 	rec.Model = model
+	// The allow-list holds here too: the model in the body, or the one a
+	// models/{id} path names. A restricted token's models list is filtered.
+	if id, ok := strings.CutPrefix(path, "/models/"); ok && model == "" {
+		model = trimModel(id)
+	}
+	if model != "" && !allowModel(c, as(model)) {
+		return
+	}
+	restricted := len(auth.From(c).Models) > 0 && path == "/models" && c.Request.Method == http.MethodGet
 	pin, ok := h.checkFiles(c, body, rec.TokenID)
 	if !ok {
 		return
@@ -71,6 +83,9 @@ func (h *handlers) passthrough(c *gin.Context) {
 	}
 	if resp.OK() {
 		rec.Usage = openAIUsage(resp.Body)
+		if restricted {
+			resp.Body = keepAllowedData(c, resp.Body)
+		}
 	}
 	copyAnswer(c, resp)
 }
@@ -213,4 +228,25 @@ func copyAnswer(c *gin.Context, resp *relay.Response) {
 		setRetryHeaders(c.Writer.Header(), fromRelay(resp).retryAfter)
 	}
 	c.Data(resp.Status, ct, resp.Body)
+}
+
+// keepAllowedData drops from an OpenAI models list the entries the client
+// token's allow-list does not admit.
+func keepAllowedData(c *gin.Context, body []byte) []byte {
+	data := gjson.GetBytes(body, "data")
+	if !data.IsArray() {
+		return body
+	}
+	kept := make([]json.RawMessage, 0, len(data.Array()))
+	data.ForEach(func(_, m gjson.Result) bool {
+		if allowed(c, m.Get("id").Str) {
+			kept = append(kept, json.RawMessage(m.Raw))
+		}
+		return true
+	})
+	out, err := sjson.SetBytes(body, "data", kept)
+	if err != nil {
+		return body
+	}
+	return out
 }

@@ -121,6 +121,9 @@ func (h *handlers) speech(c *gin.Context) {
 	if rec.Model == "" {
 		rec.Model = model
 	}
+	if !allowModel(c, as(model)) {
+		return
+	}
 	gen := &convert.GenerateContentRequest{
 		Contents: []convert.Content{{Role: "user", Parts: []convert.Part{{Text: text}}}},
 		GenerationConfig: &convert.GenerationConfig{

@@ -31,6 +31,8 @@ type Pool interface {
 	Verify(context.Context, keyapi.Selection) keyapi.VerifyReply
 	Update(context.Context, keyapi.UpdateRequest) keyapi.GetReply
 	Reveal(keyapi.GetRequest) keyapi.RevealReply
+	Export(keyapi.ExportRequest) keyapi.ExportReply
+	Models(context.Context, struct{}) keyapi.ModelsReply
 	Stats() keyapi.StatsReply
 
 	BindFile(context.Context, bus.FileBinding) keyapi.OKReply
@@ -123,6 +125,8 @@ func Register(ctx context.Context, nc *nats.Conn, p Pool, o Options) (micro.Serv
 		{"admin-list", bus.SubjectKeyList, fast(func(req keyapi.ListRequest) any { return p.List(req) })},
 		{"admin-get", bus.SubjectKeyGet, fast(func(req keyapi.GetRequest) any { return p.Get(req) })},
 		{"admin-reveal", bus.SubjectKeyReveal, fast(func(req keyapi.GetRequest) any { return p.Reveal(req) })},
+		{"admin-export", keyapi.SubjectKeyExport, fast(func(req keyapi.ExportRequest) any { return p.Export(req) })},
+		{"admin-models", keyapi.SubjectKeyModels, slow(decode(p.Models))},
 		{"admin-stats", bus.SubjectKeyStats, micro.HandlerFunc(func(r micro.Request) { respond(r, p.Stats()) })},
 		{"admin-add", bus.SubjectKeyAdd, slow(decode(p.Add))},
 		{"admin-delete", bus.SubjectKeyDelete, slow(decode(p.Delete))},

@@ -604,20 +604,38 @@ func (p *Pool) Get(id string) (Key, bool) {
 // Filter selects keys for a listing.
 type Filter struct {
 	Kind   string
-	Status string // active, cooling or disabled
+	Status string // active, cooling or disabled; valid = not disabled
 	Search string // substring of id, hint or note
 	IDs    []string
+	// MinFailures keeps keys with at least this many consecutive failures.
+	MinFailures int
 }
 
-// Match reports whether a key passes the filter at now.
-func (f Filter) Match(k *Key, now time.Time) bool {
+// StatusValid is the Filter status of every key that is not disabled
+// (gemini-balance's "valid").
+const StatusValid = "valid"
+
+// Match reports whether a key passes the filter at now. ids, when not nil,
+// is the set form of f.IDs (List builds it once, so selecting 30,000 ids
+// stays linear).
+func (f Filter) match(k *Key, now time.Time, ids map[string]bool) bool {
 	if f.Kind != "" && k.Kind != f.Kind {
 		return false
 	}
-	if f.Status != "" && k.Status(now) != f.Status {
+	if f.MinFailures > 0 && k.Failures < f.MinFailures {
 		return false
 	}
-	if len(f.IDs) > 0 && !slices.Contains(f.IDs, k.ID) {
+	if f.Status != "" {
+		st := k.Status(now)
+		if f.Status == StatusValid {
+			if st == bus.KeyDisabled {
+				return false
+			}
+		} else if st != f.Status {
+			return false
+		}
+	}
+	if ids != nil && !ids[k.ID] {
 		return false
 	}
 	if f.Search != "" {
@@ -629,12 +647,37 @@ func (f Filter) Match(k *Key, now time.Time) bool {
 	return true
 }
 
+// Match reports whether a key passes the filter at now.
+func (f Filter) Match(k *Key, now time.Time) bool {
+	return f.match(k, now, f.idSet())
+}
+
+func (f Filter) idSet() map[string]bool {
+	if len(f.IDs) == 0 {
+		return nil
+	}
+	ids := make(map[string]bool, len(f.IDs))
+	for _, id := range f.IDs {
+		ids[id] = true
+	}
+	return ids
+}
+
 // List returns copies of the keys that match, in kind then insertion order.
 func (p *Pool) List(f Filter) []Key {
+	var out []Key
+	p.Each(f, func(k *Key) { out = append(out, k.clone()) })
+	return out
+}
+
+// Each calls fn, under the pool's lock, for every key that matches, in kind
+// then insertion order. fn must not keep k or call back into the pool; it
+// lets a caller page or count without copying every key.
+func (p *Pool) Each(f Filter, fn func(k *Key)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	var out []Key
+	ids := f.idSet()
 	kinds := make([]string, 0, len(p.kinds))
 	for kind := range p.kinds {
 		kinds = append(kinds, kind)
@@ -642,12 +685,11 @@ func (p *Pool) List(f Filter) []Key {
 	slices.Sort(kinds)
 	for _, kind := range kinds {
 		for _, k := range p.kinds[kind].members {
-			if f.Match(k, now) {
-				out = append(out, k.clone())
+			if f.match(k, now, ids) {
+				fn(k)
 			}
 		}
 	}
-	return out
 }
 
 // Counts tallies keys by kind and status.

@@ -6,6 +6,7 @@ package recovery
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,12 +14,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gemini-balance-go/keyd/pool"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/outcome"
 	"github.com/gemini-balance-go/shared/proxies"
 	"github.com/gemini-balance-go/shared/redact"
@@ -167,4 +170,52 @@ func testURL(s *config.Settings, kind string) string {
 func (r Result) Report(model string) bus.Report {
 	return bus.Report{ID: r.ID, Model: model, Class: string(r.Verdict.Class), Status: r.Verdict.Status,
 		RetryDelay: r.Verdict.RetryDelay.Milliseconds(), Reason: r.Verdict.Reason}
+}
+
+// ListModels asks upstream for its model list (GET {BASE_URL}/v1beta/models)
+// with key k, for the admin's model pickers.
+func (v *Verifier) ListModels(ctx context.Context, k pool.Key) ([]keyapi.ModelInfo, error) {
+	s := v.Settings()
+	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.BaseURL+"/v1beta/models?pageSize=1000", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("x-goog-api-key", k.Secret)
+	for name, val := range s.CustomHeaders {
+		req.Header.Set(name, val)
+	}
+	client := v.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, errors.New(redact.Secrets(err.Error(), k.Secret))
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode != http.StatusOK {
+		msg := redact.Secrets(fmt.Sprintf("upstream answered %d %s", resp.StatusCode, bytes.TrimSpace(body)), k.Secret)
+		return nil, errors.New(msg[:min(len(msg), 300)])
+	}
+	var list struct {
+		Models []struct {
+			Name             string   `json:"name"`
+			DisplayName      string   `json:"displayName"`
+			InputTokenLimit  int      `json:"inputTokenLimit"`
+			OutputTokenLimit int      `json:"outputTokenLimit"`
+			Methods          []string `json:"supportedGenerationMethods"`
+		} `json:"models"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("upstream models list: %w", err)
+	}
+	out := make([]keyapi.ModelInfo, 0, len(list.Models))
+	for _, m := range list.Models {
+		out = append(out, keyapi.ModelInfo{Name: strings.TrimPrefix(m.Name, "models/"), DisplayName: m.DisplayName,
+			InputTokenLimit: m.InputTokenLimit, OutputTokenLimit: m.OutputTokenLimit, Methods: m.Methods})
+	}
+	return out, nil
 }

@@ -29,20 +29,69 @@ func view(k pool.Key, now time.Time) keyapi.Key {
 	return v
 }
 
-// List pages the keys that match a filter.
+// List pages the keys that match a filter. Only the page is copied, so a
+// page of 30,000 keys costs one pass over the pool.
 func (s *Service) List(req keyapi.ListRequest) keyapi.ListReply {
-	keys := s.pool.List(pool.Filter{Kind: req.Kind, Status: req.Status, Search: req.Search})
 	size := req.PageSize
 	if size <= 0 {
 		size = 50
 	}
 	size = min(size, 1000)
 	page := max(1, req.Page)
-	rep := keyapi.ListReply{Keys: []keyapi.Key{}, Total: len(keys), Page: page, PageSize: size}
-	now := time.Now()
-	for i := (page - 1) * size; i < len(keys) && i < page*size; i++ {
-		rep.Keys = append(rep.Keys, view(keys[i], now))
+	f, err := listFilter(req.Kind, req.Status)
+	if err != "" {
+		return keyapi.ListReply{Keys: []keyapi.Key{}, Error: err}
 	}
+	f.Search, f.MinFailures = req.Search, req.MinFailures
+	rep := keyapi.ListReply{Keys: []keyapi.Key{}, Page: page, PageSize: size}
+	now := time.Now()
+	from, to := (page-1)*size, page*size
+	s.pool.Each(f, func(k *pool.Key) {
+		if rep.Total >= from && rep.Total < to {
+			rep.Keys = append(rep.Keys, view(*k, now))
+		}
+		rep.Total++
+	})
+	return rep
+}
+
+// listFilter maps a kind and a status (keyd's own, or gemini-balance's
+// valid = not disabled, invalid = disabled) onto a pool filter.
+func listFilter(kind, status string) (pool.Filter, string) {
+	f := pool.Filter{Kind: kind}
+	switch status {
+	case "", "all":
+	case keyapi.StatusValid:
+		f.Status = pool.StatusValid
+	case keyapi.StatusInvalid:
+		f.Status = bus.KeyDisabled
+	case bus.KeyActive, bus.KeyCooling, bus.KeyDisabled:
+		f.Status = status
+	default:
+		return f, "bad request: status must be active, cooling, disabled, valid, invalid or all"
+	}
+	return f, ""
+}
+
+// Export returns full keys, one string each, for the admin's "copy keys":
+// the listed ids in the order asked (unknown ones skipped), or every key of
+// a status and kind. Logged by count, never by key.
+func (s *Service) Export(req keyapi.ExportRequest) keyapi.ExportReply {
+	rep := keyapi.ExportReply{Keys: []string{}}
+	if len(req.IDs) > 0 {
+		for _, id := range req.IDs {
+			if k, ok := s.pool.Get(id); ok {
+				rep.Keys = append(rep.Keys, k.Secret)
+			}
+		}
+	} else {
+		f, err := listFilter(req.Kind, req.Status)
+		if err != "" {
+			return keyapi.ExportReply{Keys: []string{}, Error: err}
+		}
+		s.pool.Each(f, func(k *pool.Key) { rep.Keys = append(rep.Keys, k.Secret) })
+	}
+	s.log.Info("keys exported to admin", "count", len(rep.Keys), "ids", len(req.IDs), "status", req.Status, "kind", req.Kind)
 	return rep
 }
 
@@ -333,4 +382,28 @@ func (s *Service) onRecoverTick(ctx context.Context, t bus.Tick) error {
 	s.metrics.recovered.Add(float64(ok))
 	s.log.Info("recover tick", "slot", t.Slot, "verified", len(results), "restored", ok)
 	return ctx.Err()
+}
+
+// modelsTTL is how long an upstream model list is reused.
+const modelsTTL = 5 * time.Minute
+
+// Models lists the upstream models with one pool key (the next one in
+// rotation), for the admin's model pickers; the answer is cached.
+func (s *Service) Models(ctx context.Context, _ struct{}) keyapi.ModelsReply {
+	s.modelsMu.Lock()
+	defer s.modelsMu.Unlock()
+	if s.models.Error == "" && time.Since(s.models.FetchedAt) < modelsTTL {
+		return s.models
+	}
+	a := s.pool.Acquire(bus.AcquireRequest{Kind: bus.KindGemini})
+	if a.ID == "" {
+		return keyapi.ModelsReply{Models: []keyapi.ModelInfo{}, Error: "no usable Gemini key in the pool (" + a.NoKey + ")"}
+	}
+	list, err := s.verify.ListModels(ctx, pool.Key{ID: a.ID, Secret: a.Secret, Hint: a.Hint, Kind: a.Kind})
+	if err != nil {
+		s.log.Warn("upstream model list failed", "key_id", a.ID, "err", err)
+		return keyapi.ModelsReply{Models: []keyapi.ModelInfo{}, Error: err.Error()}
+	}
+	s.models = keyapi.ModelsReply{Models: list, FetchedAt: time.Now().UTC()}
+	return s.models
 }

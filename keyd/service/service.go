@@ -26,6 +26,7 @@ import (
 	"github.com/gemini-balance-go/keyd/recovery"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/natsx"
 )
 
@@ -65,11 +66,14 @@ const (
 
 // Service is one running keyd replica.
 type Service struct {
-	d        Deps
-	log      *slog.Logger
-	pool     *pool.Pool
-	store    *keystore.Store
-	verify   *recovery.Verifier
+	d      Deps
+	log    *slog.Logger
+	pool   *pool.Pool
+	store  *keystore.Store
+	verify *recovery.Verifier
+	// models caches the upstream model list (Models).
+	modelsMu sync.Mutex
+	models   keyapi.ModelsReply
 	instance string
 	metrics  *metrics
 	added    chan string // key ids another replica added or updated, loaded in batches

@@ -11,6 +11,8 @@
 //	gb.logd.stats.attention  logapi.AttentionQuery  → logapi.Attention
 //	gb.logd.stats.keyusage   logapi.KeyUsageQuery   → logapi.KeyUsage
 //	gb.logd.retention.run    {}                     → logapi.RetentionReply
+//	gb.logd.requests.delete  logapi.RequestLogDelete → logapi.DeleteReply
+//	gb.logd.stats.tokens     logapi.TokenUsageQuery → logapi.TokenUsageReply
 //
 // A failure carries the micro error headers (code 400, 404 or 500) and the
 // body {"error": "..."}.
@@ -46,6 +48,8 @@ type Queries interface {
 	Series(context.Context, logapi.SeriesQuery) (logapi.Series, error)
 	Attention(context.Context, logapi.AttentionQuery) (logapi.Attention, error)
 	KeyUsage(context.Context, logapi.KeyUsageQuery) (logapi.KeyUsage, error)
+	TokenUsage(context.Context, logapi.TokenUsageQuery) (logapi.TokenUsageReply, error)
+	DeleteRequestLogs(context.Context, logapi.RequestLogDelete) (int64, error)
 }
 
 // Retainer runs a retention pass now.
@@ -86,6 +90,11 @@ func Register(nc *nats.Conn, q Queries, retain Retainer, log *slog.Logger) (micr
 		{logapi.SubjectSeries, handle(log, q.Series)},
 		{logapi.SubjectAttention, handle(log, q.Attention)},
 		{logapi.SubjectKeyUsage, handle(log, q.KeyUsage)},
+		{logapi.SubjectTokenUsage, handle(log, q.TokenUsage)},
+		{logapi.SubjectRequestsDel, handle(log, func(ctx context.Context, in logapi.RequestLogDelete) (logapi.DeleteReply, error) {
+			n, err := q.DeleteRequestLogs(ctx, in)
+			return logapi.DeleteReply{Deleted: n}, err
+		})},
 		{logapi.SubjectRetentionRun, handle(log, func(ctx context.Context, _ struct{}) (logapi.RetentionReply, error) {
 			return retain(ctx)
 		})},

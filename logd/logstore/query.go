@@ -89,22 +89,54 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 	if q.Success != nil {
 		f["success"] = *q.Success
 	}
-	total, err := s.requests.CountDocuments(ctx, f)
-	if err != nil {
-		return logapi.RequestLogPage{}, fmt.Errorf("count request logs: %w", err)
-	}
-	// _id breaks ties so pages are stable.
-	opts := options.Find().SetSort(bson.D{{Key: sortField, Value: order}, {Key: "_id", Value: order}}).
-		SetSkip(int64(q.Offset)).SetLimit(int64(limit))
-	cur, err := s.requests.Find(ctx, f, opts)
-	if err != nil {
-		return logapi.RequestLogPage{}, fmt.Errorf("find request logs: %w", err)
+	page := logapi.RequestLogPage{}
+	// An exact count over a million rows is the slow part of a page (and
+	// FerretDB answers even an estimated count by reading every row): without
+	// filters the hourly rollups' request count stands in (auto), and a
+	// caller that pages by has_more asks for none.
+	switch q.Count {
+	case "", logapi.CountAuto, logapi.CountExact:
+		var total int64
+		var err error
+		if onlyTime(f) && q.Count != logapi.CountExact {
+			total, err = s.estimateRequests(ctx, q.From, q.To)
+		} else {
+			total, err = s.requests.CountDocuments(ctx, f)
+			page.TotalExact = true
+		}
+		if err != nil {
+			return logapi.RequestLogPage{}, fmt.Errorf("count request logs: %w", err)
+		}
+		page.Total = &total
+	case logapi.CountNone:
+	default:
+		return logapi.RequestLogPage{}, badRequest("count must be auto, exact or none")
 	}
 	var rows []RequestLog
-	if err := cur.All(ctx, &rows); err != nil {
-		return logapi.RequestLogPage{}, fmt.Errorf("read request logs: %w", err)
+	fast := false
+	if onlyTime(f) && sortField == "t" && order == -1 {
+		var err error
+		if rows, fast, err = s.newestFirst(ctx, q, limit); err != nil {
+			return logapi.RequestLogPage{}, err
+		}
 	}
-	page := logapi.RequestLogPage{Total: total, Logs: make([]logapi.RequestLog, len(rows))}
+	if !fast {
+		// _id breaks ties so pages are stable; one row more than asked tells
+		// whether another page follows.
+		opts := options.Find().SetSort(bson.D{{Key: sortField, Value: order}, {Key: "_id", Value: order}}).
+			SetSkip(int64(q.Offset)).SetLimit(int64(limit + 1))
+		cur, err := s.requests.Find(ctx, f, opts)
+		if err != nil {
+			return logapi.RequestLogPage{}, fmt.Errorf("find request logs: %w", err)
+		}
+		if err := cur.All(ctx, &rows); err != nil {
+			return logapi.RequestLogPage{}, fmt.Errorf("read request logs: %w", err)
+		}
+	}
+	if len(rows) > limit {
+		rows, page.HasMore = rows[:limit], true
+	}
+	page.Logs = make([]logapi.RequestLog, len(rows))
 	for i, r := range rows {
 		page.Logs[i] = logapi.RequestLog{
 			ID: r.ID, Time: r.Time, Route: r.Route, Method: r.Method, Path: r.Path, Model: r.Model,
@@ -232,6 +264,62 @@ func (s *Store) DeleteErrorLogs(ctx context.Context, q logapi.ErrorLogDelete) (i
 	return res.DeletedCount, nil
 }
 
+// onlyTime reports a request-log filter that names at most a time range.
+func onlyTime(f bson.M) bool {
+	_, ranged := f["t"]
+	return len(f) == 0 || (len(f) == 1 && ranged)
+}
+
+// estimateRequests is the request count of the overall hourly rollups in
+// [from, to) (whole hours; all of them when from is zero). It overstates
+// after logs were deleted while their rollups stay.
+func (s *Store) estimateRequests(ctx context.Context, from, to time.Time) (int64, error) {
+	var docs []Rollup
+	var err error
+	if from.IsZero() {
+		docs, err = s.rollupDocs(ctx, level("", "", ""))
+	} else {
+		if to.IsZero() {
+			to = s.now()
+		}
+		docs, err = s.hourDocs(ctx, level("", "", ""), from, to)
+	}
+	var n int64
+	for _, d := range docs {
+		if to.IsZero() || d.Hour <= mongox.HourBucket(to) {
+			n += d.Requests
+		}
+	}
+	return n, err
+}
+
+// DeleteRequestLogs answers gb.logd.requests.delete. The rollups stay, so
+// counters, charts and token usage keep their history.
+func (s *Store) DeleteRequestLogs(ctx context.Context, q logapi.RequestLogDelete) (int64, error) {
+	set := 0
+	var f bson.M
+	if len(q.IDs) > 0 {
+		set++
+		f = bson.M{"_id": bson.M{"$in": q.IDs}}
+	}
+	if q.All {
+		set++
+		f = bson.M{}
+	}
+	if !q.Before.IsZero() {
+		set++
+		f = bson.M{"t": bson.M{"$lt": q.Before.UTC()}}
+	}
+	if set != 1 {
+		return 0, badRequest("set exactly one of ids, all or before")
+	}
+	res, err := s.requests.DeleteMany(ctx, f)
+	if err != nil {
+		return 0, fmt.Errorf("delete request logs: %w", err)
+	}
+	return res.DeletedCount, nil
+}
+
 func (c Counters) totals() logapi.Totals {
 	return logapi.Totals{
 		Requests: c.Requests, Successes: c.Successes, Failures: c.Failures,
@@ -301,8 +389,18 @@ func (s *Store) Series(ctx context.Context, q logapi.SeriesQuery) (logapi.Series
 			n++
 		}
 	}
+	lvl := level(q.KeyID, q.Model, q.TokenID)
 	if n > 1 {
-		return logapi.Series{}, badRequest("set at most one of key_id, model, token_id")
+		// Two or three dimensions: the full-level rollups (key|model|token)
+		// with those fixed, summed over the others.
+		lvl = bson.M{}
+		for k, v := range map[string]string{"k": q.KeyID, "mo": q.Model, "tk": q.TokenID} {
+			if v != "" {
+				lvl[k] = v
+			} else {
+				lvl[k] = bson.M{"$ne": Any}
+			}
+		}
 	}
 	to := q.To
 	if to.IsZero() {
@@ -319,7 +417,7 @@ func (s *Store) Series(ctx context.Context, q logapi.SeriesQuery) (logapi.Series
 	if to.Sub(from) > 24*400*time.Hour {
 		return logapi.Series{}, badRequest("range longer than 400 days")
 	}
-	docs, err := s.hourDocs(ctx, level(q.KeyID, q.Model, q.TokenID), from, to)
+	docs, err := s.hourDocs(ctx, lvl, from, to)
 	if err != nil {
 		return logapi.Series{}, err
 	}

@@ -212,11 +212,11 @@ func TestQueriesOfAKeyWithoutLogsAnswerEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Total != 0 || p.Logs == nil || len(p.Logs) != 0 {
+	if total(p) != 0 || p.Logs == nil || len(p.Logs) != 0 {
 		t.Errorf("k2 page = %+v, want an empty list and total 0", p)
 	}
 	p, err = st.RequestLogs(ctx, logapi.RequestLogQuery{KeyID: "k1", Limit: 50})
-	if err != nil || p.Total != 1 || len(p.Logs) != 1 || p.Logs[0].ID != "a" {
+	if err != nil || total(p) != 1 || len(p.Logs) != 1 || p.Logs[0].ID != "a" {
 		t.Errorf("k1 page = %+v, %v; want [a] of 1", p, err)
 	}
 	if got := attention(t, st, 429, t0.Add(48*time.Hour)); got != "[]" {
@@ -226,4 +226,12 @@ func TestQueriesOfAKeyWithoutLogsAnswerEmpty(t *testing.T) {
 	if err != nil || o.Day.Requests != 0 || o.Month.Requests != 1 {
 		t.Errorf("overview two days later = day %+v, month %+v, %v; want 0 and 1", o.Day, o.Month, err)
 	}
+}
+
+// total is a request-log page's total, -1 when it carries none.
+func total(p logapi.RequestLogPage) int64 {
+	if p.Total == nil {
+		return -1
+	}
+	return *p.Total
 }

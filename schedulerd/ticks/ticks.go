@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 	_ "time/tzdata" // TIMEZONE must resolve on hosts without a zoneinfo database
@@ -83,11 +84,14 @@ func Run(ctx context.Context, d Deps) error {
 	}
 
 	// Start from the last slot in the stream so a restart does not repeat a
-	// slot that is older than the de-duplication window.
+	// slot that is older than the de-duplication window. A manual tick
+	// ("run now") is not a scheduled slot: the newest scheduled one counts.
 	var mu sync.Mutex
 	last := map[string]string{}
 	for name, subj := range subjects {
-		last[name] = lastSlot(ctx, js, subj)
+		if t, ok := lastTick(ctx, js, subj); ok && !strings.HasPrefix(t.Slot, bus.ManualSlotPrefix) {
+			last[name] = t.Slot
+		}
 	}
 
 	svc, err := micro.AddService(d.NC, micro.Config{
@@ -100,14 +104,39 @@ func Run(ctx context.Context, d Deps) error {
 		return fmt.Errorf("ticks: register micro service: %w", err)
 	}
 	defer func() { _ = svc.Stop() }()
-	// status answers which slot of each tick this replica last saw published.
+	// status reads the newest tick of each subject from the stream, so every
+	// replica answers the same, and adds when the next scheduled slot starts.
 	err = svc.AddEndpoint("status", micro.HandlerFunc(func(r micro.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = r.RespondJSON(last)
-	}), micro.WithEndpointSubject("gb.schedulerd.status"))
+		go func() {
+			_ = r.RespondJSON(status(ctx, js, d, d.Now(), d.Settings.Get()))
+		}()
+	}), micro.WithEndpointSubject(bus.SubjectSchedulerStatus))
 	if err != nil {
 		return fmt.Errorf("ticks: add status endpoint: %w", err)
+	}
+	// run emits a tick now with a manual slot: its Nats-Msg-Id cannot collide
+	// with a scheduled slot's, so the scheduled tick still fires.
+	err = svc.AddEndpoint("run", micro.HandlerFunc(func(r micro.Request) {
+		var req bus.TickRunRequest
+		_ = json.Unmarshal(r.Data(), &req)
+		subj, ok := subjects[req.Name]
+		if !ok {
+			_ = r.RespondJSON(bus.TickRunReply{Error: "unknown tick"})
+			return
+		}
+		now := d.Now().UTC()
+		tick := bus.Tick{V: bus.Version, Name: req.Name, Slot: bus.ManualSlotPrefix + now.Format(time.RFC3339Nano), Time: now}
+		if err := pub.Publish(tick); err != nil {
+			m.failed.WithLabelValues(req.Name).Inc()
+			_ = r.RespondJSON(bus.TickRunReply{Error: err.Error()})
+			return
+		}
+		m.published.WithLabelValues(req.Name).Inc()
+		d.Log.Info("tick run by admin", "tick", req.Name, "slot", tick.Slot)
+		_ = r.RespondJSON(bus.TickRunReply{Name: req.Name, Slot: tick.Slot, MsgID: bus.TickMsgID(tick), Subject: subj})
+	}), micro.WithEndpointSubject(bus.SubjectSchedulerRun))
+	if err != nil {
+		return fmt.Errorf("ticks: add run endpoint: %w", err)
 	}
 
 	poll := time.Second
@@ -174,23 +203,62 @@ func fixedSlot(every time.Duration) slotFunc {
 	}
 }
 
-// lastSlot reads the slot of the newest tick on a subject; "" if none.
-func lastSlot(ctx context.Context, js jetstream.JetStream, subject string) string {
+// lastTick reads the newest tick on a subject; ok is false if none.
+func lastTick(ctx context.Context, js jetstream.JetStream, subject string) (bus.Tick, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, bus.StreamTicks)
 	if err != nil {
-		return ""
+		return bus.Tick{}, false
 	}
 	msg, err := s.GetLastMsgForSubject(ctx, subject)
 	if err != nil {
-		return ""
+		return bus.Tick{}, false
 	}
 	var t bus.Tick
 	if json.Unmarshal(msg.Data, &t) != nil {
-		return ""
+		return bus.Tick{}, false
 	}
-	return t.Slot
+	return t, true
+}
+
+// status describes each tick: its newest slot on the stream and the next
+// scheduled one.
+func status(ctx context.Context, js jetstream.JetStream, d Deps, now time.Time, s *config.Settings) bus.SchedulerStatus {
+	out := bus.SchedulerStatus{Replica: d.Replica, Ticks: []bus.TickStatus{}}
+	for _, name := range []string{Recover, Retention} {
+		st := bus.TickStatus{Name: name, Subject: bus.SubjectTickRecover, Enabled: true}
+		if name == Retention {
+			st.Subject = bus.SubjectTickRetention
+		}
+		if t, ok := lastTick(ctx, js, st.Subject); ok {
+			st.Last, st.LastAt = t.Slot, t.Time
+		}
+		switch {
+		case d.Interval > 0:
+			st.Schedule = "every " + d.Interval.String() + " (TICK_INTERVAL)"
+			st.Next = now.UTC().Truncate(d.Interval).Add(d.Interval)
+			st.NextSlot, _ = fixedSlot(d.Interval)(st.Next, s)
+		case name == Recover && s.CheckIntervalHours <= 0:
+			st.Enabled, st.Schedule = false, "off (CHECK_INTERVAL_HOURS=0)"
+		case name == Recover:
+			every := time.Duration(s.CheckIntervalHours) * time.Hour
+			st.Schedule = fmt.Sprintf("every %d h (UTC)", s.CheckIntervalHours)
+			st.Next = now.UTC().Truncate(every).Add(every)
+			st.NextSlot, _ = recoverSlot(st.Next, s)
+		default:
+			loc, err := time.LoadLocation(s.Timezone)
+			if err != nil || s.Timezone == "" {
+				loc = time.UTC
+			}
+			st.Schedule = "daily 00:00 " + loc.String()
+			y, mo, day := now.In(loc).Date()
+			st.Next = time.Date(y, mo, day+1, 0, 0, 0, 0, loc).UTC()
+			st.NextSlot, _ = retentionSlot(st.Next, s)
+		}
+		out.Ticks = append(out.Ticks, st)
+	}
+	return out
 }
 
 // Publisher puts ticks on GB_TICKS through Watermill.

@@ -128,16 +128,30 @@ func TestTwoSchedulersInOneSlotYieldOneTickOfEachKindThatAConsumerReceives(t *te
 		got[tk.Name] = tk
 	}
 	// Either replica reports the slots over its micro endpoint.
-	var status map[string]string
+	status := map[string]bus.TickStatus{}
 	eventuallyStatus := func() bool {
-		msg, err := nc.Request("gb.schedulerd.status", nil, 2*time.Second)
-		return err == nil && json.Unmarshal(msg.Data, &status) == nil && status[ticks.Retention] == "2026-11-27"
+		msg, err := nc.Request(bus.SubjectSchedulerStatus, nil, 2*time.Second)
+		var st bus.SchedulerStatus
+		if err != nil || json.Unmarshal(msg.Data, &st) != nil {
+			return false
+		}
+		for _, tk := range st.Ticks {
+			status[tk.Name] = tk
+		}
+		return status[ticks.Retention].Last == "2026-11-27"
 	}
 	for i := 0; i < 50 && !eventuallyStatus(); i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if status[ticks.Recover] != "2026-11-27T06:00" || status[ticks.Retention] != "2026-11-27" {
-		t.Errorf("status endpoint = %v", status)
+	if status[ticks.Recover].Last != "2026-11-27T06:00" || status[ticks.Retention].Last != "2026-11-27" {
+		t.Errorf("status endpoint = %+v", status)
+	}
+	// The next slots follow the schedule: CHECK_INTERVAL_HOURS after this one, and the next midnight.
+	if got := status[ticks.Recover].NextSlot; !status[ticks.Recover].Enabled || got == "" || got <= "2026-11-27T06:00" {
+		t.Errorf("recover next = %+v", status[ticks.Recover])
+	}
+	if got := status[ticks.Retention]; got.NextSlot != "2026-11-28" || got.Next.IsZero() {
+		t.Errorf("retention next = %+v", got)
 	}
 	stop()
 	wg.Wait()
@@ -216,4 +230,50 @@ func TestIntervalOverrideTicksEveryPeriod(t *testing.T) {
 		}
 		slots[tk.Slot] = true
 	}
+}
+
+// "Run now" stores an extra tick beside the scheduled one of the same slot:
+// its manual slot gives it a Nats-Msg-Id JetStream does not drop, and the
+// scheduled tick still fires.
+func TestRunNowEmitsATickBesideTheScheduledSlot(t *testing.T) {
+	nc, js := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fixed := time.Date(2026, 11, 27, 6, 30, 0, 0, time.UTC)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = ticks.Run(ctx, ticks.Deps{NC: nc, Settings: natsx.NewSettings(config.Defaults()), Log: quiet, Now: func() time.Time { return fixed }})
+	}()
+	for i := 0; countOn(t, js, bus.SubjectTickRecover) == 0; i++ {
+		if i > 500 {
+			t.Fatal("no scheduled recover tick")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var rep bus.TickRunReply
+	msg, err := nc.Request(bus.SubjectSchedulerRun, []byte(`{"name":"recover"}`), 5*time.Second)
+	if err != nil || json.Unmarshal(msg.Data, &rep) != nil || rep.Error != "" {
+		t.Fatalf("run: %v %+v", err, rep)
+	}
+	if rep.MsgID == "recover:2026-11-27T06:00" || rep.Subject != bus.SubjectTickRecover {
+		t.Fatalf("run reply = %+v", rep)
+	}
+	if n := countOn(t, js, bus.SubjectTickRecover); n != 2 {
+		t.Fatalf("%d recover ticks stored, want the scheduled one and the manual one", n)
+	}
+	var st bus.SchedulerStatus
+	msg, err = nc.Request(bus.SubjectSchedulerStatus, nil, 5*time.Second)
+	if err != nil || json.Unmarshal(msg.Data, &st) != nil {
+		t.Fatal(err)
+	}
+	if st.Ticks[0].Name != ticks.Recover || st.Ticks[0].Last != rep.Slot {
+		t.Fatalf("status after run = %+v, want last %s", st.Ticks[0], rep.Slot)
+	}
+	msg, err = nc.Request(bus.SubjectSchedulerRun, []byte(`{"name":"bogus"}`), 5*time.Second)
+	if err != nil || json.Unmarshal(msg.Data, &rep) != nil || rep.Error != "unknown tick" {
+		t.Fatalf("bogus tick: %v %+v", err, rep)
+	}
+	cancel()
+	<-done
 }

@@ -34,6 +34,11 @@ const (
 	SubjectFileList   = "gb.keyd.files.list"
 	SubjectFileDelete = "gb.keyd.files.delete"
 
+	// schedulerd's endpoints (admind calls them): SchedulerStatus of every
+	// tick, and TickRunRequest → TickRunReply to emit a tick now.
+	SubjectSchedulerStatus = "gb.schedulerd.status"
+	SubjectSchedulerRun    = "gb.schedulerd.run"
+
 	// LogdService is the micro service name of the log store.
 	LogdService = "logd"
 	LogdPrefix  = "gb.logd"

@@ -19,6 +19,10 @@ type ClientToken struct {
 	Disabled bool   `json:"disabled,omitempty"`
 	// ExpiresAt, when set, is the instant after which edge rejects the token.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Models is the token's model allow-list, lower-case without "models/";
+	// empty means every model. A base model admits its derived variants
+	// (-search, -image, -non-thinking). Edge refuses other models with 403.
+	Models []string `json:"models,omitempty"`
 }
 
 // TokenSHA256 is the hash form of a client token that ClientToken.SHA256 holds.

@@ -3,7 +3,7 @@
 // edge call.
 //
 // Every reply carries Error when the request failed. No reply carries a full
-// key except RevealReply.
+// key except RevealReply and ExportReply.
 package keyapi
 
 import (
@@ -52,11 +52,59 @@ type UpdateRequest struct {
 
 // ListRequest (gb.keyd.admin.list) filters and pages the keys.
 type ListRequest struct {
-	Kind     string `json:"kind,omitempty"`
-	Status   string `json:"status,omitempty"`
-	Search   string `json:"search,omitempty"` // substring of id, hint or note
-	Page     int    `json:"page,omitempty"`   // from 1
-	PageSize int    `json:"page_size,omitempty"`
+	Kind string `json:"kind,omitempty"`
+	// Status is active, cooling, disabled, valid (not disabled) or invalid (disabled).
+	Status string `json:"status,omitempty"`
+	Search string `json:"search,omitempty"` // substring of id, hint or note
+	// MinFailures keeps keys with at least this many consecutive failures.
+	MinFailures int `json:"min_failures,omitempty"`
+	Page        int `json:"page,omitempty"` // from 1
+	PageSize    int `json:"page_size,omitempty"`
+}
+
+// gemini-balance's status filters, accepted by list and export.
+const (
+	StatusValid   = "valid"   // not disabled
+	StatusInvalid = "invalid" // disabled
+)
+
+// SubjectKeyExport answers full keys for the admin's "copy keys"
+// (ExportRequest → ExportReply).
+const SubjectKeyExport = "gb.keyd.admin.export"
+
+// ExportRequest names keys by id (in that order), or by status (valid,
+// invalid or empty for all) and kind.
+type ExportRequest struct {
+	IDs    []string `json:"ids,omitempty"`
+	Status string   `json:"status,omitempty"`
+	Kind   string   `json:"kind,omitempty"`
+}
+
+// SubjectKeyModels lists the upstream models with one pool key (an empty
+// request → ModelsReply); keyd caches the answer for a few minutes.
+const SubjectKeyModels = "gb.keyd.admin.models"
+
+// ModelInfo is one upstream model, from GET {BASE_URL}/v1beta/models.
+type ModelInfo struct {
+	Name             string   `json:"name"` // without "models/"
+	DisplayName      string   `json:"display_name,omitempty"`
+	InputTokenLimit  int      `json:"input_token_limit,omitempty"`
+	OutputTokenLimit int      `json:"output_token_limit,omitempty"`
+	Methods          []string `json:"methods,omitempty"` // supportedGenerationMethods
+}
+
+// ModelsReply carries the upstream model list, or Error.
+type ModelsReply struct {
+	Models    []ModelInfo `json:"models"`
+	FetchedAt time.Time   `json:"fetched_at,omitzero"`
+	Error     string      `json:"error,omitempty"`
+}
+
+// ExportReply carries full keys, one per entry. With RevealReply it is the
+// only reply that carries keys.
+type ExportReply struct {
+	Keys  []string `json:"keys"`
+	Error string   `json:"error,omitempty"`
 }
 
 // ListReply is one page of keys.

@@ -17,6 +17,8 @@
 //	gb.logd.stats.attention  AttentionQuery     Attention
 //	gb.logd.stats.keyusage   KeyUsageQuery      KeyUsage
 //	gb.logd.retention.run    (empty)            RetentionReply (same as the retention tick)
+//	gb.logd.requests.delete  RequestLogDelete   DeleteReply
+//	gb.logd.stats.tokens     TokenUsageQuery    TokenUsageReply
 //
 // Times are RFC 3339; hours are UTC buckets "2006-01-02T15".
 package logapi
@@ -34,6 +36,8 @@ const (
 	SubjectAttention    = "gb.logd.stats.attention"
 	SubjectKeyUsage     = "gb.logd.stats.keyusage"
 	SubjectRetentionRun = "gb.logd.retention.run"
+	SubjectRequestsDel  = "gb.logd.requests.delete"
+	SubjectTokenUsage   = "gb.logd.stats.tokens"
 )
 
 // Limits on page sizes.
@@ -91,12 +95,34 @@ type RequestLogQuery struct {
 	Order   string    `json:"order,omitempty"`   // desc (default) or asc
 	Limit   int       `json:"limit,omitempty"`   // 1..1000, default 10
 	Offset  int       `json:"offset,omitempty"`
+	// Count is auto (default: the estimated collection count without
+	// filters, an exact count with them), exact, or none.
+	Count string `json:"count,omitempty"`
 }
+
+// Count modes of RequestLogQuery.
+const (
+	CountAuto  = "auto"
+	CountExact = "exact"
+	CountNone  = "none"
+)
 
 // RequestLogPage is one page and the total matching the filter.
 type RequestLogPage struct {
-	Logs  []RequestLog `json:"logs"`
-	Total int64        `json:"total"`
+	Logs []RequestLog `json:"logs"`
+	// Total is absent with count none; TotalExact is false when it is an
+	// estimate. HasMore says another page follows.
+	Total      *int64 `json:"total,omitempty"`
+	TotalExact bool   `json:"total_exact"`
+	HasMore    bool   `json:"has_more"`
+}
+
+// RequestLogDelete deletes request logs by ids, everything (All), or
+// everything older than Before; exactly one of the three. Rollups stay.
+type RequestLogDelete struct {
+	IDs    []string  `json:"ids,omitempty"`
+	All    bool      `json:"all,omitempty"`
+	Before time.Time `json:"before,omitzero"`
 }
 
 // ErrorLog is one failed upstream attempt. Message and RequestBody are only
@@ -187,8 +213,8 @@ type Overview struct {
 	Month  Totals    `json:"month"`
 }
 
-// SeriesQuery asks for hourly points. Exactly one of KeyID or Model may be
-// set; neither means overall. From/To default to the last 24 hours.
+// SeriesQuery asks for hourly points, overall or narrowed by any of KeyID,
+// Model and TokenID. From/To default to the last 24 hours.
 type SeriesQuery struct {
 	From    time.Time `json:"from,omitzero"`
 	To      time.Time `json:"to,omitzero"`
@@ -240,6 +266,31 @@ type KeyUsageQuery struct {
 type KeyUsage struct {
 	KeyID  string            `json:"key_id"`
 	Models map[string]Totals `json:"models"`
+}
+
+// TokenUsageQuery asks for the usage of client tokens (all with traffic in
+// the last 30 days when TokenIDs is empty).
+type TokenUsageQuery struct {
+	TokenIDs []string  `json:"token_ids,omitempty"`
+	Now      time.Time `json:"now,omitzero"`
+}
+
+// TokenUsage is one token's usage from the hourly rollups: the last 24
+// hourly buckets and the last 30 days (720 buckets).
+type TokenUsage struct {
+	Requests24h int64 `json:"requests_24h"`
+	Failures24h int64 `json:"failures_24h"`
+	Tokens24h   int64 `json:"tokens_24h"`
+	Requests30d int64 `json:"requests_30d"`
+	Tokens30d   int64 `json:"tokens_30d"`
+	// LastUsed is the start of the newest hour with a request (hour
+	// precision, within the 30 days); nil when none.
+	LastUsed *time.Time `json:"last_used,omitempty"`
+}
+
+// TokenUsageReply maps token id → usage.
+type TokenUsageReply struct {
+	Tokens map[string]TokenUsage `json:"tokens"`
 }
 
 // RetentionReply says what a retention pass deleted.

@@ -274,6 +274,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	}
 	a.URL = "http://" + loopback(ln.Addr())
 	a.http = guard.Server(Route(edge.Handler(), admin.Handler())) // header, idle and body-stall timeouts
+	a.http.RegisterOnShutdown(admin.CloseStreams)                 // Shutdown waits for open live streams otherwise
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.failed <- fmt.Errorf("http: %w", err)

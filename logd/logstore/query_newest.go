@@ -1,0 +1,117 @@
+package logstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/gemini-balance-go/shared/logapi"
+	"github.com/gemini-balance-go/shared/mongox"
+)
+
+// newestFirst pages request logs newest first without a sort over the whole
+// collection: FerretDB pushes equality filters down to its backend but sorts
+// in Go, so "newest 50 of a million" would read every row. Instead it walks
+// the minutes that had traffic (the per-minute rollups, ≤ 60 per hour) from
+// the newest back and reads each one by its bucket (m, indexed), until the
+// page is full. It serves the logs page's default view (no filter but an
+// optional time range, time descending); ok is false when the minute
+// rollups (kept MinuteRollupAge) run out first, and the caller falls back.
+func (s *Store) newestFirst(ctx context.Context, q logapi.RequestLogQuery, limit int) (rows []RequestLog, ok bool, err error) {
+	now := s.now().UTC()
+	to := now
+	if !q.To.IsZero() && q.To.Before(to) {
+		to = q.To.UTC()
+	}
+	low := now.Add(-MinuteRollupAge + time.Hour)
+	if !q.From.IsZero() && q.From.After(low) {
+		low = q.From.UTC()
+	}
+	need := q.Offset + limit + 1
+	outside := func(r RequestLog) bool {
+		return (!q.From.IsZero() && r.Time.Before(q.From)) || (!q.To.IsZero() && !r.Time.Before(q.To))
+	}
+	for h := to.Truncate(time.Hour); !h.Before(low.Truncate(time.Hour)); h = h.Add(-time.Hour) {
+		mins, err := s.rollupDocsIn(ctx, s.minutes, bson.M{"h": mongox.HourBucket(h)})
+		if err != nil {
+			return nil, false, err
+		}
+		slices.SortFunc(mins, func(a, b Rollup) int { return cmp.Compare(b.ID, a.ID) })
+		for _, m := range mins {
+			if m.Requests == 0 || m.ID > MinuteBucket(to) || m.ID < MinuteBucket(low) {
+				continue
+			}
+			got, err := s.minuteRows(ctx, m.ID, need-len(rows), now, outside)
+			if err != nil {
+				return nil, false, err
+			}
+			slices.SortFunc(got, func(a, b RequestLog) int {
+				return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(b.ID, a.ID))
+			})
+			rows = append(rows, got...)
+			if len(rows) >= need {
+				return rows[min(q.Offset, len(rows)):], true, nil
+			}
+		}
+	}
+	// The walk reached the time range's start: the page is complete.
+	if !q.From.IsZero() && !q.From.Before(now.Add(-MinuteRollupAge+time.Hour)) {
+		return rows[min(q.Offset, len(rows)):], true, nil
+	}
+	return nil, false, nil
+}
+
+// minuteRows reads the rows of one minute, newest seconds first: second by
+// second (the per-second rollups say which had traffic, the s bucket reads
+// them) until want rows are in, so a busy minute is not read whole for a
+// page of 50. Past the per-second rollups' age, or when a second's rows lack
+// the s bucket (written before it existed), the minute is read whole.
+// Rows for which outside is true (the query's time range) are dropped.
+func (s *Store) minuteRows(ctx context.Context, minute string, want int, now time.Time, outside func(RequestLog) bool) ([]RequestLog, error) {
+	read := func(f bson.M) ([]RequestLog, error) {
+		cur, err := s.requests.Find(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("find request logs %v: %w", f, err)
+		}
+		var got []RequestLog
+		if err := cur.All(ctx, &got); err != nil {
+			return nil, fmt.Errorf("read request logs %v: %w", f, err)
+		}
+		return slices.DeleteFunc(got, outside), nil
+	}
+	if minute < MinuteBucket(now.Add(-SecondRollupAge+time.Minute)) {
+		return read(bson.M{"m": minute})
+	}
+	secs, err := s.rollupDocsIn(ctx, s.seconds, bson.M{"m": minute})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(secs, func(a, b Rollup) int { return cmp.Compare(b.ID, a.ID) })
+	var out []RequestLog
+	for _, sec := range secs {
+		if sec.Requests == 0 {
+			continue
+		}
+		cur, err := s.requests.Find(ctx, bson.M{"s": sec.ID})
+		if err != nil {
+			return nil, fmt.Errorf("find request logs of second %s: %w", sec.ID, err)
+		}
+		var got []RequestLog
+		if err := cur.All(ctx, &got); err != nil {
+			return nil, fmt.Errorf("read request logs of second %s: %w", sec.ID, err)
+		}
+		if len(got) == 0 { // rows without the s bucket, or deleted ones: read the minute
+			return read(bson.M{"m": minute})
+		}
+		got = slices.DeleteFunc(got, outside)
+		out = append(out, got...)
+		if len(out) >= want {
+			break
+		}
+	}
+	return out, nil
+}

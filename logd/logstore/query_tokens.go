@@ -1,0 +1,74 @@
+package logstore
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gemini-balance-go/shared/logapi"
+	"github.com/gemini-balance-go/shared/mongox"
+)
+
+// tokenUsageDays is the long window of TokenUsage.
+const tokenUsageDays = 30
+
+// TokenUsage answers gb.logd.stats.tokens from the per-token rollups
+// (k = *, mo = *, tk = the token): one equality-filtered read per day of the
+// 30-day window, in parallel, projected to the few counters it needs. No raw
+// log is read.
+func (s *Store) TokenUsage(ctx context.Context, q logapi.TokenUsageQuery) (logapi.TokenUsageReply, error) {
+	now := q.Now
+	if now.IsZero() {
+		now = s.now()
+	}
+	now = now.UTC().Truncate(time.Hour)
+	from := now.Add(-(tokenUsageDays*24 - 1) * time.Hour)
+	dayFrom := now.Add(-23 * time.Hour)
+	var days []time.Time
+	for d := from.Truncate(24 * time.Hour); !d.After(now); d = d.Add(24 * time.Hour) {
+		days = append(days, d)
+	}
+	hFrom, hTo, h24 := mongox.HourBucket(from), mongox.HourBucket(now), mongox.HourBucket(dayFrom)
+	var mu sync.Mutex
+	out := logapi.TokenUsageReply{Tokens: map[string]logapi.TokenUsage{}}
+	proj := options.Find().SetProjection(bson.M{"h": 1, "tk": 1, "req": 1, "fail": 1, "tok": 1})
+	err := parallel(len(days), func(i int) error {
+		f := bson.M{"d": mongox.DayBucket(days[i]), "k": Any, "mo": Any, "tk": bson.M{"$ne": Any}}
+		if len(q.TokenIDs) == 1 {
+			f["tk"] = q.TokenIDs[0]
+		}
+		cur, err := s.rollups.Find(ctx, f, proj)
+		if err != nil {
+			return err
+		}
+		var docs []Rollup
+		if err := cur.All(ctx, &docs); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range docs {
+			if d.Hour < hFrom || d.Hour > hTo || d.Requests == 0 || (len(q.TokenIDs) > 1 && !slices.Contains(q.TokenIDs, d.Token)) {
+				continue
+			}
+			u := out.Tokens[d.Token]
+			u.Requests30d += d.Requests
+			u.Tokens30d += d.Tokens
+			if d.Hour >= h24 {
+				u.Requests24h += d.Requests
+				u.Failures24h += d.Failures
+				u.Tokens24h += d.Tokens
+			}
+			if t, err := time.Parse("2006-01-02T15", d.Hour); err == nil && (u.LastUsed == nil || t.After(*u.LastUsed)) {
+				u.LastUsed = &t
+			}
+			out.Tokens[d.Token] = u
+		}
+		return nil
+	})
+	return out, err
+}
