@@ -9,12 +9,12 @@ import (
 	"github.com/gemini-balance-go/shared/config"
 )
 
-// resetConfig puts every setting back to its built-in default (shared/config),
-// keeping the admin password so the admin stays in. It saves through the same
-// validation and publish path as PUT /api/config.
+// resetConfig puts every setting back to its built-in default (shared/config).
+// The admin password is not a setting (its hash lives in admind's admins
+// collection), so the admin stays in. It saves through the same validation and
+// publish path as PUT /api/config.
 func (s *Server) resetConfig(c *gin.Context) {
 	next := config.Defaults()
-	next.AuthToken = s.d.Settings.Get().AuthToken
 	if err := s.store.Save(c.Request.Context(), next); err != nil {
 		writeSaveError(c, err)
 		return

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -342,27 +343,31 @@ func envList(m map[string]string) []string {
 }
 
 // handedOut holds every port freePort returned in this test binary: a port is
-// only probed free, not held, until its process binds it, so the kernel may
-// offer it again meanwhile (two processes of one stack got the same port).
+// only probed free, not held, until its process binds it.
 var handedOut = struct {
 	sync.Mutex
 	ports map[int]bool
 }{ports: map[int]bool{}}
 
+// freePort picks a free port below Linux's ephemeral range (32768 and up by
+// default): a ":0" port could be handed by the kernel to another process's
+// outgoing connection before our process binds it, which happened once the
+// stacks gained a METRICS_ADDR port per service.
 func freePort() int {
 	handedOut.Lock()
 	defer handedOut.Unlock()
 	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		port := 20000 + rand.IntN(12000)
+		if handedOut.ports[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
-			panic(err)
+			continue // taken
 		}
-		port := l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
-		if !handedOut.ports[port] {
-			handedOut.ports[port] = true
-			return port
-		}
+		handedOut.ports[port] = true
+		return port
 	}
 }
 
