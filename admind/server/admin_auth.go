@@ -1,11 +1,9 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -23,35 +21,6 @@ import (
 // Login, setup, session state and the admin password. The password itself
 // lives only as a hash (admind/auth); these handlers make sure it can never
 // also be a client token, on every path that sets either.
-
-const (
-	// publicBodyCap bounds what an unauthenticated caller can make admind read.
-	publicBodyCap = 4 << 10
-	// adminBodyCap bounds admin request bodies (a paste of ~100 000 keys fits).
-	adminBodyCap = 4 << 20
-)
-
-// maxBody reads the body up front, at most n bytes: larger answers 413
-// before any handler parses it.
-func maxBody(n int64) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if c.Request.ContentLength > n {
-			c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, gin.H{"error": fmt.Sprintf("request body too large: at most %d bytes", n)})
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(c.Request.Body, n+1))
-		if err != nil {
-			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": "read request body: " + err.Error()})
-			return
-		}
-		if int64(len(body)) > n {
-			c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, gin.H{"error": fmt.Sprintf("request body too large: at most %d bytes", n)})
-			return
-		}
-		c.Request.Body = io.NopCloser(bytes.NewReader(body))
-		c.Request.ContentLength = int64(len(body))
-	}
-}
 
 // healthReport is GET /api/health: the services, plus whether secrets are
 // encrypted at rest.

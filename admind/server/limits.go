@@ -14,8 +14,8 @@ import (
 // first-run setup) take a password and nothing else, so a few KiB is
 // plenty; admin routes take at most a key import.
 const (
-	MaxUnauthenticatedBody = 8 << 10
-	MaxAdminBody           = 8 << 20
+	MaxUnauthenticatedBody = 4 << 10
+	MaxAdminBody           = 4 << 20 // a paste of ~100 000 keys fits
 )
 
 // unauthenticatedBodies are the routes anyone may post to.

@@ -21,19 +21,19 @@ func (s *Server) routes() *gin.Engine {
 		r.GET("/readyz", gin.WrapF(h.Readyz))
 	}
 
-	// Unauthenticated routes read at most publicBodyCap bytes.
-	r.POST("/auth", maxBody(publicBodyCap), s.login)
-	r.POST("/auth/logout", maxBody(publicBodyCap), s.auth.Logout)
+	// Unauthenticated routes read at most MaxUnauthenticatedBody bytes (limitBodies).
+	r.POST("/auth", s.login)
+	r.POST("/auth/logout", s.auth.Logout)
 	api := r.Group("/api")
 	// Public: service names, replica counts and status only, no secrets.
 	api.GET("/health", s.health)
 	// Public: whether to show setup, login or the app.
 	api.GET("/session", s.session)
 	// Reachable only while no admin password exists.
-	api.POST("/setup", maxBody(publicBodyCap), s.setup)
+	api.POST("/setup", s.setup)
 	api.GET("/openapi.json", openAPI) // public: routes and shapes only
 
-	admin := api.Group("", s.auth.Require(), maxBody(adminBodyCap))
+	admin := api.Group("", s.auth.Require())
 	admin.GET("/config", s.getConfig)
 	admin.PUT("/config", s.putConfig)
 	admin.POST("/config/reset", s.resetConfig)
