@@ -42,6 +42,8 @@ export async function loadStrings(namespaces) {
 }
 
 export function t(key, vars) {
+  // Singular: a `<key>.one` string, where one exists, for count 1.
+  if (vars && Number(vars.count) === 1 && strings[lang]?.[key + '.one'] !== undefined) key += '.one';
   let s = strings[lang]?.[key];
   if (s === undefined) {
     console.warn(`i18n: missing ${lang} string ${key}`);

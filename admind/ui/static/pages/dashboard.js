@@ -29,7 +29,7 @@ export async function mount(root, ctx) {
     return h('section', { class: 'stat', 'data-window': w, 'aria-label': t(`dashboard.window.${w}`) },
       h('div', { class: 'label' }, t(`dashboard.window.${w}`)),
       h('div', { class: 'value', 'data-field': 'requests' }, fmtNum(v.requests)),
-      h('div', { class: 'sub' }, h('span', {}, t('dashboard.requests'))),
+      h('div', { class: 'sub' }, h('span', {}, t('dashboard.requests', { count: v.requests }))),
       h('div', { class: 'sub' },
         h('span', { class: 'ok', 'data-field': 'successes' }, t('dashboard.successes_n', { n: fmtNum(v.successes) })),
         h('span', { class: v.failures ? 'bad' : '', 'data-field': 'failures' }, t('dashboard.failures_n', { n: fmtNum(v.failures) }))),
@@ -136,7 +136,7 @@ export async function mount(root, ctx) {
       errChart.setData([xs, col('failures_4xx'), col('failures_5xx'), col('failures_other')]);
       tokChart.setData([xs, col('prompt_tokens'), col('completion_tokens'), col('thought_tokens')]);
       const sum = (k) => pts.reduce((a, p) => a + (p[k] || 0), 0);
-      chartTotals.textContent = t('dashboard.range_totals', { requests: fmtNum(sum('requests')), failures: fmtNum(sum('failures')), tokens: fmtNum(sum('total_tokens')) });
+      chartTotals.textContent = t('dashboard.range_totals', { count: sum('requests'), requests: fmtNum(sum('requests')), failures: fmtNum(sum('failures')), tokens: fmtNum(sum('total_tokens')) });
     } catch (e) {
       chartErr.append(errorBox(t('common.load_failed', { what: t('dashboard.charts') }), e));
     }

@@ -503,7 +503,8 @@ export async function mount(root, ctx) {
       rows = res.logs || [];
       if (res.total !== undefined) {
         total = Number(res.total) || 0;
-        exact = res.total_exact !== false;
+        // A first page that holds everything is an exact count, whatever the estimate said.
+        exact = res.total_exact !== false || (state.page === 1 && res.has_more === false && rows.length === total);
         counted = filterKey;
       }
       hasMore = typeof res.has_more === 'boolean' ? res.has_more : undefined;
