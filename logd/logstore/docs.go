@@ -47,10 +47,7 @@ type RequestLog struct {
 	Hour string    `bson:"h"`
 	// Minute is the minute bucket: FerretDB pushes only equality filters
 	// down to PostgreSQL, so a partial minute is read by bucket, not by range.
-	Minute string `bson:"m"`
-	// Second is the second bucket, read the same way by the newest-first
-	// walk of the logs page (see Store.newestFirst).
-	Second     string  `bson:"s,omitempty"`
+	Minute     string  `bson:"m"`
 	Route      string  `bson:"route,omitempty"`
 	Method     string  `bson:"method,omitempty"`
 	Path       string  `bson:"path,omitempty"`
@@ -162,7 +159,7 @@ func FromRequestEvent(e *bus.RequestEvent) RequestLog {
 		total = e.Usage.Prompt + e.Usage.Candidates + e.Usage.Thoughts
 	}
 	return RequestLog{
-		ID: e.ID, Time: e.Time.UTC(), Hour: mongox.HourBucket(e.Time), Minute: MinuteBucket(e.Time), Second: SecondBucket(e.Time),
+		ID: e.ID, Time: e.Time.UTC(), Hour: mongox.HourBucket(e.Time), Minute: MinuteBucket(e.Time),
 		Route: e.Route, Method: e.Method, Path: e.Path, Model: e.Model, Upstream: e.Upstream, Stream: e.Stream,
 		TokenID: e.TokenID, TokenHint: e.TokenHint, KeyID: e.KeyID, KeyHint: e.KeyHint, KeyKind: e.KeyKind,
 		Attempts: e.Attempts, Status: e.Status, Success: e.Success, Class: e.Class,

@@ -56,7 +56,6 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			{{Key: "status", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "route", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "m", Value: 1}},
-			{{Key: "s", Value: 1}},
 		},
 		s.errors: {
 			{{Key: "t", Value: -1}},
