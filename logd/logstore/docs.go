@@ -33,6 +33,13 @@ const (
 	// m = its minute), for the partial minutes at the edges of a window.
 	// Kept SecondRollupAge.
 	CollSeconds = "rollups_second"
+	// CollErrorMinutes indexes error logs by minute (_id "2026-11-27T06:05",
+	// ev = "<time>|<id>" of each error log in it), and CollErrorHours counts
+	// them by hour (_id "2026-11-27T06", n): FerretDB serves _id lookups
+	// fast but sorts in Go over every row, so the newest error logs are found
+	// through these (see errindex.go).
+	CollErrorMinutes = "error_minutes"
+	CollErrorHours   = "error_hours"
 )
 
 // Any is the rollup dimension value meaning "all": rollups are kept at the

@@ -25,20 +25,25 @@ type Store struct {
 	batches  *mongo.Collection
 	minutes  *mongo.Collection
 	seconds  *mongo.Collection
-	now      func() time.Time
+	// errMinutes and errHours index error logs by time (see errindex.go).
+	errMinutes *mongo.Collection
+	errHours   *mongo.Collection
+	now        func() time.Time
 }
 
 // New returns a Store on db. Call EnsureIndexes once at start.
 func New(db *mongo.Database) *Store {
 	return &Store{
-		db:       db,
-		requests: db.Collection(CollRequests),
-		errors:   db.Collection(CollErrors),
-		rollups:  db.Collection(CollRollups),
-		batches:  db.Collection(CollBatches),
-		minutes:  db.Collection(CollMinutes),
-		seconds:  db.Collection(CollSeconds),
-		now:      time.Now,
+		db:         db,
+		requests:   db.Collection(CollRequests),
+		errors:     db.Collection(CollErrors),
+		rollups:    db.Collection(CollRollups),
+		batches:    db.Collection(CollBatches),
+		minutes:    db.Collection(CollMinutes),
+		seconds:    db.Collection(CollSeconds),
+		errMinutes: db.Collection(CollErrorMinutes),
+		errHours:   db.Collection(CollErrorHours),
+		now:        time.Now,
 	}
 }
 
@@ -104,7 +109,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
+	return s.backfillErrorIndex(ctx)
 }
 
 // indexName is the server's default name of an index: field_dir joined by "_".
@@ -169,6 +174,9 @@ func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog,
 			return nil, fmt.Errorf("insert error logs: %w", err)
 		}
 		p.Result.Errors = n
+		if err := s.indexErrors(ctx, errs, dupIdx); err != nil {
+			return nil, err
+		}
 		isDup := make(map[int]bool, len(dupIdx))
 		for _, i := range dupIdx {
 			isDup[i] = true
