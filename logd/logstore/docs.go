@@ -85,19 +85,22 @@ type RequestLog struct {
 
 // ErrorLog is one error_logs document: one failed upstream attempt.
 type ErrorLog struct {
-	ID          string    `bson:"_id"`
-	RequestID   string    `bson:"request_id,omitempty"`
-	Time        time.Time `bson:"t"`
-	Route       string    `bson:"route,omitempty"`
-	Model       string    `bson:"model"`
-	KeyID       string    `bson:"key_id"`
-	KeyHint     string    `bson:"key_hint,omitempty"`
-	Attempt     int       `bson:"attempt"`
-	Class       string    `bson:"class,omitempty"`
-	Code        int       `bson:"code"`
-	Type        string    `bson:"type"`
-	Message     string    `bson:"message,omitempty"`
-	RequestBody string    `bson:"request_body,omitempty"`
+	ID        string    `bson:"_id"`
+	RequestID string    `bson:"request_id,omitempty"`
+	Time      time.Time `bson:"t"`
+	// Minute is the minute bucket, so the newest page reads a minute's rows
+	// with one equality FerretDB pushes down (see errorsNewestFirst).
+	Minute      string `bson:"m,omitempty"`
+	Route       string `bson:"route,omitempty"`
+	Model       string `bson:"model"`
+	KeyID       string `bson:"key_id"`
+	KeyHint     string `bson:"key_hint,omitempty"`
+	Attempt     int    `bson:"attempt"`
+	Class       string `bson:"class,omitempty"`
+	Code        int    `bson:"code"`
+	Type        string `bson:"type"`
+	Message     string `bson:"message,omitempty"`
+	RequestBody string `bson:"request_body,omitempty"`
 }
 
 // Counters are the additive fields of a rollup, and the shape of every total
@@ -179,7 +182,7 @@ func FromRequestEvent(e *bus.RequestEvent) RequestLog {
 // FromErrorEvent maps an event to its document.
 func FromErrorEvent(e *bus.ErrorEvent) ErrorLog {
 	return ErrorLog{
-		ID: e.ID, RequestID: e.RequestID, Time: e.Time.UTC(), Route: e.Route, Model: e.Model,
+		ID: e.ID, RequestID: e.RequestID, Time: e.Time.UTC(), Minute: MinuteBucket(e.Time), Route: e.Route, Model: e.Model,
 		KeyID: e.KeyID, KeyHint: e.KeyHint, Attempt: e.Attempt, Class: e.Class,
 		Code: e.UpstreamStatus, Type: e.ErrorType, Message: e.Message, RequestBody: e.RequestBody,
 	}

@@ -66,16 +66,12 @@ func (s *Store) indexErrors(ctx context.Context, errs []ErrorLog, dupIdx []int) 
 			fresh[mongox.HourBucket(e.Time)]++
 		}
 	}
-	var mins, hours []mongo.WriteModel
-	for m, keys := range ev {
-		mins = append(mins, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: m}}).SetUpsert(true).
-			SetUpdate(bson.D{{Key: "$addToSet", Value: bson.D{{Key: "ev", Value: bson.D{{Key: "$each", Value: keys}}}}}}))
-	}
+	var hours []mongo.WriteModel
 	for h, n := range fresh {
 		hours = append(hours, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: h}}).SetUpsert(true).
 			SetUpdate(bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: n}}}}))
 	}
-	if err := bulkChunks(ctx, s.errMinutes, mins); err != nil {
+	if err := addEv(ctx, s.errMinutes, ev); err != nil {
 		return fmt.Errorf("index error logs by minute: %w", err)
 	}
 	if err := bulkChunks(ctx, s.errHours, hours); err != nil {
@@ -93,16 +89,12 @@ func (s *Store) unindexErrors(ctx context.Context, rows []ErrorLog) error {
 		ev[m] = append(ev[m], evKey(e.Time, e.ID))
 		gone[mongox.HourBucket(e.Time)]++
 	}
-	var mins, hours []mongo.WriteModel
-	for m, keys := range ev {
-		mins = append(mins, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: m}}).
-			SetUpdate(bson.D{{Key: "$pullAll", Value: bson.D{{Key: "ev", Value: keys}}}}))
-	}
+	var hours []mongo.WriteModel
 	for h, n := range gone {
 		hours = append(hours, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: h}}).
 			SetUpdate(bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: -n}}}}))
 	}
-	if err := bulkChunks(ctx, s.errMinutes, mins); err != nil {
+	if err := pullEv(ctx, s.errMinutes, ev); err != nil {
 		return fmt.Errorf("unindex error logs by minute: %w", err)
 	}
 	if err := bulkChunks(ctx, s.errHours, hours); err != nil {
@@ -116,8 +108,8 @@ func (s *Store) unindexErrors(ctx context.Context, rows []ErrorLog) error {
 // cut's hour counted again from its minutes.
 func (s *Store) unindexErrorsBefore(ctx context.Context, cut time.Time) error {
 	cut = cut.UTC()
-	if _, err := s.errMinutes.DeleteMany(ctx, bson.M{"_id": bson.M{"$lt": MinuteBucket(cut)}}); err != nil {
-		return fmt.Errorf("drop error index minutes: %w", err)
+	if err := dropEvBefore(ctx, s.errMinutes, cut); err != nil {
+		return fmt.Errorf("unindex error logs: %w", err)
 	}
 	if _, err := s.errHours.DeleteMany(ctx, bson.M{"_id": bson.M{"$lt": mongox.HourBucket(cut)}}); err != nil {
 		return fmt.Errorf("drop error index hours: %w", err)
@@ -128,21 +120,9 @@ func (s *Store) unindexErrorsBefore(ctx context.Context, cut time.Time) error {
 	}
 	var n int64
 	for _, d := range docs {
-		if d == nil {
-			continue
+		if d != nil {
+			n += int64(len(d.Ev))
 		}
-		var old []string
-		for _, k := range d.Ev {
-			if t, _ := evSplit(k); t.Before(cut) {
-				old = append(old, k)
-			}
-		}
-		if len(old) > 0 {
-			if _, err := s.errMinutes.UpdateOne(ctx, bson.M{"_id": d.ID}, bson.M{"$pullAll": bson.M{"ev": old}}); err != nil {
-				return fmt.Errorf("unindex error logs of %s: %w", d.ID, err)
-			}
-		}
-		n += int64(len(d.Ev) - len(old))
 	}
 	if _, err := s.errHours.UpdateOne(ctx, bson.M{"_id": mongox.HourBucket(cut)}, bson.M{"$set": bson.M{"n": n}}); err != nil {
 		return fmt.Errorf("recount error logs of %s: %w", mongox.HourBucket(cut), err)
@@ -160,20 +140,27 @@ func (s *Store) clearErrorIndex(ctx context.Context) error {
 	return nil
 }
 
-// errMinuteDocs reads the 60 minute documents of an hour by _id (nil where
-// a minute had no error logs).
+// errMinuteDocs reads the minute documents of an hour, one equality on h
+// (a scan of this small collection, not of the error logs).
 func (s *Store) errMinuteDocs(ctx context.Context, hour time.Time) ([]*errMinuteDoc, error) {
-	ids := make([]string, 60)
-	for i := range ids {
-		ids[i] = MinuteBucket(hour.Add(time.Duration(i) * time.Minute))
+	cur, err := s.errMinutes.Find(ctx, bson.M{"h": mongox.HourBucket(hour)})
+	if err != nil {
+		return nil, fmt.Errorf("find error index of %s: %w", mongox.HourBucket(hour), err)
 	}
-	return byIDs[errMinuteDoc](ctx, s.errMinutes, ids, nil)
+	var out []*errMinuteDoc
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("read error index of %s: %w", mongox.HourBucket(hour), err)
+	}
+	return out, nil
 }
 
 // errorsNewestFirst is the unfiltered error-log page, newest first, and the
-// total, read through the index. ok is false when an indexed row is gone
-// (deleted behind the index's back): the caller falls back to the sorted
-// query.
+// total, read through the index: the hour counts say which hours have rows,
+// their minute documents which minutes, and each minute's rows are read with
+// one equality on m (FerretDB/PostgreSQL pushes it down; an _id lookup is a
+// table scan there too, so rows are not read one by one). ok is false when
+// the index and the rows disagree (rows stored before m existed, or deleted
+// behind the index's back): the caller falls back to the sorted query.
 func (s *Store) errorsNewestFirst(ctx context.Context, offset, limit int) (rows []ErrorLog, total int64, ok bool, err error) {
 	cur, err := s.errHours.Find(ctx, bson.M{})
 	if err != nil {
@@ -191,48 +178,44 @@ func (s *Store) errorsNewestFirst(ctx context.Context, offset, limit int) (rows 
 		total += max(h.N, 0)
 	}
 	need := offset + limit
-	var keys []string
 	for _, h := range hours {
-		if len(keys) >= need {
+		if len(rows) >= need {
 			break
 		}
-		if h.N <= 0 {
-			continue
-		}
 		t, err := time.Parse("2006-01-02T15", h.ID)
-		if err != nil {
+		if h.N <= 0 || err != nil {
 			continue
 		}
 		docs, err := s.errMinuteDocs(ctx, t)
 		if err != nil {
 			return nil, 0, false, err
 		}
-		// Hours are disjoint and read newest first, so the newest `need`
-		// entries of the hours read so far are the newest overall.
+		slices.SortFunc(docs, func(a, b *errMinuteDoc) int { return cmp.Compare(b.ID, a.ID) })
 		for _, d := range docs {
-			if d != nil {
-				keys = append(keys, d.Ev...)
+			if len(rows) >= need {
+				break
 			}
+			if len(d.Ev) == 0 {
+				continue
+			}
+			cur, err := s.errors.Find(ctx, bson.M{"m": d.ID}, options.Find().SetProjection(bson.M{"message": 0, "request_body": 0}))
+			if err != nil {
+				return nil, 0, false, fmt.Errorf("find error logs of minute %s: %w", d.ID, err)
+			}
+			var got []ErrorLog
+			if err := cur.All(ctx, &got); err != nil {
+				return nil, 0, false, fmt.Errorf("read error logs of minute %s: %w", d.ID, err)
+			}
+			if len(got) != len(d.Ev) {
+				return nil, 0, false, nil
+			}
+			slices.SortFunc(got, func(a, b ErrorLog) int {
+				return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(b.ID, a.ID))
+			})
+			rows = append(rows, got...)
 		}
 	}
-	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(b, a) })
-	keys = keys[min(offset, len(keys)):min(need, len(keys))]
-	ids := make([]string, len(keys))
-	for i, k := range keys {
-		_, ids[i] = evSplit(k)
-	}
-	got, err := byIDs[ErrorLog](ctx, s.errors, ids, bson.M{"message": 0, "request_body": 0})
-	if err != nil {
-		return nil, 0, false, err
-	}
-	rows = make([]ErrorLog, 0, len(got))
-	for _, r := range got {
-		if r == nil {
-			return nil, 0, false, nil
-		}
-		rows = append(rows, *r)
-	}
-	return rows, total, true, nil
+	return rows[min(offset, len(rows)):min(need, len(rows))], total, true, nil
 }
 
 // byIDs reads documents one _id lookup each (FerretDB answers $in by
@@ -321,4 +304,54 @@ func (s *Store) backfillErrorIndex(ctx context.Context) error {
 		return fmt.Errorf("backfill error index: %w", err)
 	}
 	return s.indexErrors(ctx, chunk, nil)
+}
+
+// addEv adds entries to minute documents (a set: adding again is a no-op).
+func addEv(ctx context.Context, coll *mongo.Collection, ev map[string][]string) error {
+	var models []mongo.WriteModel
+	for m, keys := range ev {
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: m}}).SetUpsert(true).
+			SetUpdate(bson.D{
+				{Key: "$addToSet", Value: bson.D{{Key: "ev", Value: bson.D{{Key: "$each", Value: keys}}}}},
+				{Key: "$setOnInsert", Value: bson.D{{Key: "h", Value: m[:13]}}},
+			}))
+	}
+	return bulkChunks(ctx, coll, models)
+}
+
+// pullEv removes entries from minute documents.
+func pullEv(ctx context.Context, coll *mongo.Collection, ev map[string][]string) error {
+	var models []mongo.WriteModel
+	for m, keys := range ev {
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: m}}).
+			SetUpdate(bson.D{{Key: "$pullAll", Value: bson.D{{Key: "ev", Value: keys}}}}))
+	}
+	return bulkChunks(ctx, coll, models)
+}
+
+// dropEvBefore removes the entries older than cut: the minute documents
+// before cut's minute, and the older entries of cut's minute.
+func dropEvBefore(ctx context.Context, coll *mongo.Collection, cut time.Time) error {
+	if _, err := coll.DeleteMany(ctx, bson.M{"_id": bson.M{"$lt": MinuteBucket(cut)}}); err != nil {
+		return err
+	}
+	var d errMinuteDoc
+	err := coll.FindOne(ctx, bson.M{"_id": MinuteBucket(cut)}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var old []string
+	for _, k := range d.Ev {
+		if t, _ := evSplit(k); t.Before(cut) {
+			old = append(old, k)
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	_, err = coll.UpdateOne(ctx, bson.M{"_id": d.ID}, bson.M{"$pullAll": bson.M{"ev": old}})
+	return err
 }

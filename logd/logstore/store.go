@@ -68,6 +68,10 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			{{Key: "code", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "model", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "request_id", Value: 1}},
+			{{Key: "m", Value: 1}},
+		},
+		s.errMinutes: {
+			{{Key: "h", Value: 1}},
 		},
 		s.rollups: {
 			// Every rollup query names the level (k, mo, tk, "*" for all) and an hour range or month.
@@ -167,6 +171,9 @@ func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog,
 		errs = dedupe(errs, func(e ErrorLog) string { return e.ID })
 		docs := make([]any, len(errs))
 		for i := range errs {
+			if errs[i].Minute == "" {
+				errs[i].Minute = MinuteBucket(errs[i].Time)
+			}
 			docs[i] = &errs[i]
 		}
 		n, dupIdx, err := insertUnordered(ctx, s.errors, docs)
