@@ -70,14 +70,14 @@ func benchQueries(b *testing.B, uri string, rows int) {
 			b.Fatal(err)
 		}
 		// An error log per failed request (3 in 20), as edge records them.
-		var errs []any
+		var errs []logstore.ErrorLog
 		for _, r := range batch {
 			if !r.Success {
 				errs = append(errs, logstore.ErrorLog{ID: "e" + r.ID, RequestID: r.ID, Time: r.Time, Model: r.Model, KeyID: r.KeyID,
 					KeyHint: "AIzaSy…" + r.KeyID, Attempt: 1, Code: r.Status, Type: "gemini-chat-non-stream", Message: "upstream said no"})
 			}
 		}
-		if _, err := db.Collection(logstore.CollErrors).InsertMany(ctx, errs, options.InsertMany().SetOrdered(false)); err != nil {
+		if _, err := st.InsertLogs(ctx, "seed-errors", nil, errs); err != nil {
 			b.Fatal(err)
 		}
 		seeder.Add(batch)

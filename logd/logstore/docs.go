@@ -33,6 +33,13 @@ const (
 	// m = its minute), for the partial minutes at the edges of a window.
 	// Kept SecondRollupAge.
 	CollSeconds = "rollups_second"
+	// CollErrorMinutes indexes error logs by minute (_id "2026-11-27T06:05",
+	// ev = "<time>|<id>" of each error log in it), and CollErrorHours counts
+	// them by hour (_id "2026-11-27T06", n): FerretDB serves _id lookups
+	// fast but sorts in Go over every row, so the newest error logs are found
+	// through these (see errindex.go).
+	CollErrorMinutes = "error_minutes"
+	CollErrorHours   = "error_hours"
 )
 
 // Any is the rollup dimension value meaning "all": rollups are kept at the
@@ -47,10 +54,7 @@ type RequestLog struct {
 	Hour string    `bson:"h"`
 	// Minute is the minute bucket: FerretDB pushes only equality filters
 	// down to PostgreSQL, so a partial minute is read by bucket, not by range.
-	Minute string `bson:"m"`
-	// Second is the second bucket, read the same way by the newest-first
-	// walk of the logs page (see Store.newestFirst).
-	Second     string  `bson:"s,omitempty"`
+	Minute     string  `bson:"m"`
 	Route      string  `bson:"route,omitempty"`
 	Method     string  `bson:"method,omitempty"`
 	Path       string  `bson:"path,omitempty"`
@@ -81,19 +85,22 @@ type RequestLog struct {
 
 // ErrorLog is one error_logs document: one failed upstream attempt.
 type ErrorLog struct {
-	ID          string    `bson:"_id"`
-	RequestID   string    `bson:"request_id,omitempty"`
-	Time        time.Time `bson:"t"`
-	Route       string    `bson:"route,omitempty"`
-	Model       string    `bson:"model"`
-	KeyID       string    `bson:"key_id"`
-	KeyHint     string    `bson:"key_hint,omitempty"`
-	Attempt     int       `bson:"attempt"`
-	Class       string    `bson:"class,omitempty"`
-	Code        int       `bson:"code"`
-	Type        string    `bson:"type"`
-	Message     string    `bson:"message,omitempty"`
-	RequestBody string    `bson:"request_body,omitempty"`
+	ID        string    `bson:"_id"`
+	RequestID string    `bson:"request_id,omitempty"`
+	Time      time.Time `bson:"t"`
+	// Minute is the minute bucket, so the newest page reads a minute's rows
+	// with one equality FerretDB pushes down (see errorsNewestFirst).
+	Minute      string `bson:"m,omitempty"`
+	Route       string `bson:"route,omitempty"`
+	Model       string `bson:"model"`
+	KeyID       string `bson:"key_id"`
+	KeyHint     string `bson:"key_hint,omitempty"`
+	Attempt     int    `bson:"attempt"`
+	Class       string `bson:"class,omitempty"`
+	Code        int    `bson:"code"`
+	Type        string `bson:"type"`
+	Message     string `bson:"message,omitempty"`
+	RequestBody string `bson:"request_body,omitempty"`
 }
 
 // Counters are the additive fields of a rollup, and the shape of every total
@@ -162,7 +169,7 @@ func FromRequestEvent(e *bus.RequestEvent) RequestLog {
 		total = e.Usage.Prompt + e.Usage.Candidates + e.Usage.Thoughts
 	}
 	return RequestLog{
-		ID: e.ID, Time: e.Time.UTC(), Hour: mongox.HourBucket(e.Time), Minute: MinuteBucket(e.Time), Second: SecondBucket(e.Time),
+		ID: e.ID, Time: e.Time.UTC(), Hour: mongox.HourBucket(e.Time), Minute: MinuteBucket(e.Time),
 		Route: e.Route, Method: e.Method, Path: e.Path, Model: e.Model, Upstream: e.Upstream, Stream: e.Stream,
 		TokenID: e.TokenID, TokenHint: e.TokenHint, KeyID: e.KeyID, KeyHint: e.KeyHint, KeyKind: e.KeyKind,
 		Attempts: e.Attempts, Status: e.Status, Success: e.Success, Class: e.Class,
@@ -175,7 +182,7 @@ func FromRequestEvent(e *bus.RequestEvent) RequestLog {
 // FromErrorEvent maps an event to its document.
 func FromErrorEvent(e *bus.ErrorEvent) ErrorLog {
 	return ErrorLog{
-		ID: e.ID, RequestID: e.RequestID, Time: e.Time.UTC(), Route: e.Route, Model: e.Model,
+		ID: e.ID, RequestID: e.RequestID, Time: e.Time.UTC(), Minute: MinuteBucket(e.Time), Route: e.Route, Model: e.Model,
 		KeyID: e.KeyID, KeyHint: e.KeyHint, Attempt: e.Attempt, Class: e.Class,
 		Code: e.UpstreamStatus, Type: e.ErrorType, Message: e.Message, RequestBody: e.RequestBody,
 	}

@@ -200,6 +200,21 @@ func (s *Store) ErrorLogs(ctx context.Context, q logapi.ErrorLogQuery) (logapi.E
 	if len(and) > 0 {
 		f["$and"] = and
 	}
+	// The default view (no filter, newest first) reads the time index: the
+	// sorted query and the count read every row on FerretDB.
+	if len(f) == 0 && sortField == "t" && order == -1 {
+		rows, total, ok, err := s.errorsNewestFirst(ctx, q.Offset, limit)
+		if err != nil {
+			return logapi.ErrorLogPage{}, err
+		}
+		if ok {
+			page := logapi.ErrorLogPage{Total: total, Logs: make([]logapi.ErrorLog, len(rows))}
+			for i, r := range rows {
+				page.Logs[i] = toAPIError(r, false)
+			}
+			return page, nil
+		}
+	}
 	total, err := s.errors.CountDocuments(ctx, f)
 	if err != nil {
 		return logapi.ErrorLogPage{}, fmt.Errorf("count error logs: %w", err)
@@ -257,9 +272,34 @@ func (s *Store) DeleteErrorLogs(ctx context.Context, q logapi.ErrorLogDelete) (i
 	if set != 1 {
 		return 0, badRequest("set exactly one of ids, all or before")
 	}
+	// The rows' times say which index entries to drop.
+	var byID []*ErrorLog
+	if len(q.IDs) > 0 {
+		var err error
+		if byID, err = byIDs[ErrorLog](ctx, s.errors, q.IDs, bson.M{"t": 1}); err != nil {
+			return 0, err
+		}
+	}
 	res, err := s.errors.DeleteMany(ctx, f)
 	if err != nil {
 		return 0, fmt.Errorf("delete error logs: %w", err)
+	}
+	switch {
+	case q.All:
+		err = s.clearErrorIndex(ctx)
+	case !q.Before.IsZero():
+		err = s.unindexErrorsBefore(ctx, q.Before)
+	default:
+		var gone []ErrorLog
+		for _, r := range byID {
+			if r != nil {
+				gone = append(gone, *r)
+			}
+		}
+		err = s.unindexErrors(ctx, gone)
+	}
+	if err != nil {
+		return res.DeletedCount, err
 	}
 	return res.DeletedCount, nil
 }

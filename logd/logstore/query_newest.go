@@ -45,7 +45,7 @@ func (s *Store) newestFirst(ctx context.Context, q logapi.RequestLogQuery, limit
 			if m.Requests == 0 || m.ID > MinuteBucket(to) || m.ID < MinuteBucket(low) {
 				continue
 			}
-			got, err := s.minuteRows(ctx, m.ID, need-len(rows), now, outside)
+			got, err := s.minuteRows(ctx, m.ID, outside)
 			if err != nil {
 				return nil, false, err
 			}
@@ -65,53 +65,17 @@ func (s *Store) newestFirst(ctx context.Context, q logapi.RequestLogQuery, limit
 	return nil, false, nil
 }
 
-// minuteRows reads the rows of one minute, newest seconds first: second by
-// second (the per-second rollups say which had traffic, the s bucket reads
-// them) until want rows are in, so a busy minute is not read whole for a
-// page of 50. Past the per-second rollups' age, or when a second's rows lack
-// the s bucket (written before it existed), the minute is read whole.
-// Rows for which outside is true (the query's time range) are dropped.
-func (s *Store) minuteRows(ctx context.Context, minute string, want int, now time.Time, outside func(RequestLog) bool) ([]RequestLog, error) {
-	read := func(f bson.M) ([]RequestLog, error) {
-		cur, err := s.requests.Find(ctx, f)
-		if err != nil {
-			return nil, fmt.Errorf("find request logs %v: %w", f, err)
-		}
-		var got []RequestLog
-		if err := cur.All(ctx, &got); err != nil {
-			return nil, fmt.Errorf("read request logs %v: %w", f, err)
-		}
-		return slices.DeleteFunc(got, outside), nil
-	}
-	if minute < MinuteBucket(now.Add(-SecondRollupAge+time.Minute)) {
-		return read(bson.M{"m": minute})
-	}
-	secs, err := s.rollupDocsIn(ctx, s.seconds, bson.M{"m": minute})
+// minuteRows reads the rows of one minute by its bucket, without those the
+// query's time range excludes. (Reading by second bucket instead was slower
+// on FerretDB/PostgreSQL, which scans the table for every non-_id equality.)
+func (s *Store) minuteRows(ctx context.Context, minute string, outside func(RequestLog) bool) ([]RequestLog, error) {
+	cur, err := s.requests.Find(ctx, bson.M{"m": minute})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("find request logs of minute %s: %w", minute, err)
 	}
-	slices.SortFunc(secs, func(a, b Rollup) int { return cmp.Compare(b.ID, a.ID) })
-	var out []RequestLog
-	for _, sec := range secs {
-		if sec.Requests == 0 {
-			continue
-		}
-		cur, err := s.requests.Find(ctx, bson.M{"s": sec.ID})
-		if err != nil {
-			return nil, fmt.Errorf("find request logs of second %s: %w", sec.ID, err)
-		}
-		var got []RequestLog
-		if err := cur.All(ctx, &got); err != nil {
-			return nil, fmt.Errorf("read request logs of second %s: %w", sec.ID, err)
-		}
-		if len(got) == 0 { // rows without the s bucket, or deleted ones: read the minute
-			return read(bson.M{"m": minute})
-		}
-		got = slices.DeleteFunc(got, outside)
-		out = append(out, got...)
-		if len(out) >= want {
-			break
-		}
+	var got []RequestLog
+	if err := cur.All(ctx, &got); err != nil {
+		return nil, fmt.Errorf("read request logs of minute %s: %w", minute, err)
 	}
-	return out, nil
+	return slices.DeleteFunc(got, outside), nil
 }

@@ -46,6 +46,9 @@ func (s *Store) Retain(ctx context.Context, set *config.Settings, now time.Time)
 			return out, fmt.Errorf("delete error logs before %s: %w", cut, err)
 		}
 		out.ErrorLogs = res.DeletedCount
+		if err := s.unindexErrorsBefore(ctx, cut); err != nil {
+			return out, err
+		}
 	}
 	if set.RollupRetentionDays > 0 {
 		cut := mongox.HourBucket(now.AddDate(0, 0, -set.RollupRetentionDays))

@@ -25,20 +25,25 @@ type Store struct {
 	batches  *mongo.Collection
 	minutes  *mongo.Collection
 	seconds  *mongo.Collection
-	now      func() time.Time
+	// errMinutes and errHours index error logs by time (see errindex.go).
+	errMinutes *mongo.Collection
+	errHours   *mongo.Collection
+	now        func() time.Time
 }
 
 // New returns a Store on db. Call EnsureIndexes once at start.
 func New(db *mongo.Database) *Store {
 	return &Store{
-		db:       db,
-		requests: db.Collection(CollRequests),
-		errors:   db.Collection(CollErrors),
-		rollups:  db.Collection(CollRollups),
-		batches:  db.Collection(CollBatches),
-		minutes:  db.Collection(CollMinutes),
-		seconds:  db.Collection(CollSeconds),
-		now:      time.Now,
+		db:         db,
+		requests:   db.Collection(CollRequests),
+		errors:     db.Collection(CollErrors),
+		rollups:    db.Collection(CollRollups),
+		batches:    db.Collection(CollBatches),
+		minutes:    db.Collection(CollMinutes),
+		seconds:    db.Collection(CollSeconds),
+		errMinutes: db.Collection(CollErrorMinutes),
+		errHours:   db.Collection(CollErrorHours),
+		now:        time.Now,
 	}
 }
 
@@ -56,7 +61,6 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			{{Key: "status", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "route", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "m", Value: 1}},
-			{{Key: "s", Value: 1}},
 		},
 		s.errors: {
 			{{Key: "t", Value: -1}},
@@ -64,6 +68,10 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			{{Key: "code", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "model", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "request_id", Value: 1}},
+			{{Key: "m", Value: 1}},
+		},
+		s.errMinutes: {
+			{{Key: "h", Value: 1}},
 		},
 		s.rollups: {
 			// Every rollup query names the level (k, mo, tk, "*" for all) and an hour range or month.
@@ -105,7 +113,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
+	return s.backfillErrorIndex(ctx)
 }
 
 // indexName is the server's default name of an index: field_dir joined by "_".
@@ -163,6 +171,9 @@ func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog,
 		errs = dedupe(errs, func(e ErrorLog) string { return e.ID })
 		docs := make([]any, len(errs))
 		for i := range errs {
+			if errs[i].Minute == "" {
+				errs[i].Minute = MinuteBucket(errs[i].Time)
+			}
 			docs[i] = &errs[i]
 		}
 		n, dupIdx, err := insertUnordered(ctx, s.errors, docs)
@@ -170,6 +181,9 @@ func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog,
 			return nil, fmt.Errorf("insert error logs: %w", err)
 		}
 		p.Result.Errors = n
+		if err := s.indexErrors(ctx, errs, dupIdx); err != nil {
+			return nil, err
+		}
 		isDup := make(map[int]bool, len(dupIdx))
 		for _, i := range dupIdx {
 			isDup[i] = true

@@ -41,7 +41,7 @@ func req(id string, at time.Time, key, model, token string, status int, tokens i
 	return logstore.RequestLog{
 		ID: id, Time: at, Model: model, KeyID: key, TokenID: token, Status: status,
 		Success: status >= 200 && status < 300, LatencyMS: 100, Prompt: tokens, Completion: tokens, Tokens: 2 * tokens,
-		Hour: at.UTC().Format("2006-01-02T15"), Minute: logstore.MinuteBucket(at), Second: logstore.SecondBucket(at),
+		Hour: at.UTC().Format("2006-01-02T15"), Minute: logstore.MinuteBucket(at),
 	}
 }
 
