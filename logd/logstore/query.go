@@ -253,24 +253,34 @@ func (s *Store) ErrorLog(ctx context.Context, id string) (logapi.ErrorLog, error
 	return toAPIError(e, true), nil
 }
 
-// DeleteErrorLogs answers gb.logd.errors.delete.
-func (s *Store) DeleteErrorLogs(ctx context.Context, q logapi.ErrorLogDelete) (int64, error) {
-	set := 0
+// deleteFilter is the filter of a log delete: exactly one of ids, all or
+// before.
+func deleteFilter(ids []string, all bool, before time.Time) (bson.M, error) {
 	var f bson.M
-	if len(q.IDs) > 0 {
+	set := 0
+	if len(ids) > 0 {
 		set++
-		f = bson.M{"_id": bson.M{"$in": q.IDs}}
+		f = bson.M{"_id": bson.M{"$in": ids}}
 	}
-	if q.All {
+	if all {
 		set++
 		f = bson.M{}
 	}
-	if !q.Before.IsZero() {
+	if !before.IsZero() {
 		set++
-		f = bson.M{"t": bson.M{"$lt": q.Before.UTC()}}
+		f = bson.M{"t": bson.M{"$lt": before.UTC()}}
 	}
 	if set != 1 {
-		return 0, badRequest("set exactly one of ids, all or before")
+		return nil, badRequest("set exactly one of ids, all or before")
+	}
+	return f, nil
+}
+
+// DeleteErrorLogs answers gb.logd.errors.delete.
+func (s *Store) DeleteErrorLogs(ctx context.Context, q logapi.ErrorLogDelete) (int64, error) {
+	f, err := deleteFilter(q.IDs, q.All, q.Before)
+	if err != nil {
+		return 0, err
 	}
 	// The rows' times say which index entries to drop.
 	var byID []*ErrorLog
@@ -336,22 +346,9 @@ func (s *Store) estimateRequests(ctx context.Context, from, to time.Time) (int64
 // DeleteRequestLogs answers gb.logd.requests.delete. The rollups stay, so
 // counters, charts and token usage keep their history.
 func (s *Store) DeleteRequestLogs(ctx context.Context, q logapi.RequestLogDelete) (int64, error) {
-	set := 0
-	var f bson.M
-	if len(q.IDs) > 0 {
-		set++
-		f = bson.M{"_id": bson.M{"$in": q.IDs}}
-	}
-	if q.All {
-		set++
-		f = bson.M{}
-	}
-	if !q.Before.IsZero() {
-		set++
-		f = bson.M{"t": bson.M{"$lt": q.Before.UTC()}}
-	}
-	if set != 1 {
-		return 0, badRequest("set exactly one of ids, all or before")
+	f, err := deleteFilter(q.IDs, q.All, q.Before)
+	if err != nil {
+		return 0, err
 	}
 	res, err := s.requests.DeleteMany(ctx, f)
 	if err != nil {
