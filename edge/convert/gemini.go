@@ -130,6 +130,9 @@ type ThinkingConfig struct {
 	ThinkingBudget  *int   `json:"thinkingBudget,omitempty"`
 	ThinkingLevel   string `json:"thinkingLevel,omitempty"`
 	IncludeThoughts bool   `json:"includeThoughts,omitempty"`
+	// thoughtsSaid marks IncludeThoughts false as the client's own choice,
+	// which the injection policy keeps (true always counts as chosen).
+	thoughtsSaid bool
 }
 
 // SpeechConfig selects a prebuilt voice.

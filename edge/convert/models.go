@@ -1,7 +1,7 @@
 package convert
 
 import (
-	"slices"
+	"errors"
 	"strings"
 
 	"github.com/gemini-balance-go/edge/models"
@@ -14,104 +14,128 @@ import (
 // -search variant of a base that SEARCH_MODELS does not list.
 func ResolveModel(name string, s *config.Settings) (models.Model, error) {
 	m := models.Resolve(name, s)
-	switch {
-	case m.Requested == "":
+	if m.Requested == "" {
 		return m, fieldErr("model", "is required")
-	case m.UnofferedSearch():
-		return m, fieldErr("model", "%s is not offered: %s is not in SEARCH_MODELS", m.Requested, strings.TrimSuffix(m.Upstream, models.SuffixSearch))
-	case m.Filtered(s):
+	}
+	if err := m.Offered(); err != nil {
+		var oe *models.OfferError
+		if errors.As(err, &oe) {
+			return m, fieldErr(oe.Field, "%s", oe.Message)
+		}
+		return m, err
+	}
+	if m.Filtered(s) {
 		return m, fieldErr("model", "%s is not supported", m.Requested)
 	}
 	return m, nil
 }
 
 // isGemini3 tells Gemini 3 models (thinkingLevel, signatures required).
-func isGemini3(model string) bool { return strings.Contains(model, "gemini-3") }
+func isGemini3(model string) bool { return models.IsGemini3(model) }
 
 // thinks reports a model that accepts thinkingConfig.
-func thinks(model string, s *config.Settings) bool {
-	if strings.Contains(model, "tts") {
-		return false
-	}
-	if slices.Contains(s.ThinkingModels, model) || isGemini3(model) {
-		return true
-	}
-	if strings.Contains(model, "image") {
-		return false
-	}
-	// The -latest aliases point at 2.5-or-newer thinking models.
-	return strings.Contains(model, "gemini-2.5") || (strings.HasPrefix(model, "gemini-") && strings.HasSuffix(model, "-latest"))
-}
+func thinks(model string, s *config.Settings) bool { return models.Thinks(model, s) }
 
-// Injections are what the server adds to every converted request, the same
-// rules as on the native path: tools for -search, codeExecution and
-// urlContext; image output; safety settings; default thinking.
+// inject applies the one injection policy (models.Decide, which the native
+// route applies too) to a converted request: it reads the request's facts
+// from req, and adds only what the policy decides, never overwriting what
+// the conversion already set. hasMedia says the client sent media;
+// clientThinking says the client's own thinking setting is in req (an
+// includeThoughts there counts as the client's choice only when true, or
+// when set through clientThoughts). What the model name asked for but was
+// left out is reported in drops.
 func inject(req *GenerateContentRequest, m models.Model, s *config.Settings, hasMedia, clientThinking bool, drops *[]Drop) {
-	if len(req.SafetySettings) == 0 {
-		for _, ss := range s.SafetySettings {
-			req.SafetySettings = append(req.SafetySettings, SafetySetting(ss))
-		}
+	f := models.Facts{
+		HasMedia:       hasMedia,
+		ClientThinking: clientThinking,
+		ClientSafety:   len(req.SafetySettings) > 0,
+		HasSystem:      req.SystemInstruction != nil,
 	}
-
-	hasFunctions := false
 	for _, t := range req.Tools {
-		hasFunctions = hasFunctions || len(t.FunctionDeclarations) > 0
+		f.FunctionCalling = f.FunctionCalling || len(t.FunctionDeclarations) > 0
 	}
-	jsonMode := req.GenerationConfig != nil && req.GenerationConfig.ResponseMimeType == "application/json"
-	// Gemini rejects built-in tools next to function declarations, and any
-	// tool with JSON output (gemini-balance issues #264, #238).
-	if !hasFunctions && !jsonMode {
-		var t Tool
-		if m.Search {
-			t.GoogleSearch = &struct{}{}
-		}
-		if s.CodeExecutionEnabled && !m.Search && !m.Image && !hasMedia {
-			t.CodeExecution = &struct{}{}
-		}
-		if s.URLContextEnabled && slices.Contains(s.URLContextModels, m.Upstream) {
-			t.URLContext = &struct{}{}
-		}
-		if t.GoogleSearch != nil || t.CodeExecution != nil || t.URLContext != nil {
-			req.Tools = append(req.Tools, t)
-		}
-	} else if m.Search {
-		*drops = append(*drops, Drop{"model", "googleSearch left out: Gemini does not combine it with function tools or JSON output"})
-	}
-
-	if m.Image {
-		gc := genConfig(req)
-		gc.ResponseModalities = []string{"TEXT", "IMAGE"}
-		if req.SystemInstruction != nil {
-			req.SystemInstruction = nil
-			*drops = append(*drops, Drop{"messages", "system instruction left out: image output models reject it"})
+	for i := range req.Contents {
+		for j := range req.Contents[i].Parts {
+			p := &req.Contents[i].Parts[j]
+			f.FunctionCalling = f.FunctionCalling || p.FunctionCall != nil || p.FunctionResponse != nil
+			f.HasMedia = f.HasMedia || p.InlineData != nil || p.FileData != nil
 		}
 	}
-
-	if clientThinking || !thinks(m.Upstream, s) {
+	if gc := req.GenerationConfig; gc != nil {
+		mt := strings.ToLower(strings.TrimSpace(gc.ResponseMimeType))
+		f.StructuredOutput = mt != "" && mt != "text/plain"
+		f.ClientModalities = len(gc.ResponseModalities) > 0
+		if tc := gc.ThinkingConfig; tc != nil && clientThinking {
+			f.ThinkingOff = tc.ThinkingBudget != nil && *tc.ThinkingBudget == 0
+			if tc.IncludeThoughts || tc.thoughtsSaid {
+				f.IncludeThoughts = &tc.IncludeThoughts
+			}
+		}
+	}
+	in, err := models.Decide(m, s, f)
+	if err != nil {
+		// ResolveModel refused unoffered names already; nothing to add.
+		*drops = append(*drops, Drop{"model", err.Error()})
 		return
 	}
-	var tc ThinkingConfig
-	switch {
-	case m.NonThinking && isGemini3(m.Upstream):
-		tc.ThinkingLevel = "LOW"
-		if strings.Contains(m.Upstream, "flash") {
-			tc.ThinkingLevel = "MINIMAL"
+	for _, n := range in.Notes {
+		*drops = append(*drops, Drop{n.Field, n.Reason})
+	}
+	for _, ss := range in.SafetySettings {
+		req.SafetySettings = append(req.SafetySettings, SafetySetting(ss))
+	}
+	if in.DropSystem {
+		req.SystemInstruction = nil
+	}
+	if in.ResponseModalities != nil {
+		genConfig(req).ResponseModalities = in.ResponseModalities
+	}
+	if in.ThinkingBudget != nil || in.ThinkingLevel != "" || in.IncludeThoughts {
+		gc := genConfig(req)
+		if gc.ThinkingConfig == nil {
+			gc.ThinkingConfig = &ThinkingConfig{}
 		}
-	case m.NonThinking:
-		b := 0
-		if strings.Contains(m.Upstream, "gemini-2.5-pro") {
-			b = 128 // 2.5 Pro cannot turn thinking off; 128 is its floor
+		tc := gc.ThinkingConfig
+		if in.ThinkingBudget != nil {
+			tc.ThinkingBudget = in.ThinkingBudget
 		}
-		tc.ThinkingBudget = &b
-	default:
-		if b, ok := s.ThinkingBudgetMap[m.Upstream]; ok {
-			tc.ThinkingBudget = &b
+		if in.ThinkingLevel != "" {
+			tc.ThinkingLevel = in.ThinkingLevel
+		}
+		tc.IncludeThoughts = tc.IncludeThoughts || in.IncludeThoughts
+	}
+	if len(in.Tools) > 0 {
+		var add Tool
+		for _, name := range in.Tools {
+			if hasTool(req.Tools, name) {
+				continue
+			}
+			switch name {
+			case models.ToolGoogleSearch:
+				add.GoogleSearch = &struct{}{}
+			case models.ToolCodeExecution:
+				add.CodeExecution = &struct{}{}
+			case models.ToolURLContext:
+				add.URLContext = &struct{}{}
+			}
+		}
+		if add.GoogleSearch != nil || add.CodeExecution != nil || add.URLContext != nil {
+			req.Tools = append(req.Tools, add)
 		}
 	}
-	tc.IncludeThoughts = s.ShowThinkingProcess && (tc.ThinkingBudget == nil || *tc.ThinkingBudget != 0)
-	if tc.ThinkingBudget != nil || tc.ThinkingLevel != "" || tc.IncludeThoughts {
-		genConfig(req).ThinkingConfig = &tc
+}
+
+// hasTool reports a built-in tool already in the request.
+func hasTool(tools []Tool, name string) bool {
+	for _, t := range tools {
+		switch {
+		case name == models.ToolGoogleSearch && t.GoogleSearch != nil,
+			name == models.ToolCodeExecution && t.CodeExecution != nil,
+			name == models.ToolURLContext && t.URLContext != nil:
+			return true
+		}
 	}
+	return false
 }
 
 func genConfig(req *GenerateContentRequest) *GenerationConfig {

@@ -807,10 +807,8 @@ func (c *converter) generation(req *ChatRequest, body *GenerateContentRequest) (
 	if google != nil && google.ThinkingConfig != nil {
 		tc := google.ThinkingConfig
 		gc.ThinkingConfig = &ThinkingConfig{ThinkingBudget: tc.ThinkingBudget, ThinkingLevel: strings.ToUpper(tc.ThinkingLevel)}
-		if tc.IncludeThoughts != nil {
-			gc.ThinkingConfig.IncludeThoughts = *tc.IncludeThoughts
-		} else {
-			gc.ThinkingConfig.IncludeThoughts = c.opt.Settings.ShowThinkingProcess && (tc.ThinkingBudget == nil || *tc.ThinkingBudget != 0)
+		if tc.IncludeThoughts != nil { // otherwise the injection policy decides
+			gc.ThinkingConfig.IncludeThoughts, gc.ThinkingConfig.thoughtsSaid = *tc.IncludeThoughts, true
 		}
 		clientThinking = true
 	} else if e := req.ReasoningEffort; e != "" {
@@ -843,7 +841,8 @@ func thinkingFor(effort, model string, s *config.Settings) (*ThinkingConfig, err
 	if !thinks(model, s) {
 		return nil, nil
 	}
-	tc := &ThinkingConfig{IncludeThoughts: s.ShowThinkingProcess && effort != "none"}
+	// "none" asks for no thoughts; otherwise the injection policy decides.
+	tc := &ThinkingConfig{thoughtsSaid: effort == "none"}
 	if isGemini3(model) {
 		pro := strings.Contains(model, "pro")
 		switch effort {

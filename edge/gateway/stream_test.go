@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 	"google.golang.org/genai"
 
 	"github.com/gemini-balance-go/testkit/fakegemini"
@@ -216,7 +217,9 @@ func TestUnknownFieldsAndClientSettingsReachUpstreamByteForByte(t *testing.T) {
 	}
 
 	// With an injection (-search adds googleSearch), every other field is
-	// still the client's bytes.
+	// still the client's bytes. The function tools go first: Gemini refuses
+	// googleSearch next to them, so the policy would leave it out.
+	body, _ = sjson.Delete(body, "tools")
 	res = e.post("/v1beta/models/gemini-2.5-flash-search:generateContent", body)
 	res.Body.Close()
 	last, _ = e.fake.Last(fakegemini.Filter{Method: "generateContent"})
@@ -229,7 +232,7 @@ func TestUnknownFieldsAndClientSettingsReachUpstreamByteForByte(t *testing.T) {
 		}
 	}
 	tools := gjson.GetBytes(last.Body, "tools")
-	if tools.Get("0").Raw != gjson.Get(body, "tools.0").Raw || !tools.Get("1.googleSearch").Exists() {
+	if tools.Raw != `[{"googleSearch":{}}]` {
 		t.Errorf("tools: %s", tools.Raw)
 	}
 }

@@ -13,6 +13,10 @@ import (
 // Fields Inject may change; everything else must come back byte for byte.
 var injectable = map[string]bool{"tools": true, "generationConfig": true, "generation_config": true, "safetySettings": true}
 
+// droppable are fields the policy may remove (the system instruction of an
+// image-output model).
+var droppable = map[string]bool{"systemInstruction": true, "system_instruction": true}
+
 func topLevel(body []byte) (map[string]string, bool) {
 	m := map[string]string{}
 	dup := false
@@ -58,7 +62,7 @@ func FuzzInjectChangesOnlyDocumentedFields(f *testing.F) {
 		m := models.Model{Requested: "gemini-2.5-flash-x", Upstream: "gemini-2.5-flash",
 			Search: flags&16 != 0, Image: flags&32 != 0, NonThinking: flags&64 != 0}
 		in := bytes.Clone(body)
-		out, applied := Inject(body, m, &st)
+		out, applied, _ := Inject(body, m, &st)
 		if !bytes.Equal(body, in) {
 			t.Fatal("Inject modified its input slice")
 		}
@@ -82,6 +86,12 @@ func FuzzInjectChangesOnlyDocumentedFields(f *testing.F) {
 		after, _ := topLevel(out)
 		for k, raw := range before {
 			if injectable[k] {
+				continue
+			}
+			if droppable[k] && m.Image {
+				if _, kept := after[k]; kept && after[k] != raw {
+					t.Fatalf("field %q changed: %s → %s", k, raw, after[k])
+				}
 				continue
 			}
 			if after[k] != raw {

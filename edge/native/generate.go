@@ -43,6 +43,10 @@ func (h *handlers) modelAction(version, kind string) gin.HandlerFunc {
 			relay.WriteError(c.Writer, http.StatusNotFound, "models/"+m.Requested+" is not found or is not available on this gateway")
 			return
 		}
+		if err := m.Offered(); err != nil {
+			relay.WriteError(c.Writer, http.StatusBadRequest, err.Error())
+			return
+		}
 		if !allowModel(c, m) {
 			return
 		}
@@ -63,7 +67,7 @@ func (h *handlers) modelAction(version, kind string) gin.HandlerFunc {
 		}
 		switch method {
 		case "generateContent", "streamGenerateContent":
-			body, _ = Inject(body, m, st)
+			body, _, _ = Inject(body, m, st) // Offered was checked above
 			req.CheckEmpty = true
 		case "countTokens", "embedContent", "batchEmbedContents":
 			body = RewriteModelField(body, m)

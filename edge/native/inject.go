@@ -3,7 +3,6 @@ package native
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,95 +15,41 @@ import (
 	"github.com/gemini-balance-go/shared/guard"
 )
 
-// Inject applies the documented, settings-driven changes to a
+// Inject applies the injection policy (models.Decide) to a
 // generateContent request body and leaves every other byte as the client
 // sent it (unknown fields, toolConfig, thoughtSignature, snake_case names,
-// the client's own safetySettings). It edits the JSON in place by path, so
-// it never re-encodes what it does not touch, and when nothing applies it
-// returns body itself. A body that is not a JSON object is returned
-// unchanged for upstream to judge.
-//
-// The changes, each only when the client has not set the field itself:
-//   - -search: a googleSearch tool;
-//   - -image: responseModalities TEXT and IMAGE;
-//   - -non-thinking: thinkingBudget 0, or the model's minimum;
-//   - THINKING_BUDGET_MAP: the model's default thinkingBudget;
-//   - SAFETY_SETTINGS when the client sent no safety settings;
-//   - codeExecution (TOOLS_CODE_EXECUTION_ENABLED) and urlContext
-//     (URL_CONTEXT_ENABLED, URL_CONTEXT_MODELS), never together with JSON
-//     mode, function tools or a function-calling conversation.
+// the client's own safetySettings). It reads the request's facts from the
+// JSON, lets the policy decide, and edits the JSON in place by path, so it
+// never re-encodes what it does not touch; when nothing applies it returns
+// body itself. A body that is not a JSON object is returned unchanged for
+// upstream to judge. The error is the policy's *models.OfferError.
 //
 // applied names what changed, for logs and tests.
-func Inject(body []byte, m models.Model, st *config.Settings) (out []byte, applied []string) {
-	budget, hasBudget := st.ThinkingBudgetMap[m.Upstream]
-	urlCtx := st.URLContextEnabled && slices.Contains(st.URLContextModels, m.Upstream)
-	if !m.Search && !m.Image && !m.NonThinking && !hasBudget && len(st.SafetySettings) == 0 && !st.CodeExecutionEnabled && !urlCtx {
-		return body, nil
+func Inject(body []byte, m models.Model, st *config.Settings) (out []byte, applied []string, err error) {
+	if err := m.Offered(); err != nil {
+		return body, nil, err
 	}
 	if !guard.Valid(body) {
-		return body, nil
+		return body, nil, nil
 	}
 	root := gjson.ParseBytes(body)
 	if !root.IsObject() {
-		return body, nil
-	}
-	out = body
-	set := func(path string, raw []byte, what string) {
-		if next, err := sjson.SetRawBytes(out, path, raw); err == nil {
-			out = next
-			if what != "" {
-				applied = append(applied, what)
-			}
-		}
+		return body, nil, nil
 	}
 
-	// generationConfig, under whichever name the client used.
+	// The request's facts, under whichever spelling the client used.
 	gcKey, gc := pick(root, "generationConfig", "generation_config")
 	if gc.Exists() && !gc.IsObject() {
 		gc = gjson.Result{} // null or junk: treat as absent, replace below
 	}
-	gcPath := gcKey
-	ensureGC := func() {
-		if !gc.Exists() {
-			set(gcPath, []byte("{}"), "")
-			gc = gjson.Parse("{}")
-		}
-	}
-
-	if m.Image {
-		if _, rm := pick(gc, "responseModalities", "response_modalities"); !rm.Exists() {
-			ensureGC()
-			set(gcPath+".responseModalities", []byte(`["TEXT","IMAGE"]`), "responseModalities")
-		}
-	}
-
 	tcKey, tc := pick(gc, "thinkingConfig", "thinking_config")
 	_, tb := pick(tc, "thinkingBudget", "thinking_budget")
 	_, tl := pick(tc, "thinkingLevel", "thinking_level")
-	if !tb.Exists() && !tl.Exists() {
-		field, value := "", ""
-		switch {
-		case m.NonThinking:
-			field, value = minimalThinking(m.Upstream)
-		case hasBudget:
-			field, value = "thinkingBudget", strconv.Itoa(budget)
-		}
-		if field != "" {
-			ensureGC()
-			if tc.Exists() && !tc.IsObject() {
-				set(gcPath+"."+tcKey, []byte("{}"), "")
-			}
-			set(gcPath+"."+tcKey+"."+field, []byte(value), field)
-		}
-	}
-
-	if len(st.SafetySettings) > 0 {
-		if _, ss := pick(root, "safetySettings", "safety_settings"); !ss.Exists() {
-			set("safetySettings", safetyJSON(st), "safetySettings")
-		}
-	}
-
-	// Tools.
+	_, ti := pick(tc, "includeThoughts", "include_thoughts")
+	_, mime := pick(gc, "responseMimeType", "response_mime_type")
+	_, rm := pick(gc, "responseModalities", "response_modalities")
+	_, ss := pick(root, "safetySettings", "safety_settings")
+	sysKey, sys := pick(root, "systemInstruction", "system_instruction")
 	tools := root.Get("tools")
 	has := func(camel, snake string) bool {
 		found := false
@@ -115,22 +60,81 @@ func Inject(body []byte, m models.Model, st *config.Settings) (out []byte, appli
 		})
 		return found
 	}
-	var add []string
-	if m.Search && !has("googleSearch", "google_search") {
-		add = append(add, `{"googleSearch":{}}`)
+	mt := strings.ToLower(strings.TrimSpace(mime.String()))
+	f := models.Facts{
+		FunctionCalling: has("functionDeclarations", "function_declarations") ||
+			bytes.Contains(body, []byte(`"functionCall"`)) || bytes.Contains(body, []byte(`"function_call"`)) ||
+			bytes.Contains(body, []byte(`"functionResponse"`)) || bytes.Contains(body, []byte(`"function_response"`)),
+		StructuredOutput: mt != "" && mt != "text/plain",
+		ClientThinking:   tb.Exists() || tl.Exists(),
+		ThinkingOff:      tb.Exists() && tb.Type == gjson.Number && tb.Int() == 0,
+		ClientSafety:     ss.Exists(),
+		ClientModalities: rm.Exists(),
+		HasSystem:        sys.Exists() && sys.Type != gjson.Null,
+		HasMedia:         hasMedia(root),
 	}
-	if st.CodeExecutionEnabled || urlCtx {
-		_, mime := pick(gc, "responseMimeType", "response_mime_type")
-		jsonMode := strings.EqualFold(strings.TrimSpace(mime.String()), "application/json")
-		functions := has("functionDeclarations", "function_declarations") ||
-			bytes.Contains(body, []byte(`"functionCall"`)) || bytes.Contains(body, []byte(`"function_call"`))
-		if !jsonMode && !functions {
-			if st.CodeExecutionEnabled && !m.Search && !m.Image && !has("codeExecution", "code_execution") {
-				add = append(add, `{"codeExecution":{}}`)
+	// Gemini's own default is no thoughts: a native client that did not ask
+	// for them said no, and SHOW_THINKING_PROCESS does not override it.
+	thoughts := ti.Exists() && ti.Bool()
+	f.IncludeThoughts = &thoughts
+	in, err := models.Decide(m, st, f)
+	if err != nil || in.Empty() {
+		return body, nil, err
+	}
+
+	out = body
+	set := func(path string, raw []byte, what string) {
+		if next, err := sjson.SetRawBytes(out, path, raw); err == nil {
+			out = next
+			if what != "" {
+				applied = append(applied, what)
 			}
-			if urlCtx && !has("urlContext", "url_context") {
-				add = append(add, `{"urlContext":{}}`)
-			}
+		}
+	}
+	gcPath := gcKey
+	ensureGC := func() {
+		if !gc.Exists() {
+			set(gcPath, []byte("{}"), "")
+			gc = gjson.Parse("{}")
+		}
+	}
+
+	if in.DropSystem {
+		if next, err := sjson.DeleteBytes(out, sysKey); err == nil {
+			out = next
+			applied = append(applied, "-systemInstruction")
+		}
+	}
+	if in.ResponseModalities != nil {
+		ensureGC()
+		raw, _ := json.Marshal(in.ResponseModalities)
+		set(gcPath+".responseModalities", raw, "responseModalities")
+	}
+	if in.ThinkingBudget != nil || in.ThinkingLevel != "" || in.IncludeThoughts {
+		ensureGC()
+		if tc.Exists() && !tc.IsObject() {
+			set(gcPath+"."+tcKey, []byte("{}"), "")
+		}
+		tcPath := gcPath + "." + tcKey
+		if in.ThinkingBudget != nil {
+			set(tcPath+".thinkingBudget", []byte(strconv.Itoa(*in.ThinkingBudget)), "thinkingBudget")
+		}
+		if in.ThinkingLevel != "" {
+			set(tcPath+".thinkingLevel", []byte(strconv.Quote(in.ThinkingLevel)), "thinkingLevel")
+		}
+		if in.IncludeThoughts {
+			set(tcPath+".includeThoughts", []byte("true"), "includeThoughts")
+		}
+	}
+	if in.SafetySettings != nil {
+		set("safetySettings", safetyJSON(st), "safetySettings")
+	}
+
+	var add []string
+	for _, t := range in.Tools {
+		snake := map[string]string{models.ToolGoogleSearch: "google_search", models.ToolCodeExecution: "code_execution", models.ToolURLContext: "url_context"}[t]
+		if !has(t, snake) {
+			add = append(add, `{"`+t+`":{}}`)
 		}
 	}
 	if len(add) > 0 {
@@ -145,7 +149,21 @@ func Inject(body []byte, m models.Model, st *config.Settings) (out []byte, appli
 			set("tools", []byte("["+strings.Join(add, ",")+"]"), "tools")
 		}
 	}
-	return out, applied
+	return out, applied, nil
+}
+
+// hasMedia reports an inline or file part in the contents, either spelling.
+func hasMedia(root gjson.Result) bool {
+	found := false
+	root.Get("contents").ForEach(func(_, c gjson.Result) bool {
+		c.Get("parts").ForEach(func(_, p gjson.Result) bool {
+			found = p.Get("inlineData").Exists() || p.Get("inline_data").Exists() ||
+				p.Get("fileData").Exists() || p.Get("file_data").Exists()
+			return !found
+		})
+		return !found
+	})
+	return found
 }
 
 type safetyEntry struct {
@@ -164,20 +182,6 @@ func safetyJSON(st *config.Settings) []byte {
 	raw, _ := json.Marshal(st.SafetySettings)
 	safetyCache.Store(&safetyEntry{st: st, raw: raw})
 	return raw
-}
-
-// minimalThinking is the "thinking off" setting per model family: budget 0
-// where thinking can be disabled, the smallest budget or level elsewhere.
-func minimalThinking(model string) (field, value string) {
-	switch {
-	case strings.Contains(model, "gemini-3") && strings.Contains(model, "pro"):
-		return "thinkingLevel", `"LOW"`
-	case strings.Contains(model, "gemini-3"):
-		return "thinkingLevel", `"MINIMAL"`
-	case strings.Contains(model, "2.5-pro"):
-		return "thinkingBudget", "128"
-	}
-	return "thinkingBudget", "0"
 }
 
 func toolName(raw string) string {

@@ -83,7 +83,7 @@ func TestInjectAppliesOnlyTheDocumentedChanges(t *testing.T) {
 		{name: "not JSON is left for upstream to judge", st: settings(nil), m: search, body: `{"contents":[`, same: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, _ := Inject([]byte(tc.body), tc.m, tc.st)
+			out, _, _ := Inject([]byte(tc.body), tc.m, tc.st)
 			if tc.same && string(out) != tc.body {
 				t.Fatalf("changed:\n%s\n%s", tc.body, out)
 			}
