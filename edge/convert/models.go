@@ -40,9 +40,9 @@ func thinks(model string, s *config.Settings) bool { return models.Thinks(model,
 // route applies too) to a converted request: it reads the request's facts
 // from req, and adds only what the policy decides, never overwriting what
 // the conversion already set. hasMedia says the client sent media;
-// clientThinking says the client's own thinking setting is in req (an
-// includeThoughts there counts as the client's choice only when true, or
-// when set through clientThoughts). What the model name asked for but was
+// clientThinking says the client's own thinking budget or level is in req;
+// an includeThoughts there counts as the client's choice when true (false
+// only when the conversion marked it as said). What the model name asked for but was
 // left out is reported in drops.
 func inject(req *GenerateContentRequest, m models.Model, s *config.Settings, hasMedia, clientThinking bool, drops *[]Drop) {
 	f := models.Facts{
@@ -65,8 +65,8 @@ func inject(req *GenerateContentRequest, m models.Model, s *config.Settings, has
 		mt := strings.ToLower(strings.TrimSpace(gc.ResponseMimeType))
 		f.StructuredOutput = mt != "" && mt != "text/plain"
 		f.ClientModalities = len(gc.ResponseModalities) > 0
-		if tc := gc.ThinkingConfig; tc != nil && clientThinking {
-			f.ThinkingOff = tc.ThinkingBudget != nil && *tc.ThinkingBudget == 0
+		if tc := gc.ThinkingConfig; tc != nil {
+			f.ThinkingOff = clientThinking && tc.ThinkingBudget != nil && *tc.ThinkingBudget == 0
 			if tc.IncludeThoughts || tc.thoughtsSaid {
 				f.IncludeThoughts = &tc.IncludeThoughts
 			}

@@ -810,7 +810,9 @@ func (c *converter) generation(req *ChatRequest, body *GenerateContentRequest) (
 		if tc.IncludeThoughts != nil { // otherwise the injection policy decides
 			gc.ThinkingConfig.IncludeThoughts, gc.ThinkingConfig.thoughtsSaid = *tc.IncludeThoughts, true
 		}
-		clientThinking = true
+		// As on the native route: only a budget or level is the client's own
+		// thinking; include_thoughts alone leaves the defaults to the policy.
+		clientThinking = tc.ThinkingBudget != nil || tc.ThinkingLevel != ""
 	} else if e := req.ReasoningEffort; e != "" {
 		tc, err := thinkingFor(e, c.plan.Model.Upstream, c.opt.Settings)
 		if err != nil {
