@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 )
 
@@ -137,4 +138,19 @@ func Allowed(allow []string, m Model) bool {
 		}
 	}
 	return false
+}
+
+// IsImagen tells Imagen models, which generate images through :predict.
+func IsImagen(model string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(model, "models/"), "imagen-")
+}
+
+// KeyKind is the key pool a Gemini-API call for model draws from: Imagen
+// is paid-only, so it goes through PAID_KEY (bus.KindPaid), as in
+// gemini-balance; everything else uses the rotating API_KEYS pool.
+func KeyKind(model string) string {
+	if IsImagen(model) {
+		return bus.KindPaid
+	}
+	return bus.KindGemini
 }

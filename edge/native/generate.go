@@ -62,6 +62,9 @@ func (h *handlers) modelAction(version, kind string) gin.HandlerFunc {
 			Path:      basePath + m.Upstream + ":" + method,
 			Query:     relay.QueryWithoutKey(c.Request.URL.RawQuery),
 		}
+		if kind == bus.KindGemini {
+			req.Kind = models.KeyKind(m.Upstream) // Imagen: PAID_KEY
+		}
 		if kind == bus.KindVertex && req.ErrorType != "" {
 			req.ErrorType = "vertex-" + req.ErrorType
 		}

@@ -42,6 +42,7 @@ type env struct {
 
 type envOptions struct {
 	keys     []string // upstream keys in the pool; nil means one good key
+	paid     []string // PAID_KEY (keyd's paid pool)
 	settings func(*config.Settings)
 }
 
@@ -53,8 +54,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	_, nc, js := natsd.StartBusForTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	fake := fakegemini.Start(t, fakegemini.Options{Keys: o.keys})
-	kd, err := keydtest.Start(nc, map[string][]string{bus.KindGemini: o.keys})
+	fake := fakegemini.Start(t, fakegemini.Options{Keys: append(slices.Clone(o.keys), o.paid...)})
+	kd, err := keydtest.Start(nc, map[string][]string{bus.KindGemini: o.keys, bus.KindPaid: o.paid})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/gemini-balance-go/edge/convert"
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/relay"
+	"github.com/gemini-balance-go/shared/bus"
 )
 
 const (
@@ -47,8 +50,12 @@ var aspectRatios = []struct {
 	{"4:5", 0.8}, {"5:4", 1.25}, {"9:16", 9.0 / 16}, {"16:9", 16.0 / 9}, {"21:9", 21.0 / 9},
 }
 
-// aspectRatio maps an OpenAI size ("1792x1024") to the nearest ratio.
-func aspectRatio(size string) (string, error) {
+// imagenRatios are the aspect ratios Imagen's :predict accepts.
+var imagenRatios = []string{"1:1", "3:4", "4:3", "9:16", "16:9"}
+
+// aspectRatio maps an OpenAI size ("1792x1024") to the nearest ratio, among
+// only when given.
+func aspectRatio(size string, only ...string) (string, error) {
 	if size == "" || size == "auto" {
 		return "", nil
 	}
@@ -61,6 +68,9 @@ func aspectRatio(size string) (string, error) {
 	r := float64(wi) / float64(hi)
 	best, diff := "1:1", 1e9
 	for _, a := range aspectRatios {
+		if len(only) > 0 && !slices.Contains(only, a.name) {
+			continue
+		}
 		if d := abs(a.r - r); d < diff {
 			best, diff = a.name, d
 		}
@@ -80,7 +90,7 @@ func abs(f float64) float64 {
 // gpt-image-1 …).
 func imageModel(requested, configured string) string {
 	m := trimModel(requested)
-	if strings.HasPrefix(m, "gemini-") && strings.Contains(m, "image") {
+	if strings.HasPrefix(m, "gemini-") && strings.Contains(m, "image") || models.IsImagen(m) {
 		return m
 	}
 	return configured
@@ -116,16 +126,24 @@ func (h *handlers) images(c *gin.Context) {
 		WriteError(c, http.StatusBadRequest, "response_format: want b64_json or url", "invalid_request_error", "response_format", "invalid_value")
 		return
 	}
-	ratio, err := aspectRatio(req.Size)
+	model := imageModel(req.Model, h.Settings.Get().CreateImageModel)
+	var only []string
+	if models.IsImagen(model) {
+		only = imagenRatios
+	}
+	ratio, err := aspectRatio(req.Size, only...)
 	if err != nil {
 		WriteError(c, http.StatusBadRequest, "size: "+err.Error(), "invalid_request_error", "size", "invalid_value")
 		return
 	}
-	model := imageModel(req.Model, h.Settings.Get().CreateImageModel)
 	if rec.Model == "" {
 		rec.Model = model
 	}
 	if !allowModel(c, as(model)) {
+		return
+	}
+	if models.IsImagen(model) {
+		h.imagen(c, model, req.Prompt, n, ratio, format)
 		return
 	}
 	gen := &convert.GenerateContentRequest{
@@ -167,13 +185,7 @@ func (h *handlers) images(c *gin.Context) {
 			if len(data) == n {
 				break
 			}
-			d := imageData{RevisedPrompt: text}
-			if format == "url" {
-				d.URL = "data:" + b.MimeType + ";base64," + b.Data
-			} else {
-				d.B64JSON = b.Data
-			}
-			data = append(data, d)
+			data = append(data, h.imageItem(c, b, text, format))
 		}
 	}
 	usage.TotalTokens = usage.InputTokens + usage.OutputTokens
@@ -205,4 +217,69 @@ func imagesOf(g *convert.GenerateContentResponse) (imgs []*convert.Blob, text st
 		}
 	}
 	return imgs, strings.TrimSpace(sb.String()), blocked
+}
+
+// imagenBatch is the most images one Imagen :predict call returns.
+const imagenBatch = 4
+
+// imagen serves images/generations on an Imagen model: :predict with the
+// paid key (PAID_KEY, never the rotating pool, as in gemini-balance), at
+// most four images per call.
+func (h *handlers) imagen(c *gin.Context, model, prompt string, n int, ratio, format string) {
+	var data []imageData
+	for len(data) < n {
+		params := map[string]any{"sampleCount": min(n-len(data), imagenBatch)}
+		if ratio != "" {
+			params["aspectRatio"] = ratio
+		}
+		body, _ := json.Marshal(map[string]any{"instances": []any{map[string]string{"prompt": prompt}}, "parameters": params})
+		resp := h.Relay.Do(c.Request.Context(), &relay.Request{Route: routeImages, ErrorType: "openai-image-non-stream",
+			Kind: models.KeyKind(model), Model: model, Path: "/v1beta/models/" + model + ":predict", Body: body})
+		if !resp.OK() {
+			if resp.NoKey == bus.NoKeyNone {
+				WriteError(c, http.StatusServiceUnavailable, "Imagen models run on the paid key: set PAID_KEY", "server_error", "model", "no_paid_key")
+				return
+			}
+			writeUpstreamError(c, resp)
+			return
+		}
+		var out struct {
+			Predictions []struct {
+				Bytes    string `json:"bytesBase64Encoded"`
+				MimeType string `json:"mimeType"`
+			} `json:"predictions"`
+		}
+		if err := json.Unmarshal(resp.Body, &out); err != nil {
+			WriteError(c, http.StatusBadGateway, "upstream answered with invalid JSON", "server_error", "", "")
+			return
+		}
+		got := 0
+		for _, p := range out.Predictions {
+			if p.Bytes == "" || len(data) == n {
+				continue
+			}
+			got++
+			if p.MimeType == "" {
+				p.MimeType = "image/png"
+			}
+			data = append(data, h.imageItem(c, &convert.Blob{MimeType: p.MimeType, Data: p.Bytes}, "", format))
+		}
+		if got == 0 {
+			// Imagen leaves out what its safety filter removed.
+			WriteError(c, http.StatusBadRequest, "the image request was refused by the upstream safety filter", "invalid_request_error", "prompt", "content_policy_violation")
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"created": h.Now().Unix(), "data": data})
+}
+
+// imageItem is one generated image in the answer's format.
+func (h *handlers) imageItem(_ *gin.Context, b *convert.Blob, revised, format string) imageData {
+	d := imageData{RevisedPrompt: revised}
+	if format == "url" {
+		d.URL = "data:" + b.MimeType + ";base64," + b.Data
+	} else {
+		d.B64JSON = b.Data
+	}
+	return d
 }

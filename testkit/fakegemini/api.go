@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -172,6 +173,9 @@ func (s *Server) serveModelGet(w http.ResponseWriter, r *http.Request, name stri
 func (s *Server) serveModelMethod(w http.ResponseWriter, r *http.Request, model, method string) {
 	switch method {
 	case "generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents":
+	case "predict":
+		s.servePredict(w, r, model)
+		return
 	default:
 		s.notFound(w, r)
 		return
@@ -590,4 +594,44 @@ type arrayWriter struct{ http.ResponseWriter }
 func (a arrayWriter) Write(b []byte) (int, error) {
 	_, err := a.ResponseWriter.Write([]byte("[" + string(bytes.TrimSpace(b)) + "]\n"))
 	return len(b), err
+}
+
+// servePredict answers Imagen's :predict: one PNG per requested sample
+// (parameters.sampleCount, 1 to 4), as {"predictions":[{"bytesBase64Encoded",
+// "mimeType"}]}. Only imagen-* models predict; others are 404 as at Google.
+func (s *Server) servePredict(w http.ResponseWriter, r *http.Request, model string) {
+	req, _, ok := s.begin(w, r, "predict", model)
+	if !ok {
+		return
+	}
+	if !strings.HasPrefix(model, "imagen-") {
+		s.finish(req, writeError(w, NotFound, Behaviour{}, model), false)
+		return
+	}
+	var body struct {
+		Instances []struct {
+			Prompt string `json:"prompt"`
+		} `json:"instances"`
+		Parameters struct {
+			SampleCount int `json:"sampleCount"`
+		} `json:"parameters"`
+	}
+	if err := json.Unmarshal(req.Body, &body); err != nil || len(body.Instances) == 0 || body.Instances[0].Prompt == "" {
+		s.finish(req, writeError(w, BadRequest, Behaviour{Message: "instances[0].prompt is required"}, model), false)
+		return
+	}
+	n := body.Parameters.SampleCount
+	if n == 0 {
+		n = 4 // Imagen's default
+	}
+	if n < 1 || n > 4 {
+		s.finish(req, writeError(w, BadRequest, Behaviour{Message: "sampleCount must be between 1 and 4"}, model), false)
+		return
+	}
+	preds := make([]map[string]string, n)
+	for i := range preds {
+		preds[i] = map[string]string{"mimeType": "image/png", "bytesBase64Encoded": base64.StdEncoding.EncodeToString(tinyPNG)}
+	}
+	writeJSON(w, map[string]any{"predictions": preds})
+	s.finish(req, 200, false)
 }
