@@ -15,6 +15,8 @@ import (
 const (
 	routeSpeech  = "openai.speech"
 	maxSpeechLen = 32 << 10
+	// speechFormats are the response_format values /audio/speech serves.
+	speechFormats = "wav, pcm"
 )
 
 type speechRequest struct {
@@ -92,11 +94,12 @@ func (h *handlers) speech(c *gin.Context) {
 	switch format {
 	case "", "wav", "pcm":
 	case "mp3", "opus", "aac", "flac":
-		// No encoder here: answer WAV and say so in Content-Type; players sniff it.
-		h.logDrops(routeSpeech, []convert.Drop{{Field: "response_format", Reason: format + " is served as wav"}})
-		format = "wav"
+		// Encoding these needs cgo or ffmpeg; never send WAV labelled as one.
+		WriteError(c, http.StatusBadRequest, "response_format: "+format+" is not supported; supported formats: "+speechFormats,
+			"invalid_request_error", "response_format", "unsupported_value")
+		return
 	default:
-		WriteError(c, http.StatusBadRequest, "response_format: want wav or pcm", "invalid_request_error", "response_format", "invalid_value")
+		WriteError(c, http.StatusBadRequest, "response_format: want one of "+speechFormats, "invalid_request_error", "response_format", "invalid_value")
 		return
 	}
 	st := h.Settings.Get()
