@@ -117,11 +117,15 @@ func (h *handlers) images(c *gin.Context) {
 		WriteError(c, http.StatusBadRequest, fmt.Sprintf("n: want 1 to %d", maxImages), "invalid_request_error", "n", "invalid_value")
 		return
 	}
-	format := req.ResponseFormat
-	switch format {
-	case "":
-		format = "b64_json"
-	case "b64_json", "url":
+	switch req.ResponseFormat {
+	case "", "b64_json":
+	case "url":
+		// A URL needs the image hosted somewhere every edge replica can serve
+		// it from; this gateway hosts nothing, and a data: URL is not what a
+		// client that asked for a URL can fetch.
+		WriteError(c, http.StatusBadRequest, "response_format: url is not supported: this gateway does not host images; use b64_json",
+			"invalid_request_error", "response_format", "unsupported_value")
+		return
 	default:
 		WriteError(c, http.StatusBadRequest, "response_format: want b64_json or url", "invalid_request_error", "response_format", "invalid_value")
 		return
@@ -143,7 +147,7 @@ func (h *handlers) images(c *gin.Context) {
 		return
 	}
 	if models.IsImagen(model) {
-		h.imagen(c, model, req.Prompt, n, ratio, format)
+		h.imagen(c, model, req.Prompt, n, ratio)
 		return
 	}
 	gen := &convert.GenerateContentRequest{
@@ -185,7 +189,7 @@ func (h *handlers) images(c *gin.Context) {
 			if len(data) == n {
 				break
 			}
-			data = append(data, h.imageItem(c, b, text, format))
+			data = append(data, imageData{RevisedPrompt: text, B64JSON: b.Data})
 		}
 	}
 	usage.TotalTokens = usage.InputTokens + usage.OutputTokens
@@ -225,7 +229,7 @@ const imagenBatch = 4
 // imagen serves images/generations on an Imagen model: :predict with the
 // paid key (PAID_KEY, never the rotating pool, as in gemini-balance), at
 // most four images per call.
-func (h *handlers) imagen(c *gin.Context, model, prompt string, n int, ratio, format string) {
+func (h *handlers) imagen(c *gin.Context, model, prompt string, n int, ratio string) {
 	var data []imageData
 	for len(data) < n {
 		params := map[string]any{"sampleCount": min(n-len(data), imagenBatch)}
@@ -245,8 +249,7 @@ func (h *handlers) imagen(c *gin.Context, model, prompt string, n int, ratio, fo
 		}
 		var out struct {
 			Predictions []struct {
-				Bytes    string `json:"bytesBase64Encoded"`
-				MimeType string `json:"mimeType"`
+				Bytes string `json:"bytesBase64Encoded"`
 			} `json:"predictions"`
 		}
 		if err := json.Unmarshal(resp.Body, &out); err != nil {
@@ -259,10 +262,7 @@ func (h *handlers) imagen(c *gin.Context, model, prompt string, n int, ratio, fo
 				continue
 			}
 			got++
-			if p.MimeType == "" {
-				p.MimeType = "image/png"
-			}
-			data = append(data, h.imageItem(c, &convert.Blob{MimeType: p.MimeType, Data: p.Bytes}, "", format))
+			data = append(data, imageData{B64JSON: p.Bytes})
 		}
 		if got == 0 {
 			// Imagen leaves out what its safety filter removed.
@@ -271,15 +271,4 @@ func (h *handlers) imagen(c *gin.Context, model, prompt string, n int, ratio, fo
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"created": h.Now().Unix(), "data": data})
-}
-
-// imageItem is one generated image in the answer's format.
-func (h *handlers) imageItem(_ *gin.Context, b *convert.Blob, revised, format string) imageData {
-	d := imageData{RevisedPrompt: revised}
-	if format == "url" {
-		d.URL = "data:" + b.MimeType + ";base64," + b.Data
-	} else {
-		d.B64JSON = b.Data
-	}
-	return d
 }

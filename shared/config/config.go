@@ -30,7 +30,7 @@ type Settings struct {
 	// Keys and tokens.
 	APIKeys       []string `json:"API_KEYS" env:"API_KEYS" doc:"Gemini API keys imported into the pool on first start"`
 	VertexAPIKeys []string `json:"VERTEX_API_KEYS" env:"VERTEX_API_KEYS" doc:"Vertex Express keys imported on first start"`
-	PaidKey       string   `json:"PAID_KEY" env:"PAID_KEY" doc:"key used only where a paid key is required (image generation)"`
+	PaidKey       string   `json:"PAID_KEY" env:"PAID_KEY" doc:"key for Imagen models only (images/generations and native :predict); the pool is never used for them"`
 	AllowedTokens []string `json:"ALLOWED_TOKENS" env:"ALLOWED_TOKENS" doc:"client tokens accepted on the public API"`
 	AuthToken     string   `json:"AUTH_TOKEN" env:"AUTH_TOKEN" doc:"admin password; never accepted as a client token; empty means first-run setup (POST /api/setup, once)"`
 

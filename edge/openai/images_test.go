@@ -126,3 +126,19 @@ func (e *env) postNative(path, body string) *http.Response {
 	}
 	return res
 }
+
+func TestImagesAsURLAreRefusedClearly(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	cl := e.client("/v1", token)
+	_, err := cl.Images.Generate(ctxTimeout(t), oai.ImageGenerateParams{
+		Prompt: "a lighthouse", Model: "dall-e-3", ResponseFormat: oai.ImageGenerateParamsResponseFormatURL,
+	})
+	var apiErr *oai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || apiErr.Param != "response_format" ||
+		!strings.Contains(apiErr.Message, "b64_json") {
+		t.Fatalf("want 400 on response_format pointing to b64_json, got %v", err)
+	}
+	if n := len(e.fake.Requests(fakegemini.Filter{Method: "generateContent"})); n != 0 {
+		t.Errorf("%d upstream calls for a refused request", n)
+	}
+}
