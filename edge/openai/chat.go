@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gemini-balance-go/edge/convert"
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/relay"
 )
 
@@ -51,6 +52,10 @@ func (h *handlers) chat(c *gin.Context) {
 	}
 	meta := plan.Meta("chatcmpl-"+convert.RandomID(29), h.Now().Unix())
 	up := plan.Model.Upstream
+	if models.IsImagen(up) { // {CREATE_IMAGE_MODEL}-chat on Imagen
+		h.imagenChat(c, plan, meta)
+		return
+	}
 	rreq := &relay.Request{Route: routeChat, Model: up, Body: gbody, CheckEmpty: true, PinKeyID: pin}
 	switch {
 	case !plan.Stream:

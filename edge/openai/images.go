@@ -226,13 +226,26 @@ func imagesOf(g *convert.GenerateContentResponse) (imgs []*convert.Blob, text st
 // imagenBatch is the most images one Imagen :predict call returns.
 const imagenBatch = 4
 
-// imagen serves images/generations on an Imagen model: :predict with the
-// paid key (PAID_KEY, never the rotating pool, as in gemini-balance), at
-// most four images per call.
+// imagen serves images/generations on an Imagen model.
 func (h *handlers) imagen(c *gin.Context, model, prompt string, n int, ratio string) {
-	var data []imageData
-	for len(data) < n {
-		params := map[string]any{"sampleCount": min(n-len(data), imagenBatch)}
+	imgs, ok := h.predict(c, model, prompt, n, ratio)
+	if !ok {
+		return
+	}
+	data := make([]imageData, len(imgs))
+	for i, b := range imgs {
+		data[i] = imageData{B64JSON: b.Data}
+	}
+	c.JSON(http.StatusOK, gin.H{"created": h.Now().Unix(), "data": data})
+}
+
+// predict runs Imagen's :predict on the paid key (PAID_KEY, never the
+// rotating pool, as in gemini-balance), at most four images per call, until
+// n images are made. On failure it has answered the client.
+func (h *handlers) predict(c *gin.Context, model, prompt string, n int, ratio string) ([]convert.Blob, bool) {
+	var imgs []convert.Blob
+	for len(imgs) < n {
+		params := map[string]any{"sampleCount": min(n-len(imgs), imagenBatch)}
 		if ratio != "" {
 			params["aspectRatio"] = ratio
 		}
@@ -242,33 +255,74 @@ func (h *handlers) imagen(c *gin.Context, model, prompt string, n int, ratio str
 		if !resp.OK() {
 			if resp.NoKey == bus.NoKeyNone {
 				WriteError(c, http.StatusServiceUnavailable, "Imagen models run on the paid key: set PAID_KEY", "server_error", "model", "no_paid_key")
-				return
+				return nil, false
 			}
 			writeUpstreamError(c, resp)
-			return
+			return nil, false
 		}
 		var out struct {
 			Predictions []struct {
-				Bytes string `json:"bytesBase64Encoded"`
+				Bytes    string `json:"bytesBase64Encoded"`
+				MimeType string `json:"mimeType"`
 			} `json:"predictions"`
 		}
 		if err := json.Unmarshal(resp.Body, &out); err != nil {
 			WriteError(c, http.StatusBadGateway, "upstream answered with invalid JSON", "server_error", "", "")
-			return
+			return nil, false
 		}
 		got := 0
 		for _, p := range out.Predictions {
-			if p.Bytes == "" || len(data) == n {
+			if p.Bytes == "" || len(imgs) == n {
 				continue
 			}
+			if p.MimeType == "" {
+				p.MimeType = "image/png"
+			}
+			imgs = append(imgs, convert.Blob{MimeType: p.MimeType, Data: p.Bytes})
 			got++
-			data = append(data, imageData{B64JSON: p.Bytes})
 		}
 		if got == 0 {
 			// Imagen leaves out what its safety filter removed.
 			WriteError(c, http.StatusBadRequest, "the image request was refused by the upstream safety filter", "invalid_request_error", "prompt", "content_policy_violation")
-			return
+			return nil, false
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"created": h.Now().Unix(), "data": data})
+	return imgs, true
+}
+
+// imagenChat serves chat completions on an Imagen model, gemini-balance's
+// {CREATE_IMAGE_MODEL}-chat: the last user turn's text is the prompt, and
+// the answer is the image as a markdown data-URL image, streamed as one
+// chunk when asked.
+func (h *handlers) imagenChat(c *gin.Context, plan *convert.ChatPlan, meta convert.ResponseMeta) {
+	prompt := ""
+	for i := len(plan.Body.Contents) - 1; i >= 0 && prompt == ""; i-- {
+		if cnt := plan.Body.Contents[i]; cnt.Role == "user" {
+			for _, p := range cnt.Parts {
+				prompt = strings.TrimSpace(prompt + " " + p.Text)
+			}
+		}
+	}
+	if prompt == "" {
+		WriteError(c, http.StatusBadRequest, "messages: an image model needs a user message with text", "invalid_request_error", "messages", "invalid_value")
+		return
+	}
+	imgs, ok := h.predict(c, plan.Model.Upstream, prompt, 1, "")
+	if !ok {
+		return
+	}
+	parts := make([]convert.Part, len(imgs))
+	for i := range imgs {
+		parts[i] = convert.Part{InlineData: &imgs[i]}
+	}
+	g := &convert.GenerateContentResponse{Candidates: []convert.Candidate{{Content: &convert.Content{Role: "model", Parts: parts}, FinishReason: "STOP"}}}
+	if !plan.Stream {
+		c.JSON(http.StatusOK, convert.FromGemini(g, meta))
+		return
+	}
+	setSSEHeaders(c.Writer)
+	c.Writer.WriteHeader(http.StatusOK)
+	conv := convert.NewStream(meta, plan.IncludeUsage)
+	_, _ = c.Writer.Write(conv.Finish(conv.FeedResponse(nil, g)))
+	c.Writer.Flush()
 }

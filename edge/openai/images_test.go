@@ -11,6 +11,7 @@ import (
 
 	oai "github.com/openai/openai-go/v3"
 
+	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/testkit/fakegemini"
 )
 
@@ -140,5 +141,38 @@ func TestImagesAsURLAreRefusedClearly(t *testing.T) {
 	}
 	if n := len(e.fake.Requests(fakegemini.Filter{Method: "generateContent"})); n != 0 {
 		t.Errorf("%d upstream calls for a refused request", n)
+	}
+}
+
+func TestImagenChatModelRunsOnThePaidKey(t *testing.T) {
+	e := newEnv(t, envOptions{keys: []string{poolKey}, paid: []string{paidKey},
+		settings: func(s *config.Settings) { s.CreateImageModel = "imagen-4.0-generate-001" }})
+	cl := e.client("/v1", token)
+	params := oai.ChatCompletionNewParams{Model: "imagen-4.0-generate-001-chat",
+		Messages: []oai.ChatCompletionMessageParamUnion{oai.UserMessage("a lighthouse at dusk")}}
+	res, err := cl.Chat.Completions.New(ctxTimeout(t), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Choices) != 1 || !strings.Contains(res.Choices[0].Message.Content, "](data:image/png;base64,") || res.Choices[0].FinishReason != "stop" {
+		t.Fatalf("answer %+v", res.Choices)
+	}
+	last, _ := e.fake.Last(fakegemini.Filter{Method: "predict"})
+	if last.Key != paidKey || dig(e.lastBody("predict"), "instances", 0, "prompt") != "a lighthouse at dusk" {
+		t.Fatalf("predict with key %q body %s", last.Key, last.Body)
+	}
+
+	stream := cl.Chat.Completions.NewStreaming(ctxTimeout(t), params)
+	var text strings.Builder
+	for stream.Next() {
+		for _, ch := range stream.Current().Choices {
+			text.WriteString(ch.Delta.Content)
+		}
+	}
+	if err := stream.Err(); err != nil || !strings.Contains(text.String(), "](data:image/png;base64,") {
+		t.Fatalf("stream: %v %q", err, text.String())
+	}
+	if e.fake.Hits(poolKey) != 0 {
+		t.Error("the Imagen chat model used the rotating pool")
 	}
 }
