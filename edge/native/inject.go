@@ -37,8 +37,36 @@ func Inject(body []byte, m models.Model, st *config.Settings) (out []byte, appli
 		return body, nil, nil
 	}
 
-	// The request's facts, under whichever spelling the client used.
-	gcKey, gc := pick(root, "generationConfig", "generation_config")
+	// The request's facts, under whichever spelling the client used. One
+	// pass over the top level: a lookup of an absent key would scan the
+	// whole body (contents included) each time.
+	var top struct{ gc, gcSnake, ss, ssSnake, sys, sysSnake, tools, contents gjson.Result }
+	root.ForEach(func(k, v gjson.Result) bool {
+		var slot *gjson.Result
+		switch k.Str {
+		case "generationConfig":
+			slot = &top.gc
+		case "generation_config":
+			slot = &top.gcSnake
+		case "safetySettings":
+			slot = &top.ss
+		case "safety_settings":
+			slot = &top.ssSnake
+		case "systemInstruction":
+			slot = &top.sys
+		case "system_instruction":
+			slot = &top.sysSnake
+		case "tools":
+			slot = &top.tools
+		case "contents":
+			slot = &top.contents
+		}
+		if slot != nil && !slot.Exists() { // the first of duplicate keys, as gjson.Get finds
+			*slot = v
+		}
+		return true
+	})
+	gcKey, gc := first("generationConfig", top.gc, "generation_config", top.gcSnake)
 	if gc.Exists() && !gc.IsObject() {
 		gc = gjson.Result{} // null or junk: treat as absent, replace below
 	}
@@ -48,9 +76,9 @@ func Inject(body []byte, m models.Model, st *config.Settings) (out []byte, appli
 	_, ti := pick(tc, "includeThoughts", "include_thoughts")
 	_, mime := pick(gc, "responseMimeType", "response_mime_type")
 	_, rm := pick(gc, "responseModalities", "response_modalities")
-	_, ss := pick(root, "safetySettings", "safety_settings")
-	sysKey, sys := pick(root, "systemInstruction", "system_instruction")
-	tools := root.Get("tools")
+	_, ss := first("safetySettings", top.ss, "safety_settings", top.ssSnake)
+	sysKey, sys := first("systemInstruction", top.sys, "system_instruction", top.sysSnake)
+	tools := top.tools
 	has := func(camel, snake string) bool {
 		found := false
 		each(tools, func(t gjson.Result) {
@@ -61,17 +89,16 @@ func Inject(body []byte, m models.Model, st *config.Settings) (out []byte, appli
 		return found
 	}
 	mt := strings.ToLower(strings.TrimSpace(mime.String()))
+	media, calls := scanParts(top.contents)
 	f := models.Facts{
-		FunctionCalling: has("functionDeclarations", "function_declarations") ||
-			bytes.Contains(body, []byte(`"functionCall"`)) || bytes.Contains(body, []byte(`"function_call"`)) ||
-			bytes.Contains(body, []byte(`"functionResponse"`)) || bytes.Contains(body, []byte(`"function_response"`)),
+		HasMedia:         media,
+		FunctionCalling:  calls || has("functionDeclarations", "function_declarations"),
 		StructuredOutput: mt != "" && mt != "text/plain",
 		ClientThinking:   tb.Exists() || tl.Exists(),
 		ThinkingOff:      tb.Exists() && tb.Type == gjson.Number && tb.Int() == 0,
 		ClientSafety:     ss.Exists(),
 		ClientModalities: rm.Exists(),
 		HasSystem:        sys.Exists() && sys.Type != gjson.Null,
-		HasMedia:         hasMedia(root),
 	}
 	// Gemini's own default is no thoughts: a native client that did not ask
 	// for them said no, and SHOW_THINKING_PROCESS does not override it.
@@ -152,18 +179,26 @@ func Inject(body []byte, m models.Model, st *config.Settings) (out []byte, appli
 	return out, applied, nil
 }
 
-// hasMedia reports an inline or file part in the contents, either spelling.
-func hasMedia(root gjson.Result) bool {
-	found := false
-	root.Get("contents").ForEach(func(_, c gjson.Result) bool {
+// scanParts walks the contents' parts once (keys only; values are
+// skipped) for media (inline or file data) and function calling (a call or
+// a response), in either spelling.
+func scanParts(contents gjson.Result) (media, calls bool) {
+	contents.ForEach(func(_, c gjson.Result) bool {
 		c.Get("parts").ForEach(func(_, p gjson.Result) bool {
-			found = p.Get("inlineData").Exists() || p.Get("inline_data").Exists() ||
-				p.Get("fileData").Exists() || p.Get("file_data").Exists()
-			return !found
+			p.ForEach(func(k, _ gjson.Result) bool {
+				switch k.Str {
+				case "inlineData", "inline_data", "fileData", "file_data":
+					media = true
+				case "functionCall", "function_call", "functionResponse", "function_response":
+					calls = true
+				}
+				return true
+			})
+			return !(media && calls)
 		})
-		return !found
+		return !(media && calls)
 	})
-	return found
+	return media, calls
 }
 
 type safetyEntry struct {
@@ -189,6 +224,18 @@ func toolName(raw string) string {
 		return raw[2 : 2+i]
 	}
 	return "tool"
+}
+
+// first returns the first of two spellings present (camel first), under
+// the camel name when neither is.
+func first(camel string, c gjson.Result, snake string, sn gjson.Result) (string, gjson.Result) {
+	switch {
+	case c.Exists():
+		return camel, c
+	case sn.Exists():
+		return snake, sn
+	}
+	return camel, gjson.Result{}
 }
 
 // pick returns the first of two spellings present in obj (camel first).
