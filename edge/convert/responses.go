@@ -518,8 +518,8 @@ func (c *converter) responsesTools(req *ResponsesRequest, body *GenerateContentR
 		return false, err
 	}
 	if fcc != nil {
-		if len(decls) == 0 && fcc.Mode != "NONE" {
-			return false, fieldErr("tool_choice", "names a tool mode but the request declares no function tools")
+		if len(decls) == 0 && fcc.Mode != "NONE" && fcc.Mode != "AUTO" {
+			return false, fieldErr("tool_choice", "requires a function call but the request declares no function tools")
 		}
 		if len(decls) > 0 {
 			body.ToolConfig = &ToolConfig{FunctionCallingConfig: fcc}
