@@ -97,8 +97,8 @@ type ResponsesPlan struct {
 	Stream bool
 	Body   *GenerateContentRequest
 	Drops  []Drop
-	// ShowThinking returns thought parts as reasoning items with a summary:
-	// the client asked for reasoning.summary, or the server shows thinking.
+	// ShowThinking returns thought parts as reasoning items with a summary
+	// (the client asked for reasoning.summary and thoughts come back).
 	ShowThinking bool
 	// Echo is what the response object repeats from the request.
 	Echo ResponsesEcho
@@ -183,7 +183,9 @@ func ResponsesToGemini(ctx context.Context, req *ResponsesRequest, opt Options) 
 			gc.ThinkingConfig.IncludeThoughts = true
 		}
 	}
-	if gc := body.GenerationConfig; gc != nil && gc.ThinkingConfig != nil {
+	// Thoughts reach the client only when it asked for summaries, as on
+	// OpenAI; the body itself stays what the injection policy decided.
+	if gc := body.GenerationConfig; summary && gc != nil && gc.ThinkingConfig != nil {
 		plan.ShowThinking = gc.ThinkingConfig.IncludeThoughts
 	}
 	plan.Drops = chat.Drops

@@ -33,10 +33,11 @@ func rsInput(items ...responses.ResponseInputItemUnionParam) responses.ResponseN
 
 // The non-stream answer is a response object the SDK reads: output text,
 // status, usage with reasoning tokens; instructions reach Gemini as the
-// system instruction.
+// system instruction. Thoughts stay out of the output unless the client
+// asked for a reasoning summary.
 func TestResponsesNonStreamAnswersWithOutputText(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.fake.Script("gemini-2.5-flash", fakegemini.Reply{Parts: []fakegemini.Part{fakegemini.Text("Hello there.")},
+	e.fake.Script("gemini-2.5-flash", fakegemini.Reply{Parts: []fakegemini.Part{fakegemini.Thought("Private musing."), fakegemini.Text("Hello there.")},
 		Usage: &fakegemini.UsageMetadata{PromptTokenCount: 12, CandidatesTokenCount: 3, ThoughtsTokenCount: 20, TotalTokenCount: 35}})
 	cl := e.client("/v1", token)
 	res, err := cl.Responses.New(ctxTimeout(t), responses.ResponseNewParams{
@@ -47,7 +48,7 @@ func TestResponsesNonStreamAnswersWithOutputText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.OutputText() != "Hello there." || res.Status != "completed" || !strings.HasPrefix(res.ID, "resp_") {
+	if res.OutputText() != "Hello there." || res.Status != "completed" || !strings.HasPrefix(res.ID, "resp_") || len(res.Output) != 1 {
 		t.Fatalf("response %s", res.RawJSON())
 	}
 	if res.Usage.InputTokens != 12 || res.Usage.OutputTokens != 23 || res.Usage.OutputTokensDetails.ReasoningTokens != 20 || res.Usage.TotalTokens != 35 {
