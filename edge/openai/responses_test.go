@@ -320,3 +320,52 @@ func TestResponsesFakeStreamSendsOneAnswer(t *testing.T) {
 		t.Error("fake stream must call the non-stream method upstream")
 	}
 }
+
+// What openai-go actually sends (typed params, not hand-written JSON)
+// reaches Gemini as meant: input parts, text.format json_schema, a named
+// tool_choice and reasoning effort on a Gemini 3 model.
+func TestResponsesSDKParamsReachGeminiAsMeant(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.fake.Script("gemini-3-flash-preview", fakegemini.Reply{Parts: []fakegemini.Part{fakegemini.Text(`{"city":"Oslo"}`)}})
+	cl := e.client("/v1", token)
+	content := responses.ResponseInputMessageContentListParam{
+		{OfInputText: &responses.ResponseInputTextParam{Text: "Which city is this?"}},
+		{OfInputImage: &responses.ResponseInputImageParam{ImageURL: oai.String("data:image/png;base64,iVBORw0KGgo="), Detail: responses.ResponseInputImageDetailAuto}},
+		{OfInputFile: &responses.ResponseInputFileParam{FileData: oai.String("data:application/pdf;base64,JVBERi0x"), Filename: oai.String("guide.pdf")}},
+	}
+	res, err := cl.Responses.New(ctxTimeout(t), responses.ResponseNewParams{
+		Model:      "gemini-3-flash-preview",
+		Input:      rsInput(responses.ResponseInputItemParamOfMessage(content, responses.EasyInputMessageRoleUser)),
+		Tools:      []responses.ToolUnionParam{rsWeatherTool},
+		ToolChoice: responses.ResponseNewParamsToolChoiceUnion{OfFunctionTool: &responses.ToolChoiceFunctionParam{Name: "get_weather"}},
+		Text: responses.ResponseTextConfigParam{Format: responses.ResponseFormatTextConfigUnionParam{OfJSONSchema: &responses.ResponseFormatTextJSONSchemaConfigParam{
+			Name: "city", Schema: map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}},
+		}}},
+		Reasoning: shared.ReasoningParam{Effort: shared.ReasoningEffortMinimal},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OutputText() != `{"city":"Oslo"}` {
+		t.Errorf("answer %s", res.RawJSON())
+	}
+	up := e.lastBody("generateContent")
+	parts := dig(up, "contents", 0, "parts")
+	if dig(parts, 1, "inlineData", "mimeType") != "image/png" || dig(parts, 2, "inlineData", "mimeType") != "application/pdf" {
+		t.Errorf("parts %v", parts)
+	}
+	gc := dig(up, "generationConfig")
+	if dig(gc, "responseMimeType") != "application/json" || dig(gc, "responseJsonSchema", "properties", "city", "type") != "string" {
+		t.Errorf("generationConfig %v", gc)
+	}
+	if dig(gc, "thinkingConfig", "thinkingLevel") != "MINIMAL" || dig(gc, "thinkingConfig", "thinkingBudget") != nil {
+		t.Errorf("thinkingConfig %v", dig(gc, "thinkingConfig"))
+	}
+	fcc := dig(up, "toolConfig", "functionCallingConfig")
+	if dig(fcc, "mode") != "ANY" || dig(fcc, "allowedFunctionNames", 0) != "get_weather" {
+		t.Errorf("functionCallingConfig %v", fcc)
+	}
+	if dig(up, "tools", 0, "functionDeclarations", 0, "name") != "get_weather" {
+		t.Errorf("tools %v", dig(up, "tools"))
+	}
+}
