@@ -52,7 +52,7 @@ func hostileRoutes() []hostileRoute {
 			hostileRoute{path: p + "?upload_id=not-a-session", header: map[string]string{"X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "0"}})
 	}
 	for _, pre := range []string{"/v1", "/hf/v1"} {
-		for _, p := range []string{"/chat/completions", "/embeddings", "/images/generations", "/audio/speech"} {
+		for _, p := range []string{"/chat/completions", "/responses", "/embeddings", "/images/generations", "/audio/speech"} {
 			out = append(out, hostileRoute{path: pre + p, openai: true})
 		}
 	}

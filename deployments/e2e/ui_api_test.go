@@ -14,6 +14,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 	"google.golang.org/genai"
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
@@ -70,6 +71,10 @@ func TestTokenModelAllowListIsEnforcedByEdgeInEachRoutesShape(t *testing.T) {
 	var oerr *openai.Error
 	if err := chat("gemini-2.5-pro"); !errors.As(err, &oerr) || oerr.StatusCode != http.StatusForbidden || oerr.Code != "model_not_allowed" {
 		t.Fatalf("OpenAI chat with a model outside the list: %v, want 403 model_not_allowed", err)
+	}
+	if _, err := oc.Responses.New(ctx, responses.ResponseNewParams{Model: "gemini-2.5-pro",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}}); !errors.As(err, &oerr) || oerr.StatusCode != http.StatusForbidden || oerr.Code != "model_not_allowed" {
+		t.Fatalf("Responses API with a model outside the list: %v, want 403 model_not_allowed", err)
 	}
 	page, err := oc.Models.List(ctx)
 	if err != nil {

@@ -64,3 +64,41 @@ func BenchmarkStreamChunk(b *testing.B) {
 		}
 	}
 }
+
+// Responses API: a Codex-shaped request (history, tools, reasoning) and one
+// Gemini text chunk through the Responses stream converter.
+func BenchmarkResponsesRequest(b *testing.B) {
+	body, err := os.ReadFile("testdata/responses/request/codex.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	settings := testSettings()
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := ParseResponsesRequest(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan, err := ResponsesToGemini(context.Background(), req, Options{Settings: settings})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := json.Marshal(plan.Body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkResponsesStreamChunk(b *testing.B) {
+	chunk := []byte(`{"candidates": [{"content": {"parts": [{"text": "Warsaw is the capital of Poland, a country in Central Europe."}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 9,"candidatesTokenCount": 12,"totalTokenCount": 21},"modelVersion": "gemini-2.5-flash","responseId": "aB1c"}`)
+	s := NewResponsesStream(ResponsesMeta{ID: "resp_b", CreatedAt: 1764223200, Model: "gemini-2.5-flash", ShowThinking: true})
+	buf, _ := s.Feed(nil, chunk) // created, in_progress and the item's opening out of the way
+	b.ReportAllocs()
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		var err error
+		if buf, err = s.Feed(buf[:0], chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -87,3 +87,95 @@ func FuzzStreamFeed(f *testing.F) {
 		}
 	})
 }
+
+// FuzzResponsesToGemini feeds arbitrary bodies to the Responses request
+// converter: it never panics, a rejected body names the field at fault, and
+// an accepted one yields valid JSON for Gemini.
+// Explore with go test -run '^$' -fuzz FuzzResponsesToGemini ./convert
+func FuzzResponsesToGemini(f *testing.F) {
+	files, _ := filepath.Glob("testdata/responses/request/*.json")
+	for _, file := range files {
+		if strings.HasSuffix(file, ".golden.json") {
+			continue
+		}
+		b, _ := os.ReadFile(file)
+		f.Add(b)
+	}
+	for _, s := range []string{
+		`{}`, `[]`, `null`, `{"model":"gemini-2.5-flash"}`, `{"model":"gemini-2.5-flash","input":7}`,
+		`{"model":"gemini-2.5-flash","input":[null]}`, `{"model":"gemini-2.5-flash","input":[{}]}`,
+		`{"model":"gemini-2.5-flash","input":[{"role":"user","content":[null]}]}`,
+		`{"model":"gemini-2.5-flash","input":[{"type":"function_call_output","call_id":"x","output":[{}]}]}`,
+		`{"model":"gemini-2.5-flash","input":[{"type":"function_call","call_id":"c.","name":"f","arguments":"[]"}]}`,
+		`{"model":"gemini-2.5-flash","input":"x","tool_choice":{"type":"allowed_tools","tools":[{}]}}`,
+		`{"model":"gemini-2.5-flash","input":"x","text":{"format":{"type":"json_schema","schema":{"$ref":"#/x"}}}}`,
+		`{"model":"gemini-2.5-flash","input":"x","reasoning":{"effort":"huge","summary":"auto"}}`,
+		`{"model":"gemini-3-flash-preview","input":[{"role":"user","content":[{"type":"input_image","image_url":"data:,"}]}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	settings := testSettings()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := ParseResponsesRequest(body)
+		if err == nil {
+			var plan *ResponsesPlan
+			plan, err = ResponsesToGemini(context.Background(), req, Options{Settings: settings, Fetcher: &fakeFetcher{}})
+			if err == nil {
+				if _, merr := json.Marshal(plan.Body); merr != nil {
+					t.Fatalf("accepted body gives invalid Gemini JSON: %v", merr)
+				}
+				if _, merr := json.Marshal(ResponseFromGemini(&GenerateContentResponse{}, plan.Meta("resp_f", 0))); merr != nil {
+					t.Fatalf("echo gives invalid response JSON: %v", merr)
+				}
+				return
+			}
+		}
+		var fe *FieldError
+		if !errors.As(err, &fe) {
+			t.Fatalf("error is not a *FieldError: %v", err)
+		}
+		if fe.Field == "" || fe.Msg == "" {
+			t.Fatalf("error names no field: %#v", fe)
+		}
+	})
+}
+
+// FuzzResponsesStream feeds arbitrary chunks to the Responses stream
+// converter: it never panics, every event is "event: <type>" plus JSON data
+// whose type matches, and the sequence numbers count up from 0.
+func FuzzResponsesStream(f *testing.F) {
+	files, _ := filepath.Glob("testdata/responses/stream/*.jsonl")
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		for _, line := range strings.Split(string(b), "\n") {
+			if line != "" {
+				f.Add([]byte(line), false)
+			}
+		}
+	}
+	f.Add([]byte(`{"error":{"code":500}}`), true)
+	f.Add([]byte(`{"candidates":[{"content":{"parts":[{"functionCall":{"name":"\u0000","args":null}},{"text":"\ud800","thought":true}]}}]}`), false)
+	f.Fuzz(func(t *testing.T, chunk []byte, fail bool) {
+		s := NewResponsesStream(ResponsesMeta{ID: "resp_f", Model: "m", ShowThinking: true})
+		out, err := s.Feed(nil, chunk)
+		if err != nil || fail {
+			out = s.Fail(out, "broken", "server_error", "")
+		} else {
+			out = s.Finish(out)
+		}
+		for i, ev := range strings.Split(strings.TrimSuffix(string(out), "\n\n"), "\n\n") {
+			head, data, ok := strings.Cut(ev, "\ndata: ")
+			typ, ok2 := strings.CutPrefix(head, "event: ")
+			if !ok || !ok2 {
+				t.Fatalf("not an SSE event with a name: %q", ev)
+			}
+			var v struct {
+				Type string `json:"type"`
+				Seq  int    `json:"sequence_number"`
+			}
+			if err := json.Unmarshal([]byte(data), &v); err != nil || v.Type != typ || v.Seq != i {
+				t.Fatalf("event %d %q: type %q seq %d (%v)", i, data, v.Type, v.Seq, err)
+			}
+		}
+	})
+}

@@ -274,3 +274,9 @@ func AppendStreamError(dst []byte, message, typ, code string) []byte {
 	}
 	return append(dst, "}}\n\n"...)
 }
+
+// Fail ends a stream that broke after its first byte with an OpenAI error
+// event (AppendStreamError).
+func (s *Stream) Fail(dst []byte, message, typ, code string) []byte {
+	return AppendStreamError(dst, message, typ, code)
+}

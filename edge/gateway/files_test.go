@@ -86,6 +86,9 @@ func TestAnotherTokensFileIsRefusedInEveryFormAndNothingGoesUpstream(t *testing.
 		{"countTokens", "/v1beta/models/gemini-2.5-flash:countTokens", `{"contents":[{"parts":[{"fileData":{"fileUri":"` + f.URI + `"}}]}]}`},
 		{"openai file part", "/v1/chat/completions", `{"model":"gemini-2.5-flash","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"` + id + `","filename":"a.pdf"}}]}]}`},
 		{"openai image_url", "/v1/chat/completions", `{"model":"gemini-2.5-flash","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"` + f.URI + `"}}]}]}`},
+		{"responses input_file", "/v1/responses", `{"model":"gemini-2.5-flash","input":[{"role":"user","content":[{"type":"input_file","file_id":"` + id + `","filename":"a.pdf"}]}]}`},
+		{"responses input_image", "/v1/responses", `{"model":"gemini-2.5-flash","input":[{"role":"user","content":[{"type":"input_image","image_url":"` + f.URI + `"}]}]}`},
+		{"responses file_url", "/hf/v1/responses", `{"model":"gemini-2.5-flash","stream":true,"input":[{"role":"user","content":[{"type":"input_file","file_url":"` + f.URI + `"}]}]}`},
 		{"passthrough", "/openai/v1/chat/completions", `{"model":"gemini-2.5-flash","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"` + f.URI + `"}}]}]}`},
 	}
 	e.fake.Reset()

@@ -126,6 +126,7 @@ func TestDeepOrOversizedBodiesAnswerInEachRoutesOwnShape(t *testing.T) {
 		{"/upload/v1beta/files", false},
 		{"/v1/chat/completions", true},
 		{"/hf/v1/embeddings", true},
+		{"/v1/responses", true},
 		{"/openai/v1/chat/completions", true},
 	} {
 		for _, tc := range []struct {

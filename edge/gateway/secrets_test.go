@@ -60,6 +60,8 @@ func TestConsumerSuspendedNeverShowsTheKeyOnAnyRouteOrEvent(t *testing.T) {
 		{"upload start", "POST", "/upload/v1beta/files", `{"file":{"displayName":"x"}}`},
 		{"openai chat", "POST", "/v1/chat/completions", `{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"hi"}]}`},
 		{"passthrough", "POST", "/openai/v1/chat/completions", `{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"hi"}]}`},
+		{"openai responses", "POST", "/v1/responses", `{"model":"gemini-2.5-flash","input":"hi"}`},
+		{"openai responses stream", "POST", "/v1/responses", `{"model":"gemini-2.5-flash","input":"hi","stream":true}`},
 	} {
 		e.keyd.Reset(keySuspended)
 		status, b := call(t, c.method, e.url+c.path, token, c.body)

@@ -2,8 +2,6 @@ package openai
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -96,131 +94,13 @@ func setSSEHeaders(w http.ResponseWriter) {
 	h.Set("X-Accel-Buffering", "no") // nginx-style front proxies must not buffer
 }
 
-// chatStream relays a real upstream stream. Before the first event the relay
-// may fail over and the client gets a truthful error status; after it, a
-// failure ends the stream with an error event and nothing is repeated.
+// chatStream relays a real upstream stream as chat.completion.chunk events
+// (pumpStream).
 func (h *handlers) chatStream(c *gin.Context, rreq *relay.Request, meta convert.ResponseMeta, includeUsage bool) {
-	rec := record(c, routeChat, meta.Model)
-	resp := h.Relay.Stream(c.Request.Context(), rreq)
-	if resp.Stream == nil {
-		writeUpstreamError(c, resp)
-		return
-	}
-	s := resp.Stream
-	defer s.Close()
-	w := c.Writer
-	setSSEHeaders(w)
-	w.WriteHeader(http.StatusOK)
-	conv := convert.NewStream(meta, includeUsage)
-	buf := make([]byte, 0, 4096)
-	for {
-		ev, err := s.Next()
-		if err == io.EOF {
-			buf = conv.Finish(buf[:0])
-			_, _ = w.Write(buf)
-			w.Flush()
-			return
-		}
-		if err != nil {
-			rec.Failed, rec.ClientError = true, err.Error()
-			_, _ = w.Write(streamErrorEvent(err))
-			w.Flush()
-			return
-		}
-		if ev.Data == nil {
-			continue
-		}
-		buf, err = conv.Feed(buf[:0], ev.Data)
-		if err != nil {
-			rec.Failed, rec.ClientError = true, err.Error()
-			_, _ = w.Write(streamErrorEvent(err))
-			w.Flush()
-			return
-		}
-		if len(buf) == 0 {
-			continue
-		}
-		if _, err := w.Write(buf); err != nil {
-			return // client gone; Close cancels upstream
-		}
-		w.Flush()
-	}
+	h.pumpStream(c, rreq, routeChat, meta.Model, convert.NewStream(meta, includeUsage))
 }
 
-// streamErrorEvent is the OpenAI error event that ends a broken stream.
-func streamErrorEvent(err error) []byte {
-	status, msg := http.StatusBadGateway, err.Error()
-	var se *relay.StreamError
-	var ue *convert.UpstreamError
-	switch {
-	case errors.As(err, &se):
-		status, msg = se.Status, se.Message
-	case errors.As(err, &ue):
-		status, msg = ue.Code, ue.Message
-	}
-	typ, code := "server_error", ""
-	if status == http.StatusTooManyRequests {
-		typ, code = "requests", "rate_limit_exceeded"
-	} else if status >= 400 && status < 500 {
-		typ = "invalid_request_error"
-	}
-	return convert.AppendStreamError(nil, msg, typ, code)
-}
-
-// chatFakeStream (FAKE_STREAM_ENABLED) makes one non-stream upstream call and
-// sends ": keep-alive" comments while it runs, for clients behind proxies
-// that buffer real streams. Headers wait for the first keep-alive, so an
-// upstream failure before then still gets its true status.
+// chatFakeStream is FAKE_STREAM_ENABLED for chat (fakeStream).
 func (h *handlers) chatFakeStream(c *gin.Context, rreq *relay.Request, meta convert.ResponseMeta, includeUsage bool, every time.Duration) {
-	rec := record(c, routeChat, meta.Model)
-	done := make(chan *relay.Response, 1)
-	go func() { done <- h.Relay.Do(c.Request.Context(), rreq) }()
-	w := c.Writer
-	started := false
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	var resp *relay.Response
-	for resp == nil {
-		select {
-		case resp = <-done:
-		case <-tick.C:
-			if !started {
-				setSSEHeaders(w)
-				w.WriteHeader(http.StatusOK)
-				started = true
-			}
-			_, _ = w.Write([]byte(": keep-alive\n\n"))
-			w.Flush()
-		}
-	}
-	rec.Stream = true
-	if !resp.OK() {
-		if !started {
-			writeUpstreamError(c, resp)
-			return
-		}
-		e := fromRelay(resp)
-		rec.Failed, rec.ClientError = true, e.msg
-		_, _ = w.Write(convert.AppendStreamError(nil, e.msg, e.typ, e.code))
-		w.Flush()
-		return
-	}
-	var g convert.GenerateContentResponse
-	if err := json.Unmarshal(resp.Body, &g); err != nil {
-		if !started {
-			WriteError(c, http.StatusBadGateway, "upstream answered with invalid JSON: "+err.Error(), "server_error", "", "")
-			return
-		}
-		_, _ = w.Write(convert.AppendStreamError(nil, "upstream answered with invalid JSON", "server_error", ""))
-		return
-	}
-	if !started {
-		setSSEHeaders(w)
-		w.WriteHeader(http.StatusOK)
-	}
-	conv := convert.NewStream(meta, includeUsage)
-	out := conv.FeedResponse(nil, &g)
-	out = conv.Finish(out)
-	_, _ = w.Write(out)
-	w.Flush()
+	h.fakeStream(c, rreq, routeChat, meta.Model, convert.NewStream(meta, includeUsage), every)
 }

@@ -80,6 +80,10 @@ func Register(r gin.IRouter, d Deps) {
 	for _, prefix := range []string{"/v1", "/hf/v1"} {
 		g := r.Group(prefix, d.Auth)
 		g.POST("/chat/completions", h.chat)
+		g.POST("/responses", h.responses)
+		g.GET("/responses/:id", h.storedResponse)
+		g.DELETE("/responses/:id", h.storedResponse)
+		g.POST("/responses/:id/cancel", h.storedResponse)
 		g.POST("/embeddings", h.embeddings)
 		g.POST("/images/generations", h.images)
 		g.POST("/audio/speech", h.speech)
