@@ -41,7 +41,10 @@ type injectSurface struct {
 	// unsaidMeansNo: the protocol's own default for thoughts is "no", so a
 	// request that leaves them unsaid gets none (Gemini native).
 	unsaidMeansNo bool
-	send          func(e *env, c injectCase) *http.Response
+	// says reports whether the protocol can express the case at all (the
+	// Responses API has no thinking budget and no "no thoughts").
+	says func(c injectCase) bool
+	send func(e *env, c injectCase) *http.Response
 }
 
 var injectSurfaces = []injectSurface{
@@ -105,15 +108,42 @@ var injectSurfaces = []injectSurface{
 			body["extra_body"] = map[string]any{"google": map[string]any{"thinking_config": tc}}
 		}
 		raw, _ := json.Marshal(body)
-		req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/chat/completions", strings.NewReader(string(raw)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		return res
+		return e.postBearer("/v1/chat/completions", raw)
 	}},
+	{name: "openai-responses", says: func(c injectCase) bool { return c.budget == nil && (c.thoughts == nil || *c.thoughts) },
+		send: func(e *env, c injectCase) *http.Response {
+			content := []any{map[string]any{"type": "input_text", "text": "hi"}}
+			if c.image {
+				content = append(content, map[string]any{"type": "input_image", "image_url": "data:image/png;base64," + tinyPNG})
+			}
+			body := map[string]any{"model": c.model, "input": []any{map[string]any{"role": "user", "content": content}}}
+			if c.system {
+				body["instructions"] = "be brief"
+			}
+			if c.function {
+				body["tools"] = []any{map[string]any{"type": "function", "name": "lookup", "description": "look up"}}
+			}
+			if c.jsonMode {
+				body["text"] = map[string]any{"format": map[string]any{"type": "json_object"}}
+			}
+			if c.thoughts != nil && *c.thoughts {
+				body["reasoning"] = map[string]any{"summary": "auto"}
+			}
+			raw, _ := json.Marshal(body)
+			return e.postBearer("/v1/responses", raw)
+		}},
+}
+
+// postBearer posts a JSON body to an OpenAI-style route with the client token.
+func (e *env) postBearer(path string, raw []byte) *http.Response {
+	req, _ := http.NewRequest(http.MethodPost, e.url+path, strings.NewReader(string(raw)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res
 }
 
 const tinyPNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -231,6 +261,9 @@ func TestEverySurfaceInjectsTheSame(t *testing.T) {
 			}
 			e.settings.Set(st)
 			for _, s := range injectSurfaces {
+				if s.says != nil && !s.says(c) {
+					continue
+				}
 				e.fake.Reset()
 				res := s.send(e, c)
 				res.Body.Close()
