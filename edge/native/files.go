@@ -205,11 +205,11 @@ func (h *handlers) uploadChunk(c *gin.Context, uploadID string, authed bool, rec
 // FILES_USER_ISOLATION_ENABLED is off), from keyd's bindings.
 func (h *handlers) listFiles(c *gin.Context) {
 	rec := record(c, "gemini.files.list", "")
-	q := keyapi.FileQuery{}
+	q := keyapi.FileListRequest{Prefix: "files/", Limit: 1000}
 	if h.Settings.Get().FilesUserIsolation {
 		q.TokenID = rec.TokenID
 	}
-	list, err := h.Keyd.ListFiles(c.Request.Context(), q)
+	list, err := h.Keyd.ListBindings(c.Request.Context(), q)
 	if err != nil {
 		relay.WriteError(c.Writer, http.StatusServiceUnavailable, "the file index is unavailable, try again shortly")
 		return
@@ -217,7 +217,9 @@ func (h *handlers) listFiles(c *gin.Context) {
 	now := time.Now()
 	files := list[:0]
 	for _, f := range list {
-		if f.Name != "" && (f.Expires.IsZero() || f.Expires.After(now)) {
+		// Caches, batches and operations share the bindings; a keyd that
+		// ignores the prefix must not leak them into the files list.
+		if strings.HasPrefix(f.Name, "files/") && (f.Expires.IsZero() || f.Expires.After(now)) {
 			files = append(files, f)
 		}
 	}

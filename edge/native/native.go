@@ -29,6 +29,7 @@ type Keyd interface {
 	BindFile(ctx context.Context, b bus.FileBinding) error
 	LookupFile(ctx context.Context, q keyapi.FileQuery) (bus.FileBinding, error)
 	ListFiles(ctx context.Context, q keyapi.FileQuery) ([]bus.FileBinding, error)
+	ListBindings(ctx context.Context, req keyapi.FileListRequest) ([]bus.FileBinding, error)
 	DeleteFile(ctx context.Context, q keyapi.FileQuery) error
 }
 
