@@ -108,7 +108,7 @@ type Server struct {
 	files      map[string]*fileRec
 	uploads    map[string]*uploadSession
 	res        map[string]*resource // caches, batches, operations by name
-	changed    chan struct{} // closed and replaced on every recorded change
+	changed    chan struct{}        // closed and replaced on every recorded change
 }
 
 type keyState struct {
