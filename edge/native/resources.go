@@ -447,7 +447,8 @@ func cacheRefs(body []byte) []string {
 
 // affinity decides the key a model call must use: the key of every file it
 // names (files.Check, FILES_USER_ISOLATION_ENABLED rules), of the caches it
-// names (always the client token's own) and of a batch's input file. All must
+// names (always the client token's own; one the gateway never bound goes
+// unpinned) and of a batch's input file. All must
 // agree; a mix of keys cannot be served. On a Denial nothing goes upstream.
 func (h *handlers) affinity(ctx context.Context, body []byte, tokenID string, st *config.Settings) (string, *files.Denial) {
 	o := files.Options{TokenID: tokenID, Isolation: st.FilesUserIsolation, BaseURL: st.BaseURL}
@@ -480,7 +481,11 @@ func (h *handlers) affinity(ctx context.Context, body []byte, tokenID string, st
 	for _, name := range cacheRefs(body) {
 		b, err := h.Keyd.LookupFile(ctx, keyapi.FileQuery{Name: name})
 		switch {
-		case errors.Is(err, keys.ErrNotFound) || (err == nil && (b.TokenID == "" || b.TokenID != tokenID)):
+		case errors.Is(err, keys.ErrNotFound):
+			// Not made through the gateway: no client token owns it and no
+			// key is known, so the upstream judges (a wrong key fails there).
+			continue
+		case err == nil && (b.TokenID == "" || b.TokenID != tokenID):
 			return "", &files.Denial{Status: http.StatusForbidden, Message: "You do not have permission to access " + name + " or it may not exist."}
 		case err != nil:
 			return "", &files.Denial{Status: http.StatusServiceUnavailable, Message: "the resource index is unavailable, try again shortly"}
