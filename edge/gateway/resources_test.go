@@ -239,3 +239,87 @@ func TestDownloadRouteServesRawBytesFromTheOwningKey(t *testing.T) {
 		}
 	}
 }
+
+// A create may fail over before the first byte; the resource is bound to the
+// key that actually made it, and later calls use that key.
+func TestCreateFailsOverAndBindsTheKeyThatAnswered(t *testing.T) {
+	e := newEnv(t, envOptions{gemini: []string{keyGood1, keyGood2}, settings: func(s *config.Settings) { s.MaxRetries = 2 }})
+	e.fake.SetKey(keyGood1, fakegemini.Behaviour{Status: fakegemini.Unavailable})
+	ctx := ctxTimeout(t)
+	c := e.client(token)
+	for range 2 {
+		cc, err := c.Caches.Create(ctx, "gemini-2.5-flash", &genai.CreateCachedContentConfig{Contents: genai.Text("context")})
+		if err != nil {
+			t.Fatalf("create with one overloaded key: %v", err)
+		}
+		if owner, _ := e.fake.ResourceOwner(cc.Name); owner != keyGood2 {
+			t.Fatalf("cache made by %q", owner)
+		}
+		if _, err := c.Caches.Get(ctx, cc.Name, nil); err != nil {
+			t.Fatalf("get: %v", err)
+		}
+	}
+	if used := keysUsed(e, "cachedContents.get"); len(used) != 1 || used[keyGood2] != 2 {
+		t.Errorf("gets used %v", used)
+	}
+}
+
+// A batch whose input is an uploaded file runs on the key that holds the file,
+// and an embeddings batch is a batch like the others.
+func TestBatchFromAnUploadedFileRunsOnTheFilesKey(t *testing.T) {
+	e := newEnv(t, envOptions{gemini: []string{keyGood1, keyGood2}, settings: twoTokens})
+	ctx := ctxTimeout(t)
+	c := e.client(token)
+	f, err := c.Files.Upload(ctx, strings.NewReader(`{"key":"r1","request":{"contents":[{"parts":[{"text":"from a file"}]}]}}`+"\n"),
+		&genai.UploadFileConfig{MIMEType: "application/jsonl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileOwner, _ := e.fake.FileOwner(f.Name)
+	for range 2 {
+		job, err := c.Batches.Create(ctx, "gemini-2.5-flash", &genai.BatchJobSource{FileName: f.Name}, nil)
+		if err != nil {
+			t.Fatalf("batch from my file: %v", err)
+		}
+		if owner, _ := e.fake.ResourceOwner(job.Name); owner != fileOwner {
+			t.Fatalf("batch made by %q, the file is %q's", owner, fileOwner)
+		}
+	}
+	if _, err := e.client(otherToken).Batches.Create(ctx, "gemini-2.5-flash", &genai.BatchJobSource{FileName: f.Name}, nil); apiStatus(err) != 403 {
+		t.Errorf("another token ran a batch on my file: %v", err)
+	}
+	emb, err := c.Batches.CreateEmbeddings(ctx, genai.Ptr("gemini-embedding-001"), &genai.EmbeddingsBatchJobSource{
+		InlinedRequests: &genai.EmbedContentBatch{Contents: []*genai.Content{genai.NewContentFromText("a", genai.RoleUser)}}}, nil)
+	if err != nil {
+		t.Fatalf("embeddings batch: %v", err)
+	}
+	if _, err := e.client(otherToken).Batches.Get(ctx, emb.Name, nil); apiStatus(err) != 403 {
+		t.Errorf("another token read my embeddings batch: %v", err)
+	}
+	if got, err := c.Batches.Get(ctx, emb.Name, nil); err != nil || got.State != genai.JobStateSucceeded {
+		t.Fatalf("embeddings batch get: %v %+v", err, got)
+	}
+}
+
+// The vertex-express models list and get use the vertex pool, not a Gemini key.
+func TestVertexExpressModelsComeFromTheVertexPool(t *testing.T) {
+	const vertexKey = "AQ.vertex-express-key-00000000000000000000000000000000001"
+	e := newEnv(t, envOptions{gemini: []string{keyGood1}, vertex: []string{vertexKey}})
+	for _, path := range []string{"/vertex-express/v1beta/models", "/vertex-express/v1beta/models/gemini-2.5-flash"} {
+		req, _ := http.NewRequest(http.MethodGet, e.url+path, nil)
+		req.Header.Set("x-goog-api-key", token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(body), "models/gemini-2.5-flash") {
+			t.Fatalf("%s: %d %s", path, res.StatusCode, body)
+		}
+		last, _ := e.fake.Last(fakegemini.Filter{})
+		if last.Key != vertexKey || !strings.HasPrefix(last.Path, "/v1beta1/publishers/google/models") {
+			t.Errorf("%s went to %s with the %s key", path, last.Path, map[bool]string{true: "vertex", false: "Gemini"}[last.Key == vertexKey])
+		}
+	}
+}
