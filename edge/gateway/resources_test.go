@@ -323,3 +323,26 @@ func TestVertexExpressModelsComeFromTheVertexPool(t *testing.T) {
 		}
 	}
 }
+
+// Injected tools cannot ride along with a cache (Gemini refuses tools beside
+// a cachedContent), so a request naming one goes without them.
+func TestInjectedToolsStayOffARequestThatNamesACache(t *testing.T) {
+	e := newEnv(t, envOptions{gemini: []string{keyGood1}, settings: func(s *config.Settings) {
+		s.CodeExecutionEnabled = true
+	}})
+	ctx := ctxTimeout(t)
+	c := e.client(token)
+	if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("plain"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if last, _ := e.fake.Last(fakegemini.Filter{Method: "generateContent"}); !strings.Contains(string(last.Body), "codeExecution") {
+		t.Skip("code execution is not injected for this model; nothing to observe")
+	}
+	cc, err := c.Caches.Create(ctx, "gemini-2.5-flash", &genai.CreateCachedContentConfig{Contents: genai.Text("context")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("x"), &genai.GenerateContentConfig{CachedContent: cc.Name}); err != nil {
+		t.Fatalf("generate with a cache and code execution on: %v", err)
+	}
+}

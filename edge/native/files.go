@@ -338,7 +338,7 @@ func (h *handlers) download(c *gin.Context, version, id string) {
 	if q == "" {
 		q = "alt=media"
 	}
-	u := h.Settings.Get().BaseURL + "/" + version + "/files/" + id + ":download?" + q
+	u := h.Settings.Get().BaseURL + "/" + version + "/files/" + url.PathEscape(id) + ":download?" + q
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		relay.WriteError(c.Writer, http.StatusBadRequest, "bad file id")

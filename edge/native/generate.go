@@ -80,7 +80,7 @@ func (h *handlers) modelAction(version, kind string) gin.HandlerFunc {
 		var deny *files.Denial
 		if kind == bus.KindGemini {
 			// Files and caches are readable only by the key that made them.
-			pin, deny = h.affinity(c.Request.Context(), body, rec.TokenID, st)
+			pin, deny = h.affinity(c.Request.Context(), body, method, rec.TokenID, st)
 		} else {
 			_, deny = files.Check(c.Request.Context(), h.Keyd, body, files.Options{TokenID: rec.TokenID, Isolation: st.FilesUserIsolation, BaseURL: st.BaseURL})
 		}

@@ -450,7 +450,7 @@ func cacheRefs(body []byte) []string {
 // names (always the client token's own; one the gateway never bound goes
 // unpinned) and of a batch's input file. All must
 // agree; a mix of keys cannot be served. On a Denial nothing goes upstream.
-func (h *handlers) affinity(ctx context.Context, body []byte, tokenID string, st *config.Settings) (string, *files.Denial) {
+func (h *handlers) affinity(ctx context.Context, body []byte, method, tokenID string, st *config.Settings) (string, *files.Denial) {
 	o := files.Options{TokenID: tokenID, Isolation: st.FilesUserIsolation, BaseURL: st.BaseURL}
 	pin, deny := files.Check(ctx, h.Keyd, body, o)
 	if deny != nil {
@@ -466,7 +466,7 @@ func (h *handlers) affinity(ctx context.Context, body []byte, tokenID string, st
 		}
 		return nil
 	}
-	for _, p := range []string{"batch.inputConfig.fileName", "batch.input_config.file_name", "batch.inputConfig.file_name", "batch.input_config.fileName"} {
+	for _, p := range batchInputPaths[method] {
 		if f := gjson.GetBytes(body, p); f.Type == gjson.String && f.Str != "" {
 			name := "files/" + strings.TrimPrefix(strings.TrimSpace(f.Str), "files/")
 			key, deny := files.CheckNames(ctx, h.Keyd, []string{name}, o)
@@ -496,6 +496,13 @@ func (h *handlers) affinity(ctx context.Context, body []byte, tokenID string, st
 	}
 	return pin, nil
 }
+
+// batchInputPaths are where a batch create names its input file; other
+// methods have none, and their (maybe large) bodies are not searched.
+var batchInputPaths = func() map[string][]string {
+	p := []string{"batch.inputConfig.fileName", "batch.input_config.file_name", "batch.inputConfig.file_name", "batch.input_config.fileName"}
+	return map[string][]string{"batchGenerateContent": p, "asyncBatchEmbedContent": p}
+}()
 
 // cacheCompatible undoes injections a request that names a cachedContent
 // cannot carry: Gemini refuses systemInstruction, tools and toolConfig beside
