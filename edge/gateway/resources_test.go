@@ -346,3 +346,43 @@ func TestInjectedToolsStayOffARequestThatNamesACache(t *testing.T) {
 		t.Fatalf("generate with a cache and code execution on: %v", err)
 	}
 }
+
+// Bad input on the resource routes gets a clear Gemini-shaped error with a
+// truthful status, and nothing goes upstream.
+func TestBadResourceRequestsAreRefusedInGeminiShape(t *testing.T) {
+	e := newEnv(t, envOptions{gemini: []string{keyGood1}})
+	cases := []struct {
+		method, path, body, tok string
+		status                  int
+		status2, msg            string
+	}{
+		{"POST", "/v1beta/cachedContents", `{"contents":`, token, 400, "INVALID_ARGUMENT", "JSON object"},
+		{"POST", "/v1beta/cachedContents", `{"contents":[]}`, token, 400, "INVALID_ARGUMENT", "model is required"},
+		{"POST", "/v1beta/cachedContents", `{"model":"models/gemini-2.5-flash"}`, "", 401, "UNAUTHENTICATED", "client token"},
+		{"GET", "/v1beta/cachedContents/nope", "", token, 403, "PERMISSION_DENIED", "cachedContents/nope"},
+		{"PATCH", "/v1beta/cachedContents/nope", `{"ttl":"60s"}`, token, 403, "PERMISSION_DENIED", "cachedContents/nope"},
+		{"POST", "/v1beta/batches/abc", `{}`, token, 404, "NOT_FOUND", "unknown method"},
+		{"POST", "/v1beta/batches/abc:cancel", `{}`, token, 403, "PERMISSION_DENIED", "batches/abc"},
+		{"GET", "/v1beta/models/veo-3.0-generate-001/operations/x", "", token, 403, "PERMISSION_DENIED", "operations/x"},
+		{"GET", "/v1beta/files/zzz:download?alt=media", "", token, 403, "PERMISSION_DENIED", "zzz"},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(tc.method, e.url+tc.path, strings.NewReader(tc.body))
+		if tc.tok != "" {
+			req.Header.Set("x-goog-api-key", tc.tok)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != tc.status || !strings.Contains(string(body), `"status": "`+tc.status2+`"`) && !strings.Contains(string(body), `"status":"`+tc.status2+`"`) ||
+			!strings.Contains(string(body), tc.msg) {
+			t.Errorf("%s %s: %d %s", tc.method, tc.path, res.StatusCode, body)
+		}
+	}
+	if n := e.fake.Stats().Total; n != 0 {
+		t.Errorf("%d refused calls reached the upstream", n)
+	}
+}

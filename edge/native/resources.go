@@ -173,6 +173,10 @@ func (h *handlers) createCache(version string) gin.HandlerFunc {
 		if !ok {
 			return
 		}
+		if !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
+			relay.WriteError(c.Writer, http.StatusBadRequest, "invalid request body: a cachedContent JSON object is required")
+			return
+		}
 		st := h.Settings.Get()
 		var model string
 		if mr := gjson.GetBytes(body, "model"); mr.Type == gjson.String {
