@@ -436,7 +436,7 @@ func cacheRefs(body []byte) []string {
 				if i := strings.Index(name, cacheKind.prefix); i > 0 {
 					name = name[i:]
 				}
-				if strings.HasPrefix(name, cacheKind.prefix) && !slices.Contains(out, name) {
+				if len(name) > len(cacheKind.prefix) && strings.HasPrefix(name, cacheKind.prefix) && !slices.Contains(out, name) {
 					out = append(out, name)
 				}
 			case v.IsObject() || v.IsArray():
