@@ -386,3 +386,37 @@ func TestBadResourceRequestsAreRefusedInGeminiShape(t *testing.T) {
 		t.Errorf("%d refused calls reached the upstream", n)
 	}
 }
+
+// With the real keyd (FerretDB) and file isolation off, caches still belong
+// to their client token: keyd lists only the owner's, and a cache is never
+// listed as a file.
+func TestWithTheRealKeydCachesBelongToTheirTokenEvenWithoutFileIsolation(t *testing.T) {
+	keys := []string{keyGood1, keyGood2}
+	e := newEnv(t, envOptions{gemini: keys, settings: func(s *config.Settings) {
+		twoTokens(s)
+		s.FilesUserIsolation = false
+	}})
+	startRealKeyd(t, e, keys)
+	ctx := ctxTimeout(t)
+	mine, theirs := e.client(token), e.client(otherToken)
+	cc, err := mine.Caches.Create(ctx, "gemini-2.5-flash", &genai.CreateCachedContentConfig{Contents: genai.Text("context")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, err := theirs.Caches.List(ctx, nil); err != nil || len(page.Items) != 0 {
+		t.Errorf("another token lists %d caches (%v)", len(page.Items), err)
+	}
+	if _, err := theirs.Caches.Get(ctx, cc.Name, nil); apiStatus(err) != 403 {
+		t.Errorf("another token read my cache: %v", err)
+	}
+	if page, err := mine.Caches.List(ctx, nil); err != nil || len(page.Items) != 1 {
+		t.Errorf("my caches: %d (%v)", len(page.Items), err)
+	}
+	for _, c := range []*genai.Client{mine, theirs} {
+		for f, err := range c.Files.All(ctx) {
+			if err != nil || f.Name == cc.Name {
+				t.Fatalf("files list shows %v (%v)", f, err)
+			}
+		}
+	}
+}
