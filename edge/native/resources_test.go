@@ -55,3 +55,23 @@ func FuzzCacheRefs(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCacheRefs is the affinity cost every native generate pays: a
+// plain 64 KiB prompt (one substring scan) and one with \u escapes, which
+// forces the walk.
+func BenchmarkCacheRefs(b *testing.B) {
+	text := strings.Repeat("lorem ipsum dolor sit amet ", 64<<10/27)
+	plain := []byte(`{"contents":[{"role":"user","parts":[{"text":"` + text + `"}]}]}`)
+	escaped := []byte(`{"contents":[{"role":"user","parts":[{"text":"\u003c` + text + `"}]}],"cachedContent":"cachedContents/a1"}`)
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{{"plain", plain}, {"escaped", escaped}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.body)))
+			for b.Loop() {
+				_ = cacheRefs(c.body)
+			}
+		})
+	}
+}
