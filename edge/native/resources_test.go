@@ -75,3 +75,17 @@ func BenchmarkCacheRefs(b *testing.B) {
 		})
 	}
 }
+
+// Vertex's publisher-model list reads as Gemini's models list; a Gemini-shaped
+// body passes unchanged.
+func TestPublisherModelsReadAsGeminiModels(t *testing.T) {
+	in := []byte(`{"publisherModels":[{"name":"publishers/google/models/gemini-2.5-flash","versionId":"001"}],"nextPageToken":"t"}`)
+	want := `{"models":[{"name":"models/gemini-2.5-flash","versionId":"001"}],"nextPageToken":"t"}`
+	if got := string(publisherModels(in)); got != want {
+		t.Errorf("got %s", got)
+	}
+	gem := []byte(`{"models":[{"name":"models/x"}]}`)
+	if got := publisherModels(gem); string(got) != string(gem) {
+		t.Errorf("Gemini body changed: %s", got)
+	}
+}
