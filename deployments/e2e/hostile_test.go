@@ -46,6 +46,13 @@ func hostileRoutes() []hostileRoute {
 			out = append(out, hostileRoute{path: pre + "/models/" + m})
 		}
 	}
+	// The key-affine resources (caches, batches, long-running operations).
+	for _, pre := range []string{"/v1beta", "/gemini/v1beta"} {
+		for _, p := range []string{"/cachedContents", "/models/gemini-2.5-flash:batchGenerateContent",
+			"/models/gemini-embedding-001:asyncBatchEmbedContent", "/models/veo-3.0-generate-001:predictLongRunning", "/batches/not-a-batch:cancel"} {
+			out = append(out, hostileRoute{path: pre + p})
+		}
+	}
 	start := map[string]string{"X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start"}
 	for _, p := range []string{"/upload/v1beta/files", "/gemini/upload/v1beta/files"} {
 		out = append(out, hostileRoute{path: p, header: start},

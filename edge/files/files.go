@@ -83,6 +83,12 @@ func Check(ctx context.Context, lk Lookup, body []byte, o Options) (pin string, 
 	if err != nil {
 		return "", &Denial{Status: http.StatusBadRequest, Message: err.Error()}
 	}
+	return CheckNames(ctx, lk, refs, o)
+}
+
+// CheckNames is Check for file names the caller found itself ("files/x"),
+// such as a batch's inputConfig.fileName.
+func CheckNames(ctx context.Context, lk Lookup, refs []string, o Options) (pin string, deny *Denial) {
 	if len(refs) == 0 {
 		return "", nil
 	}

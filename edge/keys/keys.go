@@ -125,6 +125,14 @@ func (c *Client) ListFiles(ctx context.Context, q keyapi.FileQuery) ([]bus.FileB
 	return r.Files, err
 }
 
+// ListBindings lists bindings as req asks: one name prefix (a resource
+// kind), one token's own (Owned), newest first.
+func (c *Client) ListBindings(ctx context.Context, req keyapi.FileListRequest) ([]bus.FileBinding, error) {
+	var r keyapi.FileListReply
+	err := c.call(ctx, bus.SubjectFileList, req, &r)
+	return r.Files, err
+}
+
 // DeleteFile forgets a binding.
 func (c *Client) DeleteFile(ctx context.Context, q keyapi.FileQuery) error {
 	return c.call(ctx, bus.SubjectFileDelete, q, nil)

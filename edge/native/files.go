@@ -205,11 +205,11 @@ func (h *handlers) uploadChunk(c *gin.Context, uploadID string, authed bool, rec
 // FILES_USER_ISOLATION_ENABLED is off), from keyd's bindings.
 func (h *handlers) listFiles(c *gin.Context) {
 	rec := record(c, "gemini.files.list", "")
-	q := keyapi.FileQuery{}
+	q := keyapi.FileListRequest{Prefix: "files/", Limit: 1000}
 	if h.Settings.Get().FilesUserIsolation {
 		q.TokenID = rec.TokenID
 	}
-	list, err := h.Keyd.ListFiles(c.Request.Context(), q)
+	list, err := h.Keyd.ListBindings(c.Request.Context(), q)
 	if err != nil {
 		relay.WriteError(c.Writer, http.StatusServiceUnavailable, "the file index is unavailable, try again shortly")
 		return
@@ -217,7 +217,9 @@ func (h *handlers) listFiles(c *gin.Context) {
 	now := time.Now()
 	files := list[:0]
 	for _, f := range list {
-		if f.Name != "" && (f.Expires.IsZero() || f.Expires.After(now)) {
+		// Caches, batches and operations share the bindings; a keyd that
+		// ignores the prefix must not leak them into the files list.
+		if strings.HasPrefix(f.Name, "files/") && (f.Expires.IsZero() || f.Expires.After(now)) {
 			files = append(files, f)
 		}
 	}
@@ -250,7 +252,10 @@ func (h *handlers) listFiles(c *gin.Context) {
 
 // fileBinding finds a file's binding and checks the client may see it.
 func (h *handlers) fileBinding(c *gin.Context, rec *events.Record) (bus.FileBinding, bool) {
-	id := c.Param("id")
+	return h.fileBindingOf(c, rec, c.Param("id"))
+}
+
+func (h *handlers) fileBindingOf(c *gin.Context, rec *events.Record, id string) (bus.FileBinding, bool) {
 	b, err := h.Keyd.LookupFile(c.Request.Context(), keyapi.FileQuery{Name: "files/" + id})
 	if err == nil && !files.Owns(b, rec.TokenID, h.Settings.Get().FilesUserIsolation) {
 		err = keys.ErrNotFound
@@ -265,6 +270,10 @@ func (h *handlers) fileBinding(c *gin.Context, rec *events.Record) (bus.FileBind
 
 func (h *handlers) getFile(version string) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if id, ok := strings.CutSuffix(c.Param("id"), ":download"); ok {
+			h.download(c, version, id)
+			return
+		}
 		rec := record(c, "gemini.files.get", "")
 		b, ok := h.fileBinding(c, rec)
 		if !ok {
@@ -298,4 +307,74 @@ func (h *handlers) deleteFile(version string) gin.HandlerFunc {
 		}
 		writeResponse(c, resp)
 	}
+}
+
+// download serves files/{id}:download (?alt=media): the file's bytes from the
+// key that holds it (an upload, a batch's output, a generated video),
+// streamed through without holding them. Failover is impossible: no other
+// key can read the file.
+func (h *handlers) download(c *gin.Context, version, id string) {
+	rec := record(c, "gemini.files.download", "")
+	ctx := c.Request.Context()
+	b, ok := h.fileBindingOf(c, rec, id)
+	if !ok {
+		return
+	}
+	rep, err := h.Keyd.Acquire(ctx, bus.AcquireRequest{Kind: bus.KindGemini, KeyID: b.KeyID})
+	if err != nil {
+		relay.WriteError(c.Writer, http.StatusServiceUnavailable, "the key service is unavailable, try again shortly")
+		return
+	}
+	if rep.ID == "" {
+		status, msg := http.StatusServiceUnavailable, "the upstream key that holds "+b.Name+" is disabled or was removed; no other key can read it"
+		if rep.NoKey == bus.NoKeyAllCooling {
+			status, msg = http.StatusTooManyRequests, "the upstream key that holds "+b.Name+" is cooling down after rate limits; retry later"
+		}
+		relay.WriteError(c.Writer, status, msg)
+		return
+	}
+	rec.Attempts, rec.KeyID, rec.KeyHint, rec.KeyKind = 1, rep.ID, rep.Hint, bus.KindGemini
+	q := relay.QueryWithoutKey(c.Request.URL.RawQuery)
+	if q == "" {
+		q = "alt=media"
+	}
+	u := h.Settings.Get().BaseURL + "/" + version + "/files/" + url.PathEscape(id) + ":download?" + q
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		relay.WriteError(c.Writer, http.StatusBadRequest, "bad file id")
+		return
+	}
+	if r := c.GetHeader("Range"); r != "" {
+		hreq.Header.Set("Range", r)
+	}
+	res, err := h.Relay.Send(ctx, rep.Secret, rep.ID, hreq)
+	if err != nil {
+		class := outcome.ConnError
+		if ctx.Err() != nil {
+			class = outcome.Canceled
+		}
+		h.Keyd.Report(bus.Report{ID: rep.ID, Class: string(class), Status: http.StatusBadGateway})
+		relay.WriteError(c.Writer, http.StatusBadGateway, "upstream download failed")
+		return
+	}
+	defer res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		v := outcome.Classify(res.StatusCode, body)
+		h.Keyd.Report(bus.Report{ID: rep.ID, Class: string(v.Class), Status: res.StatusCode, Reason: v.Reason, RetryDelay: v.RetryDelay.Milliseconds()})
+		rec.Class = string(v.Class)
+		writeResponse(c, &relay.Response{Status: res.StatusCode, Header: res.Header, Body: relay.Scrub(ctx, body, rep.Secret), Class: v.Class})
+		return
+	}
+	h.Keyd.Report(bus.Report{ID: rep.ID, Class: string(outcome.Success), Status: res.StatusCode})
+	rec.Class = string(outcome.Success)
+	out := c.Writer.Header()
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Disposition", "Content-Range", "Accept-Ranges", "Etag", "Last-Modified"} {
+		if v := res.Header.Get(k); v != "" {
+			out.Set(k, v)
+		}
+	}
+	rec.MarkFirstByte()
+	c.Writer.WriteHeader(res.StatusCode)
+	_, _ = io.Copy(c.Writer, res.Body)
 }

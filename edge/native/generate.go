@@ -15,11 +15,14 @@ import (
 
 // errorTypes name failed attempts the way gemini-balance's error log does.
 var errorTypes = map[string]string{
-	"generateContent":       "gemini-chat-non-stream",
-	"streamGenerateContent": "gemini-chat-stream",
-	"countTokens":           "gemini-count-tokens",
-	"embedContent":          "gemini-embed-content",
-	"batchEmbedContents":    "gemini-batch-embed-contents",
+	"generateContent":        "gemini-chat-non-stream",
+	"streamGenerateContent":  "gemini-chat-stream",
+	"countTokens":            "gemini-count-tokens",
+	"embedContent":           "gemini-embed-content",
+	"batchEmbedContents":     "gemini-batch-embed-contents",
+	"batchGenerateContent":   "gemini-batch-generate-content",
+	"asyncBatchEmbedContent": "gemini-async-batch-embed-content",
+	"predictLongRunning":     "gemini-predict-long-running",
 }
 
 // modelAction serves POST models/{model}:{method}.
@@ -70,26 +73,43 @@ func (h *handlers) modelAction(version, kind string) gin.HandlerFunc {
 		}
 		switch method {
 		case "generateContent", "streamGenerateContent":
-			body, _, _ = Inject(body, m, st) // Offered was checked above
+			injected, _, _ := Inject(body, m, st) // Offered was checked above
+			if kind == bus.KindGemini && cacheRefs(body) != nil {
+				injected = cacheCompatible(body, injected)
+			}
+			body = injected
 			req.CheckEmpty = true
 		case "countTokens", "embedContent", "batchEmbedContents":
 			body = RewriteModelField(body, m)
 		}
 		// Any method may name a file; the body checked is the one sent.
-		pin, deny := files.Check(c.Request.Context(), h.Keyd, body, files.Options{TokenID: rec.TokenID, Isolation: st.FilesUserIsolation, BaseURL: st.BaseURL})
+		var pin string
+		var deny *files.Denial
+		if kind == bus.KindGemini {
+			// Files and caches are readable only by the key that made them.
+			pin, deny = h.affinity(c.Request.Context(), body, method, rec.TokenID, st)
+		} else {
+			_, deny = files.Check(c.Request.Context(), h.Keyd, body, files.Options{TokenID: rec.TokenID, Isolation: st.FilesUserIsolation, BaseURL: st.BaseURL})
+		}
 		if deny != nil {
 			relay.WriteError(c.Writer, deny.Status, deny.Message)
 			return
 		}
-		if kind == bus.KindGemini {
-			req.PinKeyID = pin // Gemini files are readable only by the key that uploaded them
-		}
+		req.PinKeyID = pin
 		req.Body = body
 		if method == "streamGenerateContent" {
 			h.stream(c, req)
 			return
 		}
-		writeResponse(c, h.Relay.Do(c.Request.Context(), req))
+		resp := h.Relay.Do(c.Request.Context(), req)
+		if pin != "" {
+			resp = pinnedAnswer(resp, "the files or cache this request names")
+		}
+		if creates[method] && kind == bus.KindGemini {
+			h.bindCreated(c, resp, version)
+			return
+		}
+		writeResponse(c, resp)
 	}
 }
 
@@ -101,6 +121,9 @@ func (h *handlers) stream(c *gin.Context, req *relay.Request) {
 	rec := record(c, req.Route, "")
 	resp := h.Relay.Stream(c.Request.Context(), req)
 	if resp.Stream == nil {
+		if req.PinKeyID != "" {
+			resp = pinnedAnswer(resp, "the files or cache this request names")
+		}
 		writeResponse(c, resp)
 		return
 	}

@@ -1,8 +1,9 @@
 // Package native serves the Gemini-native API: a faithful proxy that adds
 // key rotation, failover and the documented injections (see Inject). Routes
 // live under /v1beta, /gemini/v1beta and /gemini/v1 (upstream v1), with
-// /vertex-express/v1beta on the vertex key pool and the Files API under
-// /upload/v1beta/files and {prefix}/files.
+// /vertex-express/v1beta on the vertex key pool, the Files API under
+// /upload/v1beta/files and {prefix}/files, and the key-affine context caches,
+// batches and long-running operations (see resources.go).
 package native
 
 import (
@@ -29,6 +30,7 @@ type Keyd interface {
 	BindFile(ctx context.Context, b bus.FileBinding) error
 	LookupFile(ctx context.Context, q keyapi.FileQuery) (bus.FileBinding, error)
 	ListFiles(ctx context.Context, q keyapi.FileQuery) ([]bus.FileBinding, error)
+	ListBindings(ctx context.Context, req keyapi.FileListRequest) ([]bus.FileBinding, error)
 	DeleteFile(ctx context.Context, q keyapi.FileQuery) error
 }
 
@@ -76,12 +78,15 @@ func Register(r gin.IRouter, d Deps) {
 		g.GET("/models/:model", h.getModel(p.version))
 		g.POST("/models/:model", h.modelAction(p.version, bus.KindGemini))
 		g.GET("/files", h.listFiles)
-		g.GET("/files/:id", h.getFile(p.version))
+		g.GET("/files/:id", h.getFile(p.version)) // and files/{id}:download
 		g.DELETE("/files/:id", h.deleteFile(p.version))
+		h.registerResources(g, p.version)
 	}
+	// The download host form Google documents for curl.
+	r.Group("/download/v1beta", d.Auth).GET("/files/:id", h.getFile("v1beta"))
 	v := r.Group("/vertex-express/v1beta", d.Auth)
-	v.GET("/models", h.listModels("v1beta"))
-	v.GET("/models/:model", h.getModel("v1beta"))
+	v.GET("/models", h.listModels(""))
+	v.GET("/models/:model", h.getModel(""))
 	v.POST("/models/:model", h.modelAction("", bus.KindVertex))
 
 	// The upload protocol authenticates itself: a chunk may carry only the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -76,9 +77,14 @@ func (d fileDoc) binding() bus.FileBinding {
 }
 
 // ListFiles returns finished files, newest first, of one client token (all
-// tokens when tokenID is empty), optionally of one key.
-func (s *Store) ListFiles(ctx context.Context, tokenID, keyID string, limit int) ([]bus.FileBinding, error) {
+// tokens when tokenID is empty), optionally of one key and of one name
+// prefix (a resource kind: "files/", "cachedContents/", "batches/").
+func (s *Store) ListFiles(ctx context.Context, tokenID, keyID, prefix string, limit int) ([]bus.FileBinding, error) {
 	filter := bson.D{{Key: "name", Value: bson.D{{Key: "$ne", Value: ""}}}}
+	if prefix != "" {
+		// An anchored literal prefix: MongoDB serves it from the _id index.
+		filter = bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + regexp.QuoteMeta(prefix)}}}}
+	}
 	if tokenID != "" {
 		filter = append(filter, bson.E{Key: "token_id", Value: tokenID})
 	}

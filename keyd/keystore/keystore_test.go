@@ -144,9 +144,18 @@ func TestFileBindingsAndPendingUploads(t *testing.T) {
 	if _, ok, _ := s.LookupFile(ctx, "", "up1"); ok {
 		t.Fatal("pending upload kept after the file was bound")
 	}
-	list, err := s.ListFiles(ctx, "t1", "", 0)
+	if err := s.BindFile(ctx, bus.FileBinding{Name: "cachedContents/c1", KeyID: "k1", TokenID: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListFiles(ctx, "t1", "", "files/", 0)
 	if err != nil || len(list) != 1 || list[0].Name != "files/abc" {
 		t.Fatalf("token t1 sees %+v (%v), want only its own file", list, err)
+	}
+	// The same bindings pin caches, batches and operations; a prefix keeps
+	// each kind's list to its own.
+	list, err = s.ListFiles(ctx, "t1", "", "cachedContents/", 0)
+	if err != nil || len(list) != 1 || list[0].Name != "cachedContents/c1" {
+		t.Fatalf("token t1 caches %+v (%v), want only cachedContents/c1", list, err)
 	}
 	if ok, err := s.DeleteFile(ctx, "files/abc", ""); err != nil || !ok {
 		t.Fatalf("delete: %v %v", ok, err)

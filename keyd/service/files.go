@@ -33,13 +33,14 @@ func (s *Service) LookupFile(ctx context.Context, q keyapi.FileQuery) keyapi.Fil
 	return keyapi.FileReply{File: &b}
 }
 
-// ListFiles lists a token's files (every token's without isolation).
+// ListFiles lists a token's files (every token's without isolation, unless
+// the request asks for owned bindings only).
 func (s *Service) ListFiles(ctx context.Context, req keyapi.FileListRequest) keyapi.FileListReply {
 	token := req.TokenID
-	if !s.d.Settings.Get().FilesUserIsolation {
+	if !s.d.Settings.Get().FilesUserIsolation && !req.Owned {
 		token = ""
 	}
-	files, err := s.store.ListFiles(ctx, token, req.KeyID, req.Limit)
+	files, err := s.store.ListFiles(ctx, token, req.KeyID, req.Prefix, req.Limit)
 	if err != nil {
 		return keyapi.FileListReply{Files: []bus.FileBinding{}, Error: err.Error()}
 	}

@@ -210,10 +210,19 @@ type FileQuery struct {
 }
 
 // FileListRequest (gb.keyd.files.list) lists finished files of a token.
+// The same bindings also pin key-affine Gemini resources (cachedContents/…,
+// batches/…, models/…/operations/…) to the key that created them.
 type FileListRequest struct {
 	TokenID string `json:"token_id,omitempty"`
 	KeyID   string `json:"key_id,omitempty"`
 	Limit   int    `json:"limit,omitempty"`
+	// Prefix keeps only bindings whose name starts with it ("files/",
+	// "cachedContents/", "batches/").
+	Prefix string `json:"prefix,omitempty"`
+	// Owned lists only TokenID's bindings even when
+	// FILES_USER_ISOLATION_ENABLED is off: caches, batches and operations
+	// always belong to the client token that created them.
+	Owned bool `json:"owned,omitempty"`
 }
 
 // OKReply acknowledges a bind or delete. Found is false when nothing matched.

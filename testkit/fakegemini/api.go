@@ -37,6 +37,14 @@ func DefaultModels() []Model {
 // /upload/{ver}/files, /{ver}/openai/...
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
+	// curl's download form: /download/v1beta/files/{id}:download?alt=media
+	if rest, ok := strings.CutPrefix(path, "/download/"); ok {
+		_, sub, _ := strings.Cut(rest, "/")
+		if id, ok := strings.CutPrefix(sub, "files/"); ok && strings.HasSuffix(id, ":download") {
+			s.serveDownload(w, r, strings.TrimSuffix(id, ":download"))
+			return
+		}
+	}
 	if rest, ok := strings.CutPrefix(path, "/upload/"); ok {
 		_, sub, _ := strings.Cut(rest, "/")
 		if sub == "files" {
@@ -55,6 +63,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rest == "models" && r.Method == http.MethodGet:
 		s.serveModelList(w, r)
+	case (strings.HasPrefix(rest, "models/") && strings.Contains(rest, "/operations/")) || strings.HasPrefix(rest, "operations/"):
+		s.serveOperation(w, r, rest)
+	case rest == "cachedContents" || strings.HasPrefix(rest, "cachedContents/"):
+		s.serveCaches(w, r, strings.TrimPrefix(strings.TrimPrefix(rest, "cachedContents"), "/"))
+	case rest == "batches" || strings.HasPrefix(rest, "batches/"):
+		s.serveBatches(w, r, strings.TrimPrefix(strings.TrimPrefix(rest, "batches"), "/"))
+	case strings.HasPrefix(rest, "files/") && strings.HasSuffix(rest, ":download"):
+		s.serveDownload(w, r, strings.TrimSuffix(strings.TrimPrefix(rest, "files/"), ":download"))
 	case strings.HasPrefix(rest, "models/"):
 		name := strings.TrimPrefix(rest, "models/")
 		if i := strings.LastIndexByte(name, ':'); i >= 0 && r.Method == http.MethodPost {
@@ -172,7 +188,8 @@ func (s *Server) serveModelGet(w http.ResponseWriter, r *http.Request, name stri
 
 func (s *Server) serveModelMethod(w http.ResponseWriter, r *http.Request, model, method string) {
 	switch method {
-	case "generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents":
+	case "generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents",
+		"batchGenerateContent", "asyncBatchEmbedContent", "predictLongRunning":
 	case "predict":
 		s.servePredict(w, r, model)
 		return
@@ -206,9 +223,22 @@ func (s *Server) serveModelMethod(w http.ResponseWriter, r *http.Request, model,
 		s.finish(req, writeError(ew, PermissionDenied, Behaviour{Message: fmt.Sprintf("You do not have permission to access the File %s or it may not exist.", id)}, model), false)
 		return
 	}
+	cached := 0
+	switch method {
+	case "batchGenerateContent", "asyncBatchEmbedContent":
+		s.createBatch(w, r, req, model, body, method == "asyncBatchEmbedContent")
+		return
+	case "predictLongRunning":
+		s.predictLongRunning(w, r, req, model, body)
+		return
+	case "generateContent", "streamGenerateContent", "countTokens":
+		if cached, ok = s.cachedContentCheck(ew, req, body, model); !ok {
+			return
+		}
+	}
 	switch method {
 	case "countTokens":
-		n := countTokens(body)
+		n := countTokens(body) + cached
 		writeJSON(w, map[string]any{"totalTokens": n, "promptTokensDetails": []ModalityTokenCount{{Modality: "TEXT", TokenCount: n}}})
 		s.finish(req, 200, false)
 	case "embedContent":
@@ -243,6 +273,18 @@ func (s *Server) serveModelMethod(w http.ResponseWriter, r *http.Request, model,
 			return
 		}
 		chunks := s.buildChunks(model, body, reply)
+		if cached > 0 {
+			// A cache hit: the cached tokens count in the prompt and are reported.
+			for i := range chunks {
+				if u := chunks[i].UsageMetadata; u != nil {
+					cp := *u // a scripted Usage is shared between calls
+					cp.PromptTokenCount += cached
+					cp.TotalTokenCount += cached
+					cp.CachedContentTokenCount = cached
+					chunks[i].UsageMetadata = &cp
+				}
+			}
+		}
 		if method == "generateContent" {
 			if len(reply.Raw) > 0 {
 				w.Header().Set("Content-Type", "application/json; charset=UTF-8")

@@ -1,6 +1,7 @@
 // Package fakegemini is an in-process fake of the Gemini API (generativelanguage) for
 // tests and benchmarks: wire-faithful answers, per-key programmable failures, scripted
-// replies, a Files API with per-key ownership, a minimal OpenAI-compatible endpoint, and
+// replies, a Files API, context caches, batches and long-running operations, each owned
+// by the key that created it as on Google (another key gets 403), a minimal OpenAI-compatible endpoint, and
 // recording of every request for assertions. An admin API under /_fake/ lets another
 // process program it (see Remote and cmd/fakegemini).
 package fakegemini
@@ -106,7 +107,8 @@ type Server struct {
 	onCancel   []func(Request)
 	files      map[string]*fileRec
 	uploads    map[string]*uploadSession
-	changed    chan struct{} // closed and replaced on every recorded change
+	res        map[string]*resource // caches, batches, operations by name
+	changed    chan struct{}        // closed and replaced on every recorded change
 }
 
 type keyState struct {
@@ -135,6 +137,7 @@ func New(opts Options) *Server {
 		methodHits: map[string]int{},
 		files:      map[string]*fileRec{},
 		uploads:    map[string]*uploadSession{},
+		res:        map[string]*resource{},
 		changed:    make(chan struct{}),
 	}
 	for _, k := range opts.Keys {

@@ -15,8 +15,14 @@ import (
 // the first client token, as a user of the proxy would configure it.
 func (s *Stack) Gemini(t testing.TB, i int) *genai.Client {
 	t.Helper()
+	return s.GeminiAs(t, i, s.opts.Tokens[0])
+}
+
+// GeminiAs is Gemini with another client token (one of Tokens()).
+func (s *Stack) GeminiAs(t testing.TB, i int, token string) *genai.Client {
+	t.Helper()
 	c, err := genai.NewClient(context.Background(), &genai.ClientConfig{
-		APIKey: s.opts.Tokens[0], Backend: genai.BackendGeminiAPI,
+		APIKey: token, Backend: genai.BackendGeminiAPI,
 		HTTPOptions: genai.HTTPOptions{BaseURL: s.EdgeURL(i) + "/", APIVersion: "v1beta"},
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ package keydtest
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -220,6 +221,7 @@ type fileQuery struct {
 	Name     string `json:"name,omitempty"`
 	UploadID string `json:"upload_id,omitempty"`
 	TokenID  string `json:"token_id,omitempty"`
+	Prefix   string `json:"prefix,omitempty"`
 }
 
 func (k *Keyd) find(q fileQuery) int {
@@ -270,7 +272,7 @@ func (k *Keyd) list(m *nats.Msg) {
 	defer k.mu.Unlock()
 	out := []bus.FileBinding{}
 	for _, f := range k.files {
-		if f.Name != "" && (q.TokenID == "" || f.TokenID == q.TokenID) {
+		if f.Name != "" && strings.HasPrefix(f.Name, q.Prefix) && (q.TokenID == "" || f.TokenID == q.TokenID) {
 			out = append(out, f)
 		}
 	}
