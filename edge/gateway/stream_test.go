@@ -218,15 +218,17 @@ func TestUnknownFieldsAndClientSettingsReachUpstreamByteForByte(t *testing.T) {
 
 	// With an injection (-search adds googleSearch), every other field is
 	// still the client's bytes. The function tools go first: Gemini refuses
-	// googleSearch next to them, so the policy would leave it out.
+	// googleSearch next to them, so the policy would leave it out; so does a
+	// cache (Gemini refuses tools beside cachedContent).
 	body, _ = sjson.Delete(body, "tools")
+	body, _ = sjson.Delete(body, "cachedContent")
 	res = e.post("/v1beta/models/gemini-2.5-flash-search:generateContent", body)
 	res.Body.Close()
 	last, _ = e.fake.Last(fakegemini.Filter{Method: "generateContent"})
 	if last.Model != "gemini-2.5-flash" {
 		t.Errorf("derived model sent upstream as %q", last.Model)
 	}
-	for _, k := range []string{"contents", "toolConfig", "generation_config", "safetySettings", "cachedContent", "futureTopLevel", "serviceTier"} {
+	for _, k := range []string{"contents", "toolConfig", "generation_config", "safetySettings", "futureTopLevel", "serviceTier"} {
 		if got, want := gjson.GetBytes(last.Body, k).Raw, gjson.Get(body, k).Raw; got != want {
 			t.Errorf("%s changed:\nwant %s\ngot  %s", k, want, got)
 		}
