@@ -346,3 +346,28 @@ func TestMessagesToolLoopCarriesTheThoughtSignatureBackToGemini(t *testing.T) {
 		}
 	}
 }
+
+// Hostile bodies get a clear Anthropic-shaped 400 and never reach upstream.
+func TestMessagesRefusesHostileBodiesBeforeUpstream(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	deep := `{"model":"gemini-2.5-flash","max_tokens":9,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"x","content":` +
+		strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}]}]}`
+	for name, body := range map[string]string{
+		"deep nesting":     deep,
+		"not json":         "\x00\xff not json",
+		"wrong types":      `{"model":["x"],"max_tokens":"many","messages":{}}`,
+		"tool_use in user": `{"model":"gemini-2.5-flash","max_tokens":9,"messages":[{"role":"user","content":[{"type":"tool_use","id":"t","name":"f","input":{}}]}]}`,
+		"bad tool input":   `{"model":"gemini-2.5-flash","max_tokens":9,"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":"rm -rf"}]}]}`,
+	} {
+		res := e.postMessages("/v1/messages", body, nil)
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: status %d", name, res.StatusCode)
+		}
+		if ae := readAnthropicError(t, res); ae.Error.Type != "invalid_request_error" {
+			t.Errorf("%s: %+v", name, ae.Error)
+		}
+	}
+	if n := e.fake.Stats().Total; n != 0 {
+		t.Errorf("refused bodies reached upstream: %d calls", n)
+	}
+}
