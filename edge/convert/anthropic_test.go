@@ -287,3 +287,42 @@ func FuzzMessagesStreamFeed(f *testing.F) {
 		checkAnthropicSSE(t, out)
 	})
 }
+
+// Conversion cost of the Messages surface: a Gemini 3 tool-loop request
+// (parse + convert + encode) and one streamed text chunk into a reused
+// buffer. Run: go test -run '^$' -bench Messages -benchmem ./convert
+func BenchmarkMessagesRequest(b *testing.B) {
+	body, err := os.ReadFile("testdata/anthropic/request/tool_loop_gemini3.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	settings := testSettings()
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := ParseMessagesRequest(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan, err := MessagesToGemini(context.Background(), req, Options{Settings: settings}, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := json.Marshal(plan.Body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMessagesStreamChunk(b *testing.B) {
+	chunk := []byte(`{"candidates": [{"content": {"parts": [{"text": "Warsaw is the capital of Poland, a country in Central Europe."}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 9,"candidatesTokenCount": 12,"totalTokenCount": 21},"modelVersion": "gemini-2.5-flash","responseId": "aB1c"}`)
+	s := NewMessagesStream(MessagesMeta{ID: "msg_b", Model: "gemini-2.5-flash"})
+	buf, _ := s.Feed(nil, chunk) // message_start and the block start out of the way
+	b.ReportAllocs()
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		var err error
+		if buf, err = s.Feed(buf[:0], chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
