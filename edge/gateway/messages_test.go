@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/shared/redact"
 	"github.com/gemini-balance-go/testkit/fakegemini"
 )
 
@@ -369,5 +371,39 @@ func TestMessagesRefusesHostileBodiesBeforeUpstream(t *testing.T) {
 	}
 	if n := e.fake.Stats().Total; n != 0 {
 		t.Errorf("refused bodies reached upstream: %d calls", n)
+	}
+}
+
+// A managed token's model allow-list holds on the Messages routes too.
+func TestMessagesApplyTheTokensModelAllowList(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	const limited = "sk-gb-limited-token-00000000000000000001"
+	// As admind publishes it: an entry in the client-tokens bucket.
+	kv, err := e.js.KeyValue(ctxTimeout(t), bus.BucketClientTokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, _ := json.Marshal(bus.ClientToken{V: 1, ID: redact.ID(limited), Name: "ci", Hint: redact.Hint(limited),
+		SHA256: bus.TokenSHA256(limited), Models: []string{"gemini-2.5-flash"}})
+	if _, err := kv.Put(ctxTimeout(t), redact.ID(limited), entry); err != nil {
+		t.Fatal(err)
+	}
+	hdr := map[string]string{"x-api-key": limited}
+	eventually(t, func() bool { // the edge applies the entry within moments
+		res := e.postMessages("/v1/messages", `{"model":"gemini-2.5-flash","max_tokens":9,"messages":[{"role":"user","content":"x"}]}`, hdr)
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	for _, path := range []string{"/v1/messages", "/v1/messages/count_tokens"} {
+		res := e.postMessages(path, `{"model":"gemini-2.5-pro","max_tokens":9,"messages":[{"role":"user","content":"x"}]}`, hdr)
+		if res.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: other model answered %d", path, res.StatusCode)
+		}
+		if ae := readAnthropicError(t, res); ae.Error.Type != "permission_error" {
+			t.Errorf("%s: %+v", path, ae.Error)
+		}
+	}
+	if n := e.fake.ModelHits("gemini-2.5-pro"); n != 0 {
+		t.Errorf("a refused model reached upstream %d times", n)
 	}
 }
