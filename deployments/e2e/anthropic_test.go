@@ -214,6 +214,41 @@ func TestAnthropicSDKThroughTheGateway(t *testing.T) {
 			}
 		})
 	}
+	t.Run("stream broken after the first byte ends with an error event", func(t *testing.T) {
+		// Every key breaks its stream after one element: nothing may be
+		// retried once text went out, and the SDK must see an error, not a
+		// clean end.
+		keys := s.Keys()
+		broken := map[string]fakegemini.Behaviour{}
+		for _, k := range keys {
+			broken[k] = fakegemini.Behaviour{FailAfter: 1, StreamError: fakegemini.Unavailable}
+		}
+		if err := fake.SetKeys(ctx, broken); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			for _, k := range keys {
+				broken[k] = fakegemini.Behaviour{}
+			}
+			_ = fake.SetKeys(ctx, broken)
+		}()
+		c := bearer(1)
+		stream := c.Messages.NewStreaming(ctx, anthropic.MessageNewParams{
+			Model: "gemini-2.5-flash", MaxTokens: 256,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("one two three four five six"))},
+		})
+		var msg anthropic.Message
+		for stream.Next() {
+			_ = msg.Accumulate(stream.Current())
+		}
+		err := stream.Err()
+		if err == nil || !strings.Contains(err.Error(), "overloaded_error") {
+			t.Fatalf("broken stream ended with %v, want an overloaded_error", err)
+		}
+		if msg.ID == "" || len(msg.Content) == 0 || strings.HasSuffix(textOf(&msg), "six") {
+			t.Fatalf("what came before the break: id %q content %+v", msg.ID, msg.Content)
+		}
+	})
 	noSecrets(t, s, tap)
 }
 
