@@ -138,49 +138,50 @@ func writeAnthropicUpstream(c *gin.Context, resp *relay.Response) {
 	writeAnthropicError(c, status, typ, msg)
 }
 
-// plan reads and converts a request, answering every refusal itself: body
+// admitted is a converted request that may go upstream.
+type admitted struct {
+	plan *convert.MessagesPlan
+	body []byte // the Gemini request body
+	pin  string // the key that owns a referenced file, if any
+}
+
+// admit reads and converts a request, answering every refusal itself: body
 // limits, bad JSON, a claude-* model (404), a field the client must fix
 // (400), a model the token may not use or a file it may not reference (403).
-func (m *messagesRoutes) plan(c *gin.Context, rec *events.Record, count bool) (*convert.MessagesPlan, []byte, string, bool) {
+func (m *messagesRoutes) admit(c *gin.Context, rec *events.Record, count bool) (admitted, bool) {
 	body, berr := guard.ReadBody(c.Writer, c.Request, openai.MaxBody)
 	if berr != nil {
 		writeAnthropicError(c, berr.Status, anthropicErrorType(berr.Status), berr.Msg)
-		return nil, nil, "", false
+		return admitted{}, false
 	}
 	if err := guard.CheckJSON(body); guard.TooDeep(err) {
 		writeAnthropicError(c, http.StatusBadRequest, "invalid_request_error", "invalid request body: "+err.Error())
-		return nil, nil, "", false
+		return admitted{}, false
 	}
+	st := m.g.deps.Settings.Get()
 	req, err := convert.ParseMessagesRequest(body)
+	var plan *convert.MessagesPlan
 	if err == nil {
 		rec.Model = req.Model
 		if convert.IsClaudeModel(req.Model) {
 			writeAnthropicError(c, http.StatusNotFound, "not_found_error", convert.ClaudeModelError(req.Model).Error())
-			return nil, nil, "", false
+			return admitted{}, false
 		}
-		var plan *convert.MessagesPlan
-		st := m.g.deps.Settings.Get()
 		plan, err = convert.MessagesToGemini(c.Request.Context(), req, convert.Options{Settings: st, Fetcher: m.fetcher}, count)
-		if err == nil {
-			return m.admit(c, rec, plan)
-		}
 	}
 	var fe *convert.FieldError
-	if errors.As(err, &fe) {
+	switch {
+	case errors.As(err, &fe):
 		writeAnthropicError(c, http.StatusBadRequest, "invalid_request_error", fe.Error())
-	} else {
+		return admitted{}, false
+	case err != nil:
 		writeAnthropicError(c, http.StatusInternalServerError, "api_error", "convert request: "+err.Error())
+		return admitted{}, false
 	}
-	return nil, nil, "", false
-}
-
-// admit applies the token's model allow-list and the file-ownership check,
-// and encodes the Gemini body.
-func (m *messagesRoutes) admit(c *gin.Context, rec *events.Record, plan *convert.MessagesPlan) (*convert.MessagesPlan, []byte, string, bool) {
 	rec.Model = plan.Model.Requested
 	if !models.Allowed(auth.From(c).Models, plan.Model) {
 		writeAnthropicError(c, http.StatusForbidden, "permission_error", "this client token may not use the model '"+plan.Model.Requested+"'")
-		return nil, nil, "", false
+		return admitted{}, false
 	}
 	for _, d := range plan.Drops {
 		m.g.log.Info("anthropic conversion dropped a field", "route", rec.Route, "field", d.Field, "reason", d.Reason)
@@ -188,29 +189,28 @@ func (m *messagesRoutes) admit(c *gin.Context, rec *events.Record, plan *convert
 	gbody, err := json.Marshal(plan.Body)
 	if err != nil {
 		writeAnthropicError(c, http.StatusInternalServerError, "api_error", "encode Gemini request: "+err.Error())
-		return nil, nil, "", false
+		return admitted{}, false
 	}
-	st := m.g.deps.Settings.Get()
 	pin, deny := files.Check(c.Request.Context(), m.g.Keys, gbody, files.Options{TokenID: rec.TokenID, Isolation: st.FilesUserIsolation, BaseURL: st.BaseURL})
 	if deny != nil {
 		writeAnthropicError(c, deny.Status, anthropicErrorType(deny.Status), deny.Message)
-		return nil, nil, "", false
+		return admitted{}, false
 	}
-	return plan, gbody, pin, true
+	return admitted{plan: plan, body: gbody, pin: pin}, true
 }
 
 // create serves POST /v1/messages.
 func (m *messagesRoutes) create(c *gin.Context) {
 	rec := events.From(c.Request.Context())
 	rec.Route = routeMessages
-	plan, gbody, pin, ok := m.plan(c, rec, false)
+	a, ok := m.admit(c, rec, false)
 	if !ok {
 		return
 	}
-	up := plan.Model.Upstream
-	meta := convert.MessagesMeta{ID: "msg_" + convert.RandomID(24), Model: plan.Model.Requested}
-	rreq := &relay.Request{Route: routeMessages, Model: up, Body: gbody, CheckEmpty: true, PinKeyID: pin}
-	if !plan.Stream {
+	up := a.plan.Model.Upstream
+	meta := convert.MessagesMeta{ID: "msg_" + convert.RandomID(24), Model: a.plan.Model.Requested}
+	rreq := &relay.Request{Route: routeMessages, Model: up, Body: a.body, CheckEmpty: true, PinKeyID: a.pin}
+	if !a.plan.Stream {
 		rreq.ErrorType = "anthropic-messages-non-stream"
 		rreq.Path = "/v1beta/models/" + up + ":generateContent"
 		resp := m.g.Relay.Do(c.Request.Context(), rreq)
@@ -303,17 +303,17 @@ func (m *messagesRoutes) stream(c *gin.Context, rec *events.Record, rreq *relay.
 func (m *messagesRoutes) countTokens(c *gin.Context) {
 	rec := events.From(c.Request.Context())
 	rec.Route = routeCountTokens
-	plan, _, pin, ok := m.plan(c, rec, true)
+	a, ok := m.admit(c, rec, true)
 	if !ok {
 		return
 	}
-	body, err := plan.CountTokensBody()
+	body, err := a.plan.CountTokensBody()
 	if err != nil {
 		writeAnthropicError(c, http.StatusInternalServerError, "api_error", "encode Gemini request: "+err.Error())
 		return
 	}
-	up := plan.Model.Upstream
-	resp := m.g.Relay.Do(c.Request.Context(), &relay.Request{Route: routeCountTokens, Model: up, Body: body, PinKeyID: pin,
+	up := a.plan.Model.Upstream
+	resp := m.g.Relay.Do(c.Request.Context(), &relay.Request{Route: routeCountTokens, Model: up, Body: body, PinKeyID: a.pin,
 		Path: "/v1beta/models/" + up + ":countTokens"})
 	if !resp.OK() {
 		writeAnthropicUpstream(c, resp)
