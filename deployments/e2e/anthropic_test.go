@@ -21,7 +21,7 @@ import (
 // Claude Code does): plain turns, count_tokens, errors in Anthropic's shape,
 // failover before the first byte, and a Gemini 3 tool loop, streamed and not,
 // in which the thought signature Gemini returned reaches Gemini again.
-func TestAnthropicSDKThroughTheGateway(t *testing.T) {
+func TestAnthropicSDKRunsTurnsToolLoopsAndFailoverThroughTheGateway(t *testing.T) {
 	s := stack.Start(t, stack.Options{Edges: 2, Without: []string{"admind", "schedulerd"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
