@@ -1,5 +1,6 @@
 // Package auth checks client tokens on the public API. A token may come as
-// ?key=, x-goog-api-key or Authorization: Bearer on every route. Tokens are
+// ?key=, x-goog-api-key, x-api-key (Anthropic clients) or Authorization:
+// Bearer on every route. Tokens are
 // ALLOWED_TOKENS from the live settings plus the client tokens admind
 // manages, which arrive through the gb_client_tokens KV bucket (Watch) as
 // SHA-256 hashes. The admin password (AUTH_TOKEN) is never a client token:
@@ -152,7 +153,7 @@ func (a *Auth) Check(token string) (Client, bool) {
 }
 
 // Tokens lists the candidate credentials of a request in the order they are
-// tried: ?key=, x-goog-api-key, Authorization: Bearer.
+// tried: ?key=, x-goog-api-key, x-api-key (Anthropic SDKs), Authorization: Bearer.
 func Tokens(r *http.Request) []string {
 	var out []string
 	if r.URL.RawQuery != "" {
@@ -161,6 +162,9 @@ func Tokens(r *http.Request) []string {
 		}
 	}
 	if k := r.Header.Get("x-goog-api-key"); k != "" {
+		out = append(out, k)
+	}
+	if k := r.Header.Get("x-api-key"); k != "" {
 		out = append(out, k)
 	}
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {

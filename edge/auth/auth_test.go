@@ -153,9 +153,10 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 func TestCredentialsAreReadFromKeyParamHeaderAndBearer(t *testing.T) {
 	r, _ := http.NewRequest(http.MethodGet, "http://x/v1beta/models?key=q", nil)
 	r.Header.Set("x-goog-api-key", "h")
+	r.Header.Set("x-api-key", "a") // Anthropic clients
 	r.Header.Set("Authorization", "Bearer b")
 	got := Tokens(r)
-	if len(got) != 3 || got[0] != "q" || got[1] != "h" || got[2] != "b" {
+	if len(got) != 4 || got[0] != "q" || got[1] != "h" || got[2] != "a" || got[3] != "b" {
 		t.Fatalf("%v", got)
 	}
 }

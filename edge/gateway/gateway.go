@@ -193,6 +193,7 @@ func (g *Gateway) routes() *gin.Engine {
 		},
 	})
 	g.mountOpenAI(e)
+	g.mountMessages(e)
 	e.NoRoute(func(c *gin.Context) {
 		relay.WriteError(c.Writer, http.StatusNotFound, "no route for "+c.Request.Method+" "+c.Request.URL.Path)
 	})
