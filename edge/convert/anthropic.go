@@ -170,6 +170,12 @@ func MessagesToGemini(ctx context.Context, req *MessagesRequest, opt Options, co
 		return nil, err
 	}
 	inject(body, m, s, c.hasMedia, clientThinking, &chat.Drops)
+	if gc := body.GenerationConfig; gc != nil && gc.ThinkingConfig != nil && *gc.ThinkingConfig == (ThinkingConfig{thoughtsSaid: true}) {
+		gc.ThinkingConfig = nil // "no thoughts" and nothing else: the default, sent as nothing
+		if gc.empty() {
+			body.GenerationConfig = nil
+		}
+	}
 	return &MessagesPlan{Model: m, Stream: req.Stream && !count, Body: body, Drops: chat.Drops}, nil
 }
 
@@ -652,6 +658,11 @@ func (c *converter) anthropicGeneration(req *MessagesRequest, body *GenerateCont
 			gc.ThinkingConfig = tc
 			clientThinking = true
 		}
+	} else if thinks(model, st) {
+		// No thinking parameter means no thinking blocks on Anthropic's API:
+		// the protocol says it, so SHOW_THINKING_PROCESS does not fill in
+		// (the one injection policy; the budget is still the policy's).
+		gc.ThinkingConfig = &ThinkingConfig{thoughtsSaid: true}
 	}
 	if !gc.empty() {
 		body.GenerationConfig = gc

@@ -132,6 +132,25 @@ var injectSurfaces = []injectSurface{
 			raw, _ := json.Marshal(body)
 			return e.postBearer("/v1/responses", raw)
 		}},
+	{name: "anthropic-messages", unsaidMeansNo: true, says: func(c injectCase) bool { return c.budget == nil && c.thoughts == nil },
+		send: func(e *env, c injectCase) *http.Response {
+			content := []any{map[string]any{"type": "text", "text": "hi"}}
+			if c.image {
+				content = append(content, map[string]any{"type": "image", "source": map[string]any{"type": "base64", "media_type": "image/png", "data": tinyPNG}})
+			}
+			body := map[string]any{"model": c.model, "max_tokens": 256, "messages": []any{map[string]any{"role": "user", "content": content}}}
+			if c.system {
+				body["system"] = "be brief"
+			}
+			if c.function {
+				body["tools"] = []any{map[string]any{"name": "lookup", "description": "look up", "input_schema": map[string]any{"type": "object"}}}
+			}
+			if c.jsonMode {
+				body["output_config"] = map[string]any{"format": map[string]any{"type": "json_schema", "schema": map[string]any{"type": "object"}}}
+			}
+			raw, _ := json.Marshal(body)
+			return e.postBearer("/v1/messages", raw)
+		}},
 }
 
 // postBearer posts a JSON body to an OpenAI-style route with the client token.
