@@ -328,9 +328,9 @@ func TestCaddyFrontProxyShippedCaddyfile(t *testing.T) {
 	})
 }
 
-// Every service binary answers `healthcheck` (the images' HEALTHCHECK, no
-// curl in a distroless image): exit 0 while its /readyz is 200, 1 once the
-// process is gone.
+// Every service binary and the all-in-one answer `healthcheck` (the images'
+// HEALTHCHECK, no curl in a distroless image): exit 0 while its /readyz is
+// 200, 1 once the process is gone.
 func TestServiceBinariesAnswerHealthcheck(t *testing.T) {
 	s := stack.Start(t, stack.Options{Edges: 1})
 	for _, name := range []string{"edge-0", "keyd-0", "logd", "admind", "schedulerd"} {
@@ -341,5 +341,14 @@ func TestServiceBinariesAnswerHealthcheck(t *testing.T) {
 	s.Kill("edge-0")
 	if code, out := s.Healthcheck("edge-0"); code != 1 || !strings.Contains(out, "healthcheck:") {
 		t.Errorf("killed edge healthcheck: exit %d %q, want 1 and the reason", code, out)
+	}
+
+	a := stack.Start(t, stack.Options{AllInOne: true})
+	if code, out := a.Healthcheck("allinone"); code != 0 {
+		t.Errorf("all-in-one healthcheck: exit %d %s", code, out)
+	}
+	a.Stop("allinone")
+	if code, _ := a.Healthcheck("allinone"); code != 1 {
+		t.Errorf("stopped all-in-one healthcheck: exit %d, want 1", code)
 	}
 }
