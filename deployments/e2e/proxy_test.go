@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -47,6 +48,24 @@ func edgeRequests(t *testing.T, s *stack.Stack, edge string) int {
 		}
 	}
 	return int(n)
+}
+
+// caddyVersion is the installed caddy's major and minor version.
+func caddyVersion(t *testing.T) [2]int {
+	t.Helper()
+	bin, err := stack.CaddyPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatalf("caddy version: %v", err)
+	}
+	var v [2]int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(strings.TrimSpace(string(out)), "v"), "%d.%d", &v[0], &v[1]); err != nil {
+		t.Fatalf("caddy version %q: %v", out, err)
+	}
+	return v
 }
 
 // generate sends one non-stream generateContent call and returns its status.
@@ -242,6 +261,22 @@ func TestCaddyFrontProxyShippedCaddyfile(t *testing.T) {
 	})
 
 	t.Run("a killed edge leaves the rotation; only started requests may fail", func(t *testing.T) {
+		if v := caddyVersion(t); v[0] < 2 || v[0] == 2 && v[1] < 11 {
+			// Before 2.11 a retried request loses its body (caddyserver/caddy#5454,
+			// fixed by #7360): the retry fails, and counts against the healthy
+			// edge it went to. Debian's caddy is 2.6; compose's image is current.
+			t.Skipf("caddy %d.%d cannot retry a request with a body; this needs 2.11 or later", v[0], v[1])
+		}
+		// Killed while idle: the first request Caddy picks it for cannot be
+		// handed over and must go to another edge, not fail.
+		s.Kill("edge-2")
+		for i := range 20 {
+			if code, err := generate(ctx, client, base, token); err != nil || code != 200 {
+				t.Fatalf("request %d after edge-2 was killed idle: %d %v", i, code, err)
+			}
+		}
+
+		// Killed under load: only requests it had started may fail.
 		type result struct {
 			sent time.Time
 			code int
@@ -286,7 +321,7 @@ func TestCaddyFrontProxyShippedCaddyfile(t *testing.T) {
 			t.Fatalf("load stalled below %d requests", n)
 		}
 		waitCount(20)
-		s.Kill("edge-2")
+		s.Kill("edge-1")
 		mu.Lock()
 		killAt = time.Now()
 		before := len(results)
@@ -315,15 +350,15 @@ func TestCaddyFrontProxyShippedCaddyfile(t *testing.T) {
 		fmt.Printf("killed edge under load: %d requests, %d sent after the kill (%d failed), %d in flight at the kill failed\n",
 			len(results), after, failedAfter, failedBefore)
 
-		// Out of the rotation: the next requests all go to the two live edges.
-		e0, e1 := edgeRequests(t, s, "edge-0"), edgeRequests(t, s, "edge-1")
+		// Out of the rotation: the next requests all go to the live edge.
+		e0 := edgeRequests(t, s, "edge-0")
 		for i := range 20 {
 			if code, err := generate(ctx, client, base, token); err != nil || code != 200 {
-				t.Fatalf("request %d after the kill: %d %v", i, code, err)
+				t.Fatalf("request %d after the kills: %d %v", i, code, err)
 			}
 		}
-		if got := edgeRequests(t, s, "edge-0") - e0 + edgeRequests(t, s, "edge-1") - e1; got != 20 {
-			t.Errorf("live edges served %d of 20 requests after the kill", got)
+		if got := edgeRequests(t, s, "edge-0") - e0; got != 20 {
+			t.Errorf("the live edge served %d of 20 requests after the kills", got)
 		}
 	})
 }

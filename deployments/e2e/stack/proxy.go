@@ -38,7 +38,8 @@ func (s *Stack) Healthcheck(name string) (int, string) {
 	return -1, ""
 }
 
-// Caddy starts Debian's caddy (skipping the test when it is not installed) as
+// Caddy starts Debian's caddy (or the binary GB_CADDY names; skipping the
+// test when there is none) as
 // process "caddy", running caddyfile with env added to its environment
 // ({port} in a value is Caddy's listening port), and waits until ready
 // answers through it. It returns Caddy's base URL, http://127.0.0.1:<port>.
@@ -46,7 +47,7 @@ func (s *Stack) Healthcheck(name string) (int, string) {
 // gets a free port of its own, so tests run side by side.
 func (s *Stack) Caddy(caddyfile string, env map[string]string, ready string) string {
 	s.t.Helper()
-	bin, err := exec.LookPath("caddy")
+	bin, err := CaddyPath()
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			s.t.Fatal("e2e: caddy is not installed (apt-get install caddy; .ci/run does)")
@@ -73,4 +74,12 @@ func (s *Stack) Caddy(caddyfile string, env map[string]string, ready string) str
 		s.t.Fatalf("e2e: %v", err)
 	}
 	return base
+}
+
+// CaddyPath is the caddy binary the tests run: GB_CADDY, or caddy on PATH.
+func CaddyPath() (string, error) {
+	if p := os.Getenv("GB_CADDY"); p != "" {
+		return p, nil
+	}
+	return exec.LookPath("caddy")
 }
