@@ -34,6 +34,8 @@ run:
 ## test: every module's tests, e2e included.
 test:
 	$(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) $(MODULES)
+	@# Outside go.work: compose-go, BuildKit and kustomize must not move the services' dependencies.
+	cd deployments/manifests && GOWORK=off $(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./...
 
 ## bench: benchmarks only (one iteration each by default; BENCHFLAGS= for real figures).
 bench:
@@ -49,6 +51,7 @@ ui-vendor:
 
 vet:
 	$(GO) vet $(MODULES)
+	cd deployments/manifests && GOWORK=off $(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 clean:

@@ -19,6 +19,9 @@ import (
 const drainGrace = 30 * time.Second
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == boot.HealthcheckArg {
+		os.Exit(boot.Healthcheck(os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx); err != nil {

@@ -14,10 +14,14 @@ import (
 	"time"
 
 	"github.com/gemini-balance-go/deployments/allinone/app"
+	"github.com/gemini-balance-go/shared/boot"
 	"github.com/gemini-balance-go/shared/config"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == boot.HealthcheckArg {
+		os.Exit(boot.Healthcheck(os.Stderr))
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "gemini-balance:", err)
 		os.Exit(1)
