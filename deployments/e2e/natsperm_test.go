@@ -168,7 +168,7 @@ func TestNATSUsersDoTheirJetStreamWorkAndNoMore(t *testing.T) {
 	// updating theirs.
 	for _, svc := range append([]string{bus.ServiceEdge}, bus.AllServices...) {
 		_, js := jsAs(svc)
-		if err := natsx.ProvisionFor(ctx, js, svc); err != nil {
+		if err := natsx.ProvisionFor(ctx, js, svc, 1); err != nil {
 			t.Fatalf("%s provisions what it uses: %v", svc, err)
 		}
 	}

@@ -65,7 +65,7 @@ func Start(ctx context.Context, service string) (*Process, error) {
 		p.NC.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := natsx.ProvisionForWithRetry(ctx, p.JS, service); err != nil {
+	if err := natsx.ProvisionForWithRetry(ctx, p.JS, service, infra.JetStreamReplicas); err != nil {
 		p.NC.Close()
 		return nil, err
 	}
