@@ -25,6 +25,18 @@ func main() {
 }
 
 func run() error {
+	// Like gemini-balance, read ./.env for what the environment leaves unset,
+	// so its .env works unchanged.
+	fromFile, err := config.LoadDotEnv(".env")
+	if err != nil {
+		return err
+	}
+	if len(fromFile) > 0 {
+		fmt.Fprintf(os.Stderr, "gemini-balance: read %d variables from .env\n", len(fromFile))
+	}
+	for _, u := range config.Unsupported(os.LookupEnv) {
+		fmt.Fprintln(os.Stderr, "gemini-balance: not supported, ignored:", u)
+	}
 	infra, err := config.LoadInfra()
 	if err != nil {
 		return err

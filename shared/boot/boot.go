@@ -54,6 +54,10 @@ func Start(ctx context.Context, service string) (*Process, error) {
 	}
 	log := obs.NewLogger(os.Stderr, service)
 	obs.SetLevel(env.LogLevel)
+	// gemini-balance's own variables this gateway does not read, by name.
+	for _, u := range config.Unsupported(os.LookupEnv) {
+		log.Warn("not supported, ignored: " + u)
+	}
 	p := &Process{Service: service, Infra: infra, Env: env, Log: log, Registry: obs.NewRegistry()}
 	p.NC, err = natsx.Connect(natsx.Options{URL: infra.NATSURL, Name: service + "-" + infra.Replica,
 		User: infra.NATSUser, Password: infra.NATSPassword, Token: infra.NATSToken, Creds: infra.NATSCreds,

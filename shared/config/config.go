@@ -307,7 +307,28 @@ func setField(fv reflect.Value, raw string) error {
 
 func unmarshalJSON(fv reflect.Value, raw string) error {
 	p := reflect.New(fv.Type())
-	if err := json.Unmarshal([]byte(raw), p.Interface()); err != nil {
+	err := json.Unmarshal([]byte(raw), p.Interface())
+	if err != nil && strings.Contains(raw, "'") && !strings.Contains(raw, `"`) {
+		// gemini-balance accepts Python-style single-quoted dicts.
+		raw = strings.ReplaceAll(raw, "'", `"`)
+		err = json.Unmarshal([]byte(raw), p.Interface())
+	}
+	if err != nil && fv.Type() == reflect.TypeOf(map[string]int{}) {
+		// gemini-balance's budgets are floats ("1024.0"); whole ones are kept.
+		var floats map[string]float64
+		if json.Unmarshal([]byte(raw), &floats) == nil {
+			m := make(map[string]int, len(floats))
+			for k, f := range floats {
+				if f != float64(int(f)) {
+					return fmt.Errorf("want whole numbers, got %v for %q", f, k)
+				}
+				m[k] = int(f)
+			}
+			fv.Set(reflect.ValueOf(m))
+			return nil
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("want JSON (%s): %v", fv.Type(), err)
 	}
 	fv.Set(p.Elem())
