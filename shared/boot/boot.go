@@ -82,7 +82,7 @@ func Start(ctx context.Context, service string) (*Process, error) {
 	if stored, ok, err := natsx.FetchSettings(ctx, p.JS); err == nil && ok {
 		p.Settings.Set(stored)
 	}
-	if err := p.Settings.Watch(ctx, p.JS, log); err != nil {
+	if err := natsx.Retry(ctx, func() error { return p.Settings.Watch(ctx, p.JS, log) }); err != nil {
 		p.NC.Close()
 		return nil, err
 	}

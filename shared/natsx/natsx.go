@@ -226,6 +226,11 @@ func ProvisionForWithRetry(ctx context.Context, js jetstream.JetStream, service 
 	return retry(ctx, func() error { return ProvisionFor(ctx, js, service, replicas) })
 }
 
+// Retry runs f until it succeeds or ctx ends, backing off up to 2 s: a
+// NATS cluster answers "not found" for a stream or bucket another service
+// has just created until its replicas have formed.
+func Retry(ctx context.Context, f func() error) error { return retry(ctx, f) }
+
 func retry(ctx context.Context, f func() error) error {
 	backoff := 100 * time.Millisecond
 	for {
