@@ -584,6 +584,14 @@ func (s *Stack) Stop(name string) {
 	}
 }
 
+// StopWithin is Stop with another grace period.
+func (s *Stack) StopWithin(name string, grace time.Duration) {
+	s.t.Helper()
+	if err := s.signal(name, syscall.SIGTERM, grace); err != nil {
+		s.t.Errorf("e2e: %v", err)
+	}
+}
+
 // Kill sends SIGKILL: the process gets no chance to drain.
 func (s *Stack) Kill(name string) {
 	s.t.Helper()
