@@ -15,10 +15,10 @@ import (
 	"github.com/gemini-balance-go/deployments/embedded/ferret"
 )
 
-// BenchmarkImportRequestLogs imports a gemini-balance SQLite file of 20,000
+// BenchmarkImportRequestLogs imports a gemini-balance SQLite file of 2,000
 // request logs into the embedded store and reports rows per second.
 func BenchmarkImportRequestLogs(b *testing.B) {
-	const rows = 20000
+	const rows = 2000
 	path := filepath.Join(b.TempDir(), "default_db")
 	src, err := sql.Open("sqlite", path)
 	if err != nil {
