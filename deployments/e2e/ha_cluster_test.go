@@ -268,7 +268,7 @@ func (h *haRun) phase(t *testing.T, ctx context.Context, n int, f haFault) haRes
 		r.current = time.Since(began)
 	}
 	var per map[string]int
-	r.logRows, per = h.countLogs(t, ctx, n, len(answered))
+	r.logRows, per = h.countLogs(t, ctx, n, answered)
 	for _, m := range answered {
 		switch {
 		case per[m] == 0:
@@ -457,10 +457,10 @@ func (h *haRun) changeSettings(t *testing.T, ctx context.Context, n int) (int, i
 	}
 }
 
-// countLogs waits until request_logs holds at least want rows of phase n
-// (each request has its own model name, which the log keeps as requested),
-// then returns them counted by model.
-func (h *haRun) countLogs(t *testing.T, ctx context.Context, n, want int) (int, map[string]int) {
+// countLogs waits until request_logs holds a row for each of want (the
+// model names of phase n's requests, which the logs keep as requested), then
+// returns the phase's rows counted by model.
+func (h *haRun) countLogs(t *testing.T, ctx context.Context, n int, want []string) (int, map[string]int) {
 	t.Helper()
 	filter := bson.D{{Key: "model", Value: bson.D{{Key: "$regex", Value: fmt.Sprintf("^ha%d-", n)}}}}
 	// Generous: on a loaded machine the store (FerretDB on SQLite) can take
@@ -476,7 +476,7 @@ func (h *haRun) countLogs(t *testing.T, ctx context.Context, n, want int) (int, 
 			err = cur.All(cctx, &found)
 		}
 		cancel()
-		if err == nil && len(found) >= want || time.Now().After(deadline) {
+		if err == nil && holdsAll(found, want) || time.Now().After(deadline) {
 			if err != nil {
 				t.Fatalf("read request_logs: %v", err)
 			}
@@ -489,6 +489,21 @@ func (h *haRun) countLogs(t *testing.T, ctx context.Context, n, want int) (int, 
 		per[d.Model]++
 	}
 	return len(found), per
+}
+
+func holdsAll(found []struct {
+	Model string `bson:"model"`
+}, want []string) bool {
+	have := make(map[string]bool, len(found))
+	for _, d := range found {
+		have[d.Model] = true
+	}
+	for _, m := range want {
+		if !have[m] {
+			return false
+		}
+	}
+	return true
 }
 
 // checkTicks reads every tick on GB_TICKS: no (tick, slot) twice, and each
