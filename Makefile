@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 15m
 TESTFLAGS    ?=
 BENCHFLAGS   ?= -benchtime=1x
 
-.PHONY: all build run test bench vet clean ui-vendor
+.PHONY: all build run test test-ha bench vet clean ui-vendor
 
 all: build
 
@@ -36,6 +36,13 @@ test:
 	$(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) $(MODULES)
 	@# Outside go.work: compose-go, BuildKit and kustomize must not move the services' dependencies.
 	cd deployments/manifests && GOWORK=off $(GO) test -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./...
+
+## test-ha: only the deployment-resilience and moving-in tests (also part of
+## `make test`): the 3-node NATS cluster under faults, which prints a table
+## per fault, the gemini-balance .env, and the import from SQLite and MariaDB.
+test-ha:
+	$(GO) test -timeout $(TEST_TIMEOUT) -v -run 'TestNATSClusterSurvivesNodeFaults|TestGeminiBalanceDotEnvWorksUnchanged' ./deployments/e2e/
+	$(GO) test -timeout $(TEST_TIMEOUT) -v -run 'TestImportFrom' ./deployments/allinone/importer/
 
 ## bench: benchmarks only (one iteration each by default; BENCHFLAGS= for real figures).
 bench:

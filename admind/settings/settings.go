@@ -134,6 +134,34 @@ func (s *Store) Bootstrap(ctx context.Context, seed config.Settings, adopt func(
 	return cur, nil
 }
 
+// Import stores v as the settings document without publishing it (the
+// importer runs without NATS; admind publishes the stored document when it
+// starts). It validates like Save and reports whether the document changed,
+// so importing the same settings again writes nothing.
+func (s *Store) Import(ctx context.Context, v config.Settings) (changed bool, err error) {
+	v.Normalize()
+	if err := Validate(&v); err != nil {
+		return false, err
+	}
+	cur, ok, err := s.Load(ctx) // proxies opened, comparable with v's
+	if err != nil {
+		return false, err
+	}
+	if ok && sameSettings(cur, v) {
+		return false, nil
+	}
+	return true, s.save(ctx, v)
+}
+
+// sameSettings compares two settings as stored: secrets left out.
+func sameSettings(a, b config.Settings) bool {
+	a.AuthToken, a.APIKeys, a.VertexAPIKeys, a.PaidKey = "", nil, nil, ""
+	b.AuthToken, b.APIKeys, b.VertexAPIKeys, b.PaidKey = "", nil, nil, ""
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}
+
 // ErrInvalid wraps validation failures, which callers report as bad input.
 var ErrInvalid = errors.New("invalid settings")
 

@@ -1,5 +1,7 @@
 // Command gemini-balance is the all-in-one: embedded NATS and FerretDB and
 // all five services in one process. See the README for configuration.
+// `gemini-balance import --from <db>` brings a gemini-balance database over
+// (package importer).
 //
 // TICK_INTERVAL (a Go duration like "2s"), for tests and local development
 // only, makes schedulerd tick at that period instead of its schedules.
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gemini-balance-go/deployments/allinone/app"
+	"github.com/gemini-balance-go/deployments/allinone/importer"
 	"github.com/gemini-balance-go/shared/boot"
 	"github.com/gemini-balance-go/shared/config"
 )
@@ -22,6 +25,16 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == boot.HealthcheckArg {
 		os.Exit(boot.Healthcheck(os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "import" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := importer.Command(ctx, os.Args[2:], os.Stdout)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gemini-balance:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "gemini-balance:", err)
 		os.Exit(1)
@@ -29,6 +42,18 @@ func main() {
 }
 
 func run() error {
+	// Like gemini-balance, read ./.env for what the environment leaves unset,
+	// so its .env works unchanged.
+	fromFile, err := config.LoadDotEnv(".env")
+	if err != nil {
+		return err
+	}
+	if len(fromFile) > 0 {
+		fmt.Fprintf(os.Stderr, "gemini-balance: read %d variables from .env\n", len(fromFile))
+	}
+	for _, u := range config.Unsupported(os.LookupEnv) {
+		fmt.Fprintln(os.Stderr, "gemini-balance: not supported, ignored:", u)
+	}
 	infra, err := config.LoadInfra()
 	if err != nil {
 		return err

@@ -67,13 +67,15 @@ func TestNATSUsersHaveLeastPrivilege(t *testing.T) {
 			"$JS.API.STREAM.DELETE.GB_TICKS", "$JS.API.STREAM.PURGE.GB_TICKS", "$JS.API.STREAM.UPDATE.GB_TICKS",
 			"$JS.API.STREAM.PURGE.GB_EVENTS",
 			"$JS.API.CONSUMER.CREATE.GB_TICKS.logd-retention.gb.ticks.retention",
-			"$JS.API.CONSUMER.DELETE.GB_TICKS.keyd_recover", "$JS.ACK.GB_EVENTS.logd-request.1.1.1.1.1.1"),
+			"$JS.API.CONSUMER.DELETE.GB_TICKS.keyd_recover", "$JS.ACK.GB_EVENTS.logd-request.1.1.1.1.1.1",
+			"$JS.API.CONSUMER.RESET.GB_EVENTS.logd-request"),
 		allow("keyd", "sub", bus.SubjectKeyAcquire, bus.SubjectKeyAdd, bus.SubjectKeySync, bus.SubjectDeliverKeydRecover, "_INBOX_keyd.>"),
 		deny("keyd", "sub", "_INBOX.>", "_INBOX_edge.>", "gb.logd.>", bus.SubjectEventRequests, bus.SubjectDeliverLogdRequests),
 
 		// logd
 		allow("logd", "pub", bus.SubjectDLQLogd, "$JS.API.STREAM.UPDATE.GB_EVENTS",
-			"$JS.API.CONSUMER.PAUSE.GB_EVENTS.logd-request", "$JS.ACK.GB_EVENTS.logd-error.1.1.1.1.1.1"),
+			"$JS.API.CONSUMER.PAUSE.GB_EVENTS.logd-request", "$JS.API.CONSUMER.RESET.GB_EVENTS.logd-request",
+			"$JS.ACK.GB_EVENTS.logd-error.1.1.1.1.1.1"),
 		deny("logd", "pub", bus.SubjectKeyAcquire, bus.SubjectKeyReveal, "$KV.gb_settings.current",
 			"$JS.API.STREAM.DELETE.GB_EVENTS", "$JS.API.STREAM.PURGE.GB_EVENTS", "$JS.API.STREAM.PURGE.GB_DLQ",
 			"$JS.API.STREAM.MSG.DELETE.GB_EVENTS", "$JS.API.STREAM.UPDATE.GB_TICKS", "$JS.API.STREAM.DELETE.KV_gb_settings",
@@ -168,7 +170,7 @@ func TestNATSUsersDoTheirJetStreamWorkAndNoMore(t *testing.T) {
 	// updating theirs.
 	for _, svc := range append([]string{bus.ServiceEdge}, bus.AllServices...) {
 		_, js := jsAs(svc)
-		if err := natsx.ProvisionFor(ctx, js, svc); err != nil {
+		if err := natsx.ProvisionFor(ctx, js, svc, 1); err != nil {
 			t.Fatalf("%s provisions what it uses: %v", svc, err)
 		}
 	}

@@ -158,7 +158,7 @@ func (s *Service) seed(ctx context.Context, st *config.Settings) error {
 	if err != nil || done {
 		return err
 	}
-	keys := configuredKeys(st, time.Now().UTC())
+	keys := ConfiguredKeys(st, time.Now().UTC())
 	ins, err := s.store.Insert(ctx, keys)
 	if err != nil {
 		return fmt.Errorf("keyd: import configured keys: %w", err)
@@ -170,9 +170,10 @@ func (s *Service) seed(ctx context.Context, st *config.Settings) error {
 	return nil
 }
 
-// configuredKeys lists the keys of the settings, de-duplicated; a secret
+// ConfiguredKeys lists the keys of the settings, de-duplicated (keyd seeds
+// them on first start, the importer brings them over); a secret
 // listed twice keeps its first kind.
-func configuredKeys(st *config.Settings, now time.Time) []pool.Key {
+func ConfiguredKeys(st *config.Settings, now time.Time) []pool.Key {
 	seen := map[string]bool{}
 	var out []pool.Key
 	add := func(secret, kind string) {
@@ -308,11 +309,11 @@ func (s *Service) followSettings(ctx context.Context) {
 		}
 		s.pool.SetPolicy(pool.PolicyFrom(*cur))
 		before := map[string]bool{}
-		for _, k := range configuredKeys(last, time.Time{}) {
+		for _, k := range ConfiguredKeys(last, time.Time{}) {
 			before[k.ID] = true
 		}
 		var fresh []pool.Key
-		for _, k := range configuredKeys(cur, time.Now().UTC()) {
+		for _, k := range ConfiguredKeys(cur, time.Now().UTC()) {
 			if !before[k.ID] {
 				fresh = append(fresh, k)
 			}

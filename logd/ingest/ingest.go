@@ -176,14 +176,18 @@ type batch struct {
 // Run consumes until ctx ends. On return every stored message is
 // acknowledged; messages not yet stored are redelivered after AckWait.
 func (in *Ingester) Run(ctx context.Context) error {
-	if err := in.ensureConsumers(ctx); err != nil {
+	if err := in.retryStart(ctx, "create consumers", func() error { return in.ensureConsumers(ctx) }); err != nil {
 		return err
 	}
 	// Push consumers deliver to whichever queue subscription exists, and a
 	// subscription holds what it got until its turn: pause delivery while the
 	// subscriptions are created, or a backlog would pile onto the first one.
 	for _, name := range []string{ConsumerRequests, ConsumerErrors} {
-		if _, err := in.deps.JS.PauseConsumer(ctx, bus.StreamEvents, name, time.Now().Add(time.Minute)); err != nil {
+		err := in.retryStart(ctx, "pause consumer "+name, func() error {
+			_, err := in.deps.JS.PauseConsumer(ctx, bus.StreamEvents, name, time.Now().Add(time.Minute))
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("pause consumer %s: %w", name, err)
 		}
 	}
@@ -217,7 +221,12 @@ func (in *Ingester) Run(ctx context.Context) error {
 	// and waits for its ack, so the subscriptions are the message window:
 	// under load a message carries up to bus.MaxBatchEvents events, at low
 	// traffic about one, and the window must still fill a batch.
-	reqCh, closeReq, err := in.subscribe(subCtx, in.deps.Conn, bus.SubjectEventRequests, in.opt.RequestMessages)
+	var reqCh, errCh <-chan *message.Message
+	var closeReq, closeErr func()
+	err := in.retryStart(ctx, "subscribe "+bus.SubjectEventRequests, func() (err error) {
+		reqCh, closeReq, err = in.subscribe(subCtx, in.deps.Conn, bus.SubjectEventRequests, in.opt.RequestMessages)
+		return err
+	})
 	if err != nil {
 		resume()
 		return err
@@ -231,7 +240,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 		resume()
 		return fmt.Errorf("connect nats for error events: %w", err)
 	}
-	errCh, closeErr, err := in.subscribe(subCtx, errConn, bus.SubjectEventErrors, in.opt.ErrorMessages)
+	err = in.retryStart(ctx, "subscribe "+bus.SubjectEventErrors, func() (err error) {
+		errCh, closeErr, err = in.subscribe(subCtx, errConn, bus.SubjectEventErrors, in.opt.ErrorMessages)
+		return err
+	})
 	if err != nil {
 		errConn.Close()
 		resume()
@@ -426,6 +438,26 @@ func (in *Ingester) kickStalled(ctx context.Context) {
 		if !stalled && attempt > 0 {
 			return
 		}
+	}
+}
+
+// retryStart runs f until it succeeds or ctx ends: a NATS cluster that lost a
+// node may take seconds to elect the stream's new leader, and logd starting
+// meanwhile must wait for it rather than exit.
+func (in *Ingester) retryStart(ctx context.Context, what string, f func() error) error {
+	backoff := 250 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		in.log.Warn(what+" failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
@@ -849,12 +881,25 @@ func (in *Ingester) finish(b *batch, stored bool) {
 func (in *Ingester) pollBacklog(ctx context.Context) {
 	t := time.NewTicker(in.opt.BacklogEvery)
 	defer t.Stop()
+	stalls := map[string]*stall{}
 	for {
 		for _, name := range []string{ConsumerRequests, ConsumerErrors} {
-			if n, err := Backlog(ctx, in.deps.JS, name); err == nil {
-				in.m.backlog.WithLabelValues(name).Set(float64(n))
-			} else if !errors.Is(err, context.Canceled) {
-				in.log.Debug("consumer info", "consumer", name, "err", err)
+			info, err := consumerInfo(ctx, in.deps.JS, name)
+			if err != nil {
+				if !errors.Is(err, context.Canceled) {
+					in.log.Debug("consumer info", "consumer", name, "err", err)
+				}
+				continue
+			}
+			in.m.backlog.WithLabelValues(name).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+			if stalls[name] == nil {
+				stalls[name] = &stall{}
+			}
+			in.mu.Lock()
+			held := len(in.msgs)
+			in.mu.Unlock()
+			if stalls[name].lost(info, held) {
+				in.resetLost(ctx, name, info)
 			}
 		}
 		select {
@@ -865,15 +910,58 @@ func (in *Ingester) pollBacklog(ctx context.Context) {
 	}
 }
 
-// Backlog returns the events a consumer has yet to finish.
-func Backlog(ctx context.Context, js jetstream.JetStream, consumer string) (uint64, error) {
+// stall watches one consumer for deliveries lost on the way: a NATS node
+// that dies takes the messages (or acks) it was relaying with it, and the
+// consumer counts them as pending an ack until AckWait (minutes). With
+// MaxAckPending reached, nothing else is delivered meanwhile.
+type stall struct {
+	delivered, floor uint64
+	polls            int
+}
+
+// lost reports deliveries pending an ack that logd does not hold, with no
+// progress, on three polls in a row.
+func (s *stall) lost(info *jetstream.ConsumerInfo, held int) bool {
+	same := info.Delivered.Stream == s.delivered && info.AckFloor.Stream == s.floor
+	s.delivered, s.floor = info.Delivered.Stream, info.AckFloor.Stream
+	if info.NumAckPending == 0 || held > 0 || !same {
+		s.polls = 0
+		return false
+	}
+	s.polls++
+	if s.polls < 3 {
+		return false
+	}
+	s.polls = 0
+	return true
+}
+
+// resetLost has the server deliver again from the ack floor at once rather
+// than after AckWait. What was stored already is recognised (done) and
+// acknowledged; the rows are written by _id, so none is stored twice.
+func (in *Ingester) resetLost(ctx context.Context, name string, info *jetstream.ConsumerInfo) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := in.deps.JS.ResetConsumer(rctx, bus.StreamEvents, name); err != nil {
+		in.log.Warn("deliveries pending an ack that logd does not hold; reset failed, they come back after AckWait", "consumer", name, "ack_pending", info.NumAckPending, "err", err)
+		return
+	}
+	in.log.Warn("deliveries pending an ack that logd does not hold (lost with a NATS node?); consumer reset to its ack floor", "consumer", name, "ack_pending", info.NumAckPending, "ack_floor", info.AckFloor.Stream)
+}
+
+func consumerInfo(ctx context.Context, js jetstream.JetStream, consumer string) (*jetstream.ConsumerInfo, error) {
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	c, err := js.PushConsumer(ictx, bus.StreamEvents, consumer)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	info, err := c.Info(ictx)
+	return c.Info(ictx)
+}
+
+// Backlog returns the events a consumer has yet to finish.
+func Backlog(ctx context.Context, js jetstream.JetStream, consumer string) (uint64, error) {
+	info, err := consumerInfo(ctx, js, consumer)
 	if err != nil {
 		return 0, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -361,4 +362,42 @@ func TestMongoOutageHoldsAcksAndCatchesUpAfterwards(t *testing.T) {
 	if r := overall(t, e.db, now); r.Requests != 300 {
 		t.Fatalf("overall rollup counts %d requests, want 300", r.Requests)
 	}
+}
+
+// A NATS node that dies takes the deliveries it was relaying with it: the
+// consumer counts them as pending an ack for AckWait (an hour here), though
+// logd never got them. logd notices deliveries pending that it does not
+// hold and has them delivered again, so their logs are stored now.
+func TestDeliveriesLostOnTheWayAreDeliveredAgainBeforeAckWait(t *testing.T) {
+	e := start(t, ferret.StartForTest(t), ingest.Options{RequestMessages: 2, AckWait: time.Hour, BacklogEvery: 200 * time.Millisecond})
+	testenv.Eventually(t, 20*time.Second, "logd's consumer", func() bool {
+		_, err := ingest.Backlog(context.Background(), e.nats.JS, ingest.ConsumerRequests)
+		return err == nil
+	})
+	// The lost deliveries: a member of logd's queue group that takes
+	// messages and goes away without acknowledging them.
+	lost := e.nats.Conn(t)
+	var mu sync.Mutex
+	took := 0
+	sub, err := lost.QueueSubscribe(ingest.DeliverRequests, ingest.ConsumerRequests, func(m *nats.Msg) {
+		mu.Lock()
+		took++
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.nats.PublishRequestsPer(t, events(60, time.Now()), 1)
+	testenv.Eventually(t, 20*time.Second, "a delivery taken by the vanished member", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return took > 0
+	})
+	_ = sub.Unsubscribe()
+	testenv.Eventually(t, 60*time.Second, "all 60 request logs, the lost ones delivered again", func() bool {
+		return e.count(t, logstore.CollRequests, bson.M{}) == 60
+	})
+	mu.Lock()
+	t.Logf("%d deliveries were lost on the way and delivered again", took)
+	mu.Unlock()
 }

@@ -54,6 +54,10 @@ func Start(ctx context.Context, service string) (*Process, error) {
 	}
 	log := obs.NewLogger(os.Stderr, service)
 	obs.SetLevel(env.LogLevel)
+	// gemini-balance's own variables this gateway does not read, by name.
+	for _, u := range config.Unsupported(os.LookupEnv) {
+		log.Warn("not supported, ignored: " + u)
+	}
 	p := &Process{Service: service, Infra: infra, Env: env, Log: log, Registry: obs.NewRegistry()}
 	p.NC, err = natsx.Connect(natsx.Options{URL: infra.NATSURL, Name: service + "-" + infra.Replica,
 		User: infra.NATSUser, Password: infra.NATSPassword, Token: infra.NATSToken, Creds: infra.NATSCreds,
@@ -65,7 +69,7 @@ func Start(ctx context.Context, service string) (*Process, error) {
 		p.NC.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := natsx.ProvisionForWithRetry(ctx, p.JS, service); err != nil {
+	if err := natsx.ProvisionForWithRetry(ctx, p.JS, service, infra.JetStreamReplicas); err != nil {
 		p.NC.Close()
 		return nil, err
 	}
@@ -78,7 +82,7 @@ func Start(ctx context.Context, service string) (*Process, error) {
 	if stored, ok, err := natsx.FetchSettings(ctx, p.JS); err == nil && ok {
 		p.Settings.Set(stored)
 	}
-	if err := p.Settings.Watch(ctx, p.JS, log); err != nil {
+	if err := natsx.Retry(ctx, func() error { return p.Settings.Watch(ctx, p.JS, log) }); err != nil {
 		p.NC.Close()
 		return nil, err
 	}

@@ -89,20 +89,23 @@ type Settings struct {
 
 // Infra is read from the environment on every start and never stored.
 type Infra struct {
-	Port          int    `env:"PORT" default:"8000" min:"1" doc:"HTTP port of the public API and admin (all-in-one, edge, admind)"`
-	DataDir       string `env:"DATA_DIR" default:"./data" doc:"all-in-one data: JetStream store and embedded FerretDB (created mode 0700)"`
-	NATSURL       string `env:"NATS_URL" doc:"NATS server; empty in the all-in-one means the embedded server"`
-	NATSListen    string `env:"NATS_LISTEN" default:"127.0.0.1:4222" doc:"all-in-one: where the embedded NATS server also listens, with credentials generated per start (DATA_DIR/nats-*.url); off for none"`
-	NATSUser      string `env:"NATS_USER" doc:"NATS user name"`
-	NATSPassword  string `env:"NATS_PASSWORD" doc:"NATS password"`
-	NATSToken     string `env:"NATS_TOKEN" doc:"NATS token"`
-	NATSCreds     string `env:"NATS_CREDS" doc:"NATS credentials file"`
-	MongoURI      string `env:"MONGO_URI" doc:"MongoDB URI; empty in the all-in-one means the embedded FerretDB"`
-	MongoDB       string `env:"MONGO_DB" default:"gemini_balance" doc:"MongoDB database name"`
-	EncryptionKey string `env:"ENCRYPTION_KEY" doc:"passphrase that encrypts stored keys (AES-GCM); keep it safe"`
-	Replica       string `env:"REPLICA" doc:"replica name in events and logs; defaults to the host name"`
-	MetricsAddr   string `env:"METRICS_ADDR" default:"127.0.0.1:9090" doc:"where Prometheus /metrics is served, apart from the public port; loopback by default (set :9090 for a scraper on the network); off disables it"`
-	EventQueue    int    `env:"EVENT_QUEUE" default:"65536" min:"1" doc:"edge: events held in memory while the bus is slow; beyond it events are dropped and counted"`
+	Port         int    `env:"PORT" default:"8000" min:"1" doc:"HTTP port of the public API and admin (all-in-one, edge, admind)"`
+	DataDir      string `env:"DATA_DIR" default:"./data" doc:"all-in-one data: JetStream store and embedded FerretDB (created mode 0700)"`
+	NATSURL      string `env:"NATS_URL" doc:"NATS server, or a comma-separated list of a cluster's servers (the client fails over between them); empty in the all-in-one means the embedded server"`
+	NATSListen   string `env:"NATS_LISTEN" default:"127.0.0.1:4222" doc:"all-in-one: where the embedded NATS server also listens, with credentials generated per start (DATA_DIR/nats-*.url); off for none"`
+	NATSUser     string `env:"NATS_USER" doc:"NATS user name"`
+	NATSPassword string `env:"NATS_PASSWORD" doc:"NATS password"`
+	NATSToken    string `env:"NATS_TOKEN" doc:"NATS token"`
+	NATSCreds    string `env:"NATS_CREDS" doc:"NATS credentials file"`
+	// JetStreamReplicas must be the same in every service: the owner of a
+	// stream or bucket applies it, the others create with it when missing.
+	JetStreamReplicas int    `env:"JETSTREAM_REPLICAS" default:"1" min:"1" max:"5" doc:"replicas of every JetStream stream and KV bucket; 3 on a 3-node NATS cluster (R3), the same in every service"`
+	MongoURI          string `env:"MONGO_URI" doc:"MongoDB URI; empty in the all-in-one means the embedded FerretDB"`
+	MongoDB           string `env:"MONGO_DB" default:"gemini_balance" doc:"MongoDB database name"`
+	EncryptionKey     string `env:"ENCRYPTION_KEY" doc:"passphrase that encrypts stored keys (AES-GCM); keep it safe"`
+	Replica           string `env:"REPLICA" doc:"replica name in events and logs; defaults to the host name"`
+	MetricsAddr       string `env:"METRICS_ADDR" default:"127.0.0.1:9090" doc:"where Prometheus /metrics is served, apart from the public port; loopback by default (set :9090 for a scraper on the network); off disables it"`
+	EventQueue        int    `env:"EVENT_QUEUE" default:"65536" min:"1" doc:"edge: events held in memory while the bus is slow; beyond it events are dropped and counted"`
 	// TrustedProxies is checked by admind, which parses the entries.
 	TrustedProxies []string `env:"TRUSTED_PROXIES" doc:"admind: CIDRs (or IPs) of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (client address for login throttling, Secure cookie behind TLS); empty trusts none"`
 }
@@ -250,6 +253,12 @@ func checkBounds(f reflect.StructField, v reflect.Value) error {
 			return fmt.Errorf("must be at least %d, got %d", lo, v.Int())
 		}
 	}
+	if m := f.Tag.Get("max"); m != "" && v.Kind() == reflect.Int {
+		hi, _ := strconv.Atoi(m)
+		if v.Int() > int64(hi) {
+			return fmt.Errorf("must be at most %d, got %d", hi, v.Int())
+		}
+	}
 	if o := f.Tag.Get("oneof"); o != "" && v.Kind() == reflect.String {
 		for _, allowed := range strings.Split(o, ",") {
 			if strings.EqualFold(v.String(), allowed) {
@@ -298,7 +307,28 @@ func setField(fv reflect.Value, raw string) error {
 
 func unmarshalJSON(fv reflect.Value, raw string) error {
 	p := reflect.New(fv.Type())
-	if err := json.Unmarshal([]byte(raw), p.Interface()); err != nil {
+	err := json.Unmarshal([]byte(raw), p.Interface())
+	if err != nil && strings.Contains(raw, "'") && !strings.Contains(raw, `"`) {
+		// gemini-balance accepts Python-style single-quoted dicts.
+		raw = strings.ReplaceAll(raw, "'", `"`)
+		err = json.Unmarshal([]byte(raw), p.Interface())
+	}
+	if err != nil && fv.Type() == reflect.TypeOf(map[string]int{}) {
+		// gemini-balance's budgets are floats ("1024.0"); whole ones are kept.
+		var floats map[string]float64
+		if json.Unmarshal([]byte(raw), &floats) == nil {
+			m := make(map[string]int, len(floats))
+			for k, f := range floats {
+				if f != float64(int(f)) {
+					return fmt.Errorf("want whole numbers, got %v for %q", f, k)
+				}
+				m[k] = int(f)
+			}
+			fv.Set(reflect.ValueOf(m))
+			return nil
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("want JSON (%s): %v", fv.Type(), err)
 	}
 	fv.Set(p.Elem())

@@ -90,3 +90,21 @@ func TestTheAdminPasswordIsDroppedFromTheEnvironmentsClientTokens(t *testing.T) 
 		t.Fatalf("ALLOWED_TOKENS = %v, %v", s.AllowedTokens, err)
 	}
 }
+
+func TestJetStreamReplicasIsBoundedAndNamed(t *testing.T) {
+	for _, bad := range []string{"0", "6", "three"} {
+		t.Setenv("JETSTREAM_REPLICAS", bad)
+		if _, err := LoadInfra(); err == nil || !strings.Contains(err.Error(), "JETSTREAM_REPLICAS") {
+			t.Errorf("JETSTREAM_REPLICAS=%s: want an error naming it, got %v", bad, err)
+		}
+	}
+	t.Setenv("JETSTREAM_REPLICAS", "3")
+	in, err := LoadInfra()
+	if err != nil || in.JetStreamReplicas != 3 {
+		t.Fatalf("JETSTREAM_REPLICAS=3: %+v, %v", in.JetStreamReplicas, err)
+	}
+	t.Setenv("JETSTREAM_REPLICAS", "")
+	if in, _ := LoadInfra(); in.JetStreamReplicas != 1 {
+		t.Fatalf("default replicas %d, want 1", in.JetStreamReplicas)
+	}
+}

@@ -92,9 +92,10 @@ const (
 	DLQMaxAge      = 14 * 24 * time.Hour
 )
 
-// streamConfigs are the bus contract's streams.
-func streamConfigs() []jetstream.StreamConfig {
-	return []jetstream.StreamConfig{
+// streamConfigs are the bus contract's streams, each with replicas copies
+// (JETSTREAM_REPLICAS; 3 on a 3-node cluster survives the loss of one node).
+func streamConfigs(replicas int) []jetstream.StreamConfig {
+	cfgs := []jetstream.StreamConfig{
 		{
 			Name:      bus.StreamEvents,
 			Subjects:  []string{bus.SubjectEventsAll},
@@ -120,15 +121,19 @@ func streamConfigs() []jetstream.StreamConfig {
 			MaxAge:   DLQMaxAge,
 		},
 	}
+	for i := range cfgs {
+		cfgs[i].Replicas = max(replicas, 1)
+	}
+	return cfgs
 }
 
-// bucketConfigs are the bus contract's KV buckets.
-func bucketConfigs() []jetstream.KeyValueConfig {
+// bucketConfigs are the bus contract's KV buckets, replicated like the streams.
+func bucketConfigs(replicas int) []jetstream.KeyValueConfig {
 	return []jetstream.KeyValueConfig{
-		{Bucket: bus.BucketSettings, History: 5, Storage: jetstream.FileStorage},
+		{Bucket: bus.BucketSettings, History: 5, Storage: jetstream.FileStorage, Replicas: max(replicas, 1)},
 		// One entry per managed client token; only the latest value matters, and a
 		// deleted token must not linger in history.
-		{Bucket: bus.BucketClientTokens, History: 1, Storage: jetstream.FileStorage},
+		{Bucket: bus.BucketClientTokens, History: 1, Storage: jetstream.FileStorage, Replicas: max(replicas, 1)},
 	}
 }
 
@@ -153,23 +158,31 @@ var Uses = map[string][]string{
 	bus.ServiceSchedulerd: {bus.StreamTicks, "KV_" + bus.BucketSettings},
 }
 
-// Provision creates or updates every stream and KV bucket. It is idempotent;
-// the all-in-one and tests, which run as one user, use it.
+// Provision creates or updates every stream and KV bucket with one replica
+// (a single server). It is idempotent; tests, which run as one user, use it.
 func Provision(ctx context.Context, js jetstream.JetStream) error {
-	return provision(ctx, js, func(string) bool { return true }, func(string) bool { return true })
+	return ProvisionReplicated(ctx, js, 1)
+}
+
+// ProvisionReplicated is Provision with replicas copies of each stream and
+// bucket (JETSTREAM_REPLICAS); the all-in-one uses it.
+func ProvisionReplicated(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	return provision(ctx, js, replicas, func(string) bool { return true }, func(string) bool { return true })
 }
 
 // ProvisionFor provisions what service uses: it creates or updates what it
 // owns and creates, if missing, what another service owns, so the services
-// may start in any order under their least-privileged NATS users.
-func ProvisionFor(ctx context.Context, js jetstream.JetStream, service string) error {
-	return provision(ctx, js,
+// may start in any order under their least-privileged NATS users. The owner
+// applies replicas to an existing stream too, so raising JETSTREAM_REPLICAS
+// scales the streams up at its next start.
+func ProvisionFor(ctx context.Context, js jetstream.JetStream, service string, replicas int) error {
+	return provision(ctx, js, replicas,
 		func(name string) bool { return slices.Contains(Uses[service], name) },
 		func(name string) bool { return Owners[name] == service })
 }
 
-func provision(ctx context.Context, js jetstream.JetStream, uses, owns func(string) bool) error {
-	for _, cfg := range streamConfigs() {
+func provision(ctx context.Context, js jetstream.JetStream, replicas int, uses, owns func(string) bool) error {
+	for _, cfg := range streamConfigs(replicas) {
 		if !uses(cfg.Name) {
 			continue
 		}
@@ -183,7 +196,7 @@ func provision(ctx context.Context, js jetstream.JetStream, uses, owns func(stri
 			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
 		}
 	}
-	for _, cfg := range bucketConfigs() {
+	for _, cfg := range bucketConfigs(replicas) {
 		name := "KV_" + cfg.Bucket
 		if !uses(name) {
 			continue
@@ -201,16 +214,22 @@ func provision(ctx context.Context, js jetstream.JetStream, uses, owns func(stri
 	return nil
 }
 
-// ProvisionWithRetry retries Provision until it succeeds or ctx ends, so a
-// service started before NATS is ready still comes up.
-func ProvisionWithRetry(ctx context.Context, js jetstream.JetStream) error {
-	return retry(ctx, func() error { return Provision(ctx, js) })
+// ProvisionWithRetry retries ProvisionReplicated until it succeeds or ctx
+// ends, so a service started before NATS is ready (or before a cluster has
+// elected its meta leader) still comes up.
+func ProvisionWithRetry(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	return retry(ctx, func() error { return ProvisionReplicated(ctx, js, replicas) })
 }
 
 // ProvisionForWithRetry is ProvisionFor, retried like ProvisionWithRetry.
-func ProvisionForWithRetry(ctx context.Context, js jetstream.JetStream, service string) error {
-	return retry(ctx, func() error { return ProvisionFor(ctx, js, service) })
+func ProvisionForWithRetry(ctx context.Context, js jetstream.JetStream, service string, replicas int) error {
+	return retry(ctx, func() error { return ProvisionFor(ctx, js, service, replicas) })
 }
+
+// Retry runs f until it succeeds or ctx ends, backing off up to 2 s: a
+// NATS cluster answers "not found" for a stream or bucket another service
+// has just created until its replicas have formed.
+func Retry(ctx context.Context, f func() error) error { return retry(ctx, f) }
 
 func retry(ctx context.Context, f func() error) error {
 	backoff := 100 * time.Millisecond

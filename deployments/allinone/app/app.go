@@ -180,7 +180,11 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := natsx.ProvisionWithRetry(ctx, js); err != nil {
+	replicas := in.JetStreamReplicas
+	if in.NATSURL == "" {
+		replicas = 1 // the embedded server is a single node
+	}
+	if err := natsx.ProvisionWithRetry(ctx, js, replicas); err != nil {
 		return nil, err
 	}
 

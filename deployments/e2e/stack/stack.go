@@ -54,6 +54,11 @@ type Options struct {
 	// AllInOne runs the gemini-balance binary (embedded NATS and store, all
 	// five services) as process "allinone" instead of the separate services.
 	AllInOne bool
+	// NATSCluster, when 3 or more, runs that many clustered nats-server
+	// processes ("nats-0", "nats-1", ...) with JetStream instead of "nats";
+	// every service gets all their URLs in NATS_URL and JETSTREAM_REPLICAS=3
+	// (Env may override it). Not combined with NATSConfig.
+	NATSCluster int
 }
 
 // natsPassword is the e2e password of a NATS user of the deployment config.
@@ -163,7 +168,7 @@ func Start(t testing.TB, opts Options) *Stack {
 	// Infrastructure first, then every service at once, as a deployment would.
 	var infra, svcs []string
 	for _, name := range s.order {
-		if name == "nats" || name == "store" || name == "fake" {
+		if strings.HasPrefix(name, "nats") || name == "store" || name == "fake" {
 			infra = append(infra, name)
 		} else {
 			svcs = append(svcs, name)
@@ -227,6 +232,9 @@ func (s *Stack) plan() {
 	}
 	natsPort, storePort, fakePort := freePort(), freePort(), freePort()
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	if s.opts.NATSCluster >= 3 {
+		natsURL = s.planCluster(add)
+	}
 	mongoURI := fmt.Sprintf("mongodb://127.0.0.1:%d/", storePort)
 	fakeURL := fmt.Sprintf("http://127.0.0.1:%d", fakePort)
 	path := func(bin string) string { return s.build.Path(bin) }
@@ -252,20 +260,10 @@ func (s *Stack) plan() {
 		natsEnv = envList(pw)
 		natsOpts = s.harnessOpts()
 	}
-	add(&proc{name: "nats", bin: path("nats-server"), port: natsPort, args: natsArgs, env: natsEnv,
-		ready: func(ctx context.Context) error {
-			nc, err := nats.Connect(natsURL, append(natsOpts, nats.Timeout(time.Second))...)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			js, err := nc.JetStream()
-			if err != nil {
-				return err
-			}
-			_, err = js.AccountInfo(nats.Context(ctx))
-			return err
-		}})
+	if s.opts.NATSCluster < 3 {
+		add(&proc{name: "nats", bin: path("nats-server"), port: natsPort, args: natsArgs, env: natsEnv,
+			ready: jetStreamReady(natsURL, natsOpts)})
+	}
 	add(&proc{name: "store", bin: path("gb-store"), port: storePort,
 		args: []string{"-listen", fmt.Sprintf("127.0.0.1:%d", storePort), "-data", "{dir}/store"},
 		ready: func(ctx context.Context) error {
@@ -290,6 +288,9 @@ func (s *Stack) plan() {
 		"NATS_URL": natsURL, "MONGO_URI": mongoURI, "MONGO_DB": "gemini_balance",
 		"BASE_URL": fakeURL, "API_KEYS": string(keysJSON), "ALLOWED_TOKENS": string(tokensJSON),
 		"AUTH_TOKEN": s.opts.AuthToken, "LOG_LEVEL": "debug",
+	}
+	if s.opts.NATSCluster >= 3 {
+		common["JETSTREAM_REPLICAS"] = "3"
 	}
 	service := func(name, bin string) {
 		port, metrics := freePort(), freePort()
@@ -323,6 +324,48 @@ func (s *Stack) plan() {
 	service("schedulerd", "schedulerd")
 	for i := range s.opts.Edges {
 		service(fmt.Sprintf("edge-%d", i), "edge")
+	}
+}
+
+// planCluster adds the nodes of a NATS cluster ("nats-0"…) with JetStream,
+// each routing to every other, and returns their client URLs as one
+// comma-separated NATS_URL.
+func (s *Stack) planCluster(add func(*proc)) string {
+	n := s.opts.NATSCluster
+	ports, clusterPorts := make([]int, n), make([]int, n)
+	var urls, routes []string
+	for i := range n {
+		ports[i], clusterPorts[i] = freePort(), freePort()
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPorts[i]))
+	}
+	for i := range n {
+		name := fmt.Sprintf("nats-%d", i)
+		add(&proc{name: name, bin: s.build.Path("nats-server"), port: ports[i],
+			args: []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(ports[i]), "-sd", "{dir}/" + name,
+				"-n", name, "--cluster_name", "gb-e2e", "--cluster", fmt.Sprintf("nats://127.0.0.1:%d", clusterPorts[i]),
+				"--routes", strings.Join(routes, ",")},
+			// This node, and a JetStream meta leader elected in the cluster.
+			ready: jetStreamReady(urls[i], nil)})
+	}
+	return strings.Join(urls, ",")
+}
+
+// jetStreamReady connects to url and asks JetStream for the account's info,
+// which needs JetStream up (and, in a cluster, a meta leader).
+func jetStreamReady(url string, opts []nats.Option) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		nc, err := nats.Connect(url, append(opts, nats.Timeout(time.Second), nats.DontRandomize())...)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		js, err := nc.JetStream()
+		if err != nil {
+			return err
+		}
+		_, err = js.AccountInfo(nats.Context(ctx))
+		return err
 	}
 }
 
@@ -541,6 +584,14 @@ func (s *Stack) Stop(name string) {
 	}
 }
 
+// StopWithin is Stop with another grace period.
+func (s *Stack) StopWithin(name string, grace time.Duration) {
+	s.t.Helper()
+	if err := s.signal(name, syscall.SIGTERM, grace); err != nil {
+		s.t.Errorf("e2e: %v", err)
+	}
+}
+
 // Kill sends SIGKILL: the process gets no chance to drain.
 func (s *Stack) Kill(name string) {
 	s.t.Helper()
@@ -598,8 +649,23 @@ func (s *Stack) MetricsURL(name string) string {
 // AdminURL is admind's base URL.
 func (s *Stack) AdminURL() string { return s.URL("admind") }
 
-// NATSURL is the nats-server client URL.
-func (s *Stack) NATSURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.procs["nats"].port) }
+// NATSURL is the nats-server client URL; with NATSCluster, every node's,
+// comma-separated (as the services get it).
+func (s *Stack) NATSURL() string {
+	if s.opts.NATSCluster >= 3 {
+		var urls []string
+		for i := range s.opts.NATSCluster {
+			urls = append(urls, s.NATSNodeURL(fmt.Sprintf("nats-%d", i)))
+		}
+		return strings.Join(urls, ",")
+	}
+	return fmt.Sprintf("nats://127.0.0.1:%d", s.procs["nats"].port)
+}
+
+// NATSNodeURL is the client URL of one node of a NATSCluster ("nats-1").
+func (s *Stack) NATSNodeURL(name string) string {
+	return fmt.Sprintf("nats://127.0.0.1:%d", s.procs[name].port)
+}
 
 // TapURL is the URL an operator's `nats sub 'gb.>'` would use: NATSURL, with
 // the read-only "tap" user when the stack runs under NATSConfig.
