@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"context"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -67,3 +68,16 @@ func (r *RollupSeeder) Insert(ctx context.Context, s *Store) error {
 	_, err := s.seconds.InsertMany(ctx, secs, options.InsertMany().SetOrdered(false))
 	return err
 }
+
+// SetRecentFrom moves the recent copy's watermark to from, as if the copy
+// had started then (tests and benchmarks seed rows before it).
+func (s *Store) SetRecentFrom(ctx context.Context, from time.Time) error {
+	_, err := s.recentState.UpdateOne(ctx, bson.M{"_id": "w"}, bson.M{"$set": bson.M{"from": from.UTC()}})
+	if err == nil {
+		s.recent.from.Store(from.UnixMilli())
+	}
+	return err
+}
+
+// RecentFrom is the watermark.
+func (s *Store) RecentFrom(ctx context.Context) (time.Time, error) { return s.recentFrom(ctx) }

@@ -28,22 +28,29 @@ type Store struct {
 	// errMinutes and errHours index error logs by time (see errindex.go).
 	errMinutes *mongo.Collection
 	errHours   *mongo.Collection
-	now        func() time.Time
+	// recentLogs copies the newest request logs (see recent.go).
+	recentLogs  *mongo.Collection
+	recentState *mongo.Collection
+	recent      recent
+	now         func() time.Time
 }
 
 // New returns a Store on db. Call EnsureIndexes once at start.
 func New(db *mongo.Database) *Store {
 	return &Store{
-		db:         db,
-		requests:   db.Collection(CollRequests),
-		errors:     db.Collection(CollErrors),
-		rollups:    db.Collection(CollRollups),
-		batches:    db.Collection(CollBatches),
-		minutes:    db.Collection(CollMinutes),
-		seconds:    db.Collection(CollSeconds),
-		errMinutes: db.Collection(CollErrorMinutes),
-		errHours:   db.Collection(CollErrorHours),
-		now:        time.Now,
+		db:          db,
+		requests:    db.Collection(CollRequests),
+		errors:      db.Collection(CollErrors),
+		rollups:     db.Collection(CollRollups),
+		batches:     db.Collection(CollBatches),
+		minutes:     db.Collection(CollMinutes),
+		seconds:     db.Collection(CollSeconds),
+		errMinutes:  db.Collection(CollErrorMinutes),
+		errHours:    db.Collection(CollErrorHours),
+		recentLogs:  db.Collection(CollRecent),
+		recentState: db.Collection(CollRecentState),
+		recent:      recent{rows: RecentRows},
+		now:         time.Now,
 	}
 }
 
@@ -72,6 +79,13 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		},
 		s.errMinutes: {
 			{{Key: "h", Value: 1}},
+		},
+		// The walk reads a minute (m) or a filter's rows; trims and
+		// retention delete by m and t.
+		s.recentLogs: {
+			{{Key: "m", Value: 1}},
+			{{Key: "t", Value: -1}},
+			{{Key: "key_id", Value: 1}, {Key: "t", Value: -1}},
 		},
 		s.rollups: {
 			// Every rollup query names the level (k, mo, tk, "*" for all) and an hour range or month.
@@ -112,6 +126,9 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 				return fmt.Errorf("create index %s on %s: %w", indexName(k), coll.Name(), err)
 			}
 		}
+	}
+	if err := s.initRecent(ctx); err != nil {
+		return err
 	}
 	return s.backfillErrorIndex(ctx)
 }
@@ -208,6 +225,10 @@ func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog,
 		return nil, fmt.Errorf("insert request logs: %w", err)
 	}
 	p.Result.Inserted, p.Result.Duplicates = n, len(dupIdx)
+	// Duplicates too: a retried batch repairs a copy its first attempt missed.
+	if err := s.copyRecent(ctx, reqs); err != nil {
+		return nil, err
+	}
 	isDup := make(map[int]bool, len(dupIdx))
 	for _, i := range dupIdx {
 		isDup[i] = true
