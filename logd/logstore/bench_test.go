@@ -77,10 +77,36 @@ func benchQueries(b *testing.B, uri string, rows int) {
 					KeyHint: "AIzaSy…" + r.KeyID, Attempt: 1, Code: r.Status, Type: "gemini-chat-non-stream", Message: "upstream said no"})
 			}
 		}
-		if _, err := st.InsertLogs(ctx, "seed-errors", nil, errs); err != nil {
+		// Settled, so the failed attempts count for their keys (what
+		// attention ranks by); InsertLogs alone leaves them uncounted.
+		round := fmt.Sprintf("seed-errors-%d", i)
+		p, err := st.InsertLogs(ctx, round, nil, errs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Settle(ctx, round, []*logstore.Pending{p}, nil); err != nil {
 			b.Fatal(err)
 		}
 		seeder.Add(batch)
+		// The recent copy holds the rows from the start of the minute of the
+		// RecentRows-th newest on, as trims leave it on a busy day.
+		cut := start.Add(time.Duration(max(rows-logstore.RecentRows, 0)) * step).Truncate(time.Minute)
+		var recent []any
+		for k := range batch {
+			if !batch[k].Time.Before(cut) {
+				recent = append(recent, &batch[k])
+			}
+		}
+		if len(recent) > 0 {
+			if _, err := db.Collection(logstore.CollRecent).InsertMany(ctx, recent, options.InsertMany().SetOrdered(false)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if i == 0 {
+			if err := st.SetRecentFrom(ctx, cut); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	if err := seeder.Insert(ctx, st); err != nil {
 		b.Fatal(err)
@@ -124,7 +150,26 @@ func benchQueries(b *testing.B, uri string, rows int) {
 		return err
 	})
 	measure("ui-logs-key-nocount", func() error {
-		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{KeyID: "key007", Limit: 50, Count: logapi.CountNone})
+		p, err := st.RequestLogs(ctx, logapi.RequestLogQuery{KeyID: "key007", Limit: 50, Count: logapi.CountNone})
+		if err == nil && len(p.Logs) != 50 {
+			return fmt.Errorf("key page = %d rows", len(p.Logs))
+		}
+		return err
+	})
+	measure("ui-logs-model-page1", func() error {
+		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Model: "gemini-2.5-pro", Limit: 50})
+		return err
+	})
+	measure("ui-logs-token-page1", func() error {
+		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{TokenID: "tok03", Limit: 50})
+		return err
+	})
+	measure("ui-logs-status-nocount", func() error {
+		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Status: 429, Limit: 50, Count: logapi.CountNone})
+		return err
+	})
+	measure("ui-logs-page10-nocount", func() error {
+		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Limit: 50, Offset: 450, Count: logapi.CountNone})
 		return err
 	})
 	measure("ui-error-logs-page1", func() error { // logs page and dashboard's recent errors

@@ -63,8 +63,12 @@ const recentTrimEvery = 2_000
 // behind the minute rollups).
 const (
 	recentProbes    = 3
-	recentMaxProbes = 30
+	recentMaxProbes = 60
 )
+
+// recentHourRows: an hour with at most this many requests is read at once
+// (h) rather than minute by minute, so a quiet store's walk is short.
+const recentHourRows = 1_000
 
 type recentState struct {
 	ID   string    `bson:"_id"`
@@ -76,7 +80,8 @@ type recent struct {
 	from      atomic.Int64 // the watermark last seen, Unix ms
 	sinceTrim atomic.Int64
 	trimming  sync.Mutex
-	rows      int // RecentRows, smaller in tests
+	rows      int   // RecentRows, smaller in tests
+	hourRows  int64 // recentHourRows, other in tests
 }
 
 // SetRecentRows replaces RecentRows (tests).
@@ -245,7 +250,8 @@ func (s *Store) deleteRecent(ctx context.Context, ids []string, all bool, before
 // needs rows before the watermark, or a trim moved it meanwhile.
 //
 // It walks the minutes with requests (minute rollups) newest first and reads
-// each with an equality on m plus the filters (one scan of the small table);
+// each with an equality on m plus the filters (one scan of the small table;
+// a quiet hour at once, by h);
 // a filter that is still short of the page after recentProbes minutes reads
 // the rest of the copy at once, which for a rare filter returns few rows.
 func (s *Store) recentPage(ctx context.Context, q logapi.RequestLogQuery, eq bson.M, need int) (rows []RequestLog, ok bool, err error) {
@@ -297,10 +303,30 @@ walk:
 			return nil, false, err
 		}
 		slices.SortFunc(mins, func(a, b Rollup) int { return cmp.Compare(b.ID, a.ID) })
+		mins = slices.DeleteFunc(mins, func(m Rollup) bool {
+			return m.Requests <= 0 || m.ID > MinuteBucket(top) || m.ID < MinuteBucket(low)
+		})
+		var inHour int64
 		for _, m := range mins {
-			if m.Requests <= 0 || m.ID > MinuteBucket(top) || m.ID < MinuteBucket(low) {
-				continue
+			inHour += m.Requests
+		}
+		if len(mins) > 1 && inHour <= s.recent.hourRows {
+			// A quiet hour: one read instead of a probe per minute.
+			if probes++; probes > recentMaxProbes {
+				return nil, false, nil
 			}
+			got, err := find(bson.M{"h": mongox.HourBucket(h)})
+			if err != nil {
+				return nil, false, err
+			}
+			got = slices.DeleteFunc(got, func(r RequestLog) bool { return !keep(r) })
+			slices.SortFunc(got, newestFirst)
+			if rows = append(rows, got...); len(rows) >= need {
+				break walk
+			}
+			continue
+		}
+		for _, m := range mins {
 			if probes++; probes > recentProbes && len(eq) > 0 {
 				// A rare filter: the rest of the copy, this minute and older.
 				got, err := find(bson.M{})
@@ -322,8 +348,7 @@ walk:
 			}
 			got = slices.DeleteFunc(got, func(r RequestLog) bool { return !keep(r) })
 			slices.SortFunc(got, newestFirst)
-			rows = append(rows, got...)
-			if len(rows) >= need {
+			if rows = append(rows, got...); len(rows) >= need {
 				break walk
 			}
 		}

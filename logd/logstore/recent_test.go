@@ -48,7 +48,16 @@ func bruteForce(t *testing.T, db *mongo.Database, q logapi.RequestLogQuery) (ids
 // exactly the rows and has_more of a brute-force listing, after trims that
 // move the watermark, deletes of every kind and retention.
 func TestRecentPagesMatchABruteForceListing(t *testing.T) {
+	for _, hourRows := range []int64{0, 1000} {
+		t.Run(fmt.Sprintf("hours of up to %d rows read at once", hourRows), func(t *testing.T) {
+			testRecentPages(t, hourRows)
+		})
+	}
+}
+
+func testRecentPages(t *testing.T, hourRows int64) {
 	st, db := newStore(t)
+	st.SetRecentHourRows(hourRows)
 	ctx := context.Background()
 	now := t0.Add(time.Hour)
 	st.SetClock(func() time.Time { return now })

@@ -49,7 +49,7 @@ func New(db *mongo.Database) *Store {
 		errHours:    db.Collection(CollErrorHours),
 		recentLogs:  db.Collection(CollRecent),
 		recentState: db.Collection(CollRecentState),
-		recent:      recent{rows: RecentRows},
+		recent:      recent{rows: RecentRows, hourRows: recentHourRows},
 		now:         time.Now,
 	}
 }
@@ -80,10 +80,11 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		s.errMinutes: {
 			{{Key: "h", Value: 1}},
 		},
-		// The walk reads a minute (m) or a filter's rows; trims and
+		// The walk reads a minute (m), an hour (h) or a filter's rows; trims and
 		// retention delete by m and t.
 		s.recentLogs: {
 			{{Key: "m", Value: 1}},
+			{{Key: "h", Value: 1}},
 			{{Key: "t", Value: -1}},
 			{{Key: "key_id", Value: 1}, {Key: "t", Value: -1}},
 		},
