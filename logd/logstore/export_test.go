@@ -81,7 +81,3 @@ func (s *Store) SetRecentFrom(ctx context.Context, from time.Time) error {
 
 // RecentFrom is the watermark.
 func (s *Store) RecentFrom(ctx context.Context) (time.Time, error) { return s.recentFrom(ctx) }
-
-// SetRecentHourRows sets the most requests an hour may have to be read at
-// once by the recent walk (0: minute by minute).
-func (s *Store) SetRecentHourRows(n int64) { s.recent.hourRows = n }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,55 +21,52 @@ import (
 
 // The recent request logs. FerretDB 1.24 on PostgreSQL scans the whole
 // table for every query (~600 ms at a million rows, whatever the filter) and
-// sorts in Go, so no query on request_logs can answer the logs page in time.
-// request_logs_recent holds a copy of every request log at or after a
-// watermark (request_logs_recent_state, _id "w"), about RecentRows of them:
-// the logs page's newest-first views (page 1..k, filtered first pages) read
-// this small table and fall back to request_logs for what lies before the
-// watermark.
+// sorts in Go; on SQLite it pushes down only a lone _id equality, so every
+// other query reads and decodes every row. No query on request_logs can
+// answer the logs page in time. So the newest request logs are copied, one
+// small collection per minute of their time (request_logs_recent_
+// <yyyymmddhhmm>), and newest-first pages read those minute by minute: a
+// read costs the rows of the minutes it reads, on every backend.
 //
-//   - InsertLogs copies each batch's rows into it (duplicates are no-ops),
-//     skipping rows already older than the watermark it knows;
-//   - every recentTrimEvery copied rows, the store raises the watermark to the
-//     start of the minute holding the RecentRows-th newest request (counted
-//     from the minute rollups), then deletes the copies of the minutes before
-//     it, one pushed-down equality on m each;
-//   - deletes and retention delete the copies too; a straggler (a row older
-//     than the watermark copied before the writer saw the watermark move) is
-//     ignored by readers and dropped by the daily retention;
-//   - readers take only copies at or after the watermark, and read the
-//     watermark again after the walk: a trim that moved it past the rows read
-//     sends the query to request_logs.
+//   - InsertLogs copies each batch's rows into their minutes' collections
+//     (duplicates are no-ops; the name follows from the row, so a retry or
+//     another replica writes the same place), skipping rows older than the
+//     watermark (request_logs_watermark, _id "w") it knows;
+//   - every recentTrimEvery copied rows, the store keeps the newest minutes
+//     holding about RecentRows requests (counted from the minute rollups; at
+//     most recentMinutes of them), raises the watermark to the oldest kept
+//     minute and drops the older collections: a drop, not row deletes;
+//   - the copy holds every request log at or after the watermark; deletes
+//     and retention delete the copies too; a copy older than the watermark
+//     (written by a writer that had not seen it move) is ignored by readers
+//     and dropped by the next trim;
+//   - readers take only copies at or after the watermark and read it again
+//     after the walk: a page that needs rows before it, or that a trim
+//     overtook, is read from request_logs.
 //
-// On MongoDB the same collections work (indexes on m and t); the copy costs
-// one more insert per request.
+// On MongoDB the same path runs (a small collection needs no index).
 
-// Recent-log collections.
+// Recent-log collections: the minute collections are named
+// CollRecentPrefix + "200601021504" (UTC).
 const (
-	CollRecent      = "request_logs_recent"
-	CollRecentState = "request_logs_recent_state"
+	CollRecentPrefix = "request_logs_recent_"
+	CollRecentState  = "request_logs_watermark"
 )
 
-// RecentRows is about how many request logs request_logs_recent keeps: a
-// probe scans it whole on FerretDB/PostgreSQL (~0.5 µs a row), and it must
-// hold a filtered first page for a busy filter.
+// RecentRows is about how many request logs the copy keeps: enough for a
+// filtered first page of a busy filter, and for page 1..k.
 const RecentRows = 20_000
+
+// recentMinutes bounds the minute collections kept (a quiet store).
+const recentMinutes = 240
 
 // recentTrimEvery is how many copied rows one store lets pass between trims.
 const recentTrimEvery = 2_000
 
-// recentProbes is how many minute probes a filtered walk makes before it
-// reads the rest of the recent logs at once (a rare filter); an unfiltered
-// walk falls back to request_logs after recentMaxProbes (rows deleted
-// behind the minute rollups).
-const (
-	recentProbes    = 3
-	recentMaxProbes = 60
-)
+const recentNameLayout = "200601021504"
 
-// recentHourRows: an hour with at most this many requests is read at once
-// (h) rather than minute by minute, so a quiet store's walk is short.
-const recentHourRows = 1_000
+// RecentColl is the copy collection of the minute holding t.
+func RecentColl(t time.Time) string { return CollRecentPrefix + t.UTC().Format(recentNameLayout) }
 
 type recentState struct {
 	ID   string    `bson:"_id"`
@@ -80,8 +78,7 @@ type recent struct {
 	from      atomic.Int64 // the watermark last seen, Unix ms
 	sinceTrim atomic.Int64
 	trimming  sync.Mutex
-	rows      int   // RecentRows, smaller in tests
-	hourRows  int64 // recentHourRows, other in tests
+	rows      int // RecentRows, smaller in tests
 }
 
 // SetRecentRows replaces RecentRows (tests).
@@ -112,23 +109,54 @@ func (s *Store) recentFrom(ctx context.Context) (time.Time, error) {
 	return st.From.UTC(), nil
 }
 
-// copyRecent copies inserted or redelivered rows into request_logs_recent,
-// and trims it now and then.
-func (s *Store) copyRecent(ctx context.Context, reqs []RequestLog) error {
-	w := s.recent.from.Load()
-	docs := make([]any, 0, len(reqs))
-	for i := range reqs {
-		if reqs[i].Time.UnixMilli() >= w {
-			docs = append(docs, &reqs[i])
+// raiseRecentFrom moves the watermark to t unless it is past it already.
+func (s *Store) raiseRecentFrom(ctx context.Context, t time.Time) error {
+	if _, err := s.recentState.UpdateOne(ctx, bson.M{"_id": "w"}, bson.M{"$max": bson.M{"from": t.UTC()}}); err != nil {
+		return fmt.Errorf("raise recent request log watermark: %w", err)
+	}
+	_, err := s.recentFrom(ctx)
+	return err
+}
+
+// recentMinutesStored lists the minutes with a copy collection, newest first.
+func (s *Store) recentMinutesStored(ctx context.Context) ([]time.Time, error) {
+	names, err := s.db.ListCollectionNames(ctx, bson.M{})
+	if err != nil {
+		return nil, fmt.Errorf("list recent request log collections: %w", err)
+	}
+	var out []time.Time
+	for _, n := range names {
+		rest, ok := strings.CutPrefix(n, CollRecentPrefix)
+		if !ok {
+			continue
+		}
+		if t, err := time.Parse(recentNameLayout, rest); err == nil {
+			out = append(out, t)
 		}
 	}
-	if len(docs) == 0 {
-		return nil
+	slices.SortFunc(out, func(a, b time.Time) int { return b.Compare(a) })
+	return out, nil
+}
+
+// copyRecent copies inserted or redelivered rows into their minutes'
+// collections, and trims the copy now and then.
+func (s *Store) copyRecent(ctx context.Context, reqs []RequestLog) error {
+	w := s.recent.from.Load()
+	byMinute := map[string][]any{}
+	n := 0
+	for i := range reqs {
+		if reqs[i].Time.UnixMilli() >= w {
+			c := RecentColl(reqs[i].Time)
+			byMinute[c] = append(byMinute[c], &reqs[i])
+			n++
+		}
 	}
-	if _, _, err := insertUnordered(ctx, s.recentLogs, docs); err != nil {
-		return fmt.Errorf("copy recent request logs: %w", err)
+	for c, docs := range byMinute {
+		if _, _, err := insertUnordered(ctx, s.db.Collection(c), docs); err != nil {
+			return fmt.Errorf("copy recent request logs: %w", err)
+		}
 	}
-	if s.recent.sinceTrim.Add(int64(len(docs))) < recentTrimEvery || !s.recent.trimming.TryLock() {
+	if n == 0 || s.recent.sinceTrim.Add(int64(n)) < recentTrimEvery || !s.recent.trimming.TryLock() {
 		return nil
 	}
 	defer s.recent.trimming.Unlock()
@@ -141,126 +169,105 @@ func (s *Store) copyRecent(ctx context.Context, reqs []RequestLog) error {
 	return nil
 }
 
-// TrimRecent raises the watermark to keep about RecentRows copies and
-// deletes the copies before it.
+// TrimRecent keeps the newest minutes holding about RecentRows requests
+// (at most recentMinutes minutes), raises the watermark to the oldest kept
+// one and drops the collections before it.
 func (s *Store) TrimRecent(ctx context.Context) error {
-	old, err := s.recentFrom(ctx)
-	if err != nil || old.IsZero() {
+	w, err := s.recentFrom(ctx)
+	if err != nil || w.IsZero() {
 		return err
 	}
-	now := s.now().UTC()
+	mins, err := s.recentMinutesStored(ctx)
+	if err != nil {
+		return err
+	}
+	counts := map[string]int64{}
+	read := map[string]bool{}
 	var seen int64
-	var cut time.Time
-	var drop []string // minutes with requests between the old and the new watermark
-	for h := now.Add(time.Hour).Truncate(time.Hour); !h.Before(old.Truncate(time.Hour)) && !h.Before(now.Add(-MinuteRollupAge)); h = h.Add(-time.Hour) {
-		mins, err := s.rollupDocsIn(ctx, s.minutes, bson.M{"h": mongox.HourBucket(h)})
-		if err != nil {
+	cut := w
+	for i, m := range mins {
+		if m.Before(w.Truncate(time.Minute)) {
+			break
+		}
+		if h := mongox.HourBucket(m); !read[h] {
+			read[h] = true
+			docs, err := s.rollupDocsIn(ctx, s.minutes, bson.M{"h": h})
+			if err != nil {
+				return err
+			}
+			for _, d := range docs {
+				counts[d.ID] = d.Requests
+			}
+		}
+		if seen += counts[MinuteBucket(m)]; seen >= int64(s.recent.rows) || i+1 >= recentMinutes {
+			cut = m
+			break
+		}
+	}
+	if cut.After(w) {
+		if err := s.raiseRecentFrom(ctx, cut); err != nil {
 			return err
 		}
-		slices.SortFunc(mins, func(a, b Rollup) int { return cmp.Compare(b.ID, a.ID) })
-		for _, m := range mins {
-			if m.Requests <= 0 || m.ID < MinuteBucket(old) {
-				continue
-			}
-			if !cut.IsZero() {
-				drop = append(drop, m.ID)
-				continue
-			}
-			if seen += m.Requests; seen >= int64(s.recent.rows) {
-				t, err := time.Parse("2006-01-02T15:04", m.ID)
-				if err != nil {
-					return fmt.Errorf("minute rollup %q: %w", m.ID, err)
-				}
-				cut = t
-			}
-		}
 	}
-	if cut.IsZero() || !cut.After(old) {
-		return nil
-	}
-	if _, err := s.recentState.UpdateOne(ctx, bson.M{"_id": "w"}, bson.M{"$max": bson.M{"from": cut}}); err != nil {
-		return fmt.Errorf("raise recent request log watermark: %w", err)
-	}
-	s.recent.from.Store(cut.UnixMilli())
-	// The old watermark's minute may hold rows before it: dropped too.
-	drop = append(drop, MinuteBucket(old))
-	for _, m := range slices.Compact(drop) {
-		if m >= MinuteBucket(cut) {
-			continue
-		}
-		if _, err := s.recentLogs.DeleteMany(ctx, bson.M{"m": m}); err != nil {
-			return fmt.Errorf("trim recent request logs of %s: %w", m, err)
+	return s.dropRecentBefore(ctx, mins, cut)
+}
+
+// dropRecentBefore drops the copy collections of the minutes (from mins)
+// before cut's minute.
+func (s *Store) dropRecentBefore(ctx context.Context, mins []time.Time, cut time.Time) error {
+	for _, m := range mins {
+		if m.Before(cut.Truncate(time.Minute)) {
+			if err := s.db.Collection(RecentColl(m)).Drop(ctx); err != nil {
+				return fmt.Errorf("drop recent request logs of %s: %w", MinuteBucket(m), err)
+			}
 		}
 	}
 	return nil
 }
 
-// deleteRecent deletes the copies of deleted request logs: by id one at a
-// time (an _id equality is pushed down; $in is not), or by filter.
+// deleteRecent deletes the copies of deleted request logs.
 func (s *Store) deleteRecent(ctx context.Context, ids []string, all bool, before time.Time) error {
+	mins, err := s.recentMinutesStored(ctx)
+	if err != nil {
+		return err
+	}
 	switch {
 	case all:
 		// Nothing is left before now: the watermark moves there, so a
-		// walk stops at once instead of probing the minutes of deleted rows.
-		if _, err := s.recentState.UpdateOne(ctx, bson.M{"_id": "w"}, bson.M{"$max": bson.M{"from": s.now().UTC()}}); err != nil {
-			return fmt.Errorf("raise recent request log watermark: %w", err)
+		// walk stops at once.
+		if err := s.raiseRecentFrom(ctx, s.now()); err != nil {
+			return err
 		}
-		if _, err := s.recentLogs.DeleteMany(ctx, bson.M{}); err != nil {
-			return fmt.Errorf("delete recent request logs: %w", err)
-		}
-		return nil
+		return s.dropRecentBefore(ctx, mins, s.now().Add(time.Hour))
 	case !before.IsZero():
-		if _, err := s.recentLogs.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": before.UTC()}}); err != nil {
+		if err := s.dropRecentBefore(ctx, mins, before); err != nil {
+			return err
+		}
+		if _, err := s.db.Collection(RecentColl(before)).DeleteMany(ctx, bson.M{"t": bson.M{"$lt": before.UTC()}}); err != nil {
 			return fmt.Errorf("delete recent request logs: %w", err)
 		}
 		return nil
 	}
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		next     = make(chan string)
-	)
-	for range min(lookupConcurrency, len(ids)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range next {
-				if _, err := s.recentLogs.DeleteOne(ctx, bson.M{"_id": id}); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("delete recent request log %s: %w", id, err)
-					}
-					mu.Unlock()
-				}
-			}
-		}()
+	for _, m := range mins {
+		if _, err := s.db.Collection(RecentColl(m)).DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}}); err != nil {
+			return fmt.Errorf("delete recent request logs of %s: %w", MinuteBucket(m), err)
+		}
 	}
-	for _, id := range ids {
-		next <- id
-	}
-	close(next)
-	wg.Wait()
-	return firstErr
+	return nil
 }
 
 // recentPage answers a newest-first request-log page (eq: the equality
-// filters, none or several) from request_logs_recent: the rows from offset
-// on, up to need-offset+... (the caller cuts). ok is false when the page
-// needs rows before the watermark, or a trim moved it meanwhile.
-//
-// It walks the minutes with requests (minute rollups) newest first and reads
-// each with an equality on m plus the filters (one scan of the small table;
-// a quiet hour at once, by h);
-// a filter that is still short of the page after recentProbes minutes reads
-// the rest of the copy at once, which for a rare filter returns few rows.
+// filters, none or several) from the copy: at least need rows unless fewer
+// exist, newest first from the first (the caller skips the offset). ok is
+// false when the page needs rows before the watermark, or a trim moved it
+// meanwhile. It reads the minutes newest first, each its own small
+// collection, with the filters.
 func (s *Store) recentPage(ctx context.Context, q logapi.RequestLogQuery, eq bson.M, need int) (rows []RequestLog, ok bool, err error) {
 	w, err := s.recentFrom(ctx)
 	if err != nil || w.IsZero() {
 		return nil, false, err
 	}
-	now := s.now().UTC()
-	top := now.Add(time.Hour) // rows stamped a little ahead of logd's clock
+	top := s.now().UTC().Add(time.Hour) // rows stamped a little ahead of logd's clock
 	if !q.To.IsZero() {
 		top = q.To.UTC()
 	}
@@ -268,96 +275,40 @@ func (s *Store) recentPage(ctx context.Context, q logapi.RequestLogQuery, eq bso
 	if !q.From.IsZero() && q.From.After(low) {
 		low = q.From.UTC()
 	}
-	rollupLow := now.Add(-MinuteRollupAge + time.Hour)
-	keep := func(r RequestLog) bool {
-		return !r.Time.Before(low) && r.Time.Before(top)
+	mins, err := s.recentMinutesStored(ctx)
+	if err != nil {
+		return nil, false, err
 	}
-	find := func(f bson.M) ([]RequestLog, error) {
+	complete := true // every row down to low was read
+	for _, m := range mins {
+		if !m.Before(top) || m.Add(time.Minute).Before(low) || m.Add(time.Minute).Equal(low) {
+			continue
+		}
+		if len(rows) >= need {
+			complete = false
+			break
+		}
+		f := bson.M{}
 		for k, v := range eq {
 			f[k] = v
 		}
-		cur, err := s.recentLogs.Find(ctx, f)
+		cur, err := s.db.Collection(RecentColl(m)).Find(ctx, f)
 		if err != nil {
-			return nil, fmt.Errorf("find recent request logs: %w", err)
+			return nil, false, fmt.Errorf("find recent request logs: %w", err)
 		}
 		var got []RequestLog
 		if err := cur.All(ctx, &got); err != nil {
-			return nil, fmt.Errorf("read recent request logs: %w", err)
+			return nil, false, fmt.Errorf("read recent request logs: %w", err)
 		}
-		return got, nil
-	}
-	newestFirst := func(a, b RequestLog) int { return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(b.ID, a.ID)) }
-	probes := 0
-	complete := false // every row down to low was read
-walk:
-	for h := top.Truncate(time.Hour); ; h = h.Add(-time.Hour) {
-		if h.Before(low.Truncate(time.Hour)) {
-			complete = true
-			break
-		}
-		if h.Before(rollupLow.Truncate(time.Hour)) {
-			break // no minute rollups this far back
-		}
-		mins, err := s.rollupDocsIn(ctx, s.minutes, bson.M{"h": mongox.HourBucket(h)})
-		if err != nil {
-			return nil, false, err
-		}
-		slices.SortFunc(mins, func(a, b Rollup) int { return cmp.Compare(b.ID, a.ID) })
-		mins = slices.DeleteFunc(mins, func(m Rollup) bool {
-			return m.Requests <= 0 || m.ID > MinuteBucket(top) || m.ID < MinuteBucket(low)
-		})
-		var inHour int64
-		for _, m := range mins {
-			inHour += m.Requests
-		}
-		if len(mins) > 1 && inHour <= s.recent.hourRows {
-			// A quiet hour: one read instead of a probe per minute.
-			if probes++; probes > recentMaxProbes {
-				return nil, false, nil
-			}
-			got, err := find(bson.M{"h": mongox.HourBucket(h)})
-			if err != nil {
-				return nil, false, err
-			}
-			got = slices.DeleteFunc(got, func(r RequestLog) bool { return !keep(r) })
-			slices.SortFunc(got, newestFirst)
-			if rows = append(rows, got...); len(rows) >= need {
-				break walk
-			}
-			continue
-		}
-		for _, m := range mins {
-			if probes++; probes > recentProbes && len(eq) > 0 {
-				// A rare filter: the rest of the copy, this minute and older.
-				got, err := find(bson.M{})
-				if err != nil {
-					return nil, false, err
-				}
-				got = slices.DeleteFunc(got, func(r RequestLog) bool { return r.Minute > m.ID || !keep(r) })
-				slices.SortFunc(got, newestFirst)
-				rows = append(rows, got...)
-				complete = true
-				break walk
-			}
-			if probes > recentMaxProbes {
-				return nil, false, nil
-			}
-			got, err := find(bson.M{"m": m.ID})
-			if err != nil {
-				return nil, false, err
-			}
-			got = slices.DeleteFunc(got, func(r RequestLog) bool { return !keep(r) })
-			slices.SortFunc(got, newestFirst)
-			if rows = append(rows, got...); len(rows) >= need {
-				break walk
-			}
-		}
+		got = slices.DeleteFunc(got, func(r RequestLog) bool { return r.Time.Before(low) || !r.Time.Before(top) })
+		slices.SortFunc(got, func(a, b RequestLog) int { return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(b.ID, a.ID)) })
+		rows = append(rows, got...)
 	}
 	if len(rows) < need && !(complete && !low.Equal(w)) {
 		// Short of the page: older rows may lie before the watermark.
 		return nil, false, nil
 	}
-	// A trim meanwhile may have deleted copies the walk still needed: the
+	// A trim meanwhile may have dropped copies the walk still needed: the
 	// rows down to the page's last one, or down to low for a short page.
 	w2, err := s.recentFrom(ctx)
 	if err != nil {

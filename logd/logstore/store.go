@@ -28,8 +28,8 @@ type Store struct {
 	// errMinutes and errHours index error logs by time (see errindex.go).
 	errMinutes *mongo.Collection
 	errHours   *mongo.Collection
-	// recentLogs copies the newest request logs (see recent.go).
-	recentLogs  *mongo.Collection
+	// recentState holds the watermark of the newest request logs' copy
+	// (see recent.go).
 	recentState *mongo.Collection
 	recent      recent
 	now         func() time.Time
@@ -47,9 +47,8 @@ func New(db *mongo.Database) *Store {
 		seconds:     db.Collection(CollSeconds),
 		errMinutes:  db.Collection(CollErrorMinutes),
 		errHours:    db.Collection(CollErrorHours),
-		recentLogs:  db.Collection(CollRecent),
 		recentState: db.Collection(CollRecentState),
-		recent:      recent{rows: RecentRows, hourRows: recentHourRows},
+		recent:      recent{rows: RecentRows},
 		now:         time.Now,
 	}
 }
@@ -79,14 +78,6 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		},
 		s.errMinutes: {
 			{{Key: "h", Value: 1}},
-		},
-		// The walk reads a minute (m), an hour (h) or a filter's rows; trims and
-		// retention delete by m and t.
-		s.recentLogs: {
-			{{Key: "m", Value: 1}},
-			{{Key: "h", Value: 1}},
-			{{Key: "t", Value: -1}},
-			{{Key: "key_id", Value: 1}, {Key: "t", Value: -1}},
 		},
 		s.rollups: {
 			// Every rollup query names the level (k, mo, tk, "*" for all) and an hour range or month.
