@@ -44,12 +44,25 @@ func (r *RollupSeeder) Add(rows []RequestLog) {
 	merge(r.secondly, sec)
 }
 
+// AddAttempts counts failed upstream attempts into the key-level rollups,
+// as Settle does for ingested error logs.
+func (r *RollupSeeder) AddAttempts(errs []ErrorLog) {
+	if r.hourly == nil {
+		r.hourly, r.minutely, r.secondly = map[string]*delta{}, map[string]*delta{}, map[string]*delta{}
+	}
+	ptrs := make([]*ErrorLog, len(errs))
+	for i := range errs {
+		ptrs[i] = &errs[i]
+	}
+	addAttempts(r.hourly, ptrs)
+}
+
 // Insert writes the rollups.
 func (r *RollupSeeder) Insert(ctx context.Context, s *Store) error {
 	docs := func(m map[string]*delta) []any {
 		out := make([]any, 0, len(m))
 		for id, d := range m {
-			out = append(out, Rollup{ID: id, Hour: d.hour, Day: d.hour[:10], Month: d.hour[:7], Key: d.key, Model: d.model, Token: d.token, Counters: d.c, Codes: d.codes})
+			out = append(out, Rollup{ID: id, Hour: d.hour, Day: d.hour[:10], Month: d.hour[:7], Key: d.key, Model: d.model, Token: d.token, Counters: d.c, Codes: d.codes, Attempts: d.acodes})
 		}
 		return out
 	}
