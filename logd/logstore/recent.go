@@ -238,7 +238,10 @@ func (s *Store) deleteRecent(ctx context.Context, ids []string, all bool, before
 		if err := s.raiseRecentFrom(ctx, s.now()); err != nil {
 			return err
 		}
-		return s.dropRecentBefore(ctx, mins, s.now().Add(time.Hour))
+		if len(mins) == 0 {
+			return nil
+		}
+		return s.dropRecentBefore(ctx, mins, mins[0].Add(time.Minute)) // every one
 	case !before.IsZero():
 		if err := s.dropRecentBefore(ctx, mins, before); err != nil {
 			return err
