@@ -80,11 +80,34 @@ func benchQueries(b *testing.B, uri string, rows int) {
 		if _, err := st.InsertLogs(ctx, "seed-errors", nil, errs); err != nil {
 			b.Fatal(err)
 		}
+		// Counted as Settle would, so attention sees the failed attempts.
+		seeder.AddAttempts(errs)
 		seeder.Add(batch)
+		// The recent copy holds the rows from the start of the minute of the
+		// RecentRows-th newest on, as trims leave it on a busy day.
+		cut := start.Add(time.Duration(max(rows-logstore.RecentRows, 0)) * step).Truncate(time.Minute)
+		recent := map[string][]any{}
+		for k := range batch {
+			if !batch[k].Time.Before(cut) {
+				c := logstore.RecentColl(batch[k].Time)
+				recent[c] = append(recent[c], &batch[k])
+			}
+		}
+		for c, docs := range recent {
+			if _, err := db.Collection(c).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if i == 0 {
+			if err := st.SetRecentFrom(ctx, cut); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	if err := seeder.Insert(ctx, st); err != nil {
 		b.Fatal(err)
 	}
+
 	b.Logf("seeded %d request logs with rollups in %s", rows, time.Since(seedStart).Round(time.Second))
 
 	measure := func(name string, f func() error) {
@@ -124,7 +147,26 @@ func benchQueries(b *testing.B, uri string, rows int) {
 		return err
 	})
 	measure("ui-logs-key-nocount", func() error {
-		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{KeyID: "key007", Limit: 50, Count: logapi.CountNone})
+		p, err := st.RequestLogs(ctx, logapi.RequestLogQuery{KeyID: "key007", Limit: 50, Count: logapi.CountNone})
+		if err == nil && len(p.Logs) != 50 {
+			return fmt.Errorf("key page = %d rows", len(p.Logs))
+		}
+		return err
+	})
+	measure("ui-logs-model-page1", func() error {
+		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Model: "gemini-2.5-pro", Limit: 50})
+		return err
+	})
+	measure("ui-logs-token-page1", func() error {
+		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{TokenID: "tok03", Limit: 50})
+		return err
+	})
+	measure("ui-logs-status-nocount", func() error {
+		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Status: 429, Limit: 50, Count: logapi.CountNone})
+		return err
+	})
+	measure("ui-logs-page10-nocount", func() error {
+		_, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Limit: 50, Offset: 450, Count: logapi.CountNone})
 		return err
 	})
 	measure("ui-error-logs-page1", func() error { // logs page and dashboard's recent errors

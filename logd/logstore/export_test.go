@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"context"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -43,12 +44,25 @@ func (r *RollupSeeder) Add(rows []RequestLog) {
 	merge(r.secondly, sec)
 }
 
+// AddAttempts counts failed upstream attempts into the key-level rollups,
+// as Settle does for ingested error logs.
+func (r *RollupSeeder) AddAttempts(errs []ErrorLog) {
+	if r.hourly == nil {
+		r.hourly, r.minutely, r.secondly = map[string]*delta{}, map[string]*delta{}, map[string]*delta{}
+	}
+	ptrs := make([]*ErrorLog, len(errs))
+	for i := range errs {
+		ptrs[i] = &errs[i]
+	}
+	addAttempts(r.hourly, ptrs)
+}
+
 // Insert writes the rollups.
 func (r *RollupSeeder) Insert(ctx context.Context, s *Store) error {
 	docs := func(m map[string]*delta) []any {
 		out := make([]any, 0, len(m))
 		for id, d := range m {
-			out = append(out, Rollup{ID: id, Hour: d.hour, Day: d.hour[:10], Month: d.hour[:7], Key: d.key, Model: d.model, Token: d.token, Counters: d.c, Codes: d.codes})
+			out = append(out, Rollup{ID: id, Hour: d.hour, Day: d.hour[:10], Month: d.hour[:7], Key: d.key, Model: d.model, Token: d.token, Counters: d.c, Codes: d.codes, Attempts: d.acodes})
 		}
 		return out
 	}
@@ -67,3 +81,16 @@ func (r *RollupSeeder) Insert(ctx context.Context, s *Store) error {
 	_, err := s.seconds.InsertMany(ctx, secs, options.InsertMany().SetOrdered(false))
 	return err
 }
+
+// SetRecentFrom moves the recent copy's watermark to from, as if the copy
+// had started then (tests and benchmarks seed rows before it).
+func (s *Store) SetRecentFrom(ctx context.Context, from time.Time) error {
+	_, err := s.recentState.UpdateOne(ctx, bson.M{"_id": "w"}, bson.M{"$set": bson.M{"from": from.UTC()}})
+	if err == nil {
+		s.recent.from.Store(from.UnixMilli())
+	}
+	return err
+}
+
+// RecentFrom is the watermark.
+func (s *Store) RecentFrom(ctx context.Context) (time.Time, error) { return s.recentFrom(ctx) }

@@ -92,14 +92,15 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 	page := logapi.RequestLogPage{}
 	// An exact count over a million rows is the slow part of a page (and
 	// FerretDB answers even an estimated count by reading every row): without
-	// filters the hourly rollups' request count stands in (auto), and a
-	// caller that pages by has_more asks for none.
+	// filters other than key, model and token the hourly rollups' request
+	// count stands in (auto), and a caller that pages by has_more asks for
+	// none.
 	switch q.Count {
 	case "", logapi.CountAuto, logapi.CountExact:
 		var total int64
 		var err error
-		if onlyTime(f) && q.Count != logapi.CountExact {
-			total, err = s.estimateRequests(ctx, q.From, q.To)
+		if dims, ok := rollupDims(f); ok && q.Count != logapi.CountExact {
+			total, err = s.estimateRequests(ctx, q.From, q.To, dims)
 		} else {
 			total, err = s.requests.CountDocuments(ctx, f)
 			page.TotalExact = true
@@ -114,10 +115,25 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 	}
 	var rows []RequestLog
 	fast := false
-	if onlyTime(f) && sortField == "t" && order == -1 {
-		var err error
-		if rows, fast, err = s.newestFirst(ctx, q, limit); err != nil {
+	if sortField == "t" && order == -1 {
+		// Newest first: the recent copy, then (no filter) the minute walk
+		// over request_logs, then the sorted query.
+		eq := bson.M{}
+		for k, v := range f {
+			if k != "t" {
+				eq[k] = v
+			}
+		}
+		all, ok, err := s.recentPage(ctx, q, eq, q.Offset+limit+1)
+		if err != nil {
 			return logapi.RequestLogPage{}, err
+		}
+		if ok {
+			rows, fast = all[min(q.Offset, len(all)):], true
+		} else if onlyTime(f) {
+			if rows, fast, err = s.newestFirst(ctx, q, limit); err != nil {
+				return logapi.RequestLogPage{}, err
+			}
 		}
 	}
 	if !fast {
@@ -320,19 +336,51 @@ func onlyTime(f bson.M) bool {
 	return len(f) == 0 || (len(f) == 1 && ranged)
 }
 
-// estimateRequests is the request count of the overall hourly rollups in
-// [from, to) (whole hours; all of them when from is zero). It overstates
+// rollupDims returns the rollup level of a request-log filter naming only
+// a time range and any of key, model and token; ok is false for any other
+// filter.
+func rollupDims(f bson.M) (lvl bson.M, ok bool) {
+	dims := map[string]string{}
+	for k, v := range f {
+		field := map[string]string{"key_id": "k", "model": "mo", "token_id": "tk"}[k]
+		s, isString := v.(string)
+		switch {
+		case k == "t":
+		case field != "" && isString:
+			dims[field] = s
+		default:
+			return nil, false
+		}
+	}
+	if len(dims) <= 1 {
+		return level(dims["k"], dims["mo"], dims["tk"]), true
+	}
+	// Two or three dimensions: the full-level rollups with those fixed,
+	// summed over the others (as Series does).
+	lvl = bson.M{}
+	for _, k := range []string{"k", "mo", "tk"} {
+		if v, set := dims[k]; set {
+			lvl[k] = v
+		} else {
+			lvl[k] = bson.M{"$ne": Any}
+		}
+	}
+	return lvl, true
+}
+
+// estimateRequests is the request count of the hourly rollups of level lvl
+// in [from, to) (whole hours; all of them when from is zero). It overstates
 // after logs were deleted while their rollups stay.
-func (s *Store) estimateRequests(ctx context.Context, from, to time.Time) (int64, error) {
+func (s *Store) estimateRequests(ctx context.Context, from, to time.Time, lvl bson.M) (int64, error) {
 	var docs []Rollup
 	var err error
 	if from.IsZero() {
-		docs, err = s.rollupDocs(ctx, level("", "", ""))
+		docs, err = s.rollupDocs(ctx, lvl)
 	} else {
 		if to.IsZero() {
 			to = s.now()
 		}
-		docs, err = s.hourDocs(ctx, level("", "", ""), from, to)
+		docs, err = s.hourDocs(ctx, lvl, from, to)
 	}
 	var n int64
 	for _, d := range docs {
@@ -353,6 +401,9 @@ func (s *Store) DeleteRequestLogs(ctx context.Context, q logapi.RequestLogDelete
 	res, err := s.requests.DeleteMany(ctx, f)
 	if err != nil {
 		return 0, fmt.Errorf("delete request logs: %w", err)
+	}
+	if err := s.deleteRecent(ctx, q.IDs, q.All, q.Before); err != nil {
+		return res.DeletedCount, err
 	}
 	return res.DeletedCount, nil
 }

@@ -64,8 +64,16 @@ func TestRequestLogPagesHaveMoreCountModesAndDeletes(t *testing.T) {
 		t.Fatalf("page 2 without count = %+v", p)
 	}
 	p, _ = st.RequestLogs(ctx, logapi.RequestLogQuery{Model: "m1", Limit: 3})
+	if total(p) != 3 || p.TotalExact || p.HasMore {
+		t.Fatalf("filtered by model = %+v, want a total estimated from the rollups and no more", p)
+	}
+	p, _ = st.RequestLogs(ctx, logapi.RequestLogQuery{Status: 200, Limit: 3})
 	if total(p) != 3 || !p.TotalExact || p.HasMore {
-		t.Fatalf("filtered = %+v, want an exact total and no more", p)
+		t.Fatalf("filtered by status = %+v, want an exact total and no more", p)
+	}
+	p, _ = st.RequestLogs(ctx, logapi.RequestLogQuery{Model: "m1", Limit: 3, Count: logapi.CountExact})
+	if total(p) != 3 || !p.TotalExact {
+		t.Fatalf("filtered by model, exact count = %+v", p)
 	}
 	if _, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Count: "maybe"}); err == nil {
 		t.Fatal("count=maybe accepted")

@@ -38,6 +38,17 @@ func (s *Store) Retain(ctx context.Context, set *config.Settings, now time.Time)
 			return out, fmt.Errorf("delete request logs before %s: %w", cut, err)
 		}
 		out.RequestLogs = res.DeletedCount
+		if err := s.deleteRecent(ctx, nil, false, cut); err != nil {
+			return out, err
+		}
+	}
+	// Copies older than the watermark (stragglers, see recent.go) go too.
+	if w, err := s.recentFrom(ctx); err != nil {
+		return out, err
+	} else if !w.IsZero() {
+		if err := s.deleteRecent(ctx, nil, false, w); err != nil {
+			return out, err
+		}
 	}
 	if set.AutoDeleteErrorLogsEnabled && set.AutoDeleteErrorLogsDays > 0 {
 		cut := now.AddDate(0, 0, -set.AutoDeleteErrorLogsDays)

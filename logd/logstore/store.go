@@ -28,22 +28,28 @@ type Store struct {
 	// errMinutes and errHours index error logs by time (see errindex.go).
 	errMinutes *mongo.Collection
 	errHours   *mongo.Collection
-	now        func() time.Time
+	// recentState holds the watermark of the newest request logs' copy
+	// (see recent.go).
+	recentState *mongo.Collection
+	recent      recent
+	now         func() time.Time
 }
 
 // New returns a Store on db. Call EnsureIndexes once at start.
 func New(db *mongo.Database) *Store {
 	return &Store{
-		db:         db,
-		requests:   db.Collection(CollRequests),
-		errors:     db.Collection(CollErrors),
-		rollups:    db.Collection(CollRollups),
-		batches:    db.Collection(CollBatches),
-		minutes:    db.Collection(CollMinutes),
-		seconds:    db.Collection(CollSeconds),
-		errMinutes: db.Collection(CollErrorMinutes),
-		errHours:   db.Collection(CollErrorHours),
-		now:        time.Now,
+		db:          db,
+		requests:    db.Collection(CollRequests),
+		errors:      db.Collection(CollErrors),
+		rollups:     db.Collection(CollRollups),
+		batches:     db.Collection(CollBatches),
+		minutes:     db.Collection(CollMinutes),
+		seconds:     db.Collection(CollSeconds),
+		errMinutes:  db.Collection(CollErrorMinutes),
+		errHours:    db.Collection(CollErrorHours),
+		recentState: db.Collection(CollRecentState),
+		recent:      recent{rows: RecentRows},
+		now:         time.Now,
 	}
 }
 
@@ -112,6 +118,9 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 				return fmt.Errorf("create index %s on %s: %w", indexName(k), coll.Name(), err)
 			}
 		}
+	}
+	if err := s.initRecent(ctx); err != nil {
+		return err
 	}
 	return s.backfillErrorIndex(ctx)
 }
@@ -208,6 +217,10 @@ func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog,
 		return nil, fmt.Errorf("insert request logs: %w", err)
 	}
 	p.Result.Inserted, p.Result.Duplicates = n, len(dupIdx)
+	// Duplicates too: a retried batch repairs a copy its first attempt missed.
+	if err := s.copyRecent(ctx, reqs); err != nil {
+		return nil, err
+	}
 	isDup := make(map[int]bool, len(dupIdx))
 	for _, i := range dupIdx {
 		isDup[i] = true

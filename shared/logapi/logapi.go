@@ -95,8 +95,9 @@ type RequestLogQuery struct {
 	Order   string    `json:"order,omitempty"`   // desc (default) or asc
 	Limit   int       `json:"limit,omitempty"`   // 1..1000, default 10
 	Offset  int       `json:"offset,omitempty"`
-	// Count is auto (default: the estimated collection count without
-	// filters, an exact count with them), exact, or none.
+	// Count is auto (default: estimated from the rollups without filters
+	// other than a time range, key, model and token; an exact count with
+	// others), exact, or none.
 	Count string `json:"count,omitempty"`
 }
 
