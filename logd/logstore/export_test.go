@@ -67,3 +67,6 @@ func (r *RollupSeeder) Insert(ctx context.Context, s *Store) error {
 	_, err := s.seconds.InsertMany(ctx, secs, options.InsertMany().SetOrdered(false))
 	return err
 }
+
+// SetFoldHook stops fold rounds between steps in tests (see Store.foldStep).
+func (s *Store) SetFoldHook(f func(step string) error) { s.foldHook = f }
