@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gemini-balance-go/edge/events"
 	"github.com/gemini-balance-go/edge/files"
 	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/relay"
@@ -91,7 +92,7 @@ func (h *handlers) modelAction(version, kind string) gin.HandlerFunc {
 // each event. After the first byte there is no failover: a failure ends the
 // stream with an error event and nothing already sent is repeated.
 func (h *handlers) stream(c *gin.Context, req *relay.Request) {
-	rec := record(c, req.Route, "")
+	rec := events.From(c.Request.Context()) // route and model named by modelAction
 	resp := h.Relay.Stream(c.Request.Context(), req)
 	if resp.Stream == nil {
 		writeResponse(c, resp)
