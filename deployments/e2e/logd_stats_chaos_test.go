@@ -33,16 +33,45 @@ import (
 // stored rows, and both equal what the load sent.
 func TestLogdReplicasKilledAtRandomKeepStatisticsExact(t *testing.T) {
 	statsUnderChaos(t, func(s *stack.Stack, rnd *rand.Rand, progress func() float64, wait func(float64)) {
+		// Kills do not wait for the restarts: the load is over in seconds.
+		var restarts sync.WaitGroup
+		var mu sync.Mutex
+		down := map[string]bool{}
 		for i := range 4 {
 			wait(float64(i+1)/6 + rnd.Float64()/12)
-			victim := []string{"logd", "logd-1"}[rnd.IntN(2)]
+			var up []string
+			for len(up) == 0 { // both may be restarting
+				mu.Lock()
+				for _, name := range []string{"logd", "logd-1"} {
+					if !down[name] {
+						up = append(up, name)
+					}
+				}
+				mu.Unlock()
+				if len(up) == 0 {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			victim := up[rnd.IntN(len(up))]
+			mu.Lock()
+			down[victim] = true
+			mu.Unlock()
 			t.Logf("kill -9 %s at %.0f%% of the load", victim, 100*progress())
 			s.Kill(victim)
-			time.Sleep(time.Duration(50+rnd.IntN(500)) * time.Millisecond)
-			if err := s.Launch(victim); err != nil {
-				t.Errorf("restart %s: %v", victim, err)
-			}
+			pause := time.Duration(50+rnd.IntN(500)) * time.Millisecond
+			restarts.Add(1)
+			go func() {
+				defer restarts.Done()
+				time.Sleep(pause)
+				if err := s.Launch(victim); err != nil {
+					t.Errorf("restart %s: %v", victim, err)
+				}
+				mu.Lock()
+				down[victim] = false
+				mu.Unlock()
+			}()
 		}
+		restarts.Wait()
 	})
 }
 
@@ -55,8 +84,10 @@ func TestStoreRestartedMidLoadKeepsStatisticsExact(t *testing.T) {
 		s.Kill("store")
 		wait(0.45)
 		victim := []string{"logd", "logd-1"}[rnd.IntN(2)]
+		t.Logf("kill -9 %s at %.0f%% of the load, the store still down", victim, 100*progress())
 		s.Kill(victim)
 		wait(0.6)
+		t.Logf("store and %s back at %.0f%% of the load", victim, 100*progress())
 		if err := s.Launch("store"); err != nil {
 			t.Errorf("restart store: %v", err)
 		}
@@ -74,7 +105,9 @@ func statsUnderChaos(t *testing.T, chaos func(s *stack.Stack, rnd *rand.Rand, pr
 	tokens := []string{"sk-e2e-chaos-token-one-0123456789abcdef", "sk-e2e-chaos-token-two-0123456789abcdef"}
 	s := stack.Start(t, stack.Options{Edges: 2, Logds: 2, Tokens: tokens, Without: []string{"admind", "schedulerd"},
 		// 503s must not disable keys: every request should reach the fake.
-		Env: map[string]string{"MAX_FAILURES": "1000000"}})
+		// What a killed logd held goes to the other one after 5 s, not 60.
+		Env: map[string]string{"MAX_FAILURES": "1000000", "LOGD_ACK_WAIT": "5"}})
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	seed := time.Now().UnixNano()
@@ -162,6 +195,7 @@ func statsUnderChaos(t *testing.T, chaos func(s *stack.Stack, rnd *rand.Rand, pr
 		}
 	}
 
+	t.Logf("load and chaos done after %s", time.Since(start).Round(time.Millisecond))
 	db := s.Mongo(t)
 	nc := s.NATS(t)
 	js, err := nc.JetStream()
@@ -186,6 +220,7 @@ func statsUnderChaos(t *testing.T, chaos func(s *stack.Stack, rnd *rand.Rand, pr
 		time.Sleep(250 * time.Millisecond)
 	}
 
+	t.Logf("backlog drained after %s", time.Since(start).Round(time.Millisecond))
 	rows := rowRollups(t, ctx, db)
 	// What logd answers right away (folded rollups plus parts not yet
 	// folded) per token, then the folded rollups themselves, level by level.
@@ -208,6 +243,7 @@ func statsUnderChaos(t *testing.T, chaos func(s *stack.Stack, rnd *rand.Rand, pr
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	t.Logf("parts folded after %s", time.Since(start).Round(time.Millisecond))
 	docs := storedRollups(t, ctx, db)
 	var ids []string
 	for id := range rows {

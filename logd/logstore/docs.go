@@ -30,6 +30,9 @@ const (
 	// CollFolded journals the folded parts, so a message redelivered after
 	// its part was folded is not counted again. Kept BatchJournalAge.
 	CollFolded = "rollup_folded"
+	// CollRounds holds the fold rounds (_id = zero-padded number); inserting
+	// one is how a fold claims its number. Kept BatchJournalAge.
+	CollRounds = "rollup_rounds"
 	// CollMinutes holds overall per-minute rollups (_id "2026-11-27T06:05"),
 	// so the dashboard windows (last minute, hour, 24 h) are exact without
 	// scanning more than a minute of raw logs. Kept MinuteRollupAge.

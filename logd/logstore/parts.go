@@ -71,8 +71,9 @@ type entry struct {
 	Counters `bson:",inline"`
 }
 
-// foldState is the fold state document: the number of the last round and,
-// while it runs, its parts.
+// foldState is a fold round (rollup_rounds) and, as a hint for queries, the
+// fold state document in CollParts: the newest round and, while it runs, its
+// parts.
 type foldState struct {
 	ID    string    `bson:"_id"`
 	N     int64     `bson:"n"`
@@ -307,27 +308,44 @@ const foldTakeover = 10 * time.Second
 // how many parts it folded; 0 when there was nothing to do or another fold
 // holds the round. Any number of Folds may run at once, anywhere, and any may
 // die at any point: a round finished twice counts once.
+//
+// A round starts by inserting its document (rollup_rounds, _id = its
+// number): the one insert that wins owns the number, which no update-based
+// compare-and-set on FerretDB guarantees. Round n+1 is started only once
+// round n is done, so the numbers order the rounds.
 func (s *Store) Fold(ctx context.Context) (int, error) {
-	var st foldState
-	err := s.parts.FindOne(ctx, bson.M{"_id": foldStateID}).Decode(&st)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		st = foldState{ID: foldStateID, Done: true, Parts: []string{}, At: s.now().UTC()}
-		if _, _, err := insertUnordered(ctx, s.parts, []any{st}); err != nil {
-			return 0, fmt.Errorf("create fold state: %w", err)
-		}
-		err = s.parts.FindOne(ctx, bson.M{"_id": foldStateID}).Decode(&st)
-	}
-	if err != nil {
+	var hint foldState
+	err := s.parts.FindOne(ctx, bson.M{"_id": foldStateID}).Decode(&hint)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 		return 0, fmt.Errorf("read fold state: %w", err)
 	}
-	if !st.Done {
+	// The newest round: the hint's, or a later one whose starter has not
+	// updated the hint yet.
+	var last *foldState
+	n := hint.N
+	if n > 0 {
+		if last, err = s.round(ctx, n); err != nil {
+			return 0, err
+		}
+	}
+	for {
+		next, err := s.round(ctx, n+1)
+		if err != nil {
+			return 0, err
+		}
+		if next == nil {
+			break
+		}
+		last, n = next, n+1
+	}
+	if last != nil && !last.Done {
 		s.mu.Lock()
-		mine := s.rounds[st.N]
+		mine := s.rounds[last.N]
 		s.mu.Unlock()
-		if !mine && s.now().Sub(st.At) < foldTakeover {
+		if !mine && s.now().Sub(last.At) < foldTakeover {
 			return 0, nil
 		}
-		return s.finishRound(ctx, st)
+		return s.finishRound(ctx, *last)
 	}
 	cur, err := s.parts.Find(ctx, bson.M{"_id": bson.M{"$ne": foldStateID}},
 		options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(maxPartsPerRound))
@@ -343,23 +361,64 @@ func (s *Store) Fold(ctx context.Context) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	next := foldState{ID: foldStateID, N: st.N + 1, Parts: make([]string, len(ids)), At: s.now().UTC()}
+	next := foldState{ID: roundID(n + 1), N: n + 1, Parts: make([]string, len(ids)), At: s.now().UTC()}
 	for i, d := range ids {
 		next.Parts[i] = d.ID
 	}
 	slices.Sort(next.Parts)
-	res, err := s.parts.UpdateOne(ctx, bson.M{"_id": foldStateID, "n": st.N, "done": true},
-		bson.M{"$set": bson.M{"n": next.N, "done": false, "parts": next.Parts, "at": next.At}})
-	if err != nil {
+	if _, err := s.roundsColl.InsertOne(ctx, next); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return 0, nil // another fold started it
+		}
 		return 0, fmt.Errorf("start fold round %d: %w", next.N, err)
-	}
-	if res.ModifiedCount == 0 {
-		return 0, nil // another fold started it
 	}
 	s.mu.Lock()
 	s.rounds[next.N] = true
 	s.mu.Unlock()
+	if err := s.setHint(ctx, next); err != nil {
+		return 0, err
+	}
 	return s.finishRound(ctx, next)
+}
+
+// roundID is the _id of round n: zero-padded, so _id order is round order.
+func roundID(n int64) string { return fmt.Sprintf("%015d", n) }
+
+// round reads round n; nil when it does not exist.
+func (s *Store) round(ctx context.Context, n int64) (*foldState, error) {
+	var r foldState
+	err := s.roundsColl.FindOne(ctx, bson.M{"_id": roundID(n)}).Decode(&r)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read fold round %d: %w", n, err)
+	}
+	return &r, nil
+}
+
+// setHint copies a round's state into the fold state document that queries
+// read with the parts (see view). It only moves forward, as far as FerretDB's
+// non-atomic conditional update allows: a hint that lags makes a query read
+// again (view.stale), it never changes what a fold counts.
+func (s *Store) setHint(ctx context.Context, r foldState) error {
+	parts := r.Parts
+	if r.Done {
+		parts = []string{}
+	}
+	set := bson.M{"$set": bson.M{"n": r.N, "done": r.Done, "parts": parts, "at": r.At}}
+	res, err := s.parts.UpdateOne(ctx, bson.M{"_id": foldStateID, "n": bson.M{"$lte": r.N}}, set)
+	if err == nil && res.MatchedCount == 0 {
+		_, err = s.parts.UpdateOne(ctx, bson.M{"_id": foldStateID}, bson.M{"$setOnInsert": bson.M{"n": r.N, "done": r.Done, "parts": parts, "at": r.At}},
+			options.UpdateOne().SetUpsert(true))
+		if mongo.IsDuplicateKeyError(err) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("update fold state: %w", err)
+	}
+	return nil
 }
 
 // finishRound applies round st to the rollups, journals its parts, deletes
@@ -447,9 +506,13 @@ func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
 			return 0, err
 		}
 	}
-	if _, err := s.parts.UpdateOne(ctx, bson.M{"_id": foldStateID, "n": st.N},
+	if _, err := s.roundsColl.UpdateOne(ctx, bson.M{"_id": roundID(st.N)},
 		bson.M{"$set": bson.M{"done": true, "parts": []string{}}}); err != nil {
 		return 0, fmt.Errorf("finish fold round %d: %w", st.N, err)
+	}
+	st.Done = true
+	if err := s.setHint(ctx, st); err != nil {
+		return 0, err
 	}
 	s.mu.Lock()
 	delete(s.rounds, st.N)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,4 +241,39 @@ func TestMessageRedeliveredAfterItsRowsWereDeletedCountsOnce(t *testing.T) {
 		t.Fatalf("overall rollup = %+v, want 2 requests", r)
 	}
 	checkExact(t, "after the fold", st, db)
+}
+
+// Two replicas fold at the same time, again and again, while messages keep
+// arriving: each part is counted once.
+func TestConcurrentFoldsCountEachPartOnce(t *testing.T) {
+	st, db := newStore(t)
+	other := logstore.New(db)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, f := range []*logstore.Store{st, other, st, other} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if _, err := f.Fold(ctx); err != nil && ctx.Err() == nil {
+					t.Errorf("fold: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 60; i++ {
+		if _, err := st.Write(context.Background(), "w", message(fmt.Sprint("m", i, "a"), fmt.Sprint("m", i, "b")), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	foldAll(t, st)
+	foldAll(t, other)
+	checkExact(t, "after concurrent folds", st, db)
+	if r := rollup(t, db, "2026-11-27T06|*|*|*"); r.Requests != 120 {
+		t.Fatalf("overall rollup = %d requests, want 120", r.Requests)
+	}
 }

@@ -73,5 +73,8 @@ func (s *Store) Retain(ctx context.Context, set *config.Settings, now time.Time)
 		return out, fmt.Errorf("delete folded parts journal: %w", err)
 	}
 	out.Batches = res.DeletedCount
+	if _, err := s.roundsColl.DeleteMany(ctx, bson.M{"at": bson.M{"$lt": now.Add(-BatchJournalAge)}}); err != nil {
+		return out, fmt.Errorf("delete old fold rounds: %w", err)
+	}
 	return out, nil
 }

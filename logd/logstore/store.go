@@ -22,12 +22,14 @@ type Store struct {
 	requests *mongo.Collection
 	errors   *mongo.Collection
 	rollups  *mongo.Collection
-	// parts holds the rollup parts not yet folded and the fold state;
-	// folded journals the folded ones (see parts.go).
-	parts   *mongo.Collection
-	folded  *mongo.Collection
-	minutes *mongo.Collection
-	seconds *mongo.Collection
+	// parts holds the rollup parts not yet folded and the fold state hint;
+	// folded journals the folded ones; roundsColl holds the fold rounds
+	// (see parts.go).
+	parts      *mongo.Collection
+	folded     *mongo.Collection
+	roundsColl *mongo.Collection
+	minutes    *mongo.Collection
+	seconds    *mongo.Collection
 	// errMinutes and errHours index error logs by time (see errindex.go).
 	errMinutes *mongo.Collection
 	errHours   *mongo.Collection
@@ -49,6 +51,7 @@ func New(db *mongo.Database) *Store {
 		rollups:    db.Collection(CollRollups),
 		parts:      db.Collection(CollParts),
 		folded:     db.Collection(CollFolded),
+		roundsColl: db.Collection(CollRounds),
 		minutes:    db.Collection(CollMinutes),
 		seconds:    db.Collection(CollSeconds),
 		errMinutes: db.Collection(CollErrorMinutes),
@@ -92,6 +95,9 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		},
 		s.folded: {
 			{{Key: "t", Value: 1}},
+		},
+		s.roundsColl: {
+			{{Key: "at", Value: 1}},
 		},
 		s.minutes: {
 			{{Key: "h", Value: 1}},
