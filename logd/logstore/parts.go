@@ -296,7 +296,7 @@ func parallelLimit(n, limit int, f func(i int) error) error {
 }
 
 // maxPartsPerRound bounds the parts one fold round takes.
-const maxPartsPerRound = 2000
+const maxPartsPerRound = 500
 
 // foldTakeover is how old an unfinished round must be before another fold
 // finishes it rather than leave it to the one that started it. Finishing it
@@ -429,17 +429,31 @@ func (s *Store) setHint(ctx context.Context, r foldState) error {
 //   - parts are deleted only after every rollup document has the round, so a
 //     second runner that finds fewer parts has nothing left to apply.
 func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
-	cur, err := s.parts.Find(ctx, bson.M{"_id": bson.M{"$in": st.Parts}})
+	// One _id lookup per part: FerretDB pushes an _id equality down, an
+	// $in it evaluates over the whole collection.
+	found := make([]*part, len(st.Parts))
+	err := parallelLimit(len(st.Parts), lookupConcurrency, func(i int) error {
+		var p part
+		err := s.parts.FindOne(ctx, bson.M{"_id": st.Parts[i]}).Decode(&p)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			return nil // deleted by whoever finished the round first
+		case err != nil:
+			return fmt.Errorf("read rollup part %s: %w", st.Parts[i], err)
+		}
+		found[i] = &p
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("read rollup parts: %w", err)
+		return 0, err
 	}
 	var parts []part
-	if err := cur.All(ctx, &parts); err != nil {
-		return 0, fmt.Errorf("read rollup parts: %w", err)
-	}
-	ids := make([]string, len(parts))
-	for i, p := range parts {
-		ids[i] = p.ID
+	var ids []string
+	for _, p := range found {
+		if p != nil {
+			parts = append(parts, *p)
+			ids = append(ids, p.ID)
+		}
 	}
 	journaled, err := s.foldedParts(ctx, ids)
 	if err != nil {
@@ -499,8 +513,13 @@ func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
 		if err := s.foldStep("journaled"); err != nil {
 			return 0, err
 		}
-		if _, err := s.parts.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}}); err != nil {
-			return 0, fmt.Errorf("delete folded parts: %w", err)
+		if err := parallelLimit(len(ids), lookupConcurrency, func(i int) error {
+			if _, err := s.parts.DeleteOne(ctx, bson.M{"_id": ids[i]}); err != nil {
+				return fmt.Errorf("delete folded part %s: %w", ids[i], err)
+			}
+			return nil
+		}); err != nil {
+			return 0, err
 		}
 		if err := s.foldStep("deleted"); err != nil {
 			return 0, err
