@@ -375,9 +375,6 @@ func (s *Store) Fold(ctx context.Context) (int, error) {
 	s.mu.Lock()
 	s.rounds[next.N] = true
 	s.mu.Unlock()
-	if err := s.setHint(ctx, next); err != nil {
-		return 0, err
-	}
 	return s.finishRound(ctx, next)
 }
 
@@ -429,6 +426,11 @@ func (s *Store) setHint(ctx context.Context, r foldState) error {
 //   - parts are deleted only after every rollup document has the round, so a
 //     second runner that finds fewer parts has nothing left to apply.
 func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
+	// Queries learn of the round before any rollup document has it (the
+	// starter may have died before telling them).
+	if err := s.setHint(ctx, st); err != nil {
+		return 0, err
+	}
 	// One _id lookup per part: FerretDB pushes an _id equality down, an
 	// $in it evaluates over the whole collection.
 	found := make([]*part, len(st.Parts))
