@@ -2,10 +2,10 @@
 // error events arrive in batch messages (bus.RequestBatch, bus.ErrorBatch)
 // through Watermill from durable JetStream consumers. Messages are gathered
 // into write batches by size and time; several writers insert the logs of
-// different batches at once, and one rollup stage applies the rollups of
-// every inserted batch that waits as one round, journals the batches and only
-// then acknowledges their messages. Under load a round merges more batches,
-// so the rollup upserts per event drop.
+// different batches at once, then write each message's rollup part (its _id
+// derived from the message's event ids, so a redelivery to any replica makes
+// the same part and counts nothing twice) and only then acknowledge the
+// messages. A fold loop compacts the parts into the rollups (logstore.Fold).
 //
 // A message that cannot be parsed goes to the dead-letter subject whole with
 // the reason; an event inside a valid batch that fails validation goes there
@@ -36,11 +36,13 @@ import (
 )
 
 // Writer stores batches idempotently in two steps (logstore.Store): InsertLogs
-// may run for several batches at once; Settle applies the rollups of inserted
-// batches and journals them, one round at a time.
+// stores the rows, tagged with their message's part; Settle writes the parts.
+// Both may run for several batches at once. Fold compacts written parts into
+// the rollups; any number may run at once, on any replica.
 type Writer interface {
 	InsertLogs(ctx context.Context, batch string, reqs []logstore.RequestLog, errs []logstore.ErrorLog) (*logstore.Pending, error)
-	Settle(ctx context.Context, round string, ps []*logstore.Pending, inFlight func(batch string) bool) error
+	Settle(ctx context.Context, p *logstore.Pending) error
+	Fold(ctx context.Context) (int, error)
 }
 
 // Consumer names. Each is a durable push consumer on GB_EVENTS with a deliver
@@ -66,6 +68,7 @@ type Options struct {
 	AckWait         time.Duration // redelivery delay of an unacknowledged message; default 60s
 	MaxBackoff      time.Duration // cap of the retry backoff while MongoDB fails; default 5s
 	BacklogEvery    time.Duration // consumer-info poll period for the backlog gauge; default 5s
+	FoldEvery       time.Duration // pause between fold passes over the rollup parts; default 1s
 }
 
 func (o *Options) defaults() {
@@ -100,6 +103,9 @@ func (o *Options) defaults() {
 	if o.BacklogEvery <= 0 {
 		o.BacklogEvery = 5 * time.Second
 	}
+	if o.FoldEvery <= 0 {
+		o.FoldEvery = time.Second
+	}
 }
 
 // Deps are what the ingester needs. Conn must be a connection of its own:
@@ -112,7 +118,7 @@ type Deps struct {
 	Metrics *Metrics
 }
 
-// Ingester runs the consumers, the batcher, the log writers and the rollup stage.
+// Ingester runs the consumers, the batcher, the log writers and the fold loop.
 type Ingester struct {
 	opt  Options
 	deps Deps
@@ -124,18 +130,11 @@ type Ingester struct {
 	// redelivered copy of one (AckWait passed while the store was slow)
 	// waits for the first and is settled with it, not stored again.
 	msgs map[string]*unit
-	// batches holds the batches not yet journaled nor given up: a duplicate
-	// row tagged with one of them is counted by that batch (Store.Settle).
-	batches map[string]bool
 	// done remembers the messages stored lately (bounded, oldest dropped
 	// first): a delivery of one again means its ack was lost, and it is
 	// acknowledged without being stored again.
 	done      map[string]bool
 	doneOrder []string
-	// settled collects inserted batches waiting for the rollup stage.
-	settled []*batch
-	closed  bool // no more batches come to the rollup stage
-	wake    chan struct{}
 }
 
 // New returns an Ingester; Run starts it.
@@ -150,7 +149,7 @@ func New(opt Options, deps Deps) *Ingester {
 		m = NewMetrics(nil)
 	}
 	return &Ingester{opt: opt, deps: deps, log: log, m: m,
-		msgs: map[string]*unit{}, batches: map[string]bool{}, done: map[string]bool{}, wake: make(chan struct{}, 1)}
+		msgs: map[string]*unit{}, done: map[string]bool{}}
 }
 
 // unit is one message and the events it carries.
@@ -166,11 +165,10 @@ func (u *unit) events() int { return len(u.reqs) + len(u.errs) }
 
 // batch is what one log insert writes.
 type batch struct {
-	id      string
-	units   []*unit
-	events  int
-	start   time.Time
-	pending *logstore.Pending
+	id     string
+	units  []*unit
+	events int
+	start  time.Time
 }
 
 // Run consumes until ctx ends. On return every stored message is
@@ -253,8 +251,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 	resume()
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); in.pollBacklog(ctx) }()
+	go func() { defer wg.Done(); in.foldLoop(ctx) }()
 
 	// The hand-over to the writers is unbuffered: while every writer is busy
 	// the batcher keeps filling the next batch up to BatchSize.
@@ -269,9 +268,6 @@ func (in *Ingester) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	rollupDone := make(chan struct{})
-	go func() { defer close(rollupDone); in.rollups(ctx) }()
-
 	in.batchMessages(ctx, reqCh, errCh, toWrite)
 	// Messages that still arrive are handed back at once (a nack, redelivered
 	// after NakDelay) until the subscriptions close, instead of waiting out
@@ -279,8 +275,6 @@ func (in *Ingester) Run(ctx context.Context) error {
 	go nackAll(reqCh, errCh)
 	close(toWrite)
 	writers.Wait()
-	in.closeQueue()
-	<-rollupDone
 	wg.Wait()
 	return nil
 }
@@ -333,9 +327,6 @@ func (in *Ingester) batchMessages(ctx context.Context, reqCh, errCh <-chan *mess
 					toWrite <- b
 				}
 			}
-			if len(cur.units) == 0 {
-				in.untrack(cur.id)
-			}
 			return
 		case send <- cur:
 			cur, due = in.newBatch(), false
@@ -380,21 +371,7 @@ func nackAll(chs ...<-chan *message.Message) {
 	wg.Wait()
 }
 
-// newBatch starts a batch and marks it in flight: from then on a duplicate
-// row tagged with it is left for it to count (see Store.Settle).
-func (in *Ingester) newBatch() *batch {
-	b := &batch{id: watermill.NewULID()}
-	in.mu.Lock()
-	in.batches[b.id] = true
-	in.mu.Unlock()
-	return b
-}
-
-func (in *Ingester) untrack(batch string) {
-	in.mu.Lock()
-	delete(in.batches, batch)
-	in.mu.Unlock()
-}
+func (in *Ingester) newBatch() *batch { return &batch{id: watermill.NewULID()} }
 
 func (in *Ingester) batchOf(u *unit) *batch {
 	if u == nil {
@@ -403,12 +380,6 @@ func (in *Ingester) batchOf(u *unit) *batch {
 	b := in.newBatch()
 	b.units, b.events = []*unit{u}, u.events()
 	return b
-}
-
-func (in *Ingester) inFlight(batch string) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.batches[batch]
 }
 
 // kickStalled re-issues the short pause for a consumer that has a backlog
@@ -628,8 +599,28 @@ func (in *Ingester) parse(ctx context.Context, m *message.Message, isRequest boo
 	return u
 }
 
-// hold notes u as in flight until finish.
+// hold tags u's rows with the message's rollup part and notes u as in
+// flight until finish. The part id depends only on the event ids, so every
+// replica and every redelivery tags the message alike (logstore.PartID).
 func (in *Ingester) hold(u *unit) {
+	ids := make([]string, 0, u.events())
+	kind := "r"
+	for i := range u.reqs {
+		ids = append(ids, u.reqs[i].ID)
+	}
+	if len(u.errs) > 0 {
+		kind = "e"
+		for i := range u.errs {
+			ids = append(ids, u.errs[i].ID)
+		}
+	}
+	part := logstore.PartID(kind, ids)
+	for i := range u.reqs {
+		u.reqs[i].Batch = part
+	}
+	for i := range u.errs {
+		u.errs[i].Batch = part
+	}
 	in.mu.Lock()
 	in.msgs[u.key] = u
 	in.mu.Unlock()
@@ -705,9 +696,10 @@ func (in *Ingester) publishDeadLetter(ctx context.Context, subject, id, reason s
 	return nil
 }
 
-// insert stores a batch's logs, retrying with backoff until MongoDB takes
-// them, and queues the batch for the rollup stage. Only a stop ends the
-// retries; the messages then stay unacknowledged and are redelivered.
+// insert stores a batch's logs, then its rollup parts, retrying each with
+// backoff until MongoDB takes it, and acknowledges the batch's messages. Only
+// a stop ends the retries; the messages then stay unacknowledged and are
+// redelivered.
 func (in *Ingester) insert(ctx context.Context, b *batch) {
 	var reqs []logstore.RequestLog
 	var errs []logstore.ErrorLog
@@ -716,22 +708,67 @@ func (in *Ingester) insert(ctx context.Context, b *batch) {
 		errs = append(errs, u.errs...)
 	}
 	b.start = time.Now()
+	var p *logstore.Pending
 	err := in.retry(ctx, "insert logs", b.id, b.events, func(wctx context.Context) error {
-		p, err := in.deps.Store.InsertLogs(wctx, b.id, reqs, errs)
-		b.pending = p
+		var err error
+		p, err = in.deps.Store.InsertLogs(wctx, b.id, reqs, errs)
 		return err
 	})
+	if err == nil {
+		err = in.retry(ctx, "write rollup parts", b.id, b.events, func(wctx context.Context) error {
+			return in.deps.Store.Settle(wctx, p)
+		})
+	}
 	if err != nil {
 		in.finish(b, false)
 		return
 	}
-	in.m.writeSeconds.Observe(time.Since(b.start).Seconds())
+	took := time.Since(b.start)
+	in.m.writeSeconds.Observe(took.Seconds())
 	in.m.batchSize.Observe(float64(b.events))
-	in.log.Debug("logs inserted", "batch", b.id, "events", b.events, "took", time.Since(b.start))
-	in.mu.Lock()
-	in.settled = append(in.settled, b)
-	in.mu.Unlock()
-	in.signal()
+	in.m.lastWrite.SetToCurrentTime()
+	res := p.Result
+	in.m.events.WithLabelValues("request", "inserted").Add(float64(res.Inserted))
+	in.m.events.WithLabelValues("request", "duplicate").Add(float64(res.Duplicates))
+	in.m.events.WithLabelValues("error", "inserted").Add(float64(res.Errors))
+	in.log.Debug("batch stored", "batch", b.id, "events", b.events, "inserted", res.Inserted,
+		"duplicates", res.Duplicates, "rolled", res.Rolled, "took", took)
+	in.finish(b, true)
+}
+
+// foldLoop folds the rollup parts into the rollups every FoldEvery, until
+// none is left, on every replica at once: the store lets one round run at a
+// time and finishes a dead replica's round. A failed pass is retried on the
+// next tick; the parts stay counted by queries meanwhile.
+func (in *Ingester) foldLoop(ctx context.Context) {
+	t := time.NewTicker(in.opt.FoldEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			start := time.Now()
+			fctx, cancel := context.WithTimeout(ctx, time.Minute)
+			n, err := in.deps.Store.Fold(fctx)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					in.m.writeFailures.Inc()
+					in.log.Warn("fold rollup parts failed; retrying on the next tick", "err", err)
+				}
+				break
+			}
+			if n == 0 {
+				break
+			}
+			in.m.foldSeconds.Observe(time.Since(start).Seconds())
+			in.m.foldParts.Observe(float64(n))
+			in.log.Debug("rollup parts folded", "parts", n, "took", time.Since(start))
+		}
+	}
 }
 
 // retry runs op until it succeeds or ctx ends (then it returns ctx's error).
@@ -757,76 +794,6 @@ func (in *Ingester) retry(ctx context.Context, what, id string, events int, op f
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, in.opt.MaxBackoff)
-	}
-}
-
-// rollups is the one rollup stage: it takes every inserted batch that
-// waits, applies their rollups as one round (retried with the same round id
-// until it succeeds, before the next round starts: the store's guard relies
-// on that), then acknowledges their messages. It returns once the writers
-// are done and nothing waits.
-func (in *Ingester) rollups(ctx context.Context) {
-	for {
-		bs, open := in.takeSettled()
-		if len(bs) == 0 {
-			if !open {
-				return
-			}
-			<-in.wake
-			continue
-		}
-		round := watermill.NewULID()
-		ps := make([]*logstore.Pending, len(bs))
-		events := 0
-		for i, b := range bs {
-			ps[i] = b.pending
-			events += b.events
-		}
-		start := time.Now()
-		err := in.retry(ctx, "rollup round", round, events, func(wctx context.Context) error {
-			return in.deps.Store.Settle(wctx, round, ps, in.inFlight)
-		})
-		if err == nil {
-			in.log.Debug("rollup round applied", "round", round, "batches", len(bs), "events", events, "took", time.Since(start))
-			in.m.roundSeconds.Observe(time.Since(start).Seconds())
-			in.m.roundBatches.Observe(float64(len(bs)))
-			in.m.lastWrite.SetToCurrentTime()
-		}
-		for _, b := range bs {
-			if err == nil {
-				res := b.pending.Result
-				in.m.events.WithLabelValues("request", "inserted").Add(float64(res.Inserted))
-				in.m.events.WithLabelValues("request", "duplicate").Add(float64(res.Duplicates))
-				in.m.events.WithLabelValues("error", "inserted").Add(float64(res.Errors))
-				in.log.Debug("batch stored", "batch", b.id, "round", round, "events", b.events, "inserted", res.Inserted,
-					"duplicates", res.Duplicates, "rolled", res.Rolled, "took", time.Since(b.start))
-			}
-			in.finish(b, err == nil)
-		}
-	}
-}
-
-// takeSettled returns the inserted batches waiting, and whether more may come.
-func (in *Ingester) takeSettled() ([]*batch, bool) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	bs := in.settled
-	in.settled = nil
-	return bs, !in.closed
-}
-
-// closeQueue tells the rollup stage no more batches come.
-func (in *Ingester) closeQueue() {
-	in.mu.Lock()
-	in.closed = true
-	in.mu.Unlock()
-	in.signal()
-}
-
-func (in *Ingester) signal() {
-	select {
-	case in.wake <- struct{}{}:
-	default:
 	}
 }
 
@@ -858,7 +825,6 @@ func (in *Ingester) finish(b *batch, stored bool) {
 			in.remember(u.key)
 		}
 	}
-	delete(in.batches, b.id)
 	in.mu.Unlock()
 	for _, u := range b.units {
 		if stored {

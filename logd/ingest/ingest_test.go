@@ -18,6 +18,7 @@ import (
 	"github.com/gemini-balance-go/logd/internal/testenv"
 	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/logapi"
 )
 
 // recorder is the real store, noting every log insert it is given.
@@ -121,12 +122,19 @@ func events(n int, at time.Time) []bus.RequestEvent {
 	return evs
 }
 
-func overall(t *testing.T, db *mongo.Database, at time.Time) logstore.Rollup {
+// overall is what the stats queries say of at's hour (the folded rollups
+// plus the parts not yet folded); key narrows it to one key.
+func overall(t *testing.T, db *mongo.Database, at time.Time, key ...string) logapi.Totals {
 	t.Helper()
-	var r logstore.Rollup
-	id := logstore.RollupID(at.UTC().Format("2006-01-02T15"), "*", "*", "*")
-	_ = db.Collection(logstore.CollRollups).FindOne(context.Background(), bson.M{"_id": id}).Decode(&r)
-	return r
+	q := logapi.SeriesQuery{From: at, To: at}
+	if len(key) > 0 {
+		q.KeyID = key[0]
+	}
+	se, err := logstore.New(db).Series(context.Background(), q)
+	if err != nil || len(se.Points) != 1 {
+		t.Fatalf("series of %s: %v", at, err)
+	}
+	return se.Points[0].Totals
 }
 
 func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
@@ -219,10 +227,8 @@ func TestSameEventInSeveralMessagesIsOneRowAndOneRollupIncrement(t *testing.T) {
 	if r := overall(t, e.db, now); r.Requests != 200 {
 		t.Fatalf("overall rollup counts %d requests, want 200", r.Requests)
 	}
-	k0 := logstore.RollupID(now.UTC().Format("2006-01-02T15"), "k0", "*", "*")
-	var r logstore.Rollup
-	if err := e.db.Collection(logstore.CollRollups).FindOne(context.Background(), bson.M{"_id": k0}).Decode(&r); err != nil || r.Requests != 67 {
-		t.Fatalf("key k0 rollup counts %d requests (%v), want 67", r.Requests, err)
+	if r := overall(t, e.db, now, "k0"); r.Requests != 67 {
+		t.Fatalf("key k0 counts %d requests, want 67", r.Requests)
 	}
 }
 

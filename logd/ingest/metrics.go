@@ -9,8 +9,8 @@ type Metrics struct {
 	batchSize     prometheus.Histogram
 	writeSeconds  prometheus.Histogram
 	writeFailures prometheus.Counter
-	roundSeconds  prometheus.Histogram
-	roundBatches  prometheus.Histogram
+	foldSeconds   prometheus.Histogram
+	foldParts     prometheus.Histogram
 	lastWrite     prometheus.Gauge
 	backlog       *prometheus.GaugeVec
 }
@@ -33,15 +33,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
 		}),
 		writeFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "logd_ingest_write_failures_total", Help: "Failed log inserts and rollup rounds (each is retried).",
+			Name: "logd_ingest_write_failures_total", Help: "Failed log inserts, rollup part writes and fold rounds (each is retried).",
 		}),
-		roundSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "logd_ingest_rollup_round_seconds", Help: "Time to apply one rollup round and journal its batches.",
+		foldSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "logd_ingest_fold_round_seconds", Help: "Time to fold one round of rollup parts into the rollups.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
 		}),
-		roundBatches: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "logd_ingest_rollup_round_batches", Help: "Inserted batches merged into one rollup round.",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
+		foldParts: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "logd_ingest_fold_round_parts", Help: "Rollup parts (one per message) folded in one round.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
 		}),
 		lastWrite: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "logd_ingest_last_write_timestamp_seconds", Help: "Time of the last successful batch write.",
@@ -51,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"consumer"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.deadLetters, m.batchSize, m.writeSeconds, m.writeFailures, m.roundSeconds, m.roundBatches, m.lastWrite, m.backlog)
+		reg.MustRegister(m.events, m.deadLetters, m.batchSize, m.writeSeconds, m.writeFailures, m.foldSeconds, m.foldParts, m.lastWrite, m.backlog)
 	}
 	return m
 }

@@ -205,6 +205,41 @@ func benchQueries(b *testing.B, uri string, rows int) {
 		_, err := st.Series(ctx, logapi.SeriesQuery{Model: "gemini-2.5-pro", From: start, To: now})
 		return err
 	})
+	// Under load the stats queries also add the rollup parts not yet folded
+	// (about a second of traffic): 20 messages of 256 events here.
+	for m := 0; m < 20; m++ {
+		var msg []logstore.RequestLog
+		var ids []string
+		for j := 0; j < 256; j++ {
+			i := rows + m*256 + j
+			r := req(fmt.Sprintf("r%07d", i), now.Add(-time.Duration(5120-m*256-j)*time.Millisecond), fmt.Sprintf("key%03d", i%200),
+				[]string{"gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-2.0-flash"}[i%4],
+				fmt.Sprintf("tok%02d", i%20), statuses[i%len(statuses)], 10)
+			msg, ids = append(msg, r), append(ids, r.ID)
+		}
+		for j := range msg {
+			msg[j].Batch = logstore.PartID("r", ids)
+		}
+		if _, err := st.Write(ctx, "pending", msg, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	measure("overview-20-parts-pending", func() error {
+		_, err := st.Overview(ctx, logapi.OverviewQuery{Now: now})
+		return err
+	})
+	measure("token-usage-20-parts-pending", func() error {
+		_, err := st.TokenUsage(ctx, logapi.TokenUsageQuery{Now: now})
+		return err
+	})
+	measure("series-key-20-parts-pending", func() error {
+		_, err := st.Series(ctx, logapi.SeriesQuery{KeyID: "key007", From: start, To: now})
+		return err
+	})
+	measure("attention-20-parts-pending", func() error {
+		_, err := st.Attention(ctx, logapi.AttentionQuery{Code: 429, Limit: 20, Now: now})
+		return err
+	})
 	measure("attention-429", func() error {
 		a, err := st.Attention(ctx, logapi.AttentionQuery{Code: 429, Limit: 20, Now: now})
 		// Every 20th request is a 429, on the 10 keys numbered 17 mod 20.

@@ -1,7 +1,9 @@
 // Package logstore owns logd's MongoDB collections: request_logs, error_logs,
-// rollups_hourly and the small ingest_batches journal. It writes batches
-// idempotently (the event id is the document _id) and answers the queries the
-// admin API needs, keeping busy-day answers on the hourly rollups.
+// the rollups (hourly, minute, second) with the rollup parts that feed them,
+// and the small rollup_folded journal. It writes batches idempotently (the
+// event id is the document _id), keeps the rollups exactly equal to the rows
+// (parts.go) and answers the queries the admin API needs, keeping busy-day
+// answers on the hourly rollups.
 //
 // Everything stays inside the subset MongoDB and FerretDB share: no date
 // operators (hour/month buckets are stored as strings), no transactions, one
@@ -22,9 +24,15 @@ const (
 	CollRequests = "request_logs"
 	CollErrors   = "error_logs"
 	CollRollups  = "rollups_hourly"
-	// CollBatches journals written batches, so a redelivered event whose batch
-	// never finished its rollup is counted exactly once (see Store.Write).
-	CollBatches = "ingest_batches"
+	// CollParts holds the rollup parts not yet folded into the rollups, one
+	// per bus message, and the fold state (see parts.go).
+	CollParts = "rollup_parts"
+	// CollFolded journals the folded parts, so a message redelivered after
+	// its part was folded is not counted again. Kept BatchJournalAge.
+	CollFolded = "rollup_folded"
+	// CollRounds holds the fold rounds (_id = zero-padded number); inserting
+	// one is how a fold claims its number. Kept BatchJournalAge.
+	CollRounds = "rollup_rounds"
 	// CollMinutes holds overall per-minute rollups (_id "2026-11-27T06:05"),
 	// so the dashboard windows (last minute, hour, 24 h) are exact without
 	// scanning more than a minute of raw logs. Kept MinuteRollupAge.
@@ -79,7 +87,8 @@ type RequestLog struct {
 	Tokens     int     `bson:"tokens,omitempty"`
 	Replica    string  `bson:"replica,omitempty"`
 	Error      string  `bson:"error,omitempty"`
-	// Batch is the ingest batch that inserted the row (see Store.Write).
+	// Batch is the rollup part that counts the row: the PartID of the message
+	// that stored it first (see parts.go).
 	Batch string `bson:"b"`
 }
 
@@ -101,22 +110,24 @@ type ErrorLog struct {
 	Type        string `bson:"type"`
 	Message     string `bson:"message,omitempty"`
 	RequestBody string `bson:"request_body,omitempty"`
+	// Batch is the rollup part that counts the row, as for RequestLog.
+	Batch string `bson:"b,omitempty"`
 }
 
 // Counters are the additive fields of a rollup, and the shape of every total
 // the queries return.
 type Counters struct {
-	Requests   int64   `bson:"req"`
-	Successes  int64   `bson:"ok"`
-	Failures   int64   `bson:"fail"`
-	Fail4xx    int64   `bson:"f4xx"`
-	Fail5xx    int64   `bson:"f5xx"`
-	FailOther  int64   `bson:"fother"`
-	Prompt     int64   `bson:"pt"`
-	Completion int64   `bson:"ct"`
-	Thoughts   int64   `bson:"tt"`
-	Tokens     int64   `bson:"tok"`
-	LatencySum float64 `bson:"lat"`
+	Requests   int64   `bson:"req,omitempty"`
+	Successes  int64   `bson:"ok,omitempty"`
+	Failures   int64   `bson:"fail,omitempty"`
+	Fail4xx    int64   `bson:"f4xx,omitempty"`
+	Fail5xx    int64   `bson:"f5xx,omitempty"`
+	FailOther  int64   `bson:"fother,omitempty"`
+	Prompt     int64   `bson:"pt,omitempty"`
+	Completion int64   `bson:"ct,omitempty"`
+	Thoughts   int64   `bson:"tt,omitempty"`
+	Tokens     int64   `bson:"tok,omitempty"`
+	LatencySum float64 `bson:"lat,omitempty"`
 }
 
 // Add accumulates o into c.
@@ -148,6 +159,8 @@ type Rollup struct {
 	// Attempts counts failed upstream attempts by upstream status (key-level
 	// rollups only, from error events): what attention keys rank by.
 	Attempts map[string]int64 `bson:"acodes,omitempty"`
+	// Round is the last fold round applied to the document (see parts.go).
+	Round    int64 `bson:"fr,omitempty"`
 	Counters `bson:",inline"`
 }
 

@@ -94,3 +94,6 @@ func (s *Store) SetRecentFrom(ctx context.Context, from time.Time) error {
 
 // RecentFrom is the watermark.
 func (s *Store) RecentFrom(ctx context.Context) (time.Time, error) { return s.recentFrom(ctx) }
+
+// SetFoldHook stops fold rounds between steps in tests (see Store.foldStep).
+func (s *Store) SetFoldHook(f func(step string) error) { s.foldHook = f }

@@ -422,8 +422,17 @@ func (s *Store) rollupDocs(ctx context.Context, f bson.M) ([]Rollup, error) {
 	return s.rollupDocsIn(ctx, s.rollups, f)
 }
 
+// rollupDocsIn reads the rollup documents of coll matching f, with the
+// parts not yet folded added (the query's view; see Store.consistent).
 func (s *Store) rollupDocsIn(ctx context.Context, coll *mongo.Collection, f bson.M) ([]Rollup, error) {
-	cur, err := coll.Find(ctx, f, options.Find().SetProjection(bson.M{"lb": 0}))
+	v, _ := ctx.Value(viewKey{}).(*view)
+	if v == nil {
+		var err error
+		if v, err = s.loadView(ctx); err != nil {
+			return nil, err
+		}
+	}
+	cur, err := coll.Find(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("find rollups: %w", err)
 	}
@@ -431,7 +440,7 @@ func (s *Store) rollupDocsIn(ctx context.Context, coll *mongo.Collection, f bson
 	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("read rollups: %w", err)
 	}
-	return out, nil
+	return v.merge(coll.Name(), f, out)
 }
 
 func level(key, model, token string) bson.M {
@@ -471,6 +480,10 @@ func (s *Store) hourDocs(ctx context.Context, lvl bson.M, from, to time.Time) ([
 
 // Series answers gb.logd.stats.series.
 func (s *Store) Series(ctx context.Context, q logapi.SeriesQuery) (logapi.Series, error) {
+	return consistently(ctx, s, func(ctx context.Context) (logapi.Series, error) { return s.series(ctx, q) })
+}
+
+func (s *Store) series(ctx context.Context, q logapi.SeriesQuery) (logapi.Series, error) {
 	n := 0
 	for _, v := range []string{q.KeyID, q.Model, q.TokenID} {
 		if v != "" {
@@ -525,6 +538,10 @@ func (s *Store) Series(ctx context.Context, q logapi.SeriesQuery) (logapi.Series
 
 // KeyUsage answers gb.logd.stats.keyusage from the full-level rollups of one key.
 func (s *Store) KeyUsage(ctx context.Context, q logapi.KeyUsageQuery) (logapi.KeyUsage, error) {
+	return consistently(ctx, s, func(ctx context.Context) (logapi.KeyUsage, error) { return s.keyUsage(ctx, q) })
+}
+
+func (s *Store) keyUsage(ctx context.Context, q logapi.KeyUsageQuery) (logapi.KeyUsage, error) {
 	if q.KeyID == "" {
 		return logapi.KeyUsage{}, badRequest("key_id is required")
 	}

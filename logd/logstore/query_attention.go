@@ -79,6 +79,10 @@ type keyCount struct {
 // (a batch half-applied to the rollups does not). A steady dashboard reads
 // the overall rollups of the day, the cached summaries and the current hour.
 func (s *Store) Attention(ctx context.Context, q logapi.AttentionQuery) (logapi.Attention, error) {
+	return consistently(ctx, s, func(ctx context.Context) (logapi.Attention, error) { return s.attention(ctx, q) })
+}
+
+func (s *Store) attention(ctx context.Context, q logapi.AttentionQuery) (logapi.Attention, error) {
 	code := q.Code
 	if code == 0 {
 		code = 429
@@ -262,7 +266,7 @@ func (s *Store) summarise(ctx context.Context, hours []string) ([]hourCodes, err
 			models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": hc.ID}).SetReplacement(hc).SetUpsert(true))
 		}
 	}
-	if len(models) > 0 {
+	if len(models) > 0 && !staleView(ctx) {
 		// The answer is already complete: a failed cache write only costs
 		// the next query a re-read.
 		if _, err := s.cache().BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err == nil {

@@ -27,6 +27,10 @@ import (
 // (see Attention), so the number of reads is the
 // cost.
 func (s *Store) Overview(ctx context.Context, q logapi.OverviewQuery) (logapi.Overview, error) {
+	return consistently(ctx, s, func(ctx context.Context) (logapi.Overview, error) { return s.overview(ctx, q) })
+}
+
+func (s *Store) overview(ctx context.Context, q logapi.OverviewQuery) (logapi.Overview, error) {
 	now := q.Now
 	if now.IsZero() {
 		now = s.now()
@@ -296,7 +300,7 @@ func (s *Store) profileSeconds(ctx context.Context, p *windowPlan) error {
 			keep = append(keep, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": pr.ID}).SetReplacement(pr).SetUpsert(true))
 		}
 	}
-	if len(keep) > 0 {
+	if len(keep) > 0 && !staleView(ctx) {
 		// The answer is complete already: a failed cache write only costs the
 		// next poll a re-read.
 		if _, err := s.cache().BulkWrite(ctx, keep, options.BulkWrite().SetOrdered(false)); err == nil {

@@ -95,8 +95,9 @@ func TestOverviewEdgeMinutesFollowLateAndHalfAppliedWrites(t *testing.T) {
 	if n := day(); n != 2 {
 		t.Fatalf("after a late event: day = %d, want 2", n)
 	}
-	// A batch applied to the minute rollup and not yet to the second rollup
-	// (it is retried): the seconds still say 2.
+	// A fold round applied to the minute rollup and not yet to the second
+	// rollup (it is finished later): the seconds still say 2.
+	foldAll(t, st)
 	inc := func(coll, id string) {
 		t.Helper()
 		if _, err := db.Collection(coll).UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$inc": bson.M{"req": 1, "ok": 1}}); err != nil {
@@ -184,8 +185,9 @@ func TestAttentionDoesNotKeepAHalfAppliedBatch(t *testing.T) {
 	if got := attention(t, st, 429, now); got != "[{k1 1} {k2 1}]" {
 		t.Fatalf("429 keys = %s", got)
 	}
-	// A batch whose rollup write stopped after the overall rollup and
-	// before the per-key one (it is retried later).
+	// A fold round that stopped after the overall rollup and before the
+	// per-key one (it is finished later).
+	foldAll(t, st)
 	inc := func(id string) {
 		t.Helper()
 		_, err := db.Collection(logstore.CollRollups).UpdateOne(ctx, bson.M{"_id": id},

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gemini-balance-go/shared/logapi"
 	"github.com/gemini-balance-go/shared/mongox"
@@ -21,6 +20,10 @@ const tokenUsageDays = 30
 // 30-day window, in parallel, projected to the few counters it needs. No raw
 // log is read.
 func (s *Store) TokenUsage(ctx context.Context, q logapi.TokenUsageQuery) (logapi.TokenUsageReply, error) {
+	return consistently(ctx, s, func(ctx context.Context) (logapi.TokenUsageReply, error) { return s.tokenUsage(ctx, q) })
+}
+
+func (s *Store) tokenUsage(ctx context.Context, q logapi.TokenUsageQuery) (logapi.TokenUsageReply, error) {
 	now := q.Now
 	if now.IsZero() {
 		now = s.now()
@@ -35,18 +38,13 @@ func (s *Store) TokenUsage(ctx context.Context, q logapi.TokenUsageQuery) (logap
 	hFrom, hTo, h24 := mongox.HourBucket(from), mongox.HourBucket(now), mongox.HourBucket(dayFrom)
 	var mu sync.Mutex
 	out := logapi.TokenUsageReply{Tokens: map[string]logapi.TokenUsage{}}
-	proj := options.Find().SetProjection(bson.M{"h": 1, "tk": 1, "req": 1, "fail": 1, "tok": 1})
 	err := parallel(len(days), func(i int) error {
 		f := bson.M{"d": mongox.DayBucket(days[i]), "k": Any, "mo": Any, "tk": bson.M{"$ne": Any}}
 		if len(q.TokenIDs) == 1 {
 			f["tk"] = q.TokenIDs[0]
 		}
-		cur, err := s.rollups.Find(ctx, f, proj)
+		docs, err := s.rollupDocs(ctx, f)
 		if err != nil {
-			return err
-		}
-		var docs []Rollup
-		if err := cur.All(ctx, &docs); err != nil {
 			return err
 		}
 		mu.Lock()

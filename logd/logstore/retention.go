@@ -12,8 +12,8 @@ import (
 	"github.com/gemini-balance-go/shared/mongox"
 )
 
-// BatchJournalAge is how long batch journal entries are kept: longer than the
-// events stream keeps messages, so any redelivery still finds its batch.
+// BatchJournalAge is how long folded-part journal entries are kept: longer
+// than the events stream keeps messages, so any redelivery still finds its part.
 const BatchJournalAge = 7 * 24 * time.Hour
 
 // MinuteRollupAge is how long minute rollups are kept: the dashboard's
@@ -27,7 +27,7 @@ const SecondRollupAge = 25 * time.Hour
 
 // Retain deletes what the settings say is too old, as of now: request logs
 // and error logs when their AUTO_DELETE_* switch is on, rollups past
-// ROLLUP_RETENTION_DAYS (by hour bucket) and old batch journal entries.
+// ROLLUP_RETENTION_DAYS (by hour bucket) and old folded-part journal entries.
 func (s *Store) Retain(ctx context.Context, set *config.Settings, now time.Time) (logapi.RetentionReply, error) {
 	now = now.UTC()
 	var out logapi.RetentionReply
@@ -79,10 +79,13 @@ func (s *Store) Retain(ctx context.Context, set *config.Settings, now time.Time)
 		return out, fmt.Errorf("delete second rollups: %w", err)
 	}
 	out.Rollups += sres.DeletedCount
-	res, err := s.batches.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": now.Add(-BatchJournalAge)}})
+	res, err := s.folded.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": now.Add(-BatchJournalAge)}})
 	if err != nil {
-		return out, fmt.Errorf("delete batch journal: %w", err)
+		return out, fmt.Errorf("delete folded parts journal: %w", err)
 	}
 	out.Batches = res.DeletedCount
+	if _, err := s.roundsColl.DeleteMany(ctx, bson.M{"at": bson.M{"$lt": now.Add(-BatchJournalAge)}}); err != nil {
+		return out, fmt.Errorf("delete old fold rounds: %w", err)
+	}
 	return out, nil
 }

@@ -22,9 +22,14 @@ type Store struct {
 	requests *mongo.Collection
 	errors   *mongo.Collection
 	rollups  *mongo.Collection
-	batches  *mongo.Collection
-	minutes  *mongo.Collection
-	seconds  *mongo.Collection
+	// parts holds the rollup parts not yet folded and the fold state hint;
+	// folded journals the folded ones; roundsColl holds the fold rounds
+	// (see parts.go).
+	parts      *mongo.Collection
+	folded     *mongo.Collection
+	roundsColl *mongo.Collection
+	minutes    *mongo.Collection
+	seconds    *mongo.Collection
 	// errMinutes and errHours index error logs by time (see errindex.go).
 	errMinutes *mongo.Collection
 	errHours   *mongo.Collection
@@ -33,6 +38,12 @@ type Store struct {
 	recentState *mongo.Collection
 	recent      recent
 	now         func() time.Time
+
+	mu     sync.Mutex
+	rounds map[int64]bool // fold rounds this Store started and has not finished
+	// foldHook, when set (tests), runs after each step of a fold round; an
+	// error stops the round there.
+	foldHook func(step string) error
 }
 
 // New returns a Store on db. Call EnsureIndexes once at start.
@@ -42,7 +53,9 @@ func New(db *mongo.Database) *Store {
 		requests:    db.Collection(CollRequests),
 		errors:      db.Collection(CollErrors),
 		rollups:     db.Collection(CollRollups),
-		batches:     db.Collection(CollBatches),
+		parts:       db.Collection(CollParts),
+		folded:      db.Collection(CollFolded),
+		roundsColl:  db.Collection(CollRounds),
 		minutes:     db.Collection(CollMinutes),
 		seconds:     db.Collection(CollSeconds),
 		errMinutes:  db.Collection(CollErrorMinutes),
@@ -50,6 +63,7 @@ func New(db *mongo.Database) *Store {
 		recentState: db.Collection(CollRecentState),
 		recent:      recent{rows: RecentRows},
 		now:         time.Now,
+		rounds:      map[int64]bool{},
 	}
 }
 
@@ -85,8 +99,11 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			{{Key: "mon", Value: 1}},
 			{{Key: "h", Value: 1}},
 		},
-		s.batches: {
+		s.folded: {
 			{{Key: "t", Value: 1}},
+		},
+		s.roundsColl: {
+			{{Key: "at", Value: 1}},
 		},
 		s.minutes: {
 			{{Key: "h", Value: 1}},
@@ -142,47 +159,56 @@ type WriteResult struct {
 	Errors     int // error logs inserted now
 }
 
-// Pending is a batch whose logs are stored and whose rollups are not yet
-// applied: the result of InsertLogs, settled by Settle.
+// Pending is a batch whose logs are stored and whose rollup parts are not
+// yet written: the result of InsertLogs, settled by Settle (parts.go).
 type Pending struct {
 	Batch  string
 	Result WriteResult
-	fresh  []*RequestLog // inserted by this batch
-	dups   []*RequestLog // stored before: counted only if their batch never finished
-	// freshErrs are the error logs this batch inserted: their upstream
-	// status counts as a failed attempt of the key (attention keys). A
-	// redelivered error log is never counted again; one whose batch died
-	// before its round is not counted at all (an undercount, never double).
-	freshErrs []*ErrorLog
+	// reqs and errs are every row of the batch as given, each tagged with
+	// the part (message) it came in; an event in two messages is in both.
+	reqs []RequestLog
+	errs []ErrorLog
+	// reqOwner and errOwner give the tag each row was stored with, for the
+	// rows this batch inserted; reqDups and errDups are the ids stored
+	// before, whose tags Settle looks up.
+	reqOwner, errOwner map[string]string
+	reqDups, errDups   []string
 }
 
-// Write stores one batch and its rollups: InsertLogs then Settle, with the
-// batch id as the round id. It is idempotent and safe to retry with the same
-// batch id until it succeeds.
+// Write stores one batch and its rollups: InsertLogs then Settle. Rows not
+// tagged with a part are tagged with the batch id, so the batch is one part.
+// It is idempotent and safe to retry with the same rows until it succeeds.
 func (s *Store) Write(ctx context.Context, batch string, reqs []RequestLog, errs []ErrorLog) (WriteResult, error) {
 	p, err := s.InsertLogs(ctx, batch, reqs, errs)
 	if err != nil {
 		return WriteResult{}, err
 	}
-	if err := s.Settle(ctx, batch, []*Pending{p}, nil); err != nil {
+	if err := s.Settle(ctx, p); err != nil {
 		return p.Result, err
 	}
 	return p.Result, nil
 }
 
 // InsertLogs inserts a batch's logs, unordered, with the event id as _id, so
-// a redelivered event is a duplicate-key error, not a second row. Request
-// logs are tagged with the batch id. Several batches may be inserted at once;
-// retry with the same batch id until it succeeds.
+// a redelivered event is a duplicate-key error, not a second row. Each row
+// keeps the part tag (b) it is given (ingest tags a message's rows with its
+// PartID), or gets batch. Several batches may be inserted at once; retry
+// with the same rows until it succeeds.
 func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog, errs []ErrorLog) (*Pending, error) {
-	p := &Pending{Batch: batch}
+	p := &Pending{Batch: batch, reqOwner: map[string]string{}, errOwner: map[string]string{}}
 	if len(errs) > 0 {
-		errs = dedupe(errs, func(e ErrorLog) string { return e.ID })
-		docs := make([]any, len(errs))
 		for i := range errs {
+			if errs[i].Batch == "" {
+				errs[i].Batch = batch
+			}
 			if errs[i].Minute == "" {
 				errs[i].Minute = MinuteBucket(errs[i].Time)
 			}
+		}
+		p.errs = errs
+		errs = dedupe(errs, func(e ErrorLog) string { return e.ID })
+		docs := make([]any, len(errs))
+		for i := range errs {
 			docs[i] = &errs[i]
 		}
 		n, dupIdx, err := insertUnordered(ctx, s.errors, docs)
@@ -193,23 +219,20 @@ func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog,
 		if err := s.indexErrors(ctx, errs, dupIdx); err != nil {
 			return nil, err
 		}
-		isDup := make(map[int]bool, len(dupIdx))
-		for _, i := range dupIdx {
-			isDup[i] = true
-		}
-		for i := range errs {
-			if !isDup[i] {
-				p.freshErrs = append(p.freshErrs, &errs[i])
-			}
-		}
+		p.errDups = ownersOf(errs, dupIdx, p.errOwner, func(e *ErrorLog) (string, string) { return e.ID, e.Batch })
 	}
 	if len(reqs) == 0 {
 		return p, nil
 	}
+	for i := range reqs {
+		if reqs[i].Batch == "" {
+			reqs[i].Batch = batch
+		}
+	}
+	p.reqs = reqs
 	reqs = dedupe(reqs, func(r RequestLog) string { return r.ID })
 	docs := make([]any, len(reqs))
 	for i := range reqs {
-		reqs[i].Batch = batch
 		docs[i] = &reqs[i]
 	}
 	n, dupIdx, err := insertUnordered(ctx, s.requests, docs)
@@ -221,109 +244,35 @@ func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog,
 	if err := s.copyRecent(ctx, reqs); err != nil {
 		return nil, err
 	}
-	isDup := make(map[int]bool, len(dupIdx))
-	for _, i := range dupIdx {
-		isDup[i] = true
-		p.dups = append(p.dups, &reqs[i])
-	}
-	p.fresh = make([]*RequestLog, 0, n)
-	for i := range reqs {
-		if !isDup[i] {
-			p.fresh = append(p.fresh, &reqs[i])
-		}
-	}
+	p.reqDups = ownersOf(reqs, dupIdx, p.reqOwner, func(r *RequestLog) (string, string) { return r.ID, r.Batch })
 	return p, nil
 }
 
-// Settle applies the rollups of inserted batches as one round, then journals
-// the batches. Rounds must run one at a time; retry a failed round with the
-// same round id and the same batches until it succeeds:
-//
-//   - rollups count the rows each batch inserted, plus duplicates whose row
-//     belongs to a batch that never finished (no journal entry in
-//     ingest_batches, and not inFlight: a crash or outage between the two
-//     steps); such a row is re-tagged with the batch that now counts it;
-//   - a duplicate whose batch is still in flight in this process (inFlight
-//     says so) is left to that batch, which counts it when it settles;
-//   - each rollup upsert is guarded by the round id (lb), so retrying a round
-//     whose rollup write half-succeeded does not count twice;
-//   - the journal entries are written last; once present, a batch's rows are
-//     never counted again.
-//
-// What remains: a crash after the rollup write and before the journal entry,
-// followed by redelivery, counts those batches' rollups twice (the rows
-// themselves stay exact); so does one event inserted by one logd replica and
-// redelivered to another while the first has not settled it. Without
-// transactions this is the narrowest window available.
-func (s *Store) Settle(ctx context.Context, round string, ps []*Pending, inFlight func(batch string) bool) error {
-	roll := make([]*RequestLog, 0, 1024)
-	claimed := map[string]bool{}
-	var withRows []string
-	var attempts []*ErrorLog
-	for _, p := range ps {
-		attempts = append(attempts, p.freshErrs...)
-		for _, r := range p.fresh {
-			roll = append(roll, r)
-			claimed[r.ID] = true
-		}
-		p.Result.Rolled = len(p.fresh)
-		if len(p.fresh)+len(p.dups) > 0 {
-			withRows = append(withRows, p.Batch)
+// ownersOf notes the tag of each row inserted now in owner and returns the
+// ids of the duplicates.
+func ownersOf[T any](rows []T, dupIdx []int, owner map[string]string, idTag func(*T) (string, string)) []string {
+	isDup := make(map[int]bool, len(dupIdx))
+	var dups []string
+	for _, i := range dupIdx {
+		isDup[i] = true
+		id, _ := idTag(&rows[i])
+		dups = append(dups, id)
+	}
+	for i := range rows {
+		if !isDup[i] {
+			id, tag := idTag(&rows[i])
+			owner[id] = tag
 		}
 	}
-	var lookup []string
-	for _, p := range ps {
-		for _, r := range p.dups {
-			if !claimed[r.ID] {
-				lookup = append(lookup, r.ID)
-			}
-		}
-	}
-	owners, err := s.rowBatches(ctx, lookup)
-	if err != nil {
-		return err
-	}
-	journaled := map[string]bool{}
-	for _, p := range ps {
-		for _, r := range p.dups {
-			if claimed[r.ID] {
-				continue
-			}
-			count, err := s.ownsUnrolled(ctx, p.Batch, r.ID, owners[r.ID], inFlight, journaled)
-			if err != nil {
-				return err
-			}
-			if count {
-				owners[r.ID] = p.Batch
-				roll = append(roll, r)
-				claimed[r.ID] = true
-				p.Result.Rolled++
-			}
-		}
-	}
-	if err := s.incRollups(ctx, round, roll, attempts); err != nil {
-		return err
-	}
-	if len(withRows) == 0 {
-		return nil
-	}
-	now := s.now().UTC()
-	docs := make([]any, len(withRows))
-	for i, b := range withRows {
-		docs[i] = bson.D{{Key: "_id", Value: b}, {Key: "t", Value: now}}
-	}
-	if _, _, err := insertUnordered(ctx, s.batches, docs); err != nil {
-		return fmt.Errorf("journal batches: %w", err)
-	}
-	return nil
+	return dups
 }
 
 // lookupConcurrency bounds the duplicate-row lookups sent at once: each is
 // an _id lookup, cheap alone but many after a redelivery.
 const lookupConcurrency = 8
 
-// rowBatches returns the batch tag of each stored request log in ids.
-func (s *Store) rowBatches(ctx context.Context, ids []string) (map[string]string, error) {
+// rowBatches returns the part tag of each stored log in ids.
+func (s *Store) rowBatches(ctx context.Context, coll *mongo.Collection, ids []string) (map[string]string, error) {
 	out := make(map[string]string, len(ids))
 	if len(ids) == 0 {
 		return out, nil
@@ -345,7 +294,7 @@ func (s *Store) rowBatches(ctx context.Context, ids []string) (map[string]string
 				var row struct {
 					Batch string `bson:"b"`
 				}
-				err := s.requests.FindOne(ctx, bson.M{"_id": id}, options.FindOne().SetProjection(bson.M{"b": 1})).Decode(&row)
+				err := coll.FindOne(ctx, bson.M{"_id": id}, options.FindOne().SetProjection(bson.M{"b": 1})).Decode(&row)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("look up duplicate row %s: %w", id, err)
@@ -369,74 +318,12 @@ func (s *Store) rowBatches(ctx context.Context, ids []string) (map[string]string
 	return out, firstErr
 }
 
-// ownsUnrolled reports whether batch must count the stored row id, tagged
-// with owner: owner is batch itself (an earlier attempt of the same batch
-// inserted it), or a batch that is neither in flight nor journaled; the
-// latter row is re-tagged with batch so batch's journal entry covers it.
-func (s *Store) ownsUnrolled(ctx context.Context, batch, id, owner string, inFlight func(string) bool, journaled map[string]bool) (bool, error) {
-	if owner == batch {
-		return true, nil
-	}
-	if inFlight != nil && inFlight(owner) {
-		return false, nil
-	}
-	done, known := journaled[owner]
-	if !known {
-		err := s.batches.FindOne(ctx, bson.M{"_id": owner}, options.FindOne().SetProjection(bson.M{"_id": 1})).Err()
-		switch {
-		case err == nil:
-			done = true
-		case errors.Is(err, mongo.ErrNoDocuments):
-		default:
-			return false, fmt.Errorf("look up batch journal %s: %w", owner, err)
-		}
-		journaled[owner] = done
-	}
-	if done {
-		return false, nil
-	}
-	if _, err := s.requests.UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"b": batch}}); err != nil {
-		return false, fmt.Errorf("re-tag unrolled row %s: %w", id, err)
-	}
-	return true, nil
-}
-
 type delta struct {
 	hour, key, model, token string
 	minute                  string // second rollups only
 	c                       Counters
 	codes                   map[string]int64
 	acodes                  map[string]int64 // failed upstream attempts by status (key level)
-}
-
-// incRollups applies the round's counters to every hourly rollup level, and
-// to the overall minute and second rollups, with $inc upserts guarded by the
-// round id.
-func (s *Store) incRollups(ctx context.Context, batch string, rows []*RequestLog, attempts []*ErrorLog) error {
-	if len(rows) == 0 && len(attempts) == 0 {
-		return nil
-	}
-	hourly, minutely, secondly := deltasOf(rows)
-	addAttempts(hourly, attempts)
-	if err := bulkInc(ctx, s.rollups, batch, hourly, func(d *delta) bson.D {
-		return bson.D{
-			{Key: "h", Value: d.hour}, {Key: "d", Value: d.hour[:10]}, {Key: "mon", Value: d.hour[:7]},
-			{Key: "k", Value: d.key}, {Key: "mo", Value: d.model}, {Key: "tk", Value: d.token},
-		}
-	}); err != nil {
-		return fmt.Errorf("update hourly rollups: %w", err)
-	}
-	if err := bulkInc(ctx, s.minutes, batch, minutely, func(d *delta) bson.D {
-		return bson.D{{Key: "h", Value: d.hour}}
-	}); err != nil {
-		return fmt.Errorf("update minute rollups: %w", err)
-	}
-	if err := bulkInc(ctx, s.seconds, batch, secondly, func(d *delta) bson.D {
-		return bson.D{{Key: "m", Value: d.minute}}
-	}); err != nil {
-		return fmt.Errorf("update second rollups: %w", err)
-	}
-	return nil
 }
 
 // deltasOf sums rows into their hourly rollups (every level) and overall
@@ -502,8 +389,8 @@ func addAttempts(hourly map[string]*delta, attempts []*ErrorLog) {
 	}
 }
 
-// bulkInc runs one unordered bulk of guarded $inc upserts.
-func bulkInc(ctx context.Context, coll *mongo.Collection, batch string, deltas map[string]*delta, onInsert func(*delta) bson.D) error {
+// bulkInc applies fold round's deltas as unordered bulks of guarded $inc upserts.
+func bulkInc(ctx context.Context, coll *mongo.Collection, round int64, deltas map[string]*delta, onInsert func(*delta) bson.D) error {
 	models := make([]mongo.WriteModel, 0, len(deltas))
 	for id, d := range deltas {
 		inc := bson.D{}
@@ -530,13 +417,14 @@ func bulkInc(ctx context.Context, coll *mongo.Collection, batch string, deltas m
 		}
 		update := bson.D{
 			{Key: "$inc", Value: inc},
-			{Key: "$set", Value: bson.D{{Key: "lb", Value: batch}}},
+			{Key: "$set", Value: bson.D{{Key: "fr", Value: round}}},
 			{Key: "$setOnInsert", Value: onInsert(d)},
 		}
-		// The lb guard makes a retried batch a no-op on documents it already
-		// counted: the filter misses, the upsert collides on _id, and the
-		// duplicate-key error is ignored below.
-		filter := bson.D{{Key: "_id", Value: id}, {Key: "lb", Value: bson.D{{Key: "$ne", Value: batch}}}}
+		// The fr guard makes a round a no-op on documents it (or a later
+		// round) already counted: the filter misses, the upsert collides on
+		// _id, and the duplicate-key error is ignored below. Rounds run one
+		// after another, so fr only grows.
+		filter := bson.D{{Key: "_id", Value: id}, {Key: "fr", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: round}}}}}}
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(update).SetUpsert(true))
 	}
 	for len(models) > 0 {

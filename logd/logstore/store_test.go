@@ -45,8 +45,10 @@ func req(id string, at time.Time, key, model, token string, status int, tokens i
 	}
 }
 
+// rollup folds every rollup part, then reads one hourly rollup document.
 func rollup(t *testing.T, db *mongo.Database, id string) logstore.Rollup {
 	t.Helper()
+	foldAll(t, logstore.New(db))
 	var r logstore.Rollup
 	if err := db.Collection(logstore.CollRollups).FindOne(context.Background(), bson.M{"_id": id}).Decode(&r); err != nil {
 		t.Fatalf("rollup %s: %v", id, err)
@@ -108,20 +110,24 @@ func TestRetriedBatchDoesNotDoubleCountRollups(t *testing.T) {
 func TestUnfinishedBatchIsRolledUpByItsRedelivery(t *testing.T) {
 	st, db := newStore(t)
 	ctx := context.Background()
-	// Simulate a crash after the rows were inserted and before the rollup:
-	// rows exist with a batch that has no journal entry.
-	for _, id := range []string{"x", "y"} {
+	// Simulate a crash after the rows were inserted and before their part
+	// was written: rows exist, tagged with their message's part.
+	part := logstore.PartID("r", []string{"x", "y"})
+	tagged := func(id string) logstore.RequestLog {
 		r := req(id, t0, "k1", "m", "t", 200, 1)
-		r.Batch = "crashed"
-		if _, err := db.Collection(logstore.CollRequests).InsertOne(ctx, r); err != nil {
+		r.Batch = part
+		return r
+	}
+	for _, id := range []string{"x", "y"} {
+		if _, err := db.Collection(logstore.CollRequests).InsertOne(ctx, tagged(id)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.Write(ctx, "redelivery-1", []logstore.RequestLog{req("x", t0, "k1", "m", "t", 200, 1)}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Write(ctx, "redelivery-2", []logstore.RequestLog{req("y", t0, "k1", "m", "t", 200, 1), req("x", t0, "k1", "m", "t", 200, 1)}, nil); err != nil {
-		t.Fatal(err)
+	// The message comes back (twice: the first copy's ack was lost too).
+	for i := 0; i < 2; i++ {
+		if _, err := st.Write(ctx, fmt.Sprint("redelivery-", i), []logstore.RequestLog{tagged("y"), tagged("x")}, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if r := rollup(t, db, "2026-11-27T06|*|*|*"); r.Requests != 2 {
 		t.Fatalf("overall rollup = %+v, want 2 requests", r)
@@ -165,72 +171,6 @@ func TestIndexesCanBeEnsuredAgainOnRestart(t *testing.T) {
 		if !names[want] {
 			t.Errorf("index %s missing; have %v", want, names)
 		}
-	}
-}
-
-func TestDuplicateOfABatchStillInFlightIsLeftToThatBatch(t *testing.T) {
-	st, db := newStore(t)
-	ctx := context.Background()
-	// b1 and b2 carry the same event x and are inserted in parallel; b2's
-	// round runs first, while b1 has inserted x but not yet settled.
-	p1, err := st.InsertLogs(ctx, "b1", []logstore.RequestLog{req("x", t0, "k1", "m", "t", 200, 1), req("y", t0, "k1", "m", "t", 200, 1)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2, err := st.InsertLogs(ctx, "b2", []logstore.RequestLog{req("x", t0, "k1", "m", "t", 200, 1), req("z", t0, "k1", "m", "t", 200, 1)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Settle(ctx, "r2", []*logstore.Pending{p2}, func(b string) bool { return b == "b1" }); err != nil {
-		t.Fatal(err)
-	}
-	if p2.Result.Rolled != 1 {
-		t.Fatalf("b2 rolled %d rows, want 1 (z; x belongs to b1 in flight)", p2.Result.Rolled)
-	}
-	if err := st.Settle(ctx, "r1", []*logstore.Pending{p1}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if r := rollup(t, db, "2026-11-27T06|*|*|*"); r.Requests != 3 {
-		t.Fatalf("overall rollup = %d requests, want 3", r.Requests)
-	}
-}
-
-func TestRoundOfSeveralBatchesCountsEachRowOnceAndCanBeRetried(t *testing.T) {
-	st, db := newStore(t)
-	ctx := context.Background()
-	// x was inserted by a batch that crashed before its rollup (no journal).
-	x := req("x", t0, "k1", "m", "t", 200, 1)
-	x.Batch = "crashed"
-	if _, err := db.Collection(logstore.CollRequests).InsertOne(ctx, x); err != nil {
-		t.Fatal(err)
-	}
-	var ps []*logstore.Pending
-	for i, ids := range [][]string{{"x", "a"}, {"x", "b"}, {"a", "c"}} {
-		var rows []logstore.RequestLog
-		for _, id := range ids {
-			rows = append(rows, req(id, t0, "k1", "m", "t", 200, 1))
-		}
-		p, err := st.InsertLogs(ctx, fmt.Sprint("b", i), rows, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ps = append(ps, p)
-	}
-	inFlight := func(b string) bool { return b == "b0" || b == "b1" || b == "b2" }
-	for i := 0; i < 2; i++ { // a retried round repeats the same round id and batches
-		if err := st.Settle(ctx, "round-1", ps, inFlight); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if r := rollup(t, db, "2026-11-27T06|*|*|*"); r.Requests != 4 {
-		t.Fatalf("overall rollup = %d requests, want 4 (x, a, b, c)", r.Requests)
-	}
-	// Every batch is journaled: a later redelivery of x is not counted again.
-	if _, err := st.Write(ctx, "b9", []logstore.RequestLog{req("x", t0, "k1", "m", "t", 200, 1)}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if r := rollup(t, db, "2026-11-27T06|*|*|*"); r.Requests != 4 {
-		t.Fatalf("overall rollup after redelivery = %d requests, want 4", r.Requests)
 	}
 }
 

@@ -86,7 +86,11 @@ func Run(ctx context.Context, d Deps) error {
 	if d.Registry != nil {
 		m = ingest.NewMetrics(d.Registry)
 	}
-	in := ingest.New(d.Ingest, ingest.Deps{Conn: inConn, JS: d.JS, Store: store, Log: log, Metrics: m})
+	opt := d.Ingest
+	if opt.AckWait == 0 && d.Infra.LogdAckWait > 0 {
+		opt.AckWait = time.Duration(d.Infra.LogdAckWait) * time.Second
+	}
+	in := ingest.New(opt, ingest.Deps{Conn: inConn, JS: d.JS, Store: store, Log: log, Metrics: m})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -69,6 +69,11 @@ func (e *env) drained(t *testing.T) {
 		x, err2 := ingest.Backlog(context.Background(), e.nats.JS, ingest.ConsumerErrors)
 		return err1 == nil && err2 == nil && r == 0 && x == 0
 	})
+	// And every rollup part is folded, for tests that read the rollups themselves.
+	testenv.Eventually(t, 30*time.Second, "rollup parts folded", func() bool {
+		n, err := e.db.Collection(logstore.CollParts).CountDocuments(context.Background(), bson.M{"_id": bson.M{"$ne": "~fold"}})
+		return err == nil && n == 0
+	})
 }
 
 // call makes one request to a logd endpoint and decodes the answer.

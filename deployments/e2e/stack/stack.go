@@ -31,6 +31,9 @@ import (
 type Options struct {
 	Edges int // default 2
 	Keyds int // default 1
+	// Logds is how many logd processes run (default 1): "logd", then
+	// "logd-1", "logd-2"…, sharing one store and the durable consumers.
+	Logds int
 	// Admins is how many admind processes run (default 1): "admind", then
 	// "admind-1", "admind-2"…, sharing one store.
 	Admins int
@@ -317,6 +320,9 @@ func (s *Stack) plan() {
 		service(fmt.Sprintf("keyd-%d", i), "keyd")
 	}
 	service("logd", "logd")
+	for i := 1; i < s.opts.Logds; i++ {
+		service(fmt.Sprintf("logd-%d", i), "logd")
+	}
 	service("admind", "admind")
 	for i := 1; i < s.opts.Admins; i++ {
 		service(fmt.Sprintf("admind-%d", i), "admind")
