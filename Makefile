@@ -7,7 +7,7 @@ SERVICES := edge keyd logd admind schedulerd
 # Every workspace module, as package patterns from the repo root (go.work).
 MODULES  := ./shared/... ./edge/... ./keyd/... ./logd/... ./admind/... ./schedulerd/... \
             ./testkit/... ./deployments/embedded/... ./deployments/allinone/... ./deployments/e2e/...
-TEST_TIMEOUT ?= 15m
+TEST_TIMEOUT ?= 30m
 TESTFLAGS    ?=
 BENCHFLAGS   ?= -benchtime=1x
 
