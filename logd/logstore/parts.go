@@ -229,23 +229,24 @@ func (s *Store) Settle(ctx context.Context, p *Pending) error {
 }
 
 // owners completes the owner tag of every row: known for the rows this batch
-// inserted, looked up for duplicates.
+// inserted, looked up for duplicates. Each tag found is kept in known, so a
+// retry after a slow or failed round (a store that just restarted) looks up
+// only the rest and a large redelivered batch always makes progress.
 func (s *Store) owners(ctx context.Context, coll *mongo.Collection, known map[string]string, dups []string) (map[string]string, error) {
-	if len(dups) == 0 {
-		return known, nil
+	var missing []string
+	for _, id := range dups {
+		if _, ok := known[id]; !ok {
+			missing = append(missing, id)
+		}
 	}
-	found, err := s.rowBatches(ctx, coll, dups)
+	found, err := s.rowBatches(ctx, coll, missing)
+	for k, v := range found {
+		known[k] = v
+	}
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(known)+len(found))
-	for k, v := range known {
-		out[k] = v
-	}
-	for k, v := range found {
-		out[k] = v
-	}
-	return out, nil
+	return known, nil
 }
 
 // foldedParts returns the round in which each of ids was folded (absent: not

@@ -295,11 +295,16 @@ func (s *Store) rowBatches(ctx context.Context, coll *mongo.Collection, ids []st
 					Batch string `bson:"b"`
 				}
 				err := coll.FindOne(ctx, bson.M{"_id": id}, options.FindOne().SetProjection(bson.M{"b": 1})).Decode(&row)
+				if errors.Is(err, mongo.ErrNoDocuments) {
+					err = nil // deleted since it was found a duplicate: no part counts it here
+				}
 				mu.Lock()
-				if err != nil && firstErr == nil {
+				switch {
+				case err == nil:
+					out[id] = row.Batch // only what was read: a retry looks up the rest
+				case firstErr == nil:
 					firstErr = fmt.Errorf("look up duplicate row %s: %w", id, err)
 				}
-				out[id] = row.Batch
 				mu.Unlock()
 			}
 		}()
