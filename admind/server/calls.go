@@ -11,7 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/gemini-balance-go/admind/backend"
+	"github.com/gemini-balance-go/admind/busclient"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/redact"
 )
@@ -30,16 +30,16 @@ var (
 
 // backends are the services the admin data routes call.
 type backends struct {
-	keyd *backend.Client
-	logd *backend.Client
+	keyd *busclient.Client
+	logd *busclient.Client
 	s    *Server
 }
 
 // registerDataRoutes adds the keys, logs and stats routes to the admin group.
 func (s *Server) registerDataRoutes(g *gin.RouterGroup) {
 	b := &backends{
-		keyd: backend.New(s.d.NC, bus.ServiceKeyd, backendTimeout),
-		logd: backend.New(s.d.NC, bus.ServiceLogd, backendTimeout),
+		keyd: busclient.New(s.d.NC, bus.ServiceKeyd, backendTimeout),
+		logd: busclient.New(s.d.NC, bus.ServiceLogd, backendTimeout),
 		s:    s,
 	}
 	b.keyRoutes(g)
@@ -51,8 +51,8 @@ func (s *Server) registerDataRoutes(g *gin.RouterGroup) {
 // service did not answer, its own code when it answered with one (a 500 of
 // the service becomes 502: admind is a gateway to it), 500 otherwise.
 func (b *backends) fail(c *gin.Context, err error) {
-	var un *backend.UnavailableError
-	var se *backend.ServiceError
+	var un *busclient.UnavailableError
+	var se *busclient.ServiceError
 	switch {
 	case errors.As(err, &un):
 		c.JSON(http.StatusServiceUnavailable, gin.H{"error": un.Error()})

@@ -10,7 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/gemini-balance-go/admind/backend"
+	"github.com/gemini-balance-go/admind/busclient"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
 )
@@ -47,7 +47,7 @@ func keydError(msg string) error {
 	case strings.HasPrefix(msg, "bad request"), strings.HasPrefix(msg, "unknown kind"), strings.HasPrefix(msg, "weight must"):
 		code = http.StatusBadRequest
 	}
-	return &backend.ServiceError{Service: bus.ServiceKeyd, Code: code, Msg: msg}
+	return &busclient.ServiceError{Service: bus.ServiceKeyd, Code: code, Msg: msg}
 }
 
 // keysPage is GET /api/keys's answer; names follow gemini-balance's.
@@ -248,7 +248,7 @@ func replyStatus(msg string) int {
 	if msg == "" {
 		return http.StatusOK
 	}
-	if code := keydError(msg).(*backend.ServiceError).Code; code != http.StatusInternalServerError {
+	if code := keydError(msg).(*busclient.ServiceError).Code; code != http.StatusInternalServerError {
 		return code
 	}
 	return http.StatusBadGateway

@@ -5,14 +5,14 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/gemini-balance-go/admind/backend"
+	"github.com/gemini-balance-go/admind/busclient"
 	"github.com/gemini-balance-go/shared/bus"
 )
 
 // Scheduler routes: schedulerd answers them over NATS. A missing schedulerd
-// is a 503 that names it (backend.UnavailableError).
+// is a 503 that names it (busclient.UnavailableError).
 func (s *Server) schedulerRoutes(g *gin.RouterGroup) {
-	sched := &scheduler{backends: &backends{s: s}, sd: backend.New(s.d.NC, bus.ServiceSchedulerd, backendTimeout)}
+	sched := &scheduler{backends: &backends{s: s}, sd: busclient.New(s.d.NC, bus.ServiceSchedulerd, backendTimeout)}
 	g.GET("/scheduler", sched.schedulerStatus)
 	g.POST("/scheduler/:name/run", sched.runTick)
 }
@@ -20,7 +20,7 @@ func (s *Server) schedulerRoutes(g *gin.RouterGroup) {
 // scheduler calls schedulerd; fail comes from backends.
 type scheduler struct {
 	*backends
-	sd *backend.Client
+	sd *busclient.Client
 }
 
 func (b *scheduler) schedulerStatus(c *gin.Context) {

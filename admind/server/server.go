@@ -19,7 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gemini-balance-go/admind/auth"
-	"github.com/gemini-balance-go/admind/backend"
+	"github.com/gemini-balance-go/admind/busclient"
 	"github.com/gemini-balance-go/admind/settings"
 	"github.com/gemini-balance-go/admind/tokens"
 	"github.com/gemini-balance-go/shared/bus"
@@ -64,12 +64,12 @@ type Server struct {
 	tokens *tokens.Store
 	auth   *auth.Auth
 	box    *seal.Box
-	keyd   *backend.Client
+	keyd   *busclient.Client
 	router *gin.Engine
 	// liveHub feeds GET /api/live from NATS.
 	liveHub *liveHub
 	// logd answers token usage for the token list.
-	logd *backend.Client
+	logd *busclient.Client
 }
 
 // New checks deps and builds the HTTP routes. It does no I/O; Run does.
@@ -92,8 +92,8 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("admind: %w", err)
 	}
 	s := &Server{d: d, js: js, store: settings.NewStore(d.DB, js, d.Settings), tokens: tokens.NewStore(d.DB, js),
-		box: seal.New(d.EncryptionKey), keyd: backend.New(d.NC, bus.ServiceKeyd, backendTimeout), liveHub: newLiveHub(d.NC, d.Log),
-		logd: backend.New(d.NC, bus.ServiceLogd, backendTimeout)}
+		box: seal.New(d.EncryptionKey), keyd: busclient.New(d.NC, bus.ServiceKeyd, backendTimeout), liveHub: newLiveHub(d.NC, d.Log),
+		logd: busclient.New(d.NC, bus.ServiceLogd, backendTimeout)}
 	s.store.Box = s.box
 	s.auth = auth.New(auth.NewStore(d.DB), auth.NewLimiter(d.DB),
 		func() time.Duration { return time.Duration(d.Settings.Get().AdminSessionExpire) * time.Second },

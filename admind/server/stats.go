@@ -6,7 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/gemini-balance-go/admind/backend"
+	"github.com/gemini-balance-go/admind/busclient"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/logapi"
@@ -91,7 +91,7 @@ func (b *backends) attentionKeys(c *gin.Context) {
 		if keydUp {
 			var rep keyapi.GetReply
 			err := b.keyd.Call(c.Request.Context(), bus.SubjectKeyGet, keyapi.GetRequest{ID: k.KeyID}, &rep)
-			var un *backend.UnavailableError
+			var un *busclient.UnavailableError
 			switch {
 			case errors.As(err, &un):
 				keydUp = false

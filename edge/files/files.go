@@ -27,7 +27,6 @@ import (
 	"path"
 	"strings"
 
-	"github.com/gemini-balance-go/edge/keys"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
 )
@@ -44,8 +43,8 @@ const MaxDepth = 128
 // even when BASE_URL points elsewhere.
 const GoogleHost = "generativelanguage.googleapis.com"
 
-// Lookup finds a file's binding (keyd's files lookup); edge/keys.Client
-// implements it and reports a missing binding as keys.ErrNotFound.
+// Lookup finds a file's binding (keyd's files lookup); edge/keydclient.Client
+// implements it and reports a missing binding as bus.ErrNotFound.
 type Lookup interface {
 	LookupFile(ctx context.Context, q keyapi.FileQuery) (bus.FileBinding, error)
 }
@@ -101,7 +100,7 @@ func CheckNames(ctx context.Context, lk Lookup, refs []string, o Options) (pin s
 	for _, name := range refs {
 		b, err := lk.LookupFile(ctx, keyapi.FileQuery{Name: name})
 		switch {
-		case errors.Is(err, keys.ErrNotFound):
+		case errors.Is(err, bus.ErrNotFound):
 			if o.Isolation {
 				// Not uploaded by this caller through the gateway: with
 				// isolation nobody may reach it through our keys.

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gemini-balance-go/edge/keys"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
 )
@@ -89,7 +88,7 @@ type lookup map[string]bus.FileBinding
 func (l lookup) LookupFile(_ context.Context, q keyapi.FileQuery) (bus.FileBinding, error) {
 	b, ok := l[q.Name]
 	if !ok {
-		return b, keys.ErrNotFound
+		return b, bus.ErrNotFound
 	}
 	return b, nil
 }

@@ -25,7 +25,7 @@ import (
 
 	"github.com/gemini-balance-go/edge/auth"
 	"github.com/gemini-balance-go/edge/events"
-	"github.com/gemini-balance-go/edge/keys"
+	"github.com/gemini-balance-go/edge/keydclient"
 	"github.com/gemini-balance-go/edge/native"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
@@ -53,7 +53,7 @@ type Gateway struct {
 	log      *slog.Logger
 	engine   *gin.Engine
 	Relay    *relay.Relay
-	Keys     *keys.Client
+	Keys     *keydclient.Client
 	Events   *events.Publisher
 	Auth     *auth.Auth
 	requests *prometheus.CounterVec
@@ -79,7 +79,7 @@ func New(d Deps) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: event publisher: %w", err)
 	}
 	g := &Gateway{deps: d, log: d.Logger}
-	g.Keys = keys.New(d.NC, keys.Options{Logger: d.Logger})
+	g.Keys = keydclient.New(d.NC, keydclient.Options{Logger: d.Logger})
 	g.Events = events.New(wm, events.Options{Queue: d.Infra.EventQueue,
 		MaxBatchBytes: events.MaxBatchBytesFor(d.NC.MaxPayload()), Logger: d.Logger, Registry: d.Registry})
 	g.Relay = relay.New(relay.Options{Settings: d.Settings, Keys: g.Keys, Errors: g.Events, Logger: d.Logger, Transport: d.Transport})

@@ -14,7 +14,6 @@ import (
 
 	"github.com/gemini-balance-go/edge/events"
 	"github.com/gemini-balance-go/edge/files"
-	"github.com/gemini-balance-go/edge/keys"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/guard"
@@ -258,7 +257,7 @@ func (h *handlers) fileBinding(c *gin.Context, rec *events.Record) (bus.FileBind
 func (h *handlers) fileBindingOf(c *gin.Context, rec *events.Record, id string) (bus.FileBinding, bool) {
 	b, err := h.Keyd.LookupFile(c.Request.Context(), keyapi.FileQuery{Name: "files/" + id})
 	if err == nil && !files.Owns(b, rec.TokenID, h.Settings.Get().FilesUserIsolation) {
-		err = keys.ErrNotFound
+		err = bus.ErrNotFound
 	}
 	if err != nil {
 		// Google's own answer for a file that is not yours or does not exist.

@@ -13,7 +13,6 @@ import (
 	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
-	"github.com/gemini-balance-go/shared/config"
 )
 
 // modelsPath is where a models call goes: the Gemini API version, or with
@@ -43,64 +42,9 @@ func (h *handlers) listModels(version string) gin.HandlerFunc {
 			writeResponse(c, resp)
 			return
 		}
-		list := KeepAllowedModels(RewriteModelList(publisherModels(resp.Body), h.Settings.Get()), auth.From(c).Models)
+		list := KeepAllowedModels(models.RewriteModelList(publisherModels(resp.Body), h.Settings.Get()), auth.From(c).Models)
 		c.Data(http.StatusOK, "application/json; charset=UTF-8", list)
 	}
-}
-
-// RewriteModelList filters and extends a models list body. Entries are kept
-// byte for byte; a derived entry is a copy of its base with the name,
-// displayName and description changed.
-func RewriteModelList(body []byte, st *config.Settings) []byte {
-	list := gjson.GetBytes(body, "models")
-	if !list.IsArray() {
-		return body
-	}
-	var out bytes.Buffer
-	out.Grow(len(body) + len(body)/4)
-	out.WriteString(`{"models":[`)
-	n := 0
-	write := func(raw string) {
-		if n > 0 {
-			out.WriteByte(',')
-		}
-		out.WriteString(raw)
-		n++
-	}
-	var derived []string
-	list.ForEach(func(_, mdl gjson.Result) bool {
-		id := strings.TrimPrefix(mdl.Get("name").Str, "models/")
-		m := models.Model{Requested: id, Upstream: id}
-		if m.Filtered(st) {
-			return true
-		}
-		write(mdl.Raw)
-		for _, d := range models.DerivedFor(id, st) {
-			derived = append(derived, derivedEntry(mdl.Raw, d.Name, d.Note))
-		}
-		return true
-	})
-	for _, d := range derived {
-		write(d)
-	}
-	out.WriteByte(']')
-	if tok := gjson.GetBytes(body, "nextPageToken"); tok.Exists() {
-		out.WriteString(`,"nextPageToken":`)
-		out.WriteString(tok.Raw)
-	}
-	out.WriteByte('}')
-	return out.Bytes()
-}
-
-func derivedEntry(raw, name, note string) string {
-	display := gjson.Get(raw, "displayName").Str
-	if display == "" {
-		display = strings.TrimSuffix(name, "")
-	}
-	raw, _ = sjson.Set(raw, "name", "models/"+name)
-	raw, _ = sjson.Set(raw, "displayName", display+note)
-	raw, _ = sjson.Set(raw, "description", display+note)
-	return raw
 }
 
 // getModel serves GET models/{model}, derived names included.
@@ -132,7 +76,7 @@ func (h *handlers) getModel(version string) gin.HandlerFunc {
 				note = d.Note
 			}
 		}
-		c.Data(http.StatusOK, "application/json; charset=UTF-8", []byte(derivedEntry(string(resp.Body), m.Requested, note)))
+		c.Data(http.StatusOK, "application/json; charset=UTF-8", []byte(models.DerivedEntry(string(resp.Body), m.Requested, note)))
 	}
 }
 

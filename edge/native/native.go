@@ -24,7 +24,7 @@ import (
 )
 
 // Keyd is what the Files API needs from keyd besides the relay's
-// acquire/report; edge/keys.Client implements it.
+// acquire/report; edge/keydclient.Client implements it.
 type Keyd interface {
 	relay.Keys
 	BindFile(ctx context.Context, b bus.FileBinding) error

@@ -16,7 +16,6 @@ import (
 
 	"github.com/gemini-balance-go/edge/events"
 	"github.com/gemini-balance-go/edge/files"
-	"github.com/gemini-balance-go/edge/keys"
 	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/relay"
 	"github.com/gemini-balance-go/shared/bus"
@@ -77,7 +76,7 @@ func notYours(c *gin.Context, name string) {
 func (h *handlers) owned(c *gin.Context, rec *events.Record, name string) (bus.FileBinding, bool) {
 	b, err := h.Keyd.LookupFile(c.Request.Context(), keyapi.FileQuery{Name: name})
 	switch {
-	case errors.Is(err, keys.ErrNotFound):
+	case errors.Is(err, bus.ErrNotFound):
 		notYours(c, name)
 		return b, false
 	case err != nil:
@@ -485,7 +484,7 @@ func (h *handlers) affinity(ctx context.Context, body []byte, method, tokenID st
 	for _, name := range cacheRefs(body) {
 		b, err := h.Keyd.LookupFile(ctx, keyapi.FileQuery{Name: name})
 		switch {
-		case errors.Is(err, keys.ErrNotFound):
+		case errors.Is(err, bus.ErrNotFound):
 			// Not made through the gateway: no client token owns it and no
 			// key is known, so the upstream judges (a wrong key fails there).
 			continue

@@ -10,7 +10,6 @@ import (
 	"github.com/gemini-balance-go/edge/auth"
 	"github.com/gemini-balance-go/edge/convert"
 	"github.com/gemini-balance-go/edge/models"
-	"github.com/gemini-balance-go/edge/native"
 	"github.com/gemini-balance-go/edge/relay"
 )
 
@@ -41,7 +40,7 @@ func (h *handlers) listModels(c *gin.Context) {
 			Name string `json:"name"`
 		} `json:"models"`
 	}
-	if err := json.Unmarshal(native.RewriteModelList(resp.Body, h.Settings.Get()), &list); err != nil {
+	if err := json.Unmarshal(models.RewriteModelList(resp.Body, h.Settings.Get()), &list); err != nil {
 		WriteError(c, http.StatusBadGateway, "upstream answered with an unexpected models body", "server_error", "", "")
 		return
 	}

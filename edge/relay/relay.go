@@ -43,7 +43,7 @@ import (
 	"github.com/gemini-balance-go/shared/redact"
 )
 
-// Keys is what the relay needs from keyd; edge/keys.Client implements it.
+// Keys is what the relay needs from keyd; edge/keydclient.Client implements it.
 type Keys interface {
 	Acquire(ctx context.Context, req bus.AcquireRequest) (bus.AcquireReply, error)
 	Report(r bus.Report)

@@ -1,6 +1,13 @@
 package bus
 
-import "time"
+import (
+	"errors"
+	"time"
+)
+
+// ErrNotFound is what a keyd answer with error code "not_found" (or "404")
+// matches with errors.Is in keyd's clients.
+var ErrNotFound = errors.New("not found")
 
 // Key kinds: separate pools rotated independently.
 const (

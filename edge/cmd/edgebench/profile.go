@@ -90,7 +90,7 @@ var components = []struct {
 	{"NATS server (JetStream)", []string{"github.com/nats-io/nats-server/"}},
 	{"logd (ingest, rollups, its mongo calls)", []string{"gemini-balance-go/logd/"}},
 	{"keyd (pool, endpoints)", []string{"gemini-balance-go/keyd/"}},
-	{"edge: keyd client (acquire, report)", []string{"gemini-balance-go/edge/keys."}},
+	{"edge: keyd client (acquire, report)", []string{"gemini-balance-go/edge/keydclient."}},
 	{"edge: event publisher (encode, Watermill)", []string{"gemini-balance-go/edge/events.", "ThreeDotsLabs/watermill"}},
 	{"edge: HTTP, auth, relay, upstream client", []string{"gemini-balance-go/edge/", "github.com/gin-gonic/", "net/http."}},
 	{"nats.go client I/O (all services)", []string{"github.com/nats-io/nats.go"}},

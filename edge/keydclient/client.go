@@ -1,18 +1,19 @@
-// Package keys is edge's client of keyd: it acquires an upstream key for an
+// Package keydclient is edge's client of keyd: it acquires an upstream key for an
 // attempt and reports how the attempt went, over NATS request-reply. keyd may
 // run as several replicas in one queue group; a request that times out or
 // finds no responder is retried, so a replica restart costs a retry, not a
 // failed client request.
-package keys
+package keydclient
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"log/slog"
 	"time"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/nats-io/nats.go"
 
@@ -62,12 +63,9 @@ type ServiceError struct {
 
 func (e *ServiceError) Error() string { return "keyd: " + e.Code + " " + e.Message }
 
-// ErrNotFound is matched by ServiceError answers with code 404 or "not_found".
-var ErrNotFound = errors.New("not found")
-
-// Is lets errors.Is(err, ErrNotFound) see a keyd "not found" answer.
+// Is lets errors.Is(err, bus.ErrNotFound) see a keyd "not found" answer.
 func (e *ServiceError) Is(target error) bool {
-	return target == ErrNotFound && (e.Code == "404" || e.Code == "not_found")
+	return target == bus.ErrNotFound && (e.Code == "404" || e.Code == "not_found")
 }
 
 // Acquire asks keyd for a key. A reply without a key (NoKey set) is not an
@@ -104,7 +102,7 @@ func (c *Client) BindFile(ctx context.Context, b bus.FileBinding) error {
 	return c.call(ctx, bus.SubjectFileBind, b, nil)
 }
 
-// LookupFile finds a binding by name or upload id; errors.Is(err, ErrNotFound)
+// LookupFile finds a binding by name or upload id; errors.Is(err, bus.ErrNotFound)
 // when keyd has none.
 func (c *Client) LookupFile(ctx context.Context, q keyapi.FileQuery) (bus.FileBinding, error) {
 	var r keyapi.FileReply

@@ -1,8 +1,8 @@
-// Package backend calls keyd's and logd's NATS request-reply endpoints for
+// Package busclient calls keyd's and logd's NATS request-reply endpoints for
 // admind: it encodes the request, bounds the wait, and turns the NATS and
 // micro-service failure modes into two error types the HTTP layer maps onto
 // status codes (unavailable → 503, answered with an error → its code).
-package backend
+package busclient
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package keys_test
+package keydclient_test
 
 import (
 	"context"
@@ -9,12 +9,12 @@ import (
 
 	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/edge/internal/keydtest"
-	"github.com/gemini-balance-go/edge/keys"
+	"github.com/gemini-balance-go/edge/keydclient"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
 )
 
-func start(t testing.TB) (*keys.Client, *keydtest.Keyd, *nats.Conn) {
+func start(t testing.TB) (*keydclient.Client, *keydtest.Keyd, *nats.Conn) {
 	ns := natsd.StartForTest(t)
 	nc, err := nats.Connect("", nats.InProcessServer(ns.Server))
 	if err != nil {
@@ -25,7 +25,7 @@ func start(t testing.TB) (*keys.Client, *keydtest.Keyd, *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return keys.New(nc, keys.Options{}), kd, nc
+	return keydclient.New(nc, keydclient.Options{}), kd, nc
 }
 
 func TestAcquireAnswersWhyThereIsNoKeyAndFailsFastWithoutKeyd(t *testing.T) {
@@ -40,7 +40,7 @@ func TestAcquireAnswersWhyThereIsNoKeyAndFailsFastWithoutKeyd(t *testing.T) {
 		t.Fatalf("empty vertex pool: %v %+v", err, rep)
 	}
 	kd.Stop()
-	if _, err := c.Acquire(ctx, bus.AcquireRequest{Kind: bus.KindGemini, Model: "m"}); !errors.Is(err, keys.ErrUnavailable) {
+	if _, err := c.Acquire(ctx, bus.AcquireRequest{Kind: bus.KindGemini, Model: "m"}); !errors.Is(err, keydclient.ErrUnavailable) {
 		t.Fatalf("keyd gone: %v", err)
 	}
 }
@@ -58,7 +58,7 @@ func TestFileBindingsRoundTrip(t *testing.T) {
 	if err != nil || b.KeyID != "k1" {
 		t.Fatalf("lookup: %v %+v", err, b)
 	}
-	if _, err := c.LookupFile(ctx, keyapi.FileQuery{Name: "files/none"}); !errors.Is(err, keys.ErrNotFound) {
+	if _, err := c.LookupFile(ctx, keyapi.FileQuery{Name: "files/none"}); !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("missing file: %v", err)
 	}
 	list, err := c.ListFiles(ctx, keyapi.FileQuery{TokenID: "t1"})
