@@ -6,6 +6,9 @@
 //	g, err := gateway.New(deps)
 //	srv := &http.Server{Handler: g.Handler()}
 //	go g.Run(ctx)
+//
+// In the all-in-one, the paths Public accepts go to edge and the rest to
+// admind.
 package gateway
 
 import (
@@ -14,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -41,7 +45,7 @@ type Deps struct {
 	JS       jetstream.JetStream
 	Settings *natsx.Settings
 	Infra    config.Infra
-	Logger   *slog.Logger
+	Log      *slog.Logger
 	Registry *prometheus.Registry
 	// Transport replaces the upstream transport (tests, benchmarks).
 	Transport http.RoundTripper
@@ -68,8 +72,8 @@ func New(d Deps) (*Gateway, error) {
 	if d.NC == nil || d.Settings == nil {
 		return nil, fmt.Errorf("gateway: NATS connection and settings are required")
 	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
+	if d.Log == nil {
+		d.Log = slog.Default()
 	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
@@ -78,11 +82,11 @@ func New(d Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: event publisher: %w", err)
 	}
-	g := &Gateway{deps: d, log: d.Logger}
-	g.Keys = keydclient.New(d.NC, keydclient.Options{Logger: d.Logger})
+	g := &Gateway{deps: d, log: d.Log}
+	g.Keys = keydclient.New(d.NC, keydclient.Options{Logger: d.Log})
 	g.Events = events.New(wm, events.Options{Queue: d.Infra.EventQueue,
-		MaxBatchBytes: events.MaxBatchBytesFor(d.NC.MaxPayload()), Logger: d.Logger, Registry: d.Registry})
-	g.Relay = relay.New(relay.Options{Settings: d.Settings, Keys: g.Keys, Errors: g.Events, Logger: d.Logger, Transport: d.Transport})
+		MaxBatchBytes: events.MaxBatchBytesFor(d.NC.MaxPayload()), Logger: d.Log, Registry: d.Registry})
+	g.Relay = relay.New(relay.Options{Settings: d.Settings, Keys: g.Keys, Errors: g.Events, Logger: d.Log, Transport: d.Transport})
 	g.Auth = auth.New(d.Settings)
 	// Every scrubber in the process (relay, events, logs) masks the client
 	// tokens and the admin password literally, besides the key shapes.
@@ -106,8 +110,39 @@ func New(d Deps) (*Gateway, error) {
 	return g, nil
 }
 
+// DrainGrace is how long open requests and streams may run on after the
+// stop signal.
+const DrainGrace = 30 * time.Second
+
+// PublicPrefixes start every path of edge's client routes; /health is the
+// one other path edge owns. The all-in-one routes by them (Public).
+var PublicPrefixes = []string{"/v1beta/", "/v1/", "/hf/", "/openai/", "/gemini/", "/vertex-express/", "/upload/"}
+
+// Public reports whether path belongs to edge's public API (or /health)
+// rather than to admind.
+func Public(path string) bool {
+	if path == "/health" {
+		return true
+	}
+	for _, pre := range PublicPrefixes {
+		if strings.HasPrefix(path, pre) {
+			return true
+		}
+	}
+	return false
+}
+
 // Handler is the HTTP surface; the all-in-one mounts it on its listener.
 func (g *Gateway) Handler() http.Handler { return g.engine }
+
+// Ready is nil while edge is connected to NATS (/readyz): without it, no key
+// can be acquired.
+func (g *Gateway) Ready(context.Context) error {
+	if !g.deps.NC.IsConnected() {
+		return fmt.Errorf("nats %s", g.deps.NC.Status())
+	}
+	return nil
+}
 
 // Run runs the background workers until ctx ends: the event publisher (which
 // drains its queue on the way out), the watch on admind's client tokens, and
@@ -176,12 +211,7 @@ func (g *Gateway) routes() *gin.Engine {
 	e.Use(cors, g.limitConcurrency, g.recordRequest)
 
 	e.GET("/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "healthy"}) })
-	h := &obs.Health{Service: bus.ServiceEdge, Checks: []obs.Check{{Name: "nats", Check: func(context.Context) error {
-		if !g.deps.NC.IsConnected() {
-			return fmt.Errorf("nats %s", g.deps.NC.Status())
-		}
-		return nil
-	}}}}
+	h := &obs.Health{Service: bus.ServiceEdge, Checks: []obs.Check{{Name: "nats", Check: g.Ready}}}
 	e.GET("/healthz", gin.WrapF(h.Healthz))
 	e.GET("/readyz", gin.WrapF(h.Readyz))
 

@@ -67,7 +67,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	infra, _ := config.LoadInfra()
 	infra.Replica = "test"
 	gw, err := gateway.New(gateway.Deps{NC: nc, JS: js, Settings: settings, Infra: infra,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

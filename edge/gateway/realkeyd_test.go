@@ -47,7 +47,7 @@ func startRealKeyd(t *testing.T, e *env, keys []string) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- svc.Serve(ctx) }()
+	go func() { done <- svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	eventually(t, func() bool { _, err := e.nc.Request("$SRV.PING.keyd", nil, time.Second); return err == nil })
 }

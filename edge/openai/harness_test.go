@@ -71,7 +71,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	infra, _ := config.LoadInfra()
 	infra.Replica = "test"
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	gw, err := gateway.New(gateway.Deps{NC: nc, JS: js, Settings: settings, Infra: infra, Logger: log})
+	gw, err := gateway.New(gateway.Deps{NC: nc, JS: js, Settings: settings, Infra: infra, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,7 @@ func (st *stack) startWith(name string, deps Deps) *replica {
 		t.Fatalf("start keyd %s: %v", name, err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- svc.Serve(ctx) }()
+	go func() { done <- svc.Run(ctx) }()
 	stopped := false
 	r := &replica{svc: svc, settings: deps.Settings, stop: func() {
 		if stopped {

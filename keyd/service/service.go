@@ -1,11 +1,11 @@
 // Package service runs keyd: it loads the pool from MongoDB, serves the
-// endpoints, keeps replicas in sync, persists changes in batches and recovers
-// keys on schedulerd's ticks. Run is what keyd's main and the all-in-one call.
+// endpoints, keeps replicas in sync (sync.go), persists changes in batches
+// and recovers keys on schedulerd's ticks. keyd's main and the all-in-one
+// build it with New and run it with Run.
 package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,10 +39,10 @@ type Deps struct {
 	// Seed holds the keys to import on first start: the environment's
 	// API_KEYS, VERTEX_API_KEYS and PAID_KEY (admind's settings document
 	// never carries keys). Nil means Settings.
-	Seed    *config.Settings
-	Infra   config.Infra
-	Log     *slog.Logger
-	Metrics *prometheus.Registry // optional
+	Seed     *config.Settings
+	Infra    config.Infra
+	Log      *slog.Logger
+	Registry *prometheus.Registry // optional
 	// HTTPClient makes verify calls upstream; nil means a client with TIME_OUT.
 	HTTPClient *http.Client
 	// FlushEvery is the period of the batched state writer (200 ms when zero).
@@ -51,18 +51,6 @@ type Deps struct {
 	// the pool load.
 	beforeLoad func(*Service)
 }
-
-// Replica sync travels on bus.SubjectKeySync (the subject keyd's NATS user
-// may publish on). Two message types share it, told apart by a header:
-// key-state events (the public KeyStateEvent) and forwarded reports, so that
-// every replica's failure counts and throttle windows agree.
-const (
-	// hdrInstance marks the replica process that sent a sync message.
-	hdrInstance = "Gb-Keyd-Instance"
-	// hdrType is "report" on a forwarded bus.Report; absent on a KeyStateEvent.
-	hdrType    = "Gb-Keyd-Type"
-	typeReport = "report"
-)
 
 // Service is one running keyd replica.
 type Service struct {
@@ -91,15 +79,6 @@ type Service struct {
 	seen *config.Settings
 }
 
-// Run serves keyd until ctx ends, then flushes pending state and returns.
-func Run(ctx context.Context, d Deps) error {
-	s, err := New(ctx, d)
-	if err != nil {
-		return err
-	}
-	return s.Serve(ctx)
-}
-
 // New opens the store (refusing a missing or wrong ENCRYPTION_KEY), imports
 // the configured keys on first start and loads the pool.
 func New(ctx context.Context, d Deps) (*Service, error) {
@@ -124,7 +103,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		pool:     pool.New(pool.PolicyFrom(*settings), time.Now),
 		verify:   &recovery.Verifier{Client: client, Settings: d.Settings.Get},
 		instance: nuid.Next(),
-		metrics:  newMetrics(d.Metrics),
+		metrics:  newMetrics(d.Registry),
 		added:    make(chan string, 1<<16),
 		seen:     settings,
 	}
@@ -205,10 +184,10 @@ func (s *Service) Ready(context.Context) error {
 // Pool exposes the in-memory pool (for benchmarks and tests in this module).
 func (s *Service) Pool() *pool.Pool { return s.pool }
 
-// Serve subscribes to replica sync, registers the endpoints, starts the
-// batched writer, the recover-tick consumer and the settings follower, and
-// blocks until ctx ends.
-func (s *Service) Serve(ctx context.Context) error {
+// Run registers the endpoints, starts the batched writer, the recover-tick
+// consumer and the settings follower, and blocks until ctx ends; then it
+// stops answering and flushes pending state.
+func (s *Service) Run(ctx context.Context) error {
 	defer func() { _ = s.syncSub.Unsubscribe() }()
 	svc, err := endpoints.Register(ctx, s.d.NC, s, endpoints.Options{Replica: s.d.Infra.Replica})
 	if err != nil {
@@ -327,158 +306,6 @@ func (s *Service) followSettings(ctx context.Context) {
 	}
 }
 
-// publish sends state changes to the other replicas (core NATS) and to the
-// event stream (JetStream, for taps and history).
-func (s *Service) publish(evs ...bus.KeyStateEvent) {
-	for _, ev := range evs {
-		ev.V = bus.Version
-		ev.ID = nuid.Next()
-		ev.Replica = s.d.Infra.Replica
-		if ev.Time.IsZero() {
-			ev.Time = time.Now().UTC()
-		}
-		data, err := json.Marshal(ev)
-		if err != nil {
-			continue
-		}
-		msg := &nats.Msg{Subject: bus.SubjectKeySync, Data: data, Header: nats.Header{}}
-		msg.Header.Set(hdrInstance, s.instance)
-		if err := s.d.NC.PublishMsg(msg); err != nil {
-			s.log.Warn("key sync publish failed", "key_id", ev.KeyID, "err", err)
-		}
-		if s.d.JS != nil {
-			jm := &nats.Msg{Subject: bus.SubjectEventKeyState, Data: data}
-			if _, err := s.d.JS.PublishMsgAsync(jm, jetstream.WithMsgID(ev.ID)); err != nil {
-				s.log.Debug("key state event not stored", "key_id", ev.KeyID, "err", err)
-			}
-		}
-		s.metrics.stateChanges.WithLabelValues(ev.To).Inc()
-		s.log.Info("key state", "key_id", ev.KeyID, "key", ev.KeyHint, "kind", ev.Kind, "from", ev.From, "to", ev.To, "model", ev.Model, "reason", ev.Reason)
-	}
-}
-
-// subscribeSync follows the other replicas: their state changes and their
-// reports. It buffers until load has read the pool (see Service.syncBuf).
-func (s *Service) subscribeSync() error {
-	s.buffering.Store(true)
-	sub, err := s.d.NC.Subscribe(bus.SubjectKeySync, s.onSync)
-	if err != nil {
-		return fmt.Errorf("keyd: subscribe %s: %w", bus.SubjectKeySync, err)
-	}
-	s.syncSub = sub
-	// Core NATS drops what is published before the server has a
-	// subscription: make sure it has ours before reading MongoDB.
-	if err := s.d.NC.Flush(); err != nil {
-		_ = sub.Unsubscribe()
-		return fmt.Errorf("keyd: flush sync subscription: %w", err)
-	}
-	return nil
-}
-
-// load reads every key into the pool, then replays the state changes that
-// arrived meanwhile, in order; later messages apply directly.
-func (s *Service) load(ctx context.Context) ([]pool.Key, error) {
-	if s.d.beforeLoad != nil {
-		s.d.beforeLoad(s)
-	}
-	keys, err := s.store.LoadAll(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("keyd: load keys: %w", err)
-	}
-	s.pool.Load(keys...)
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
-	for _, m := range s.syncBuf {
-		// Forwarded reports are skipped: the state they led to was persisted
-		// (and so loaded) or arrives as its own state event.
-		if m.Header.Get(hdrType) != typeReport {
-			s.applySync(m)
-		}
-	}
-	s.syncBuf = nil
-	s.buffering.Store(false)
-	return keys, nil
-}
-
-func (s *Service) onSync(m *nats.Msg) {
-	if m.Header.Get(hdrInstance) == s.instance {
-		return
-	}
-	if s.buffering.Load() {
-		s.syncMu.Lock()
-		if s.buffering.Load() {
-			s.syncBuf = append(s.syncBuf, m)
-			s.syncMu.Unlock()
-			return
-		}
-		s.syncMu.Unlock()
-	}
-	s.applySync(m)
-}
-
-func (s *Service) applySync(m *nats.Msg) {
-	if m.Header.Get(hdrType) == typeReport {
-		var r bus.Report
-		if err := json.Unmarshal(m.Data, &r); err == nil {
-			s.pool.Report(r, false)
-		}
-		return
-	}
-	var ev bus.KeyStateEvent
-	if err := json.Unmarshal(m.Data, &ev); err != nil {
-		return
-	}
-	switch ev.To {
-	case pool.KeyAdded, pool.KeyUpdated:
-		select {
-		case s.added <- ev.KeyID:
-		default:
-			s.log.Warn("added-key queue full; key loads on restart", "key_id", ev.KeyID)
-		}
-	case pool.KeyDeleted:
-		s.pool.Remove(ev.KeyID)
-	default:
-		s.pool.Apply(ev)
-	}
-}
-
-// loadAddedLoop reads keys another replica added or updated, batching bursts (a bulk
-// add of thousands of keys is one query, not thousands).
-func (s *Service) loadAddedLoop(ctx context.Context) {
-	for {
-		var ids []string
-		select {
-		case <-ctx.Done():
-			return
-		case id := <-s.added:
-			ids = append(ids, id)
-		}
-		timer := time.NewTimer(20 * time.Millisecond)
-	gather:
-		for len(ids) < 1000 {
-			select {
-			case id := <-s.added:
-				ids = append(ids, id)
-			case <-timer.C:
-				break gather
-			}
-		}
-		timer.Stop()
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		keys, err := s.store.Load(lctx, ids...)
-		cancel()
-		if err != nil && !errors.Is(err, context.Canceled) {
-			s.log.Warn("load keys added by another replica failed", "keys", len(ids), "err", err)
-			continue
-		}
-		for _, k := range keys {
-			if s.pool.Add(k) == nil { // already here: an update of weight or note
-				s.pool.SetMeta(k.ID, k.Weight, k.Note, false)
-			}
-		}
-	}
-}
-
 // Acquire answers an acquire from the pool; it never waits for the database.
 func (s *Service) Acquire(req bus.AcquireRequest) bus.AcquireReply {
 	rep := s.pool.Acquire(req)
@@ -496,12 +323,5 @@ func (s *Service) Report(r bus.Report) {
 	s.metrics.reports.WithLabelValues(r.Class).Inc()
 	evs := s.pool.Report(r, true)
 	s.publish(evs...)
-	data, err := json.Marshal(r)
-	if err != nil {
-		return
-	}
-	msg := &nats.Msg{Subject: bus.SubjectKeySync, Data: data, Header: nats.Header{}}
-	msg.Header.Set(hdrInstance, s.instance)
-	msg.Header.Set(hdrType, typeReport)
-	_ = s.d.NC.PublishMsg(msg)
+	s.forwardReport(r)
 }

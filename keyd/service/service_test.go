@@ -484,7 +484,7 @@ func TestReplicasStartingTogetherBothServe(t *testing.T) {
 				return
 			}
 			errs <- nil
-			d <- svc.Serve(ctx)
+			d <- svc.Run(ctx)
 		}()
 	}
 	for range 2 {

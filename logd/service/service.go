@@ -1,5 +1,6 @@
 // Package service runs logd: the event ingester, the query endpoints and
-// retention on schedulerd's retention tick. main.go and the all-in-one call Run.
+// retention on schedulerd's retention tick. main.go and the all-in-one build
+// it with New and run it with Run.
 package service
 
 import (
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,16 +42,38 @@ type Deps struct {
 	Registry *prometheus.Registry // nil: metrics are not exported
 	// Ingest tunes batching; zero values take the defaults.
 	Ingest ingest.Options
-	// Ready, when set, is called once the endpoints answer and ingest runs.
-	Ready func()
+	// OnReady, when set, is called once the endpoints answer and ingest runs.
+	OnReady func()
+}
+
+// Service is one logd replica.
+type Service struct {
+	d     Deps
+	ready atomic.Bool
+}
+
+// New checks deps; Run does the work.
+func New(d Deps) (*Service, error) {
+	if d.NC == nil || d.JS == nil || d.DB == nil || d.Settings == nil {
+		return nil, errors.New("logd: NC, JS, DB and Settings are required")
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	return &Service{d: d}, nil
+}
+
+// Ready is nil once indexes exist, ingest runs and the endpoints answer.
+func (s *Service) Ready(context.Context) error {
+	if !s.ready.Load() {
+		return errors.New("starting")
+	}
+	return nil
 }
 
 // Run serves until ctx ends.
-func Run(ctx context.Context, d Deps) error {
-	log := d.Log
-	if log == nil {
-		log = slog.Default()
-	}
+func (s *Service) Run(ctx context.Context) error {
+	d, log := s.d, s.d.Log
 	store := logstore.New(d.DB)
 	if err := ensureIndexes(ctx, store, log); err != nil {
 		return err
@@ -112,8 +136,9 @@ func Run(ctx context.Context, d Deps) error {
 			cancel()
 		}
 	}()
-	if d.Ready != nil {
-		d.Ready()
+	s.ready.Store(true)
+	if d.OnReady != nil {
+		d.OnReady()
 	}
 	log.Info("logd running")
 	<-ctx.Done()

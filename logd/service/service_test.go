@@ -40,13 +40,16 @@ func (e *env) run(t *testing.T, set config.Settings) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
-	go func() {
-		done <- service.Run(ctx, service.Deps{
-			NC: e.nats.Conn(t), JS: e.nats.JS, DB: e.db, Settings: natsx.NewSettings(set),
-			Ingest: ingest.Options{BatchSize: 50, FlushInterval: 50 * time.Millisecond},
-			Ready:  func() { close(ready) },
-		})
-	}()
+	svc, err := service.New(service.Deps{
+		NC: e.nats.Conn(t), JS: e.nats.JS, DB: e.db, Settings: natsx.NewSettings(set),
+		Ingest:  ingest.Options{BatchSize: 50, FlushInterval: 50 * time.Millisecond},
+		OnReady: func() { close(ready) },
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() { done <- svc.Run(ctx) }()
 	select {
 	case <-ready:
 	case err := <-done:

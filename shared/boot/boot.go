@@ -1,7 +1,17 @@
 // Package boot is what every service binary does before its own wiring: read
 // the environment, connect to NATS (and MongoDB where the service owns
 // collections), provision the bus, follow the live settings, serve /metrics
-// on METRICS_ADDR, and offer /healthz /readyz for the service's port. Each main.go then only wires its service.
+// on METRICS_ADDR, and offer /healthz /readyz for the service's port. Main
+// does all of it around the one thing a main.go says: how its service is
+// wired (a Build):
+//
+//	func main() {
+//		boot.Main(bus.ServiceLogd, func(ctx context.Context, p *boot.Process) (boot.Service, error) {
+//			db, err := p.ConnectMongo(ctx)
+//			...
+//			return service.New(service.Deps{NC: p.NC, JS: p.JS, DB: db, Log: p.Log, ...})
+//		})
+//	}
 package boot
 
 import (
@@ -38,6 +48,9 @@ type Process struct {
 	Settings *natsx.Settings // live: the stored document once admind published one
 	Registry *prometheus.Registry
 	Mongo    *mongo.Client // nil unless ConnectMongo was called
+	// Drain is how long open requests may run on after the stop signal
+	// (Run, Serve); a Build may raise it (edge's streams).
+	Drain time.Duration
 }
 
 // Start reads the environment, connects to NATS, provisions the streams and
@@ -58,7 +71,7 @@ func Start(ctx context.Context, service string) (*Process, error) {
 	for _, u := range config.Unsupported(os.LookupEnv) {
 		log.Warn("not supported, ignored: " + u)
 	}
-	p := &Process{Service: service, Infra: infra, Env: env, Log: log, Registry: obs.NewRegistry()}
+	p := &Process{Service: service, Infra: infra, Env: env, Log: log, Registry: obs.NewRegistry(), Drain: DefaultDrain}
 	p.NC, err = natsx.Connect(natsx.Options{URL: infra.NATSURL, Name: service + "-" + infra.Replica,
 		User: infra.NATSUser, Password: infra.NATSPassword, Token: infra.NATSToken, Creds: infra.NATSCreds,
 		InboxPrefix: natsx.InboxPrefix(service), Logger: log})
@@ -97,9 +110,16 @@ func Start(ctx context.Context, service string) (*Process, error) {
 	return p, nil
 }
 
+// DefaultDrain is Process.Drain unless a Build changes it.
+const DefaultDrain = 10 * time.Second
+
 // ConnectMongo connects to MONGO_URI, which a service that owns collections
-// requires.
+// requires. A process whose host connected already (the all-in-one) gets
+// that client's database.
 func (p *Process) ConnectMongo(ctx context.Context) (*mongo.Database, error) {
+	if p.Mongo != nil {
+		return p.Mongo.Database(p.Infra.MongoDB), nil
+	}
 	if p.Infra.MongoURI == "" {
 		return nil, fmt.Errorf("config: MONGO_URI: %s needs MongoDB", p.Service)
 	}

@@ -61,7 +61,7 @@ func serveEdgeOnly(upstream string, keys []string) error {
 	st.AllowedTokens = []string{token}
 	infra, _ := config.LoadInfra()
 	g, err := gateway.New(gateway.Deps{NC: nc, JS: js, Settings: natsx.NewSettings(st), Infra: infra,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}

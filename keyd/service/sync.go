@@ -1,0 +1,193 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/gemini-balance-go/keyd/pool"
+	"github.com/gemini-balance-go/shared/bus"
+)
+
+// Replica sync travels on bus.SubjectKeySync (the subject keyd's NATS user
+// may publish on). Two message types share it, told apart by a header:
+// key-state events (the public KeyStateEvent) and forwarded reports, so that
+// every replica's failure counts and throttle windows agree.
+const (
+	// hdrInstance marks the replica process that sent a sync message.
+	hdrInstance = "Gb-Keyd-Instance"
+	// hdrType is "report" on a forwarded bus.Report; absent on a KeyStateEvent.
+	hdrType    = "Gb-Keyd-Type"
+	typeReport = "report"
+)
+
+// publish sends state changes to the other replicas (core NATS) and to the
+// event stream (JetStream, for taps and history).
+func (s *Service) publish(evs ...bus.KeyStateEvent) {
+	for _, ev := range evs {
+		ev.V = bus.Version
+		ev.ID = nuid.Next()
+		ev.Replica = s.d.Infra.Replica
+		if ev.Time.IsZero() {
+			ev.Time = time.Now().UTC()
+		}
+		data, err := json.Marshal(ev)
+		if err != nil {
+			continue
+		}
+		msg := &nats.Msg{Subject: bus.SubjectKeySync, Data: data, Header: nats.Header{}}
+		msg.Header.Set(hdrInstance, s.instance)
+		if err := s.d.NC.PublishMsg(msg); err != nil {
+			s.log.Warn("key sync publish failed", "key_id", ev.KeyID, "err", err)
+		}
+		if s.d.JS != nil {
+			jm := &nats.Msg{Subject: bus.SubjectEventKeyState, Data: data}
+			if _, err := s.d.JS.PublishMsgAsync(jm, jetstream.WithMsgID(ev.ID)); err != nil {
+				s.log.Debug("key state event not stored", "key_id", ev.KeyID, "err", err)
+			}
+		}
+		s.metrics.stateChanges.WithLabelValues(ev.To).Inc()
+		s.log.Info("key state", "key_id", ev.KeyID, "key", ev.KeyHint, "kind", ev.Kind, "from", ev.From, "to", ev.To, "model", ev.Model, "reason", ev.Reason)
+	}
+}
+
+// forwardReport sends an attempt's report to the other replicas, which
+// apply it without publishing (the state events come from this one).
+func (s *Service) forwardReport(r bus.Report) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	msg := &nats.Msg{Subject: bus.SubjectKeySync, Data: data, Header: nats.Header{}}
+	msg.Header.Set(hdrInstance, s.instance)
+	msg.Header.Set(hdrType, typeReport)
+	_ = s.d.NC.PublishMsg(msg)
+}
+
+// subscribeSync follows the other replicas: their state changes and their
+// reports. It buffers until load has read the pool (see Service.syncBuf).
+func (s *Service) subscribeSync() error {
+	s.buffering.Store(true)
+	sub, err := s.d.NC.Subscribe(bus.SubjectKeySync, s.onSync)
+	if err != nil {
+		return fmt.Errorf("keyd: subscribe %s: %w", bus.SubjectKeySync, err)
+	}
+	s.syncSub = sub
+	// Core NATS drops what is published before the server has a
+	// subscription: make sure it has ours before reading MongoDB.
+	if err := s.d.NC.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("keyd: flush sync subscription: %w", err)
+	}
+	return nil
+}
+
+// load reads every key into the pool, then replays the state changes that
+// arrived meanwhile, in order; later messages apply directly.
+func (s *Service) load(ctx context.Context) ([]pool.Key, error) {
+	if s.d.beforeLoad != nil {
+		s.d.beforeLoad(s)
+	}
+	keys, err := s.store.LoadAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("keyd: load keys: %w", err)
+	}
+	s.pool.Load(keys...)
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	for _, m := range s.syncBuf {
+		// Forwarded reports are skipped: the state they led to was persisted
+		// (and so loaded) or arrives as its own state event.
+		if m.Header.Get(hdrType) != typeReport {
+			s.applySync(m)
+		}
+	}
+	s.syncBuf = nil
+	s.buffering.Store(false)
+	return keys, nil
+}
+
+func (s *Service) onSync(m *nats.Msg) {
+	if m.Header.Get(hdrInstance) == s.instance {
+		return
+	}
+	if s.buffering.Load() {
+		s.syncMu.Lock()
+		if s.buffering.Load() {
+			s.syncBuf = append(s.syncBuf, m)
+			s.syncMu.Unlock()
+			return
+		}
+		s.syncMu.Unlock()
+	}
+	s.applySync(m)
+}
+
+func (s *Service) applySync(m *nats.Msg) {
+	if m.Header.Get(hdrType) == typeReport {
+		var r bus.Report
+		if err := json.Unmarshal(m.Data, &r); err == nil {
+			s.pool.Report(r, false)
+		}
+		return
+	}
+	var ev bus.KeyStateEvent
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return
+	}
+	switch ev.To {
+	case pool.KeyAdded, pool.KeyUpdated:
+		select {
+		case s.added <- ev.KeyID:
+		default:
+			s.log.Warn("added-key queue full; key loads on restart", "key_id", ev.KeyID)
+		}
+	case pool.KeyDeleted:
+		s.pool.Remove(ev.KeyID)
+	default:
+		s.pool.Apply(ev)
+	}
+}
+
+// loadAddedLoop reads keys another replica added or updated, batching bursts (a bulk
+// add of thousands of keys is one query, not thousands).
+func (s *Service) loadAddedLoop(ctx context.Context) {
+	for {
+		var ids []string
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-s.added:
+			ids = append(ids, id)
+		}
+		timer := time.NewTimer(20 * time.Millisecond)
+	gather:
+		for len(ids) < 1000 {
+			select {
+			case id := <-s.added:
+				ids = append(ids, id)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		keys, err := s.store.Load(lctx, ids...)
+		cancel()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Warn("load keys added by another replica failed", "keys", len(ids), "err", err)
+			continue
+		}
+		for _, k := range keys {
+			if s.pool.Add(k) == nil { // already here: an update of weight or note
+				s.pool.SetMeta(k.ID, k.Weight, k.Note, false)
+			}
+		}
+	}
+}
