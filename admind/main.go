@@ -3,10 +3,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/signal"
-	"strconv"
-	"syscall"
 
 	"github.com/gemini-balance-go/admind/server"
 	"github.com/gemini-balance-go/shared/boot"
@@ -15,35 +11,15 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == boot.HealthcheckArg {
-		os.Exit(boot.Healthcheck(os.Stderr))
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		obs.NewLogger(os.Stderr, bus.ServiceAdmind).Error("admind stopped", "err", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context) error {
-	p, err := boot.Start(ctx, bus.ServiceAdmind)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	db, err := p.ConnectMongo(ctx)
-	if err != nil {
-		return err
-	}
-	srv, err := server.New(server.Deps{
-		NC: p.NC, DB: db, Settings: p.Settings, Seed: &p.Env, Log: p.Log,
-		Addr: ":" + strconv.Itoa(p.Infra.Port), Replica: p.Infra.Replica,
-		EncryptionKey: p.Infra.EncryptionKey, TrustedProxies: p.Infra.TrustedProxies,
-		Health: &obs.Health{Service: bus.ServiceAdmind, Checks: p.Checks()},
+	boot.Main(bus.ServiceAdmind, func(ctx context.Context, p *boot.Process) (boot.Service, error) {
+		db, err := p.ConnectMongo(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return server.New(server.Deps{
+			NC: p.NC, DB: db, Settings: p.Settings, Seed: &p.Env, Log: p.Log, Replica: p.Infra.Replica,
+			EncryptionKey: p.Infra.EncryptionKey, TrustedProxies: p.Infra.TrustedProxies,
+			Health: &obs.Health{Service: bus.ServiceAdmind, Checks: p.Checks()},
+		})
 	})
-	if err != nil {
-		return err
-	}
-	return srv.Run(ctx)
 }

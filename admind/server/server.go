@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -24,7 +24,6 @@ import (
 	"github.com/gemini-balance-go/admind/tokens"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
-	"github.com/gemini-balance-go/shared/guard"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/obs"
 	"github.com/gemini-balance-go/shared/seal"
@@ -38,11 +37,8 @@ type Deps struct {
 	Settings *natsx.Settings
 	// Seed is written as the settings document when none exists (the
 	// environment on first start). Defaults to Settings.Get().
-	Seed *config.Settings
-	Log  *slog.Logger
-	// Addr, when set, makes Run serve Handler() there (e.g. ":8000"). The
-	// all-in-one leaves it empty and mounts Handler() on its own listener.
-	Addr    string
+	Seed    *config.Settings
+	Log     *slog.Logger
 	Replica string
 	// Health, when set, is served at /healthz and /readyz. /metrics is never
 	// on the public port: boot serves it on METRICS_ADDR.
@@ -70,6 +66,9 @@ type Server struct {
 	liveHub *liveHub
 	// logd answers token usage for the token list.
 	logd *busclient.Client
+	// started is set once the settings and client tokens are published and
+	// the micro service answers (Ready).
+	started atomic.Bool
 }
 
 // New checks deps and builds the HTTP routes. It does no I/O; Run does.
@@ -106,12 +105,23 @@ func New(d Deps) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.router }
 
 // CloseStreams ends the open live streams (GET /api/live) and refuses new
-// ones. A host that serves Handler() on its own http.Server registers it with
-// RegisterOnShutdown, since Shutdown waits for open streams; Run calls it too.
+// ones. A host whose http.Server shuts down before Run ends (the all-in-one)
+// registers it with RegisterOnShutdown, since Shutdown waits for open
+// streams; Run calls it when it ends.
 func (s *Server) CloseStreams() { s.liveHub.close() }
 
-// Run bootstraps the settings document, registers the "admind" micro service
-// and, when Addr is set, serves HTTP; it returns when ctx ends.
+// Ready is nil once Run has published the settings and client tokens and
+// registered the micro service. The admin binary opens its port only then,
+// so no request (a first-run setup, say) comes before AUTH_TOKEN is applied.
+func (s *Server) Ready(context.Context) error {
+	if !s.started.Load() {
+		return errors.New("admind is starting")
+	}
+	return nil
+}
+
+// Run bootstraps the settings document and registers the "admind" micro
+// service; it returns when ctx ends. Handler serves the HTTP side.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.CloseStreams()
 	seed := *s.d.Settings.Get()
@@ -135,27 +145,9 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("admind: register micro service: %w", err)
 	}
 	defer func() { _ = svc.Stop() }()
-
-	if s.d.Addr == "" {
-		<-ctx.Done()
-		return nil
-	}
-	ln, err := net.Listen("tcp", s.d.Addr)
-	if err != nil {
-		return fmt.Errorf("admind: listen %s: %w", s.d.Addr, err)
-	}
-	srv := guard.Server(s.router) // header, idle and body-stall timeouts
-	srv.RegisterOnShutdown(s.CloseStreams)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("admind: serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdownCtx)
+	s.started.Store(true)
+	<-ctx.Done()
+	return nil
 }
 
 // bootstrap publishes the stored settings and client tokens, retrying until

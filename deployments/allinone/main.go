@@ -2,9 +2,6 @@
 // all five services in one process. See the README for configuration.
 // `gemini-balance import --from <db>` brings a gemini-balance database over
 // (package importer).
-//
-// TICK_INTERVAL (a Go duration like "2s"), for tests and local development
-// only, makes schedulerd tick at that period instead of its schedules.
 package main
 
 import (
@@ -62,17 +59,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	var tick time.Duration
-	if v := os.Getenv("TICK_INTERVAL"); v != "" {
-		if tick, err = time.ParseDuration(v); err != nil || tick <= 0 {
-			return fmt.Errorf("config: TICK_INTERVAL: want a positive duration like 2s, got %q", v)
-		}
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// A service that cannot come up in two minutes will not by waiting longer.
 	startCtx, cancelStart := context.WithTimeout(ctx, 2*time.Minute)
-	a, err := app.Start(startCtx, app.Options{Infra: infra, Settings: settings, TickInterval: tick})
+	a, err := app.Start(startCtx, app.Options{Infra: infra, Settings: settings})
 	cancelStart()
 	if err != nil {
 		return err

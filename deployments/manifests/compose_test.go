@@ -173,6 +173,7 @@ var composeOnly = map[string]string{
 	"NATS_TOKEN": "compose uses per-service users", "NATS_CREDS": "compose uses per-service users",
 	"REPLICA":         "defaults to the container's host name, unique per replica",
 	"TRUSTED_PROXIES": "admind only",
+	"TICK_INTERVAL":   "development only (tests set it on schedulerd)",
 }
 
 func hasKey(s types.ServiceConfig, k string) bool { _, ok := s.Environment[k]; return ok }

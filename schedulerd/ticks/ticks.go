@@ -35,13 +35,13 @@ const (
 	Retention = "retention"
 )
 
-// Deps are what Run needs. NC and Settings are required.
+// Deps are what a Scheduler needs. NC and Settings are required.
 type Deps struct {
 	NC       *nats.Conn
 	Settings *natsx.Settings
 	Log      *slog.Logger
 	// Registry, when set, receives the tick counters.
-	Registry prometheus.Registerer
+	Registry *prometheus.Registry
 	// Interval, when set, replaces both schedules with one fixed period (tests,
 	// local development: TICK_INTERVAL=2s).
 	Interval time.Duration
@@ -55,10 +55,13 @@ type Deps struct {
 // the tick is switched off.
 type slotFunc func(now time.Time, s *config.Settings) (slot string, ok bool)
 
-// Run emits ticks until ctx ends.
-func Run(ctx context.Context, d Deps) error {
+// Scheduler is one schedulerd replica.
+type Scheduler struct{ d Deps }
+
+// New checks deps; Run does the work.
+func New(d Deps) (*Scheduler, error) {
 	if d.NC == nil || d.Settings == nil {
-		return errors.New("ticks: NC and Settings are required")
+		return nil, errors.New("ticks: NC and Settings are required")
 	}
 	if d.Log == nil {
 		d.Log = slog.Default()
@@ -66,6 +69,16 @@ func Run(ctx context.Context, d Deps) error {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	return &Scheduler{d: d}, nil
+}
+
+// Ready is always nil: a connected schedulerd (boot's checks) can tick, and
+// a publish that fails is retried on the next poll.
+func (s *Scheduler) Ready(context.Context) error { return nil }
+
+// Run emits ticks until ctx ends.
+func (s *Scheduler) Run(ctx context.Context) error {
+	d := s.d
 	pub, err := NewPublisher(d.NC, d.Log)
 	if err != nil {
 		return err
@@ -303,7 +316,7 @@ type metrics struct {
 	published, failed *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) metrics {
+func newMetrics(reg *prometheus.Registry) metrics {
 	m := metrics{
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gb_ticks_published_total", Help: "Ticks published by this replica (duplicates of another replica included)."}, []string{"tick"}),
 		failed:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gb_ticks_publish_failures_total", Help: "Tick publishes that failed and will be retried."}, []string{"tick"}),

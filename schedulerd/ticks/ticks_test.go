@@ -108,7 +108,7 @@ func TestTwoSchedulersInOneSlotYieldOneTickOfEachKindThatAConsumerReceives(t *te
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := ticks.Run(runCtx, ticks.Deps{NC: nc, Settings: settings, Log: quiet, Now: func() time.Time { return fixed }}); err != nil {
+			if err := run(runCtx, ticks.Deps{NC: nc, Settings: settings, Log: quiet, Now: func() time.Time { return fixed }}); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -182,7 +182,7 @@ func TestRecoveryTickIsOffWhenCheckIntervalIsZeroAndRetentionFollowsTimezone(t *
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = ticks.Run(runCtx, ticks.Deps{NC: nc, Settings: natsx.NewSettings(s), Log: quiet, Now: func() time.Time { return fixed }})
+		_ = run(runCtx, ticks.Deps{NC: nc, Settings: natsx.NewSettings(s), Log: quiet, Now: func() time.Time { return fixed }})
 	}()
 	cons, err := js.CreateOrUpdateConsumer(ctx, bus.StreamTicks, jetstream.ConsumerConfig{FilterSubjects: []string{bus.SubjectTicksAll}})
 	if err != nil {
@@ -215,7 +215,7 @@ func TestIntervalOverrideTicksEveryPeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() {
-		_ = ticks.Run(ctx, ticks.Deps{NC: nc, Settings: natsx.NewSettings(config.Defaults()), Log: quiet, Interval: 200 * time.Millisecond})
+		_ = run(ctx, ticks.Deps{NC: nc, Settings: natsx.NewSettings(config.Defaults()), Log: quiet, Interval: 200 * time.Millisecond})
 	}()
 	slots := map[string]bool{}
 	for len(slots) < 3 {
@@ -243,7 +243,7 @@ func TestRunNowEmitsATickBesideTheScheduledSlot(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = ticks.Run(ctx, ticks.Deps{NC: nc, Settings: natsx.NewSettings(config.Defaults()), Log: quiet, Now: func() time.Time { return fixed }})
+		_ = run(ctx, ticks.Deps{NC: nc, Settings: natsx.NewSettings(config.Defaults()), Log: quiet, Now: func() time.Time { return fixed }})
 	}()
 	for i := 0; countOn(t, js, bus.SubjectTickRecover) == 0; i++ {
 		if i > 500 {
@@ -276,4 +276,13 @@ func TestRunNowEmitsATickBesideTheScheduledSlot(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// run builds a scheduler from d and runs it until ctx ends.
+func run(ctx context.Context, d ticks.Deps) error {
+	s, err := ticks.New(d)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
 }

@@ -114,12 +114,8 @@ func Start(ctx context.Context, service string) (*Process, error) {
 const DefaultDrain = 10 * time.Second
 
 // ConnectMongo connects to MONGO_URI, which a service that owns collections
-// requires. A process whose host connected already (the all-in-one) gets
-// that client's database.
+// requires.
 func (p *Process) ConnectMongo(ctx context.Context) (*mongo.Database, error) {
-	if p.Mongo != nil {
-		return p.Mongo.Database(p.Infra.MongoDB), nil
-	}
 	if p.Infra.MongoURI == "" {
 		return nil, fmt.Errorf("config: MONGO_URI: %s needs MongoDB", p.Service)
 	}

@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // SafetySetting is one Gemini safety setting.
@@ -109,6 +110,9 @@ type Infra struct {
 	LogdAckWait       int    `env:"LOGD_ACK_WAIT" default:"60" min:"1" doc:"logd: seconds before an event message a logd received and never acknowledged (it died) goes to another logd"`
 	// TrustedProxies is checked by admind, which parses the entries.
 	TrustedProxies []string `env:"TRUSTED_PROXIES" doc:"admind: CIDRs (or IPs) of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (client address for login throttling, Secure cookie behind TLS); empty trusts none"`
+	// TickInterval is for tests: recovery and retention can be watched
+	// without waiting an hour.
+	TickInterval time.Duration `env:"TICK_INTERVAL" doc:"development only: schedulerd (and the all-in-one) tick at this period (a Go duration such as 2s) instead of their schedules"`
 }
 
 // Defaults returns Settings with every documented default applied.
@@ -273,6 +277,14 @@ func checkBounds(f reflect.StructField, v reflect.Value) error {
 
 func setField(fv reflect.Value, raw string) error {
 	raw = strings.TrimSpace(raw)
+	if fv.Type() == reflect.TypeFor[time.Duration]() {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration like 2s, got %q", raw)
+		}
+		fv.SetInt(int64(d))
+		return nil
+	}
 	switch fv.Kind() {
 	case reflect.String:
 		fv.SetString(raw)

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultsMatchGeminiBalance(t *testing.T) {
@@ -106,5 +107,23 @@ func TestJetStreamReplicasIsBoundedAndNamed(t *testing.T) {
 	t.Setenv("JETSTREAM_REPLICAS", "")
 	if in, _ := LoadInfra(); in.JetStreamReplicas != 1 {
 		t.Fatalf("default replicas %d, want 1", in.JetStreamReplicas)
+	}
+}
+
+// TICK_INTERVAL is a positive Go duration; anything else fails naming it,
+// and unset means the real schedules.
+func TestTickIntervalIsAPositiveDurationNamedWhenBad(t *testing.T) {
+	if in, err := LoadInfra(); err != nil || in.TickInterval != 0 {
+		t.Fatalf("unset: %v, %v; want 0 (the schedules)", in.TickInterval, err)
+	}
+	t.Setenv("TICK_INTERVAL", "2s")
+	if in, err := LoadInfra(); err != nil || in.TickInterval != 2*time.Second {
+		t.Fatalf("2s: %v, %v", in.TickInterval, err)
+	}
+	for _, bad := range []string{"2", "-1s", "0s", "soon"} {
+		t.Setenv("TICK_INTERVAL", bad)
+		if _, err := LoadInfra(); err == nil || !strings.Contains(err.Error(), "TICK_INTERVAL") || !strings.Contains(err.Error(), "positive duration") {
+			t.Errorf("TICK_INTERVAL=%s: want an error naming it, got %v", bad, err)
+		}
 	}
 }

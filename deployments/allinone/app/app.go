@@ -33,6 +33,7 @@ import (
 	keyd "github.com/gemini-balance-go/keyd/service"
 	logd "github.com/gemini-balance-go/logd/service"
 	"github.com/gemini-balance-go/schedulerd/ticks"
+	"github.com/gemini-balance-go/shared/boot"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/guard"
@@ -49,16 +50,11 @@ type Options struct {
 	Settings config.Settings
 	// Listener, when set, replaces listening on Infra.Port (tests).
 	Listener net.Listener
-	// TickInterval, when set, replaces both tick schedules (TICK_INTERVAL).
-	TickInterval time.Duration
 	// LogOutput receives every service's JSON log lines (default stderr).
 	LogOutput io.Writer
 	// Transport, when set, replaces edge's upstream transport.
 	Transport http.RoundTripper
 }
-
-// EdgePrefixes are routed to edge; everything else goes to admind.
-var EdgePrefixes = []string{"/v1beta/", "/v1/", "/hf/", "/openai/", "/gemini/", "/vertex-express/", "/upload/"}
 
 // App is a running all-in-one.
 type App struct {
@@ -203,29 +199,47 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		regs[svc] = prometheus.NewRegistry()
 		gatherers = append(gatherers, regs[svc])
 	}
-	jsFor := func(svc string) jetstream.JetStream { j, _ := jetstream.New(conns[svc]); return j }
 
-	// Build the HTTP services before watching settings: they register
-	// change callbacks, which must happen before the watch starts.
-	edge, err := gateway.New(gateway.Deps{NC: conns[bus.ServiceEdge], JS: jsFor(bus.ServiceEdge), Settings: live, Infra: in, Logger: logFor(bus.ServiceEdge), Registry: regs[bus.ServiceEdge], Transport: o.Transport})
-	if err != nil {
-		return nil, err
+	// One process view per service: its own connection, logger and metrics
+	// registry; the store, the live settings and the environment are shared.
+	procFor := func(svc string) *boot.Process {
+		j, _ := jetstream.New(conns[svc])
+		return &boot.Process{Service: svc, Infra: in, Env: o.Settings, Log: logFor(svc), NC: conns[svc], JS: j,
+			Settings: live, Registry: regs[svc], Mongo: a.Mongo}
 	}
-	health := &obs.Health{Service: "gemini-balance", Checks: []obs.Check{
-		{Name: "nats", Check: func(context.Context) error {
-			if !conns[bus.ServiceAdmind].IsConnected() {
-				return errors.New("not connected")
-			}
-			return nil
+	// The services, wired as their binaries' mains do. All are built before
+	// the settings watch starts: edge and admind register change callbacks.
+	var edge *gateway.Gateway
+	var admin *admind.Server
+	services := []struct {
+		name  string
+		build boot.Build
+	}{
+		{bus.ServiceAdmind, func(_ context.Context, p *boot.Process) (_ boot.Service, err error) {
+			admin, err = admind.New(admind.Deps{NC: p.NC, DB: db, Settings: p.Settings, Seed: &p.Env, Log: p.Log, Replica: p.Infra.Replica,
+				EncryptionKey: p.Infra.EncryptionKey, TrustedProxies: p.Infra.TrustedProxies,
+				Health: &obs.Health{Service: "gemini-balance", Checks: p.Checks()}})
+			return admin, err
 		}},
-		{Name: "mongo", Check: func(ctx context.Context) error { return mongox.Ping(ctx, a.Mongo) }},
-	}}
-	seed := o.Settings
-	admin, err := admind.New(admind.Deps{NC: conns[bus.ServiceAdmind], DB: db, Settings: live, Seed: &seed, Log: logFor(bus.ServiceAdmind), Replica: in.Replica,
-		EncryptionKey: in.EncryptionKey, TrustedProxies: in.TrustedProxies,
-		Health: health})
-	if err != nil {
-		return nil, err
+		{bus.ServiceKeyd, func(ctx context.Context, p *boot.Process) (boot.Service, error) {
+			return keyd.New(ctx, keyd.Deps{NC: p.NC, JS: p.JS, DB: db, Settings: p.Settings, Seed: &p.Env, Infra: p.Infra, Log: p.Log, Registry: p.Registry})
+		}},
+		{bus.ServiceLogd, func(_ context.Context, p *boot.Process) (boot.Service, error) {
+			return logd.New(logd.Deps{NC: p.NC, JS: p.JS, DB: db, Settings: p.Settings, Infra: p.Infra, Log: p.Log, Registry: p.Registry})
+		}},
+		{bus.ServiceSchedulerd, func(_ context.Context, p *boot.Process) (boot.Service, error) {
+			return ticks.New(ticks.Deps{NC: p.NC, Settings: p.Settings, Log: p.Log, Registry: p.Registry, Interval: p.Infra.TickInterval, Replica: p.Infra.Replica})
+		}},
+		{bus.ServiceEdge, func(_ context.Context, p *boot.Process) (_ boot.Service, err error) {
+			edge, err = gateway.New(gateway.Deps{NC: p.NC, JS: p.JS, Settings: p.Settings, Infra: p.Infra, Log: p.Log, Registry: p.Registry, Transport: o.Transport})
+			return edge, err
+		}},
+	}
+	built := make([]boot.Service, len(services))
+	for i, s := range services {
+		if built[i], err = s.build(ctx, procFor(s.name)); err != nil {
+			return nil, err
+		}
 	}
 	live.OnChange(func(s config.Settings) { obs.SetLevel(s.LogLevel) })
 
@@ -242,28 +256,17 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	if err := live.Watch(svcCtx, js, logFor("settings")); err != nil {
 		return nil, err
 	}
-	run := func(name string, f func(context.Context) error) {
+	for i, s := range services {
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
-			if err := f(svcCtx); err != nil && svcCtx.Err() == nil {
-				a.failed <- fmt.Errorf("%s: %w", name, err)
+			if err := built[i].Run(svcCtx); err != nil && svcCtx.Err() == nil {
+				a.failed <- fmt.Errorf("%s: %w", s.name, err)
 			} else if svcCtx.Err() == nil {
-				a.failed <- fmt.Errorf("%s stopped unexpectedly", name)
+				a.failed <- fmt.Errorf("%s stopped unexpectedly", s.name)
 			}
 		}()
 	}
-	run(bus.ServiceAdmind, admin.Run)
-	run(bus.ServiceKeyd, func(ctx context.Context) error {
-		return keyd.Run(ctx, keyd.Deps{NC: conns[bus.ServiceKeyd], JS: jsFor(bus.ServiceKeyd), DB: db, Settings: live, Seed: &seed, Infra: in, Log: logFor(bus.ServiceKeyd), Metrics: regs[bus.ServiceKeyd]})
-	})
-	run(bus.ServiceLogd, func(ctx context.Context) error {
-		return logd.Run(ctx, logd.Deps{NC: conns[bus.ServiceLogd], JS: jsFor(bus.ServiceLogd), DB: db, Settings: live, Infra: in, Log: logFor(bus.ServiceLogd), Registry: regs[bus.ServiceLogd]})
-	})
-	run(bus.ServiceSchedulerd, func(ctx context.Context) error {
-		return ticks.Run(ctx, ticks.Deps{NC: conns[bus.ServiceSchedulerd], Settings: live, Log: logFor(bus.ServiceSchedulerd), Registry: regs[bus.ServiceSchedulerd], Interval: o.TickInterval, Replica: in.Replica})
-	})
-	run(bus.ServiceEdge, edge.Run)
 
 	// Open the port only once every service answers on the bus, so the
 	// first request does not race keyd's start.
@@ -308,19 +311,12 @@ func waitForServices(ctx context.Context, nc *nats.Conn) error {
 	}
 }
 
-// Route sends the public API (and /health) to edge, the rest to admind.
+// Route sends the public API (gateway.Public) to edge, the rest to admind.
 func Route(edge, admin http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		if p == "/health" {
+		if gateway.Public(r.URL.Path) {
 			edge.ServeHTTP(w, r)
 			return
-		}
-		for _, pre := range EdgePrefixes {
-			if strings.HasPrefix(p, pre) {
-				edge.ServeHTTP(w, r)
-				return
-			}
 		}
 		admin.ServeHTTP(w, r)
 	})

@@ -71,7 +71,7 @@ func tryStart(t testing.TB, dataDir, baseURL string, logs io.Writer, adjust ...f
 		t.Fatal(err)
 	}
 	in.DataDir, in.NATSListen, in.Replica, in.NATSURL, in.MongoURI = dataDir, "127.0.0.1:0", "aio", "", ""
-	in.MetricsAddr = "127.0.0.1:0"
+	in.MetricsAddr, in.TickInterval = "127.0.0.1:0", 300*time.Millisecond
 	for _, f := range adjust {
 		f(&in)
 	}
@@ -86,7 +86,7 @@ func tryStart(t testing.TB, dataDir, baseURL string, logs io.Writer, adjust ...f
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
-	return app.Start(ctx, app.Options{Infra: in, Settings: st, Listener: ln, TickInterval: 300 * time.Millisecond, LogOutput: logs})
+	return app.Start(ctx, app.Options{Infra: in, Settings: st, Listener: ln, LogOutput: logs})
 }
 
 func stop(t testing.TB, a *app.App) {
