@@ -169,7 +169,7 @@ func TestAServiceThatDoesNotAnswerInTimeGives503(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
 	respondOn(t, nc, bus.SubjectKeyList, func([]byte) answer { return answer{silent: true} })
-	respondOn(t, nc, logapi.SubjectOverview, func([]byte) answer { return answer{silent: true} })
+	respondOn(t, nc, bus.SubjectLogOverview, func([]byte) answer { return answer{silent: true} })
 	for path, svc := range map[string]string{"/api/keys": "keyd", "/api/stats/overview": "logd"} {
 		code, body, _ := e.call(t, "GET", path, "", "")
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, svc+" did not answer") {
@@ -374,7 +374,7 @@ func TestBulkKeyActionsPassTheSelectionAndRefuseAnEmptyOne(t *testing.T) {
 func TestRequestLogFiltersReachLogd(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
-	rl := respondOn(t, nc, logapi.SubjectRequestsList, canned(logapi.RequestLogPage{Logs: []logapi.RequestLog{{ID: "r1", Model: "gemini-2.5-flash", Status: 200, Success: true}}, Total: ptr(int64(41)), TotalExact: true}))
+	rl := respondOn(t, nc, bus.SubjectLogRequestsList, canned(logapi.RequestLogPage{Logs: []logapi.RequestLog{{ID: "r1", Model: "gemini-2.5-flash", Status: 200, Success: true}}, Total: ptr(int64(41)), TotalExact: true}))
 	var page logapi.RequestLogPage
 	e.getJSON(t, "/api/logs/requests?from=2026-11-01&to=2026-11-02T12:00:00%2B01:00&key=k1&model=m&token=t1&status=429&success=false&route=gemini&sort=latency&order=asc&limit=50&offset=100", &page)
 	var q logapi.RequestLogQuery
@@ -405,7 +405,7 @@ func TestRequestLogFiltersReachLogd(t *testing.T) {
 func TestErrorLogSearchTakesGeminiBalancesParameters(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
-	el := respondOn(t, nc, logapi.SubjectErrorsList, canned(logapi.ErrorLogPage{Logs: []logapi.ErrorLog{{ID: "e1", Code: 429, Type: "gemini-chat-stream"}}, Total: 1}))
+	el := respondOn(t, nc, bus.SubjectLogErrorsList, canned(logapi.ErrorLogPage{Logs: []logapi.ErrorLog{{ID: "e1", Code: 429, Type: "gemini-chat-stream"}}, Total: 1}))
 	var page logapi.ErrorLogPage
 	e.getJSON(t, "/api/logs/errors?limit=20&offset=40&key_search=AAAA&error_search=quota&error_code_search=429&start_date=2026-11-01T08:30:00&end_date=2026-11-02T00:00:00Z&sort_by=error_code&sort_order=asc", &page)
 	var q logapi.ErrorLogQuery
@@ -439,7 +439,7 @@ func TestErrorLogSearchTakesGeminiBalancesParameters(t *testing.T) {
 func TestErrorLogDetailsAndDeletesAnswerLikeGeminiBalance(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
-	respondOn(t, nc, logapi.SubjectErrorsGet, func(b []byte) answer {
+	respondOn(t, nc, bus.SubjectLogErrorsGet, func(b []byte) answer {
 		var g logapi.ErrorLogGet
 		_ = json.Unmarshal(b, &g)
 		if g.ID == "e1" {
@@ -447,7 +447,7 @@ func TestErrorLogDetailsAndDeletesAnswerLikeGeminiBalance(t *testing.T) {
 		}
 		return answer{errCode: "404", errMsg: "not found"}
 	})
-	del := respondOn(t, nc, logapi.SubjectErrorsDelete, func(b []byte) answer {
+	del := respondOn(t, nc, bus.SubjectLogErrorsDelete, func(b []byte) answer {
 		var d logapi.ErrorLogDelete
 		_ = json.Unmarshal(b, &d)
 		switch {
@@ -507,9 +507,9 @@ func TestErrorLogDetailsAndDeletesAnswerLikeGeminiBalance(t *testing.T) {
 func TestStatsRoutesPassQueriesToLogdAndNameAttentionKeysByHint(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
-	respondOn(t, nc, logapi.SubjectOverview, canned(logapi.Overview{Minute: logapi.Totals{Requests: 3, Successes: 2, Failures: 1}}))
-	series := respondOn(t, nc, logapi.SubjectSeries, canned(logapi.Series{Points: []logapi.SeriesPoint{{Hour: "2026-11-01T10"}}}))
-	att := respondOn(t, nc, logapi.SubjectAttention, canned(logapi.Attention{Code: 403, Keys: []logapi.AttentionKey{{KeyID: "k1", Count: 9}, {KeyID: "deleted", Count: 5}, {KeyID: "k2", Count: 1}}}))
+	respondOn(t, nc, bus.SubjectLogOverview, canned(logapi.Overview{Minute: logapi.Totals{Requests: 3, Successes: 2, Failures: 1}}))
+	series := respondOn(t, nc, bus.SubjectLogSeries, canned(logapi.Series{Points: []logapi.SeriesPoint{{Hour: "2026-11-01T10"}}}))
+	att := respondOn(t, nc, bus.SubjectLogAttention, canned(logapi.Attention{Code: 403, Keys: []logapi.AttentionKey{{KeyID: "k1", Count: 9}, {KeyID: "deleted", Count: 5}, {KeyID: "k2", Count: 1}}}))
 	respondOn(t, nc, bus.SubjectKeyGet, func(b []byte) answer {
 		var req keyapi.GetRequest
 		_ = json.Unmarshal(b, &req)
@@ -518,7 +518,7 @@ func TestStatsRoutesPassQueriesToLogdAndNameAttentionKeysByHint(t *testing.T) {
 		}
 		return answer{body: keyapi.GetReply{Key: &keyapi.Key{ID: req.ID, Hint: "hint-" + req.ID, Status: "cooling"}}}
 	})
-	usage := respondOn(t, nc, logapi.SubjectKeyUsage, canned(logapi.KeyUsage{KeyID: "k1", Models: map[string]logapi.Totals{"gemini-2.5-flash": {Requests: 4}}}))
+	usage := respondOn(t, nc, bus.SubjectLogKeyUsage, canned(logapi.KeyUsage{KeyID: "k1", Models: map[string]logapi.Totals{"gemini-2.5-flash": {Requests: 4}}}))
 
 	var o logapi.Overview
 	e.getJSON(t, "/api/stats/overview", &o)
@@ -590,8 +590,8 @@ func TestStatsRoutesPassQueriesToLogdAndNameAttentionKeysByHint(t *testing.T) {
 func TestLogdRefusalsKeepTheirMeaning(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
-	respondOn(t, nc, logapi.SubjectRequestsList, func([]byte) answer { return answer{errCode: "400", errMsg: "sort_by must be time"} })
-	respondOn(t, nc, logapi.SubjectOverview, func([]byte) answer { return answer{errCode: "500", errMsg: "mongo: server selection timeout"} })
+	respondOn(t, nc, bus.SubjectLogRequestsList, func([]byte) answer { return answer{errCode: "400", errMsg: "sort_by must be time"} })
+	respondOn(t, nc, bus.SubjectLogOverview, func([]byte) answer { return answer{errCode: "500", errMsg: "mongo: server selection timeout"} })
 	if code, body, _ := e.call(t, "GET", "/api/logs/requests", "", ""); code != 400 || !strings.Contains(body, "sort_by must be time") {
 		t.Errorf("logd's 400: %d %s, want 400 with its message", code, body)
 	}
@@ -604,9 +604,9 @@ func TestLogdRefusalsKeepTheirMeaning(t *testing.T) {
 func TestAFullKeyOrTokenInAFilterIsSentAsItsID(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
-	rl := respondOn(t, nc, logapi.SubjectRequestsList, canned(logapi.RequestLogPage{}))
-	el := respondOn(t, nc, logapi.SubjectErrorsList, canned(logapi.ErrorLogPage{}))
-	ku := respondOn(t, nc, logapi.SubjectKeyUsage, canned(logapi.KeyUsage{}))
+	rl := respondOn(t, nc, bus.SubjectLogRequestsList, canned(logapi.RequestLogPage{}))
+	el := respondOn(t, nc, bus.SubjectLogErrorsList, canned(logapi.ErrorLogPage{}))
+	ku := respondOn(t, nc, bus.SubjectLogKeyUsage, canned(logapi.KeyUsage{}))
 	keyID, tokenID := redact.ID(apiKey1), redact.ID(clientToken)
 
 	var page logapi.RequestLogPage
@@ -646,7 +646,7 @@ func TestAFullKeyOrTokenInAFilterIsSentAsItsID(t *testing.T) {
 func TestKeyWeightAndNoteChangeThroughKeyd(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
-	up := respondOn(t, nc, keyapi.SubjectKeyUpdate, func(b []byte) answer {
+	up := respondOn(t, nc, bus.SubjectKeyUpdate, func(b []byte) answer {
 		var req keyapi.UpdateRequest
 		_ = json.Unmarshal(b, &req)
 		if req.ID != "k1" {

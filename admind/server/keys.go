@@ -356,7 +356,7 @@ func (b *backends) updateKey(c *gin.Context) {
 	}
 	req.ID = c.Param("id")
 	var rep keyapi.GetReply
-	if err := b.keyd.Call(c.Request.Context(), keyapi.SubjectKeyUpdate, req, &rep); err != nil {
+	if err := b.keyd.Call(c.Request.Context(), bus.SubjectKeyUpdate, req, &rep); err != nil {
 		b.fail(c, err)
 		return
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
 )
 
@@ -46,7 +47,7 @@ func (b *backends) exportKeys(c *gin.Context) {
 		}
 	}
 	var rep keyapi.ExportReply
-	if err := b.keyd.Call(c.Request.Context(), keyapi.SubjectKeyExport, req, &rep); err != nil {
+	if err := b.keyd.Call(c.Request.Context(), bus.SubjectKeyExport, req, &rep); err != nil {
 		b.fail(c, err)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/logapi"
 )
 
@@ -52,7 +53,7 @@ func (b *backends) requestLogs(c *gin.Context) {
 		return
 	}
 	var page logapi.RequestLogPage
-	if err := b.logd.Call(c.Request.Context(), logapi.SubjectRequestsList, q, &page); err != nil {
+	if err := b.logd.Call(c.Request.Context(), bus.SubjectLogRequestsList, q, &page); err != nil {
 		b.fail(c, err)
 		return
 	}
@@ -140,7 +141,7 @@ func (b *backends) errorLogs(c *gin.Context) {
 		return
 	}
 	var page logapi.ErrorLogPage
-	if err := b.logd.Call(c.Request.Context(), logapi.SubjectErrorsList, q, &page); err != nil {
+	if err := b.logd.Call(c.Request.Context(), bus.SubjectLogErrorsList, q, &page); err != nil {
 		b.fail(c, err)
 		return
 	}
@@ -190,7 +191,7 @@ func errorLogQuery(c *gin.Context) (logapi.ErrorLogQuery, error) {
 // errorLog: the full row, with the error body and the request body when recorded.
 func (b *backends) errorLog(c *gin.Context) {
 	var e logapi.ErrorLog
-	if err := b.logd.Call(c.Request.Context(), logapi.SubjectErrorsGet, logapi.ErrorLogGet{ID: c.Param("id")}, &e); err != nil {
+	if err := b.logd.Call(c.Request.Context(), bus.SubjectLogErrorsGet, logapi.ErrorLogGet{ID: c.Param("id")}, &e); err != nil {
 		b.fail(c, err)
 		return
 	}
@@ -208,7 +209,7 @@ func (b *backends) deleteErrorLogs(c *gin.Context) {
 			return
 		}
 		var rep logapi.DeleteReply
-		if err := b.logd.Call(c.Request.Context(), logapi.SubjectErrorsDelete, logapi.ErrorLogDelete{Before: before}, &rep); err != nil {
+		if err := b.logd.Call(c.Request.Context(), bus.SubjectLogErrorsDelete, logapi.ErrorLogDelete{Before: before}, &rep); err != nil {
 			b.fail(c, err)
 			return
 		}
@@ -235,7 +236,7 @@ func (b *backends) deleteErrorLog(c *gin.Context) {
 // deleteErrors answers 204, or 404 when one named log did not exist.
 func (b *backends) deleteErrors(c *gin.Context, d logapi.ErrorLogDelete, one bool) {
 	var rep logapi.DeleteReply
-	if err := b.logd.Call(c.Request.Context(), logapi.SubjectErrorsDelete, d, &rep); err != nil {
+	if err := b.logd.Call(c.Request.Context(), bus.SubjectLogErrorsDelete, d, &rep); err != nil {
 		b.fail(c, err)
 		return
 	}

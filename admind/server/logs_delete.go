@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/logapi"
 )
 
@@ -44,7 +45,7 @@ func (b *backends) deleteAllRequestLogs(c *gin.Context) {
 
 func (b *backends) deleteRequests(c *gin.Context, d logapi.RequestLogDelete) (logapi.DeleteReply, bool) {
 	var rep logapi.DeleteReply
-	if err := b.logd.Call(c.Request.Context(), logapi.SubjectRequestsDel, d, &rep); err != nil {
+	if err := b.logd.Call(c.Request.Context(), bus.SubjectLogRequestsDelete, d, &rep); err != nil {
 		b.fail(c, err)
 		return rep, false
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/keyapi"
 )
@@ -17,7 +18,7 @@ import (
 // settings name, marked as such.
 func (b *backends) listModels(c *gin.Context) {
 	var rep keyapi.ModelsReply
-	err := b.keyd.Call(c.Request.Context(), keyapi.SubjectKeyModels, struct{}{}, &rep)
+	err := b.keyd.Call(c.Request.Context(), bus.SubjectKeyModels, struct{}{}, &rep)
 	switch {
 	case err == nil && rep.Error == "":
 		c.JSON(http.StatusOK, gin.H{"source": "upstream", "fetched_at": rep.FetchedAt, "models": rep.Models})

@@ -23,7 +23,7 @@ func (b *backends) statsRoutes(g *gin.RouterGroup) {
 // overview: last minute, hour, 24 hours and the current month.
 func (b *backends) overview(c *gin.Context) {
 	var o logapi.Overview
-	if err := b.logd.Call(c.Request.Context(), logapi.SubjectOverview, logapi.OverviewQuery{}, &o); err != nil {
+	if err := b.logd.Call(c.Request.Context(), bus.SubjectLogOverview, logapi.OverviewQuery{}, &o); err != nil {
 		b.fail(c, err)
 		return
 	}
@@ -44,7 +44,7 @@ func (b *backends) series(c *gin.Context) {
 	}
 	q.KeyID, q.Model, q.TokenID = secretID(cmpOrQuery(c, "key", "key_id")), c.Query("model"), secretID(cmpOrQuery(c, "token", "token_id"))
 	var s logapi.Series
-	if err := b.logd.Call(c.Request.Context(), logapi.SubjectSeries, q, &s); err != nil {
+	if err := b.logd.Call(c.Request.Context(), bus.SubjectLogSeries, q, &s); err != nil {
 		b.fail(c, err)
 		return
 	}
@@ -77,7 +77,7 @@ func (b *backends) attentionKeys(c *gin.Context) {
 		return
 	}
 	var a logapi.Attention
-	if err := b.logd.Call(c.Request.Context(), logapi.SubjectAttention, logapi.AttentionQuery{Code: code, Limit: limit}, &a); err != nil {
+	if err := b.logd.Call(c.Request.Context(), bus.SubjectLogAttention, logapi.AttentionQuery{Code: code, Limit: limit}, &a); err != nil {
 		b.fail(c, err)
 		return
 	}
@@ -116,7 +116,7 @@ func (b *backends) keyUsage(c *gin.Context) {
 	var u logapi.KeyUsage
 	// gemini-balance names the key in full here; an id works too.
 	q := logapi.KeyUsageQuery{KeyID: secretID(c.Param("key_id")), Hours: hours}
-	if err := b.logd.Call(c.Request.Context(), logapi.SubjectKeyUsage, q, &u); err != nil {
+	if err := b.logd.Call(c.Request.Context(), bus.SubjectLogKeyUsage, q, &u); err != nil {
 		b.fail(c, err)
 		return
 	}

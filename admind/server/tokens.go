@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gemini-balance-go/admind/tokens"
+	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/logapi"
 )
 
@@ -40,7 +41,7 @@ func (s *Server) listTokens(c *gin.Context) {
 		if len(list) == 1 {
 			q.TokenIDs = []string{list[0].ID}
 		}
-		if err := s.logd.Call(c.Request.Context(), logapi.SubjectTokenUsage, q, &rep); err != nil {
+		if err := s.logd.Call(c.Request.Context(), bus.SubjectLogTokenUsage, q, &rep); err != nil {
 			ans["usage_error"] = err.Error()
 		} else {
 			for i := range out {

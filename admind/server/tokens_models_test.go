@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/logapi"
 )
 
@@ -62,7 +63,7 @@ func TestTokenListCarriesUsageFromLogd(t *testing.T) {
 	if !strings.Contains(body, `"usage_error"`) || !strings.Contains(body, a.ID) {
 		t.Fatalf("list without logd: %s", body)
 	}
-	respondOn(t, nc, logapi.SubjectTokenUsage, canned(logapi.TokenUsageReply{Tokens: map[string]logapi.TokenUsage{
+	respondOn(t, nc, bus.SubjectLogTokenUsage, canned(logapi.TokenUsageReply{Tokens: map[string]logapi.TokenUsage{
 		a.ID: {Requests24h: 3, Tokens24h: 30, Requests30d: 7, Tokens30d: 70},
 	}}))
 	var list struct {

@@ -91,7 +91,7 @@ func TestConfigResetRestoresDefaultsButKeepsTheAdminPassword(t *testing.T) {
 func TestKeyExportAnswersFullKeysAsTextNeverCached(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
-	exp := respondOn(t, nc, keyapi.SubjectKeyExport, func(b []byte) answer {
+	exp := respondOn(t, nc, bus.SubjectKeyExport, func(b []byte) answer {
 		var req keyapi.ExportRequest
 		_ = json.Unmarshal(b, &req)
 		if req.Status == keyapi.StatusInvalid {
@@ -180,7 +180,7 @@ func TestModelListFallsBackToTheSettingsWhenKeydCannotAsk(t *testing.T) {
 		!slices.ContainsFunc(got.Models, func(m keyapi.ModelInfo) bool { return m.Name == def.TestModel }) {
 		t.Fatalf("without keyd: %+v", got)
 	}
-	respondOn(t, nc, keyapi.SubjectKeyModels, canned(keyapi.ModelsReply{Models: []keyapi.ModelInfo{{Name: "gemini-live-1"}}, FetchedAt: time.Now()}))
+	respondOn(t, nc, bus.SubjectKeyModels, canned(keyapi.ModelsReply{Models: []keyapi.ModelInfo{{Name: "gemini-live-1"}}, FetchedAt: time.Now()}))
 	e.getJSON(t, "/api/models", &got)
 	if got.Source != "upstream" || len(got.Models) != 1 || got.Models[0].Name != "gemini-live-1" {
 		t.Fatalf("with keyd: %+v", got)

@@ -5,7 +5,9 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,31 +15,137 @@ import (
 	"github.com/gemini-balance-go/shared/bus"
 )
 
-// docs/EVENTS.md must name every subject, stream and bucket of shared/bus.
+// busConstants returns every string constant of shared/bus (not tests), by
+// name: the subjects, streams, consumers, buckets, key states, kinds and
+// reasons that make up the bus contract.
+func busConstants(t *testing.T) map[string]string {
+	t.Helper()
+	dir := "../../shared/bus"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consts := map[string]string{}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, e.Name()), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			g, ok := d.(*ast.GenDecl)
+			if !ok || g.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range g.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, v := range vs.Values {
+					if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						consts[vs.Names[i].Name], _ = strconv.Unquote(lit.Value)
+					}
+				}
+			}
+		}
+	}
+	return consts
+}
+
+// docs/EVENTS.md must name every constant of shared/bus, in backquotes.
 func TestEventsDocNamesEveryBusConstant(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/EVENTS.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := parser.ParseFile(token.NewFileSet(), "../../shared/bus/subjects.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
+	consts := busConstants(t)
+	for name, v := range consts {
+		if !strings.Contains(string(doc), "`"+v+"`") {
+			t.Errorf("docs/EVENTS.md does not mention `%s` (bus.%s)", v, name)
+		}
 	}
-	n := 0
-	ast.Inspect(f, func(node ast.Node) bool {
-		lit, ok := node.(*ast.BasicLit)
-		if !ok || lit.Kind != token.STRING {
-			return true
+	// The parse must see the whole contract, durables and key states included.
+	for _, name := range []string{"SubjectKeyAcquire", "SubjectLogOverview", "SubjectSchedulerStatus",
+		"StreamEvents", "BucketSettings", "ConsumerKeydRecover", "ConsumerLogdRetention", "KeyAdded", "KeyDeleted", "KeyUpdated"} {
+		if _, ok := consts[name]; !ok {
+			t.Errorf("bus.%s not found among %d constants of shared/bus", name, len(consts))
 		}
-		v, _ := strconv.Unquote(lit.Value)
-		n++
-		if !strings.Contains(string(doc), "`"+v+"`") && !strings.Contains(string(doc), v) {
-			t.Errorf("docs/EVENTS.md does not mention %q", v)
+	}
+}
+
+// Services and shared packages name subjects, streams, durables and buckets
+// only through shared/bus, so the doc test above sees every one. Test code
+// and the e2e harness may spell them out: that pins the wire names.
+func TestBusNamesAreSpelledOnlyInSharedBus(t *testing.T) {
+	consts := busConstants(t)
+	exact := map[string]bool{}
+	var prefixes []string
+	for name, v := range consts {
+		for _, kind := range []string{"Subject", "Stream", "Bucket", "Consumer"} {
+			if strings.HasPrefix(name, kind) {
+				exact[v] = true
+			}
 		}
-		return true
-	})
-	if n < 20 {
-		t.Fatalf("found only %d constants in shared/bus/subjects.go", n)
+		if strings.HasPrefix(name, "Subject") {
+			// "gb.keyd.admin.list" → "gb.keyd": a new subject under a known
+			// group is caught too.
+			if parts := strings.SplitN(v, ".", 3); len(parts) >= 2 && parts[1] != ">" {
+				prefixes = append(prefixes, parts[0]+"."+parts[1])
+			}
+		}
+	}
+	if len(exact) < 40 || len(prefixes) == 0 {
+		t.Fatalf("found only %d names and %d subject prefixes in shared/bus", len(exact), len(prefixes))
+	}
+	root := "../.."
+	dirs := []string{"edge", "keyd", "logd", "admind", "schedulerd", "shared", "deployments/allinone", "deployments/embedded"}
+	files := 0
+	for _, dir := range dirs {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if d.Name() == "testdata" || d.Name() == "node_modules" || path == filepath.Join(root, "shared/bus") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			fset := token.NewFileSet()
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			if err != nil {
+				return err
+			}
+			files++
+			ast.Inspect(f, func(n ast.Node) bool {
+				lit, ok := n.(*ast.BasicLit)
+				if !ok || lit.Kind != token.STRING {
+					return true
+				}
+				v, err := strconv.Unquote(lit.Value)
+				if err != nil {
+					return true
+				}
+				bad := exact[v]
+				for _, p := range prefixes {
+					bad = bad || v == p || strings.HasPrefix(v, p+".")
+				}
+				if bad {
+					t.Errorf("%s: bus name %q spelled as a literal; use its shared/bus constant", fset.Position(lit.Pos()), v)
+				}
+				return true
+			})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if files < 100 {
+		t.Fatalf("scanned only %d files", files)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
+	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/logapi"
 	"github.com/gemini-balance-go/shared/redact"
 	"github.com/gemini-balance-go/testkit/fakegemini"
@@ -225,7 +226,7 @@ func statsUnderChaos(t *testing.T, chaos func(s *stack.Stack, rnd *rand.Rand, pr
 	// What logd answers right away (folded rollups plus parts not yet
 	// folded) per token, then the folded rollups themselves, level by level.
 	var tu logapi.TokenUsageReply
-	logdCall(t, nc, logapi.SubjectTokenUsage, logapi.TokenUsageQuery{}, &tu)
+	logdCall(t, nc, bus.SubjectLogTokenUsage, logapi.TokenUsageQuery{}, &tu)
 	for _, tok := range tokens {
 		id := redact.ID(tok)
 		want := rows.byToken(id)

@@ -56,14 +56,6 @@ func PolicyFrom(s config.Settings) Policy {
 	}
 }
 
-// Extra KeyStateEvent.To values, used on the sync subject and in event taps
-// when a key joins or leaves the pool.
-const (
-	KeyAdded   = "added"
-	KeyDeleted = "deleted"
-	KeyUpdated = "updated" // weight or note changed; state is unchanged
-)
-
 // Pool is the in-memory key pool. All methods are safe for concurrent use.
 type Pool struct {
 	mu       sync.Mutex

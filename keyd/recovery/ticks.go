@@ -17,13 +17,6 @@ import (
 	"github.com/gemini-balance-go/shared/bus"
 )
 
-// Consumer names on GB_TICKS. The consumer is durable and shared by every
-// keyd replica (a deliver group), so each recover tick is handled once.
-const (
-	TickConsumer = "keyd_recover"
-	tickDeliver  = bus.SubjectDeliverKeydRecover
-)
-
 // AckWait is how long one recover run may take before the tick is redelivered.
 const AckWait = 5 * time.Minute
 
@@ -36,9 +29,9 @@ func ConsumeTicks(ctx context.Context, nc *nats.Conn, log *slog.Logger, handle f
 		return fmt.Errorf("recover ticks: jetstream: %w", err)
 	}
 	cfg := &nats.ConsumerConfig{
-		Durable:        TickConsumer,
-		DeliverSubject: tickDeliver,
-		DeliverGroup:   TickConsumer,
+		Durable:        bus.ConsumerKeydRecover,
+		DeliverSubject: bus.SubjectDeliverKeydRecover,
+		DeliverGroup:   bus.ConsumerKeydRecover,
 		FilterSubject:  bus.SubjectTickRecover,
 		// A new consumer takes the latest tick (one that came just before
 		// keyd) but does not replay a day of older ones.
@@ -69,21 +62,21 @@ func ConsumeTicks(ctx context.Context, nc *nats.Conn, log *slog.Logger, handle f
 	if cerr != nil {
 		// A consumer left by another version may differ in a field that
 		// cannot be updated; binding to it still delivers the ticks.
-		if _, err := js.ConsumerInfo(bus.StreamTicks, TickConsumer); err != nil {
+		if _, err := js.ConsumerInfo(bus.StreamTicks, bus.ConsumerKeydRecover); err != nil {
 			return fmt.Errorf("recover ticks: create consumer: %w", cerr)
 		}
 		log.Warn("recover tick consumer exists with another configuration; using it", "err", cerr)
 	}
 	sub, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
 		Unmarshaler:      rawUnmarshaler{},
-		QueueGroupPrefix: TickConsumer,
+		QueueGroupPrefix: bus.ConsumerKeydRecover,
 		AckWaitTimeout:   AckWait,
 		SubjectCalculator: func(queue, _ string) *wmnats.SubjectDetail {
 			return &wmnats.SubjectDetail{Primary: bus.SubjectTickRecover, QueueGroup: queue}
 		},
 		JetStream: wmnats.JetStreamConfig{
-			SubscribeOptions: []nats.SubOpt{nats.Bind(bus.StreamTicks, TickConsumer), nats.ManualAck()},
-			DurablePrefix:    TickConsumer,
+			SubscribeOptions: []nats.SubOpt{nats.Bind(bus.StreamTicks, bus.ConsumerKeydRecover), nats.ManualAck()},
+			DurablePrefix:    bus.ConsumerKeydRecover,
 		},
 	}, watermill.NewSlogLogger(log))
 	if err != nil {

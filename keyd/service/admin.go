@@ -125,7 +125,7 @@ func (s *Service) Update(ctx context.Context, req keyapi.UpdateRequest) keyapi.G
 	if err := s.persistNow(ctx, []string{k.ID}); err != nil {
 		return keyapi.GetReply{Error: err.Error()}
 	}
-	s.publish(bus.KeyStateEvent{KeyID: k.ID, KeyHint: k.Hint, Kind: k.Kind, From: k.Status(time.Now()), To: pool.KeyUpdated, Reason: "updated by admin"})
+	s.publish(bus.KeyStateEvent{KeyID: k.ID, KeyHint: k.Hint, Kind: k.Kind, From: k.Status(time.Now()), To: bus.KeyUpdated, Reason: "updated by admin"})
 	return s.Get(keyapi.GetRequest{ID: k.ID})
 }
 
@@ -228,7 +228,7 @@ func (s *Service) addKeys(ctx context.Context, keys []pool.Key) ([]pool.Key, err
 	added := s.pool.Add(ins...)
 	evs := make([]bus.KeyStateEvent, 0, len(added))
 	for _, k := range added {
-		evs = append(evs, bus.KeyStateEvent{KeyID: k.ID, KeyHint: k.Hint, Kind: k.Kind, To: pool.KeyAdded})
+		evs = append(evs, bus.KeyStateEvent{KeyID: k.ID, KeyHint: k.Hint, Kind: k.Kind, To: bus.KeyAdded})
 	}
 	s.publish(evs...)
 	return added, err
@@ -257,7 +257,7 @@ func (s *Service) Delete(ctx context.Context, sel keyapi.Selection) keyapi.Chang
 	rep := keyapi.ChangeReply{IDs: []string{}}
 	for _, k := range removed {
 		rep.IDs = append(rep.IDs, k.ID)
-		s.publish(bus.KeyStateEvent{KeyID: k.ID, KeyHint: k.Hint, Kind: k.Kind, From: k.Status(time.Now()), To: pool.KeyDeleted, Reason: "deleted by admin"})
+		s.publish(bus.KeyStateEvent{KeyID: k.ID, KeyHint: k.Hint, Kind: k.Kind, From: k.Status(time.Now()), To: bus.KeyDeleted, Reason: "deleted by admin"})
 	}
 	rep.Changed = len(rep.IDs)
 	return rep

@@ -43,15 +43,15 @@ func TestListFiltersValidAndFailureCountAndExportGivesFullKeys(t *testing.T) {
 		t.Fatal("an unknown status was accepted")
 	}
 
-	exp := call[keyapi.ExportReply](t, st.nc, keyapi.SubjectKeyExport, keyapi.ExportRequest{Status: keyapi.StatusValid})
+	exp := call[keyapi.ExportReply](t, st.nc, bus.SubjectKeyExport, keyapi.ExportRequest{Status: keyapi.StatusValid})
 	if len(exp.Keys) != 3 || exp.Keys[0] != geminiKey(2) {
 		t.Fatalf("export valid = %v", exp.Keys)
 	}
-	exp = call[keyapi.ExportReply](t, st.nc, keyapi.SubjectKeyExport, keyapi.ExportRequest{Status: keyapi.StatusInvalid})
+	exp = call[keyapi.ExportReply](t, st.nc, bus.SubjectKeyExport, keyapi.ExportRequest{Status: keyapi.StatusInvalid})
 	if len(exp.Keys) != 1 || exp.Keys[0] != geminiKey(1) {
 		t.Fatalf("export invalid = %v", exp.Keys)
 	}
-	exp = call[keyapi.ExportReply](t, st.nc, keyapi.SubjectKeyExport, keyapi.ExportRequest{IDs: []string{ids[3], "nope", ids[0]}})
+	exp = call[keyapi.ExportReply](t, st.nc, bus.SubjectKeyExport, keyapi.ExportRequest{IDs: []string{ids[3], "nope", ids[0]}})
 	if len(exp.Keys) != 2 || exp.Keys[0] != geminiKey(4) || exp.Keys[1] != geminiKey(1) {
 		t.Fatalf("export by ids = %v, want keys 4 and 1 in that order", exp.Keys)
 	}

@@ -51,7 +51,7 @@ func BenchmarkKeyTableThirtyThousandKeys(b *testing.B) {
 		{"list-valid-failures>=2", bus.SubjectKeyList, keyapi.ListRequest{Status: keyapi.StatusValid, MinFailures: 2, PageSize: 50}},
 		{"list-search", bus.SubjectKeyList, keyapi.ListRequest{Search: "0001234", PageSize: 50}},
 		{"stats", bus.SubjectKeyStats, struct{}{}},
-		{"export-valid-20000", keyapi.SubjectKeyExport, keyapi.ExportRequest{Status: keyapi.StatusValid}},
+		{"export-valid-20000", bus.SubjectKeyExport, keyapi.ExportRequest{Status: keyapi.StatusValid}},
 	} {
 		call(c.subject, c.req) // warm-up
 		const runs = 20

@@ -142,13 +142,13 @@ func (s *Service) applySync(m *nats.Msg) {
 		return
 	}
 	switch ev.To {
-	case pool.KeyAdded, pool.KeyUpdated:
+	case bus.KeyAdded, bus.KeyUpdated:
 		select {
 		case s.added <- ev.KeyID:
 		default:
 			s.log.Warn("added-key queue full; key loads on restart", "key_id", ev.KeyID)
 		}
-	case pool.KeyDeleted:
+	case bus.KeyDeleted:
 		s.pool.Remove(ev.KeyID)
 	default:
 		s.pool.Apply(ev)

@@ -77,25 +77,25 @@ func Register(nc *nats.Conn, q Queries, retain Retainer, log *slog.Logger) (micr
 		subject string
 		h       micro.HandlerFunc
 	}{
-		{logapi.SubjectRequestsList, handle(log, q.RequestLogs)},
-		{logapi.SubjectErrorsList, handle(log, q.ErrorLogs)},
-		{logapi.SubjectErrorsGet, handle(log, func(ctx context.Context, in logapi.ErrorLogGet) (logapi.ErrorLog, error) {
+		{bus.SubjectLogRequestsList, handle(log, q.RequestLogs)},
+		{bus.SubjectLogErrorsList, handle(log, q.ErrorLogs)},
+		{bus.SubjectLogErrorsGet, handle(log, func(ctx context.Context, in logapi.ErrorLogGet) (logapi.ErrorLog, error) {
 			return q.ErrorLog(ctx, in.ID)
 		})},
-		{logapi.SubjectErrorsDelete, handle(log, func(ctx context.Context, in logapi.ErrorLogDelete) (logapi.DeleteReply, error) {
+		{bus.SubjectLogErrorsDelete, handle(log, func(ctx context.Context, in logapi.ErrorLogDelete) (logapi.DeleteReply, error) {
 			n, err := q.DeleteErrorLogs(ctx, in)
 			return logapi.DeleteReply{Deleted: n}, err
 		})},
-		{logapi.SubjectOverview, handle(log, q.Overview)},
-		{logapi.SubjectSeries, handle(log, q.Series)},
-		{logapi.SubjectAttention, handle(log, q.Attention)},
-		{logapi.SubjectKeyUsage, handle(log, q.KeyUsage)},
-		{logapi.SubjectTokenUsage, handle(log, q.TokenUsage)},
-		{logapi.SubjectRequestsDel, handle(log, func(ctx context.Context, in logapi.RequestLogDelete) (logapi.DeleteReply, error) {
+		{bus.SubjectLogOverview, handle(log, q.Overview)},
+		{bus.SubjectLogSeries, handle(log, q.Series)},
+		{bus.SubjectLogAttention, handle(log, q.Attention)},
+		{bus.SubjectLogKeyUsage, handle(log, q.KeyUsage)},
+		{bus.SubjectLogTokenUsage, handle(log, q.TokenUsage)},
+		{bus.SubjectLogRequestsDelete, handle(log, func(ctx context.Context, in logapi.RequestLogDelete) (logapi.DeleteReply, error) {
 			n, err := q.DeleteRequestLogs(ctx, in)
 			return logapi.DeleteReply{Deleted: n}, err
 		})},
-		{logapi.SubjectRetentionRun, handle(log, func(ctx context.Context, _ struct{}) (logapi.RetentionReply, error) {
+		{bus.SubjectLogRetentionRun, handle(log, func(ctx context.Context, _ struct{}) (logapi.RetentionReply, error) {
 			return retain(ctx)
 		})},
 	}

@@ -108,7 +108,7 @@ func (e *benchEnv) run(b *testing.B) {
 // would take CPU from it).
 func (e *benchEnv) waitDrained(b *testing.B, n int, cpu *cpuMeter) time.Time {
 	testenv.Eventually(b, 30*time.Minute, "ingest to finish", func() bool {
-		bl, err := ingest.Backlog(context.Background(), e.nats.JS, ingest.ConsumerRequests)
+		bl, err := ingest.Backlog(context.Background(), e.nats.JS, bus.ConsumerLogdRequests)
 		return err == nil && bl == 0
 	})
 	done := time.Now()

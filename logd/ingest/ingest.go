@@ -45,16 +45,6 @@ type Writer interface {
 	Fold(ctx context.Context) (int, error)
 }
 
-// Consumer names. Each is a durable push consumer on GB_EVENTS with a deliver
-// group of the same name, so several logd replicas share the work.
-const (
-	ConsumerRequests = "logd-request"
-	ConsumerErrors   = "logd-error"
-	// Deliver subjects live outside gb.> so neither the stream nor a tap captures them.
-	DeliverRequests = bus.SubjectDeliverLogdRequests
-	DeliverErrors   = bus.SubjectDeliverLogdErrors
-)
-
 // Options tune batching. Zero values take the defaults.
 type Options struct {
 	BatchSize     int           // events per log insert; default 1024 (a message is never split)
@@ -180,7 +170,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	// Push consumers deliver to whichever queue subscription exists, and a
 	// subscription holds what it got until its turn: pause delivery while the
 	// subscriptions are created, or a backlog would pile onto the first one.
-	for _, name := range []string{ConsumerRequests, ConsumerErrors} {
+	for _, name := range []string{bus.ConsumerLogdRequests, bus.ConsumerLogdErrors} {
 		err := in.retryStart(ctx, "pause consumer "+name, func() error {
 			_, err := in.deps.JS.PauseConsumer(ctx, bus.StreamEvents, name, time.Now().Add(time.Minute))
 			return err
@@ -195,7 +185,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	// deadline had already passed when the server read it (a slow server,
 	// clock skew), the backlog would wait the same way, so watch and repeat.
 	resume := func() {
-		for _, name := range []string{ConsumerRequests, ConsumerErrors} {
+		for _, name := range []string{bus.ConsumerLogdRequests, bus.ConsumerLogdErrors} {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			if _, err := in.deps.JS.PauseConsumer(rctx, bus.StreamEvents, name, time.Now().Add(500*time.Millisecond)); err != nil {
 				in.log.Error("resume consumer; it resumes by itself within a minute", "consumer", name, "err", err)
@@ -392,7 +382,7 @@ func (in *Ingester) kickStalled(ctx context.Context) {
 		case <-time.After(2 * time.Second):
 		}
 		stalled := false
-		for _, name := range []string{ConsumerRequests, ConsumerErrors} {
+		for _, name := range []string{bus.ConsumerLogdRequests, bus.ConsumerLogdErrors} {
 			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			c, err := in.deps.JS.PushConsumer(ictx, bus.StreamEvents, name)
 			var info *jetstream.ConsumerInfo
@@ -476,9 +466,9 @@ func (in *Ingester) subscribe(ctx context.Context, conn *nats.Conn, topic string
 
 func consumerFor(topic string) string {
 	if topic == bus.SubjectEventErrors {
-		return ConsumerErrors
+		return bus.ConsumerLogdErrors
 	}
-	return ConsumerRequests
+	return bus.ConsumerLogdRequests
 }
 
 func (in *Ingester) ensureConsumers(ctx context.Context) error {
@@ -486,8 +476,8 @@ func (in *Ingester) ensureConsumers(ctx context.Context) error {
 		name, subject, deliver string
 		inFlight               int
 	}{
-		{ConsumerRequests, bus.SubjectEventRequests, DeliverRequests, in.opt.RequestMessages},
-		{ConsumerErrors, bus.SubjectEventErrors, DeliverErrors, in.opt.ErrorMessages},
+		{bus.ConsumerLogdRequests, bus.SubjectEventRequests, bus.SubjectDeliverLogdRequests, in.opt.RequestMessages},
+		{bus.ConsumerLogdErrors, bus.SubjectEventErrors, bus.SubjectDeliverLogdErrors, in.opt.ErrorMessages},
 	} {
 		_, err := in.deps.JS.CreateOrUpdatePushConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{
 			Durable:        c.name,
@@ -849,7 +839,7 @@ func (in *Ingester) pollBacklog(ctx context.Context) {
 	defer t.Stop()
 	stalls := map[string]*stall{}
 	for {
-		for _, name := range []string{ConsumerRequests, ConsumerErrors} {
+		for _, name := range []string{bus.ConsumerLogdRequests, bus.ConsumerLogdErrors} {
 			info, err := consumerInfo(ctx, in.deps.JS, name)
 			if err != nil {
 				if !errors.Is(err, context.Canceled) {

@@ -144,7 +144,7 @@ func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, "1050 request logs", func() bool {
 		return e.count(t, logstore.CollRequests, bson.M{}) == 1050
 	})
-	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
+	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 
 	e.store.mu.Lock()
 	sizes := append([]int(nil), e.store.sizes...)
@@ -167,12 +167,12 @@ func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the lone event", func() bool {
 		return e.count(t, logstore.CollRequests, bson.M{"_id": "lone"}) == 1
 	})
-	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
+	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 	// A message larger than the batch size is written whole, never split.
 	big := events(1300, now)[1050:]
 	e.nats.PublishRequests(t, big)
 	testenv.Eventually(t, 10*time.Second, "the large message", func() bool { return e.count(t, logstore.CollRequests, bson.M{}) == 1301 })
-	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
+	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 	e.store.mu.Lock()
 	sizes = append([]int(nil), e.store.sizes...)
 	e.store.mu.Unlock()
@@ -191,7 +191,7 @@ func TestBatchIsWrittenOnceMessagesStopArrivingWithoutWaitingForTheFlush(t *test
 	now := time.Now()
 	e.nats.PublishRequestsPer(t, events(10, now), 1)
 	testenv.Eventually(t, 20*time.Second, "10 request logs", func() bool {
-		return e.count(t, logstore.CollRequests, bson.M{}) == 10 && e.backlog(t, ingest.ConsumerRequests) == 0
+		return e.count(t, logstore.CollRequests, bson.M{}) == 10 && e.backlog(t, bus.ConsumerLogdRequests) == 0
 	})
 	if r := overall(t, e.db, now); r.Requests != 10 {
 		t.Fatalf("overall rollup counts %d requests, want 10", r.Requests)
@@ -208,17 +208,17 @@ func TestSameEventInSeveralMessagesIsOneRowAndOneRollupIncrement(t *testing.T) {
 	e.nats.Publish(t, bus.SubjectEventRequests, "first", batch(evs[:1]))
 	testenv.Eventually(t, 10*time.Second, "first copy stored", func() bool { return e.count(t, logstore.CollRequests, bson.M{}) == 1 })
 	e.nats.Publish(t, bus.SubjectEventRequests, "second", batch(evs[:1]))
-	testenv.Eventually(t, 10*time.Second, "second copy acknowledged", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
+	testenv.Eventually(t, 10*time.Second, "second copy acknowledged", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 	e.nats.Publish(t, bus.SubjectEventRequests, "third", batch(evs[:1]))
 	e.nats.Publish(t, bus.SubjectEventRequests, "fourth", batch(evs[:1])) // two copies in one batch
-	testenv.Eventually(t, 10*time.Second, "all copies acknowledged", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
+	testenv.Eventually(t, 10*time.Second, "all copies acknowledged", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 	// The same 199 new events in four messages at once: each message fills a
 	// batch of its own, and the four are inserted in parallel.
 	for i := 0; i < 4; i++ {
 		e.nats.Publish(t, bus.SubjectEventRequests, fmt.Sprint("again-", i), batch(evs[1:]))
 	}
 	testenv.Eventually(t, 20*time.Second, "parallel copies acknowledged", func() bool {
-		return e.count(t, logstore.CollRequests, bson.M{}) == 200 && e.backlog(t, ingest.ConsumerRequests) == 0
+		return e.count(t, logstore.CollRequests, bson.M{}) == 200 && e.backlog(t, bus.ConsumerLogdRequests) == 0
 	})
 
 	if n := e.count(t, logstore.CollRequests, bson.M{}); n != 200 {
@@ -247,7 +247,7 @@ func TestMessageRedeliveredWhileStillBeingStoredIsStoredOnceAndAcknowledged(t *t
 	e.nats.PublishRequests(t, events(5, now))
 	// The server redelivers the unacknowledged message once AckWait passes.
 	testenv.Eventually(t, 20*time.Second, "a redelivery", func() bool {
-		info, err := e.nats.JS.PushConsumer(context.Background(), bus.StreamEvents, ingest.ConsumerRequests)
+		info, err := e.nats.JS.PushConsumer(context.Background(), bus.StreamEvents, bus.ConsumerLogdRequests)
 		if err != nil {
 			return false
 		}
@@ -256,7 +256,7 @@ func TestMessageRedeliveredWhileStillBeingStoredIsStoredOnceAndAcknowledged(t *t
 	})
 	close(release)
 	testenv.Eventually(t, 20*time.Second, "stored and every copy acknowledged", func() bool {
-		return e.count(t, logstore.CollRequests, bson.M{}) == 5 && e.backlog(t, ingest.ConsumerRequests) == 0
+		return e.count(t, logstore.CollRequests, bson.M{}) == 5 && e.backlog(t, bus.ConsumerLogdRequests) == 0
 	})
 	e.store.mu.Lock()
 	inserts := e.store.inserts["req-000000"]
@@ -284,7 +284,7 @@ func TestUnstorableMessagesAndEventsGoToTheDeadLetterSubjectAndDoNotBlock(t *tes
 		return e.count(t, logstore.CollRequests, bson.M{}) == 3 && e.count(t, logstore.CollErrors, bson.M{"_id": "er1"}) == 1
 	})
 	testenv.Eventually(t, 10*time.Second, "both consumers drained", func() bool {
-		return e.backlog(t, ingest.ConsumerRequests) == 0 && e.backlog(t, ingest.ConsumerErrors) == 0
+		return e.backlog(t, bus.ConsumerLogdRequests) == 0 && e.backlog(t, bus.ConsumerLogdErrors) == 0
 	})
 	ctx := context.Background()
 	stream, err := e.nats.JS.Stream(ctx, bus.StreamDeadLetter)
@@ -351,9 +351,9 @@ func TestMongoOutageHoldsAcksAndCatchesUpAfterwards(t *testing.T) {
 	fdb.Stop()
 	e.nats.PublishRequestsPer(t, evs[100:], 10)
 	// While the store is down nothing more may be acknowledged: 20 messages of 10.
-	testenv.Eventually(t, 10*time.Second, "messages delivered and held", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 20 })
+	testenv.Eventually(t, 10*time.Second, "messages delivered and held", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 20 })
 	time.Sleep(500 * time.Millisecond)
-	if n := e.backlog(t, ingest.ConsumerRequests); n != 20 {
+	if n := e.backlog(t, bus.ConsumerLogdRequests); n != 20 {
 		t.Fatalf("backlog %d messages while the store is down, want 20", n)
 	}
 
@@ -363,7 +363,7 @@ func TestMongoOutageHoldsAcksAndCatchesUpAfterwards(t *testing.T) {
 	}
 	defer fdb.Stop()
 	testenv.Eventually(t, 60*time.Second, "all 300 stored", func() bool { return e.count(t, logstore.CollRequests, bson.M{}) == 300 })
-	testenv.Eventually(t, 20*time.Second, "backlog drained", func() bool { return e.backlog(t, ingest.ConsumerRequests) == 0 })
+	testenv.Eventually(t, 20*time.Second, "backlog drained", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 	e.stop()
 	if r := overall(t, e.db, now); r.Requests != 300 {
 		t.Fatalf("overall rollup counts %d requests, want 300", r.Requests)
@@ -377,7 +377,7 @@ func TestMongoOutageHoldsAcksAndCatchesUpAfterwards(t *testing.T) {
 func TestDeliveriesLostOnTheWayAreDeliveredAgainBeforeAckWait(t *testing.T) {
 	e := start(t, ferret.StartForTest(t), ingest.Options{RequestMessages: 2, AckWait: time.Hour, BacklogEvery: 200 * time.Millisecond})
 	testenv.Eventually(t, 20*time.Second, "logd's consumer", func() bool {
-		_, err := ingest.Backlog(context.Background(), e.nats.JS, ingest.ConsumerRequests)
+		_, err := ingest.Backlog(context.Background(), e.nats.JS, bus.ConsumerLogdRequests)
 		return err == nil
 	})
 	// The lost deliveries: a member of logd's queue group that takes
@@ -385,7 +385,7 @@ func TestDeliveriesLostOnTheWayAreDeliveredAgainBeforeAckWait(t *testing.T) {
 	lost := e.nats.Conn(t)
 	var mu sync.Mutex
 	took := 0
-	sub, err := lost.QueueSubscribe(ingest.DeliverRequests, ingest.ConsumerRequests, func(m *nats.Msg) {
+	sub, err := lost.QueueSubscribe(bus.SubjectDeliverLogdRequests, bus.ConsumerLogdRequests, func(m *nats.Msg) {
 		mu.Lock()
 		took++
 		mu.Unlock()

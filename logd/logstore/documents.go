@@ -1,9 +1,21 @@
-// Package logstore owns logd's MongoDB collections: request_logs, error_logs,
-// the rollups (hourly, minute, second) with the rollup parts that feed them,
-// and the small rollup_folded journal. It writes batches idempotently (the
-// event id is the document _id), keeps the rollups exactly equal to the rows
-// (parts.go) and answers the queries the admin API needs, keeping busy-day
-// answers on the hourly rollups.
+// Package logstore owns logd's MongoDB collections:
+//
+//   - request_logs and error_logs: one document per event, _id = event id;
+//   - request_logs_recent_<yyyymmddhhmm> and request_logs_watermark: a copy
+//     of the newest request logs, one collection per minute, that serves
+//     the logs page (recent.go);
+//   - error_minutes and error_hours: the time index of error_logs
+//     (errindex.go);
+//   - rollups_hourly, rollups_minute and rollups_second: the counters every
+//     chart reads;
+//   - rollup_parts, rollup_rounds and rollup_folded: the parts that feed the
+//     rollups, the fold's rounds and its journal (parts.go);
+//   - rollups_cache: query summaries checked against the rollups before use
+//     (query_attention.go).
+//
+// It writes batches idempotently (the event id is the document _id), keeps
+// the rollups exactly equal to the rows (parts.go) and answers the queries
+// the admin API needs, keeping busy-day answers on the hourly rollups.
 //
 // Everything stays inside the subset MongoDB and FerretDB share: no date
 // operators (hour/month buckets are stored as strings), no transactions, one

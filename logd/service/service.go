@@ -27,9 +27,6 @@ import (
 	"github.com/gemini-balance-go/shared/natsx"
 )
 
-// ConsumerRetention is the durable consumer of retention ticks.
-const ConsumerRetention = "logd-retention"
-
 // Deps are logd's connections. The streams must be provisioned
 // (natsx.Provision) before Run.
 type Deps struct {
@@ -170,7 +167,7 @@ func ensureIndexes(ctx context.Context, store *logstore.Store, log *slog.Logger)
 // only after its pass succeeded; a failed pass is retried by redelivery.
 func runRetention(ctx context.Context, js jetstream.JetStream, retain endpoints.Retainer, log *slog.Logger) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, bus.StreamTicks, jetstream.ConsumerConfig{
-		Durable:       ConsumerRetention,
+		Durable:       bus.ConsumerLogdRetention,
 		Description:   "logd: delete old logs on each retention tick",
 		FilterSubject: bus.SubjectTickRetention,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
@@ -178,7 +175,7 @@ func runRetention(ctx context.Context, js jetstream.JetStream, retain endpoints.
 		AckWait:       5 * time.Minute,
 	})
 	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", ConsumerRetention, err)
+		return fmt.Errorf("create consumer %s: %w", bus.ConsumerLogdRetention, err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		var t bus.Tick

@@ -68,8 +68,8 @@ func (e *env) run(t *testing.T, set config.Settings) (stop func()) {
 func (e *env) drained(t *testing.T) {
 	t.Helper()
 	testenv.Eventually(t, 30*time.Second, "consumers drained", func() bool {
-		r, err1 := ingest.Backlog(context.Background(), e.nats.JS, ingest.ConsumerRequests)
-		x, err2 := ingest.Backlog(context.Background(), e.nats.JS, ingest.ConsumerErrors)
+		r, err1 := ingest.Backlog(context.Background(), e.nats.JS, bus.ConsumerLogdRequests)
+		x, err2 := ingest.Backlog(context.Background(), e.nats.JS, bus.ConsumerLogdErrors)
 		return err1 == nil && err2 == nil && r == 0 && x == 0
 	})
 	// And every rollup part is folded, for tests that read the rollups themselves.
@@ -179,7 +179,7 @@ func TestQueriesAnswerFromStoredEvents(t *testing.T) {
 	e := seeded(t)
 
 	t.Run("overview", func(t *testing.T) {
-		o := must[logapi.Overview](t, e, logapi.SubjectOverview, logapi.OverviewQuery{Now: now})
+		o := must[logapi.Overview](t, e, bus.SubjectLogOverview, logapi.OverviewQuery{Now: now})
 		check := func(name string, got logapi.Totals, req, ok, fail, tokens int64) {
 			t.Helper()
 			if got.Requests != req || got.Successes != ok || got.Failures != fail || got.Tokens != tokens {
@@ -192,12 +192,12 @@ func TestQueriesAnswerFromStoredEvents(t *testing.T) {
 		check("day", o.Day, 5, 2, 3, 47)
 		check("month", o.Month, 7, 4, 3, 152)
 		// Windows starting mid-minute read that minute's rows: e1 is at 10:19:30.
-		o2 := must[logapi.Overview](t, e, logapi.SubjectOverview, logapi.OverviewQuery{Now: at("2026-11-27T10:20:15Z")})
+		o2 := must[logapi.Overview](t, e, bus.SubjectLogOverview, logapi.OverviewQuery{Now: at("2026-11-27T10:20:15Z")})
 		check("minute to 10:20:15", o2.Minute, 1, 1, 0, 17)
-		o2 = must[logapi.Overview](t, e, logapi.SubjectOverview, logapi.OverviewQuery{Now: at("2026-11-27T10:20:31Z")})
+		o2 = must[logapi.Overview](t, e, bus.SubjectLogOverview, logapi.OverviewQuery{Now: at("2026-11-27T10:20:31Z")})
 		check("minute to 10:20:31", o2.Minute, 0, 0, 0, 0)
 		check("hour to 10:20:31", o2.Hour, 3, 2, 1, 47)
-		o2 = must[logapi.Overview](t, e, logapi.SubjectOverview, logapi.OverviewQuery{Now: at("2026-11-27T10:05:00Z")})
+		o2 = must[logapi.Overview](t, e, bus.SubjectLogOverview, logapi.OverviewQuery{Now: at("2026-11-27T10:05:00Z")})
 		check("hour to 10:05", o2.Hour, 3, 1, 2, 30) // e4, e3 and e2 (at exactly 10:05); not e1, later in the same hour
 		if o.Day.Failures4xx != 2 || o.Day.Failures5xx != 1 || o.Hour.PromptTokens != 30 || o.Minute.ThoughtTokens != 2 {
 			t.Errorf("day classes/tokens = %+v, hour = %+v", o.Day, o.Hour)
@@ -205,7 +205,7 @@ func TestQueriesAnswerFromStoredEvents(t *testing.T) {
 	})
 
 	t.Run("series overall", func(t *testing.T) {
-		s := must[logapi.Series](t, e, logapi.SubjectSeries, logapi.SeriesQuery{From: at("2026-11-27T08:00:00Z"), To: now})
+		s := must[logapi.Series](t, e, bus.SubjectLogSeries, logapi.SeriesQuery{From: at("2026-11-27T08:00:00Z"), To: now})
 		if len(s.Points) != 3 {
 			t.Fatalf("points = %+v, want 08, 09, 10", s.Points)
 		}
@@ -222,7 +222,7 @@ func TestQueriesAnswerFromStoredEvents(t *testing.T) {
 	})
 
 	t.Run("series per key and per model", func(t *testing.T) {
-		s := must[logapi.Series](t, e, logapi.SubjectSeries, logapi.SeriesQuery{KeyID: "k1", From: at("2026-11-26T10:00:00Z"), To: now})
+		s := must[logapi.Series](t, e, bus.SubjectLogSeries, logapi.SeriesQuery{KeyID: "k1", From: at("2026-11-26T10:00:00Z"), To: now})
 		if len(s.Points) != 25 {
 			t.Fatalf("k1 points = %d, want 25", len(s.Points))
 		}
@@ -233,124 +233,124 @@ func TestQueriesAnswerFromStoredEvents(t *testing.T) {
 		if total != 3 || s.Points[1].Requests != 1 || s.Points[24].Requests != 2 {
 			t.Errorf("k1 series: total %d, 11h %+v, 10h %+v", total, s.Points[1], s.Points[24])
 		}
-		m := must[logapi.Series](t, e, logapi.SubjectSeries, logapi.SeriesQuery{Model: "m2", From: at("2026-11-27T09:00:00Z"), To: now})
+		m := must[logapi.Series](t, e, bus.SubjectLogSeries, logapi.SeriesQuery{Model: "m2", From: at("2026-11-27T09:00:00Z"), To: now})
 		if m.Points[0].Requests != 0 || m.Points[1].Requests != 1 || m.Points[1].Failures != 1 {
 			t.Errorf("m2 series = %+v", m.Points)
 		}
 		// Dimensions combine: k1 on m1 since 09:00 is e1 only (e2 was m2).
-		km := must[logapi.Series](t, e, logapi.SubjectSeries, logapi.SeriesQuery{KeyID: "k1", Model: "m1", From: at("2026-11-27T09:00:00Z"), To: now})
+		km := must[logapi.Series](t, e, bus.SubjectLogSeries, logapi.SeriesQuery{KeyID: "k1", Model: "m1", From: at("2026-11-27T09:00:00Z"), To: now})
 		if km.Points[0].Requests != 0 || km.Points[1].Requests != 1 || km.Points[1].Failures != 0 {
 			t.Errorf("k1+m1 series = %+v", km.Points)
 		}
-		tm := must[logapi.Series](t, e, logapi.SubjectSeries, logapi.SeriesQuery{TokenID: "tA", Model: "m2", KeyID: "k1", From: at("2026-11-27T10:00:00Z"), To: now})
+		tm := must[logapi.Series](t, e, bus.SubjectLogSeries, logapi.SeriesQuery{TokenID: "tA", Model: "m2", KeyID: "k1", From: at("2026-11-27T10:00:00Z"), To: now})
 		if tm.Points[0].Requests != 1 || tm.Points[0].Failures4xx != 1 {
 			t.Errorf("k1+m2+tA series = %+v", tm.Points)
 		}
 	})
 
 	t.Run("attention keys", func(t *testing.T) {
-		a := must[logapi.Attention](t, e, logapi.SubjectAttention, logapi.AttentionQuery{Code: 429, Now: now})
+		a := must[logapi.Attention](t, e, bus.SubjectLogAttention, logapi.AttentionQuery{Code: 429, Now: now})
 		// Failed attempts count (error events), not the requests' final
 		// status: er1 is the one 429 attempt in the last 24 hours.
 		if fmt.Sprint(a.Keys) != "[{k1 1}]" {
 			t.Errorf("429 keys = %v, want [{k1 1}]", a.Keys)
 		}
-		a = must[logapi.Attention](t, e, logapi.SubjectAttention, logapi.AttentionQuery{Code: 500, Now: now})
+		a = must[logapi.Attention](t, e, bus.SubjectLogAttention, logapi.AttentionQuery{Code: 500, Now: now})
 		if fmt.Sprint(a.Keys) != "[{k2 1}]" {
 			t.Errorf("500 keys = %v, want [{k2 1}]", a.Keys)
 		}
-		a = must[logapi.Attention](t, e, logapi.SubjectAttention, logapi.AttentionQuery{Code: 403, Now: now})
+		a = must[logapi.Attention](t, e, bus.SubjectLogAttention, logapi.AttentionQuery{Code: 403, Now: now})
 		if len(a.Keys) != 0 {
 			t.Errorf("403 keys = %v, want none", a.Keys)
 		}
 	})
 
 	t.Run("key usage by model", func(t *testing.T) {
-		u := must[logapi.KeyUsage](t, e, logapi.SubjectKeyUsage, logapi.KeyUsageQuery{KeyID: "k1", Now: now})
+		u := must[logapi.KeyUsage](t, e, bus.SubjectLogKeyUsage, logapi.KeyUsageQuery{KeyID: "k1", Now: now})
 		if len(u.Models) != 2 || u.Models["m1"].Requests != 2 || u.Models["m2"].Requests != 1 || u.Models["m1"].Tokens != 17 {
 			t.Errorf("k1 usage = %+v, want m1: 2 requests (17 tokens), m2: 1", u.Models)
 		}
 	})
 
 	t.Run("request logs", func(t *testing.T) {
-		p := must[logapi.RequestLogPage](t, e, logapi.SubjectRequestsList, logapi.RequestLogQuery{KeyID: "k1", Limit: 2})
+		p := must[logapi.RequestLogPage](t, e, bus.SubjectLogRequestsList, logapi.RequestLogQuery{KeyID: "k1", Limit: 2})
 		if total(p) != 5 || reqIDs(p) != "[e1 e2]" {
 			t.Errorf("k1 newest first = %s of %d, want [e1 e2] of 5", reqIDs(p), total(p))
 		}
-		p = must[logapi.RequestLogPage](t, e, logapi.SubjectRequestsList, logapi.RequestLogQuery{KeyID: "k1", Limit: 2, Offset: 2})
+		p = must[logapi.RequestLogPage](t, e, bus.SubjectLogRequestsList, logapi.RequestLogQuery{KeyID: "k1", Limit: 2, Offset: 2})
 		if reqIDs(p) != "[e5 e7]" {
 			t.Errorf("k1 page 2 = %s, want [e5 e7]", reqIDs(p))
 		}
-		p = must[logapi.RequestLogPage](t, e, logapi.SubjectRequestsList, logapi.RequestLogQuery{Status: 429})
+		p = must[logapi.RequestLogPage](t, e, bus.SubjectLogRequestsList, logapi.RequestLogQuery{Status: 429})
 		if reqIDs(p) != "[e2 e5]" || total(p) != 2 {
 			t.Errorf("status 429 = %s", reqIDs(p))
 		}
-		p = must[logapi.RequestLogPage](t, e, logapi.SubjectRequestsList, logapi.RequestLogQuery{
+		p = must[logapi.RequestLogPage](t, e, bus.SubjectLogRequestsList, logapi.RequestLogQuery{
 			From: at("2026-11-27T00:00:00Z"), To: now, Model: "m1", SortBy: "latency", Order: "asc"})
 		if reqIDs(p) != "[e1 e3 e4]" {
 			t.Errorf("today m1 by latency = %s, want [e1 e3 e4]", reqIDs(p))
 		}
 		ok := false
-		p = must[logapi.RequestLogPage](t, e, logapi.SubjectRequestsList, logapi.RequestLogQuery{TokenID: "tB", Success: &ok})
+		p = must[logapi.RequestLogPage](t, e, bus.SubjectLogRequestsList, logapi.RequestLogQuery{TokenID: "tB", Success: &ok})
 		if reqIDs(p) != "[e4]" {
 			t.Errorf("tB failures = %s, want [e4]", reqIDs(p))
 		}
-		p = must[logapi.RequestLogPage](t, e, logapi.SubjectRequestsList, logapi.RequestLogQuery{Route: "openai.chat"})
+		p = must[logapi.RequestLogPage](t, e, bus.SubjectLogRequestsList, logapi.RequestLogQuery{Route: "openai.chat"})
 		if total(p) != 0 {
 			t.Errorf("openai.chat = %d rows, want 0", total(p))
 		}
-		got := must[logapi.RequestLogPage](t, e, logapi.SubjectRequestsList, logapi.RequestLogQuery{Limit: 1, Order: "asc"}).Logs[0]
+		got := must[logapi.RequestLogPage](t, e, bus.SubjectLogRequestsList, logapi.RequestLogQuery{Limit: 1, Order: "asc"}).Logs[0]
 		if got.ID != "e8" || got.KeyHint != "AIzaSy…k1" || got.Prompt != 1 || got.Tokens != 2 {
 			t.Errorf("oldest row = %+v", got)
 		}
-		if _, err := call[logapi.RequestLogPage](t, e, logapi.SubjectRequestsList, logapi.RequestLogQuery{Limit: 5000}); err == nil {
+		if _, err := call[logapi.RequestLogPage](t, e, bus.SubjectLogRequestsList, logapi.RequestLogQuery{Limit: 5000}); err == nil {
 			t.Error("limit 5000 accepted, want 400")
 		}
 	})
 
 	t.Run("error logs", func(t *testing.T) {
-		p := must[logapi.ErrorLogPage](t, e, logapi.SubjectErrorsList, logapi.ErrorLogQuery{Search: "quota"})
+		p := must[logapi.ErrorLogPage](t, e, bus.SubjectLogErrorsList, logapi.ErrorLogQuery{Search: "quota"})
 		if errIDs(p) != "[er1]" || p.Logs[0].Message != "" {
 			t.Errorf("search quota = %+v, want er1 without its body", p.Logs)
 		}
-		p = must[logapi.ErrorLogPage](t, e, logapi.SubjectErrorsList, logapi.ErrorLogQuery{Search: "OPENAI"})
+		p = must[logapi.ErrorLogPage](t, e, bus.SubjectLogErrorsList, logapi.ErrorLogQuery{Search: "OPENAI"})
 		if errIDs(p) != "[er2]" {
 			t.Errorf("search OPENAI (type) = %s, want [er2]", errIDs(p))
 		}
-		p = must[logapi.ErrorLogPage](t, e, logapi.SubjectErrorsList, logapi.ErrorLogQuery{Code: 400})
+		p = must[logapi.ErrorLogPage](t, e, bus.SubjectLogErrorsList, logapi.ErrorLogQuery{Code: 400})
 		if errIDs(p) != "[er3]" {
 			t.Errorf("code 400 = %s", errIDs(p))
 		}
-		p = must[logapi.ErrorLogPage](t, e, logapi.SubjectErrorsList, logapi.ErrorLogQuery{KeySearch: "…K1", Order: "asc"})
+		p = must[logapi.ErrorLogPage](t, e, bus.SubjectLogErrorsList, logapi.ErrorLogQuery{KeySearch: "…K1", Order: "asc"})
 		if errIDs(p) != "[er3 er1]" || p.Total != 2 {
 			t.Errorf("key search k1 oldest first = %s", errIDs(p))
 		}
-		p = must[logapi.ErrorLogPage](t, e, logapi.SubjectErrorsList, logapi.ErrorLogQuery{From: at("2026-11-27T00:00:00Z"), To: at("2026-11-27T10:05:00Z")})
+		p = must[logapi.ErrorLogPage](t, e, bus.SubjectLogErrorsList, logapi.ErrorLogQuery{From: at("2026-11-27T00:00:00Z"), To: at("2026-11-27T10:05:00Z")})
 		if errIDs(p) != "[er2]" {
 			t.Errorf("today before 10:05 (end exclusive) = %s, want [er2]", errIDs(p))
 		}
-		p = must[logapi.ErrorLogPage](t, e, logapi.SubjectErrorsList, logapi.ErrorLogQuery{Model: "m2", SortBy: "code"})
+		p = must[logapi.ErrorLogPage](t, e, bus.SubjectLogErrorsList, logapi.ErrorLogQuery{Model: "m2", SortBy: "code"})
 		if errIDs(p) != "[er1 er3]" {
 			t.Errorf("m2 by code desc = %s, want [er1 er3]", errIDs(p))
 		}
-		p = must[logapi.ErrorLogPage](t, e, logapi.SubjectErrorsList, logapi.ErrorLogQuery{RequestID: "e4"})
+		p = must[logapi.ErrorLogPage](t, e, bus.SubjectLogErrorsList, logapi.ErrorLogQuery{RequestID: "e4"})
 		if errIDs(p) != "[er2]" {
 			t.Errorf("errors of request e4 = %s", errIDs(p))
 		}
-		d := must[logapi.ErrorLog](t, e, logapi.SubjectErrorsGet, logapi.ErrorLogGet{ID: "er1"})
+		d := must[logapi.ErrorLog](t, e, bus.SubjectLogErrorsGet, logapi.ErrorLogGet{ID: "er1"})
 		if d.Message != seedErrors[0].Message || d.RequestBody != `{"contents":[]}` || d.Code != 429 || d.Type != "gemini-chat-stream" {
 			t.Errorf("details er1 = %+v", d)
 		}
-		if _, err := call[logapi.ErrorLog](t, e, logapi.SubjectErrorsGet, logapi.ErrorLogGet{ID: "nope"}); err == nil || err.Error()[:3] != "404" {
+		if _, err := call[logapi.ErrorLog](t, e, bus.SubjectLogErrorsGet, logapi.ErrorLogGet{ID: "nope"}); err == nil || err.Error()[:3] != "404" {
 			t.Errorf("missing error log: err = %v, want 404", err)
 		}
 	})
 
 	t.Run("error log deletion", func(t *testing.T) {
 		del := func(q logapi.ErrorLogDelete) int64 {
-			return must[logapi.DeleteReply](t, e, logapi.SubjectErrorsDelete, q).Deleted
+			return must[logapi.DeleteReply](t, e, bus.SubjectLogErrorsDelete, q).Deleted
 		}
-		if _, err := call[logapi.DeleteReply](t, e, logapi.SubjectErrorsDelete, logapi.ErrorLogDelete{}); err == nil {
+		if _, err := call[logapi.DeleteReply](t, e, bus.SubjectLogErrorsDelete, logapi.ErrorLogDelete{}); err == nil {
 			t.Error("empty delete accepted, want 400")
 		}
 		if n := del(logapi.ErrorLogDelete{IDs: []string{"er3", "missing"}}); n != 1 {
@@ -426,7 +426,7 @@ func TestRetentionTickDeletesWhatIsPastItsHorizon(t *testing.T) {
 	}
 
 	// The manual endpoint runs the same pass.
-	r := must[logapi.RetentionReply](t, e, logapi.SubjectRetentionRun, struct{}{})
+	r := must[logapi.RetentionReply](t, e, bus.SubjectLogRetentionRun, struct{}{})
 	if r.RequestLogs != 0 || r.ErrorLogs != 0 {
 		t.Errorf("second pass deleted %+v, want nothing", r)
 	}
@@ -442,7 +442,7 @@ func TestDisabledRetentionKeepsLogs(t *testing.T) {
 		return n == 1
 	})
 	e.drained(t)
-	r := must[logapi.RetentionReply](t, e, logapi.SubjectRetentionRun, struct{}{})
+	r := must[logapi.RetentionReply](t, e, bus.SubjectLogRetentionRun, struct{}{})
 	if r.RequestLogs != 0 {
 		t.Errorf("deleted %d request logs with auto-delete off", r.RequestLogs)
 	}
@@ -496,8 +496,8 @@ func TestLogdIsDiscoverableAsAMicroService(t *testing.T) {
 	for _, ep := range info.Endpoints {
 		subjects[ep.Subject] = true
 	}
-	for _, want := range []string{logapi.SubjectRequestsList, logapi.SubjectErrorsList, logapi.SubjectErrorsGet, logapi.SubjectErrorsDelete,
-		logapi.SubjectOverview, logapi.SubjectSeries, logapi.SubjectAttention, logapi.SubjectKeyUsage, logapi.SubjectRetentionRun} {
+	for _, want := range []string{bus.SubjectLogRequestsList, bus.SubjectLogErrorsList, bus.SubjectLogErrorsGet, bus.SubjectLogErrorsDelete,
+		bus.SubjectLogOverview, bus.SubjectLogSeries, bus.SubjectLogAttention, bus.SubjectLogKeyUsage, bus.SubjectLogRetentionRun} {
 		if !subjects[want] {
 			t.Errorf("endpoint %s not listed; have %v", want, subjects)
 		}

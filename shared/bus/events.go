@@ -85,6 +85,14 @@ const (
 	KeyDisabled = "disabled"
 )
 
+// Further KeyStateEvent.To values: a key joined or left the pool, or its
+// weight or note changed (its state did not).
+const (
+	KeyAdded   = "added"
+	KeyDeleted = "deleted"
+	KeyUpdated = "updated"
+)
+
 // KeyStateEvent is published on SubjectEventKeyState (durable, for taps and
 // history) and on SubjectKeySync (replica sync) whenever a key changes state.
 type KeyStateEvent struct {

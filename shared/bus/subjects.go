@@ -1,12 +1,18 @@
 // Package bus is the public contract between services: NATS subjects,
-// JetStream stream and KV bucket names, and the versioned JSON payloads that
-// travel on them. docs/EVENTS.md describes the same contract for people.
+// JetStream stream, durable consumer and KV bucket names, and the versioned
+// JSON payloads that travel on them. Every name that crosses a service
+// boundary is a constant here; no service spells one as a literal.
+// docs/EVENTS.md describes the same contract for people, and a doc test
+// (deployments/allinone/events_doc_test.go) fails when it misses a constant.
+//
+// The request and reply payloads of keyd's admin and file endpoints are in
+// shared/keyapi, those of logd's endpoints in shared/logapi.
 package bus
 
 // Request-reply subjects. keyd and logd serve them as NATS micro services.
 const (
 	// KeydService is the micro service name of the key pool.
-	KeydService = "keyd"
+	KeydService = ServiceKeyd
 	// KeydPrefix is the endpoint group of keyd; endpoints live under it.
 	KeydPrefix = "gb.keyd"
 
@@ -27,6 +33,15 @@ const (
 	SubjectKeyVerify  = "gb.keyd.admin.verify"
 	SubjectKeyReveal  = "gb.keyd.admin.reveal"
 	SubjectKeyStats   = "gb.keyd.admin.stats"
+	// SubjectKeyUpdate changes a key's weight or note (keyapi.UpdateRequest
+	// → keyapi.GetReply).
+	SubjectKeyUpdate = "gb.keyd.admin.update"
+	// SubjectKeyExport answers full keys for the admin's "copy keys"
+	// (keyapi.ExportRequest → keyapi.ExportReply).
+	SubjectKeyExport = "gb.keyd.admin.export"
+	// SubjectKeyModels lists the upstream models with one pool key (an empty
+	// request → keyapi.ModelsReply); keyd caches the answer for a few minutes.
+	SubjectKeyModels = "gb.keyd.admin.models"
 
 	// File↔key binding: Gemini files are readable only by the uploading key.
 	SubjectFileBind   = "gb.keyd.files.bind"
@@ -40,8 +55,22 @@ const (
 	SubjectSchedulerRun    = "gb.schedulerd.run"
 
 	// LogdService is the micro service name of the log store.
-	LogdService = "logd"
-	LogdPrefix  = "gb.logd"
+	LogdService = ServiceLogd
+	// LogdPrefix is the endpoint group of logd; endpoints live under it.
+	LogdPrefix = "gb.logd"
+
+	// logd's endpoints (admind calls them); payloads are in shared/logapi.
+	SubjectLogRequestsList   = "gb.logd.requests.list"
+	SubjectLogRequestsDelete = "gb.logd.requests.delete"
+	SubjectLogErrorsList     = "gb.logd.errors.list"
+	SubjectLogErrorsGet      = "gb.logd.errors.get"
+	SubjectLogErrorsDelete   = "gb.logd.errors.delete"
+	SubjectLogOverview       = "gb.logd.stats.overview"
+	SubjectLogSeries         = "gb.logd.stats.series"
+	SubjectLogAttention      = "gb.logd.stats.attention"
+	SubjectLogKeyUsage       = "gb.logd.stats.keyusage"
+	SubjectLogTokenUsage     = "gb.logd.stats.tokens"
+	SubjectLogRetentionRun   = "gb.logd.retention.run"
 )
 
 // JetStream streams and the subjects they capture.
@@ -77,6 +106,23 @@ const (
 	SubjectDeliverKeydRecover  = "_GB.deliver.keyd.recover"
 	SubjectDeliverLogdRequests = "_GB.deliver.logd.request"
 	SubjectDeliverLogdErrors   = "_GB.deliver.logd.error"
+)
+
+// Durable consumers. Each push consumer has a deliver group of the same name,
+// so the replicas of its service share the work. New names follow
+// "<service>-<what>"; keyd_recover predates that and keeps its name, because
+// a renamed durable is a new consumer: the old one would stay behind on
+// GB_TICKS and the NATS permissions name the durable.
+const (
+	// ConsumerKeydRecover reads SubjectTickRecover on StreamTicks.
+	ConsumerKeydRecover = "keyd_recover"
+	// ConsumerLogdRequests and ConsumerLogdErrors read SubjectEventRequests
+	// and SubjectEventErrors on StreamEvents.
+	ConsumerLogdRequests = "logd-request"
+	ConsumerLogdErrors   = "logd-error"
+	// ConsumerLogdRetention reads SubjectTickRetention on StreamTicks (a pull
+	// consumer).
+	ConsumerLogdRetention = "logd-retention"
 )
 
 // Settings broadcast: admind owns the settings document in MongoDB and mirrors

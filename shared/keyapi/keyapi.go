@@ -38,10 +38,6 @@ type Key struct {
 	Created        time.Time  `json:"created,omitzero"`
 }
 
-// SubjectKeyUpdate changes a key's weight or note (UpdateRequest → GetReply).
-// It is keyd's addition to the admin subjects of shared/bus.
-const SubjectKeyUpdate = "gb.keyd.admin.update"
-
 // UpdateRequest sets the weight (0 or 1 = normal share, up to 100) and/or
 // the note of one key; nil fields are left as they are.
 type UpdateRequest struct {
@@ -68,10 +64,6 @@ const (
 	StatusInvalid = "invalid" // disabled
 )
 
-// SubjectKeyExport answers full keys for the admin's "copy keys"
-// (ExportRequest → ExportReply).
-const SubjectKeyExport = "gb.keyd.admin.export"
-
 // ExportRequest names keys by id (in that order), or by status (valid,
 // invalid or empty for all) and kind.
 type ExportRequest struct {
@@ -79,10 +71,6 @@ type ExportRequest struct {
 	Status string   `json:"status,omitempty"`
 	Kind   string   `json:"kind,omitempty"`
 }
-
-// SubjectKeyModels lists the upstream models with one pool key (an empty
-// request → ModelsReply); keyd caches the answer for a few minutes.
-const SubjectKeyModels = "gb.keyd.admin.models"
 
 // ModelInfo is one upstream model, from GET {BASE_URL}/v1beta/models.
 type ModelInfo struct {

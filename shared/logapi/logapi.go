@@ -1,6 +1,7 @@
 // Package logapi is the request-reply contract of logd's NATS micro service
-// "logd" (endpoint group gb.logd): subjects and JSON payloads that admind (or
-// `nats req`) uses to read and manage logs and statistics.
+// "logd" (endpoint group gb.logd): the JSON payloads that admind (or
+// `nats req`) uses to read and manage logs and statistics. The subjects are
+// shared/bus's SubjectLog* constants.
 //
 // Every endpoint takes a JSON request (an empty body means the zero value)
 // and answers JSON. Failures are answered with the micro error headers
@@ -24,21 +25,6 @@
 package logapi
 
 import "time"
-
-// Subjects of the logd micro service.
-const (
-	SubjectRequestsList = "gb.logd.requests.list"
-	SubjectErrorsList   = "gb.logd.errors.list"
-	SubjectErrorsGet    = "gb.logd.errors.get"
-	SubjectErrorsDelete = "gb.logd.errors.delete"
-	SubjectOverview     = "gb.logd.stats.overview"
-	SubjectSeries       = "gb.logd.stats.series"
-	SubjectAttention    = "gb.logd.stats.attention"
-	SubjectKeyUsage     = "gb.logd.stats.keyusage"
-	SubjectRetentionRun = "gb.logd.retention.run"
-	SubjectRequestsDel  = "gb.logd.requests.delete"
-	SubjectTokenUsage   = "gb.logd.stats.tokens"
-)
 
 // Limits on page sizes.
 const (
