@@ -3,7 +3,6 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -241,61 +240,33 @@ func (m *messagesRoutes) stream(c *gin.Context, rec *events.Record, rreq *relay.
 		writeAnthropicUpstream(c, resp)
 		return
 	}
-	s := resp.Stream
-	defer s.Close()
-	w := c.Writer
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no") // front proxies must not buffer
-	w.WriteHeader(http.StatusOK)
-	conv := convert.NewMessagesStream(meta)
-	buf := make([]byte, 0, 4096)
-	fail := func(err error) {
-		status, msg := http.StatusBadGateway, err.Error()
-		var se *relay.StreamError
-		var ue *convert.UpstreamError
-		switch {
-		case errors.As(err, &se):
-			status, msg = se.Status, se.Message
-		case errors.As(err, &ue):
-			status, msg = ue.Code, ue.Message
-		}
-		if status == http.StatusServiceUnavailable {
-			status = 529
-		}
-		msg = redact.Text(msg)
+	relay.SetSSEHeaders(c.Writer.Header())
+	fail := func(dst []byte, err error) []byte {
+		status, msg := anthropicStreamFailure(err)
+		return convert.AppendMessagesError(dst, anthropicErrorType(status), msg)
+	}
+	if err := relay.Pump(c.Writer, resp.Stream, relay.Convert(convert.NewMessagesStream(meta), fail)); err != nil {
+		_, msg := anthropicStreamFailure(err)
 		rec.Failed, rec.ClientError = true, msg
-		_, _ = w.Write(convert.AppendMessagesError(nil, anthropicErrorType(status), msg))
-		w.Flush()
 	}
-	for {
-		ev, err := s.Next()
-		if err == io.EOF {
-			_, _ = w.Write(conv.Finish(buf[:0]))
-			w.Flush()
-			return
-		}
-		if err != nil {
-			fail(err)
-			return
-		}
-		if ev.Data == nil {
-			continue
-		}
-		if buf, err = conv.Feed(buf[:0], ev.Data); err != nil {
-			fail(err)
-			return
-		}
-		if len(buf) == 0 {
-			continue
-		}
-		if _, err := w.Write(buf); err != nil {
-			return // client gone; Close cancels upstream
-		}
-		w.Flush()
+}
+
+// anthropicStreamFailure is the status and message of an error that broke
+// a started stream; 503 is Anthropic's 529 overloaded_error.
+func anthropicStreamFailure(err error) (int, string) {
+	status, msg := http.StatusBadGateway, err.Error()
+	var se *relay.StreamError
+	var ue *convert.UpstreamError
+	switch {
+	case errors.As(err, &se):
+		status, msg = se.Status, se.Message
+	case errors.As(err, &ue):
+		status, msg = ue.Code, ue.Message
 	}
+	if status == http.StatusServiceUnavailable {
+		status = 529
+	}
+	return status, redact.Text(msg)
 }
 
 // countTokens serves POST /v1/messages/count_tokens with Gemini's

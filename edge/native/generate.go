@@ -1,7 +1,6 @@
 package native
 
 import (
-	"io"
 	"net/http"
 	"strings"
 
@@ -129,7 +128,6 @@ func (h *handlers) stream(c *gin.Context, req *relay.Request) {
 		return
 	}
 	s := resp.Stream
-	defer s.Close()
 	hd := c.Writer.Header()
 	ct := s.Header().Get("Content-Type")
 	if ct == "" {
@@ -144,22 +142,7 @@ func (h *handlers) stream(c *gin.Context, req *relay.Request) {
 	if cd := s.Header().Get("Content-Disposition"); cd != "" {
 		hd.Set("Content-Disposition", cd)
 	}
-	w := c.Writer
-	w.WriteHeader(http.StatusOK)
-	for {
-		ev, err := s.Next()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			rec.Failed, rec.ClientError = true, err.Error()
-			_, _ = w.Write(s.ErrorTail(err))
-			w.Flush()
-			return
-		}
-		if _, err := w.Write(ev.Raw); err != nil {
-			return // client gone; Close cancels upstream
-		}
-		w.Flush()
+	if err := relay.Pump(c.Writer, s, relay.Passthrough{S: s}); err != nil {
+		rec.Failed, rec.ClientError = true, err.Error()
 	}
 }

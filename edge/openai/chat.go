@@ -86,14 +86,6 @@ func (h *handlers) chatOnce(c *gin.Context, rreq *relay.Request, meta convert.Re
 	c.JSON(http.StatusOK, convert.FromGemini(&g, meta))
 }
 
-func setSSEHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no") // nginx-style front proxies must not buffer
-}
-
 // chatStream relays a real upstream stream as chat.completion.chunk events
 // (pumpStream).
 func (h *handlers) chatStream(c *gin.Context, rreq *relay.Request, meta convert.ResponseMeta, includeUsage bool) {

@@ -320,7 +320,7 @@ func (h *handlers) imagenChat(c *gin.Context, plan *convert.ChatPlan, meta conve
 		c.JSON(http.StatusOK, convert.FromGemini(g, meta))
 		return
 	}
-	setSSEHeaders(c.Writer)
+	relay.SetSSEHeaders(c.Writer.Header())
 	c.Writer.WriteHeader(http.StatusOK)
 	conv := convert.NewStream(meta, plan.IncludeUsage)
 	_, _ = c.Writer.Write(conv.Finish(conv.FeedResponse(nil, g)))

@@ -3,7 +3,6 @@ package openai
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"path"
 	"strings"
@@ -148,9 +147,9 @@ func validModelID(id string) bool {
 	return id != "." && id != ".."
 }
 
-// passthroughStream relays upstream's OpenAI-framed SSE event by event, with
-// a flush after each, and ends a stream that fails midway with an OpenAI
-// error event. Failover happens only before the first event.
+// passthroughStream relays upstream's OpenAI-framed SSE event by event
+// (relay.Pump), and ends a stream that fails midway with an OpenAI error
+// event. Failover happens only before the first event.
 func (h *handlers) passthroughStream(c *gin.Context, rreq *relay.Request, rec *events.Record) {
 	rec.Stream = true
 	resp := h.Relay.Stream(c.Request.Context(), rreq)
@@ -162,35 +161,30 @@ func (h *handlers) passthroughStream(c *gin.Context, rreq *relay.Request, rec *e
 		copyAnswer(c, resp)
 		return
 	}
-	s := resp.Stream
-	defer s.Close()
-	w := c.Writer
-	setSSEHeaders(w)
-	w.WriteHeader(http.StatusOK)
-	var usage []byte
-	for {
-		ev, err := s.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			rec.Failed, rec.ClientError = true, err.Error()
-			_, _ = w.Write(streamErrorEvent(err))
-			w.Flush()
-			break
-		}
-		if bytes.Contains(ev.Data, []byte(`"usage":{`)) {
-			usage = append(usage[:0], ev.Data...)
-		}
-		if _, err := w.Write(ev.Raw); err != nil {
-			break // client gone; Close cancels upstream
-		}
-		w.Flush()
+	relay.SetSSEHeaders(c.Writer.Header())
+	enc := &openAIPassthrough{}
+	if err := relay.Pump(c.Writer, resp.Stream, enc); err != nil {
+		rec.Failed, rec.ClientError = true, err.Error()
 	}
-	if usage != nil {
-		rec.Usage = openAIUsage(usage)
+	if enc.usage != nil {
+		rec.Usage = openAIUsage(enc.usage)
 	}
 }
+
+// openAIPassthrough forwards upstream's OpenAI events as they came and keeps
+// the last one carrying usage, which holds the totals.
+type openAIPassthrough struct{ usage []byte }
+
+func (e *openAIPassthrough) Event(ev relay.Event) ([]byte, error) {
+	if bytes.Contains(ev.Data, []byte(`"usage":{`)) {
+		e.usage = append(e.usage[:0], ev.Data...)
+	}
+	return ev.Raw, nil
+}
+
+func (e *openAIPassthrough) End() []byte { return nil }
+
+func (e *openAIPassthrough) Fail(err error) []byte { return streamErrorEvent(err) }
 
 // openAIUsage reads token usage from an OpenAI-shaped answer (a JSON body,
 // or an SSE body whose last usage-bearing event holds the totals), so the

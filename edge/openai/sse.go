@@ -3,7 +3,6 @@ package openai
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -24,10 +23,10 @@ type streamConverter interface {
 	Fail(dst []byte, message, typ, code string) []byte
 }
 
-// pumpStream relays a real upstream stream through conv. Before the first
-// event the relay may fail over and the client gets a truthful error status;
-// after it, a failure ends the stream with conv's error event and nothing is
-// repeated.
+// pumpStream relays a real upstream stream through conv (relay.Pump).
+// Before the first event the relay may fail over and the client gets a
+// truthful error status; after it, a failure ends the stream with conv's
+// error event and nothing is repeated.
 func (h *handlers) pumpStream(c *gin.Context, rreq *relay.Request, route, model string, conv streamConverter) {
 	rec := record(c, route, model)
 	resp := h.Relay.Stream(c.Request.Context(), rreq)
@@ -35,48 +34,13 @@ func (h *handlers) pumpStream(c *gin.Context, rreq *relay.Request, route, model 
 		writeUpstreamError(c, resp)
 		return
 	}
-	s := resp.Stream
-	defer s.Close()
-	w := c.Writer
-	setSSEHeaders(w)
-	w.WriteHeader(http.StatusOK)
-	buf := make([]byte, 0, 4096)
-	fail := func(err error) {
-		rec.Failed, rec.ClientError = true, err.Error()
+	relay.SetSSEHeaders(c.Writer.Header())
+	fail := func(dst []byte, err error) []byte {
 		msg, typ, code := streamError(err)
-		_, _ = w.Write(conv.Fail(buf[:0], msg, typ, code))
-		w.Flush()
+		return conv.Fail(dst, msg, typ, code)
 	}
-	for {
-		ev, err := s.Next()
-		if err == io.EOF {
-			buf = conv.Finish(buf[:0])
-			_, _ = w.Write(buf)
-			w.Flush()
-			return
-		}
-		if err != nil {
-			fail(err)
-			return
-		}
-		if ev.Data == nil {
-			continue
-		}
-		buf, err = conv.Feed(buf[:0], ev.Data)
-		if err != nil {
-			if len(buf) > 0 {
-				_, _ = w.Write(buf)
-			}
-			fail(err)
-			return
-		}
-		if len(buf) == 0 {
-			continue
-		}
-		if _, err := w.Write(buf); err != nil {
-			return // client gone; Close cancels upstream
-		}
-		w.Flush()
+	if err := relay.Pump(c.Writer, resp.Stream, relay.Convert(conv, fail)); err != nil {
+		rec.Failed, rec.ClientError = true, err.Error()
 	}
 }
 
@@ -125,7 +89,7 @@ func (h *handlers) fakeStream(c *gin.Context, rreq *relay.Request, route, model 
 		case resp = <-done:
 		case <-tick.C:
 			if !started {
-				setSSEHeaders(w)
+				relay.SetSSEHeaders(w.Header())
 				w.WriteHeader(http.StatusOK)
 				started = true
 			}
@@ -155,7 +119,7 @@ func (h *handlers) fakeStream(c *gin.Context, rreq *relay.Request, route, model 
 		return
 	}
 	if !started {
-		setSSEHeaders(w)
+		relay.SetSSEHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 	}
 	out := conv.FeedResponse(nil, &g)

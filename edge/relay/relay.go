@@ -12,8 +12,11 @@
 //
 //	resp := rl.Stream(ctx, &relay.Request{..., Path: ".../" + m + ":streamGenerateContent", Query: "alt=sse"})
 //	if resp.Stream == nil { /* failed before the first byte: as above */ }
-//	defer resp.Stream.Close()
-//	for { ev, err := resp.Stream.Next(); if err == io.EOF {break}; if err != nil {/* *StreamError: end with an error event */ break}; use(ev.Data) }
+//	err := relay.Pump(w, resp.Stream, relay.Passthrough{S: resp.Stream}) // or relay.Convert(conv, fail)
+//
+// Pump is the one stream loop of the edge: status first, flush per event,
+// an error event after a mid-stream failure, upstream cancelled when the
+// client goes, the outcome reported when the stream closes.
 //
 // The request event of the client request (edge/events.Record in ctx) is
 // filled in along the way: attempts, key, upstream model, TTFB and usage.
