@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 30m
 TESTFLAGS    ?=
 BENCHFLAGS   ?= -benchtime=1x
 
-.PHONY: all build run test test-ha bench vet clean ui-vendor
+.PHONY: all build run test test-ha bench vet modules modules-tidy clean ui-vendor
 
 all: build
 
@@ -56,10 +56,20 @@ ui-vendor:
 	mkdir -p $(UPLOT_DIR) && cp $$tmp/package/dist/uPlot.iife.min.js $$tmp/package/dist/uPlot.min.css $$tmp/package/LICENSE $(UPLOT_DIR)/ && \
 	rm -rf $$tmp && cd $(UPLOT_DIR) && { echo "uplot@$(UPLOT_VERSION)"; sha256sum uPlot.iife.min.js uPlot.min.css LICENSE; } > VERSION && cat VERSION
 
-vet:
+## vet: go vet, gofmt, and every module building alone (see modules).
+vet: modules
 	$(GO) vet $(MODULES)
-	cd deployments/manifests && GOWORK=off $(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+## modules: every go.mod is complete: GOWORK=off go build + go vet in each
+## module (deployments/manifests included), as someone building one module sees it.
+modules:
+	GO=$(GO) scripts/modules.sh check
+
+## modules-tidy: after an import moves, write the require/replace lines of the
+## repo's own modules and GOWORK=off go mod tidy every module.
+modules-tidy:
+	GO=$(GO) scripts/modules.sh tidy
 
 clean:
 	rm -rf $(BIN)

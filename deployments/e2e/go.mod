@@ -43,6 +43,7 @@ require (
 	go.opentelemetry.io/auto/sdk v1.1.0 // indirect
 	go.opentelemetry.io/otel v1.36.0 // indirect
 	go.opentelemetry.io/otel/metric v1.36.0 // indirect
+	go.opentelemetry.io/otel/sdk v1.36.0 // indirect
 	go.opentelemetry.io/otel/trace v1.36.0 // indirect
 	go.yaml.in/yaml/v4 v4.0.0-rc.2 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
@@ -62,7 +63,6 @@ require (
 	github.com/anthropics/anthropic-sdk-go/v2 v2.17.0
 	github.com/chromedp/cdproto v0.0.0-20250724212937-08a3db8b4327
 	github.com/chromedp/chromedp v0.14.2
-	github.com/gemini-balance-go/keyd v0.0.0
 	github.com/gemini-balance-go/shared v0.0.0
 	github.com/gemini-balance-go/testkit v0.0.0
 	github.com/nats-io/nats.go v1.55.0
@@ -75,4 +75,4 @@ replace github.com/gemini-balance-go/testkit => ../../testkit
 
 tool github.com/nats-io/nats-server/v2
 
-replace github.com/gemini-balance-go/keyd => ../../keyd
+replace github.com/gemini-balance-go/deployments/embedded => ../embedded

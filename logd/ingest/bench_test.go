@@ -12,11 +12,11 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/logd/ingest"
 	"github.com/gemini-balance-go/logd/internal/testenv"
 	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 // Benchmarks print figures; run them once each:
@@ -198,13 +198,13 @@ func benchDrain(b *testing.B, uri string, pg bool) {
 	cpu.report(b, n, pg)
 }
 
-func BenchmarkIngestSustainedSQLite(b *testing.B) { benchSustained(b, ferret.StartForTest(b), false) }
+func BenchmarkIngestSustainedSQLite(b *testing.B) { benchSustained(b, storetest.Start(b), false) }
 
 func BenchmarkIngestSustainedPostgres(b *testing.B) {
 	benchSustained(b, testenv.StartFerretPostgres(b), true)
 }
 
-func BenchmarkBacklogDrainSQLite(b *testing.B) { benchDrain(b, ferret.StartForTest(b), false) }
+func BenchmarkBacklogDrainSQLite(b *testing.B) { benchDrain(b, storetest.Start(b), false) }
 
 func BenchmarkBacklogDrainPostgres(b *testing.B) {
 	benchDrain(b, testenv.StartFerretPostgres(b), true)

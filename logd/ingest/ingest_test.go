@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -13,12 +12,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/logd/ingest"
 	"github.com/gemini-balance-go/logd/internal/testenv"
 	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/logapi"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 // recorder is the real store, noting every log insert it is given.
@@ -138,7 +137,7 @@ func overall(t *testing.T, db *mongo.Database, at time.Time, key ...string) loga
 }
 
 func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
-	e := start(t, ferret.StartForTest(t), ingest.Options{BatchSize: 100, FlushInterval: 100 * time.Millisecond})
+	e := start(t, storetest.Start(t), ingest.Options{BatchSize: 100, FlushInterval: 100 * time.Millisecond})
 	now := time.Now()
 	e.nats.PublishRequestsPer(t, events(1050, now), 10) // 105 messages of 10 events
 	testenv.Eventually(t, 60*time.Second, "1050 request logs", func() bool {
@@ -187,7 +186,7 @@ func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
 func TestBatchIsWrittenOnceMessagesStopArrivingWithoutWaitingForTheFlush(t *testing.T) {
 	// Five one-event messages fill a window of five: nothing more arrives
 	// before an ack, so waiting for the (hour-long) flush would stall ingest.
-	e := start(t, ferret.StartForTest(t), ingest.Options{BatchSize: 1000, FlushInterval: time.Hour, RequestMessages: 5})
+	e := start(t, storetest.Start(t), ingest.Options{BatchSize: 1000, FlushInterval: time.Hour, RequestMessages: 5})
 	now := time.Now()
 	e.nats.PublishRequestsPer(t, events(10, now), 1)
 	testenv.Eventually(t, 20*time.Second, "10 request logs", func() bool {
@@ -199,7 +198,7 @@ func TestBatchIsWrittenOnceMessagesStopArrivingWithoutWaitingForTheFlush(t *test
 }
 
 func TestSameEventInSeveralMessagesIsOneRowAndOneRollupIncrement(t *testing.T) {
-	e := start(t, ferret.StartForTest(t), ingest.Options{BatchSize: 200, FlushInterval: 50 * time.Millisecond})
+	e := start(t, storetest.Start(t), ingest.Options{BatchSize: 200, FlushInterval: 50 * time.Millisecond})
 	now := time.Now()
 	evs := events(200, now)
 	batch := func(evs []bus.RequestEvent) bus.RequestBatch { return bus.RequestBatch{V: bus.Version, Events: evs} }
@@ -242,7 +241,7 @@ func TestMessageRedeliveredWhileStillBeingStoredIsStoredOnceAndAcknowledged(t *t
 			}
 		}
 	}
-	e := startWith(t, ferret.StartForTest(t), ingest.Options{BatchSize: 50, FlushInterval: 20 * time.Millisecond, AckWait: time.Second}, hold)
+	e := startWith(t, storetest.Start(t), ingest.Options{BatchSize: 50, FlushInterval: 20 * time.Millisecond, AckWait: time.Second}, hold)
 	now := time.Now()
 	e.nats.PublishRequests(t, events(5, now))
 	// The server redelivers the unacknowledged message once AckWait passes.
@@ -270,7 +269,7 @@ func TestMessageRedeliveredWhileStillBeingStoredIsStoredOnceAndAcknowledged(t *t
 }
 
 func TestUnstorableMessagesAndEventsGoToTheDeadLetterSubjectAndDoNotBlock(t *testing.T) {
-	e := start(t, ferret.StartForTest(t), ingest.Options{BatchSize: 10, FlushInterval: 50 * time.Millisecond})
+	e := start(t, storetest.Start(t), ingest.Options{BatchSize: 10, FlushInterval: 50 * time.Millisecond})
 	now := time.Now()
 	good := events(3, now)
 	e.nats.Publish(t, bus.SubjectEventRequests, "garbage", []byte("{not json"))
@@ -326,22 +325,8 @@ func TestUnstorableMessagesAndEventsGoToTheDeadLetterSubjectAndDoNotBlock(t *tes
 	}
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func TestMongoOutageHoldsAcksAndCatchesUpAfterwards(t *testing.T) {
-	dir, addr := t.TempDir(), freePort(t)
-	ctx := context.Background()
-	fdb, err := ferret.Start(ctx, ferret.Options{DataDir: dir, Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fdb := storetest.StartRestartable(t)
 	e := start(t, fdb.URI, ingest.Options{BatchSize: 50, FlushInterval: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	now := time.Now()
 	evs := events(300, now)
@@ -357,11 +342,7 @@ func TestMongoOutageHoldsAcksAndCatchesUpAfterwards(t *testing.T) {
 		t.Fatalf("backlog %d messages while the store is down, want 20", n)
 	}
 
-	fdb, err = ferret.Start(ctx, ferret.Options{DataDir: dir, Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fdb.Stop()
+	fdb.Restart(t)
 	testenv.Eventually(t, 60*time.Second, "all 300 stored", func() bool { return e.count(t, logstore.CollRequests, bson.M{}) == 300 })
 	testenv.Eventually(t, 20*time.Second, "backlog drained", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 	e.stop()
@@ -375,7 +356,7 @@ func TestMongoOutageHoldsAcksAndCatchesUpAfterwards(t *testing.T) {
 // logd never got them. logd notices deliveries pending that it does not
 // hold and has them delivered again, so their logs are stored now.
 func TestDeliveriesLostOnTheWayAreDeliveredAgainBeforeAckWait(t *testing.T) {
-	e := start(t, ferret.StartForTest(t), ingest.Options{RequestMessages: 2, AckWait: time.Hour, BacklogEvery: 200 * time.Millisecond})
+	e := start(t, storetest.Start(t), ingest.Options{RequestMessages: 2, AckWait: time.Hour, BacklogEvery: 200 * time.Millisecond})
 	testenv.Eventually(t, 20*time.Second, "logd's consumer", func() bool {
 		_, err := ingest.Backlog(context.Background(), e.nats.JS, bus.ConsumerLogdRequests)
 		return err == nil

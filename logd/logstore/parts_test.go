@@ -12,9 +12,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/logapi"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 // foldAll folds every rollup part present.
@@ -163,7 +163,7 @@ func TestEventInTwoMessagesIsCountedOnce(t *testing.T) {
 // connection) is finished by another replica, and by the first one again,
 // without counting anything twice; queries stay exact throughout.
 func TestFoldStoppedAtAnyStepIsFinishedOnce(t *testing.T) {
-	uri := ferret.StartForTest(t)
+	uri := storetest.Start(t)
 	cl, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
 		t.Fatal(err)

@@ -10,13 +10,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/logd/logstore"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 func testDB(t *testing.T) *mongo.Database {
 	t.Helper()
-	uri := ferret.StartForTest(t)
+	uri := storetest.Start(t)
 	cl, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/logd/ingest"
 	"github.com/gemini-balance-go/logd/internal/testenv"
 	"github.com/gemini-balance-go/logd/logstore"
@@ -20,6 +19,7 @@ import (
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/logapi"
 	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 type env struct {
@@ -29,7 +29,7 @@ type env struct {
 
 func start(t *testing.T, set config.Settings) *env {
 	t.Helper()
-	e := &env{nats: testenv.StartNATS(t), db: testenv.Mongo(t, ferret.StartForTest(t), "logd")}
+	e := &env{nats: testenv.StartNATS(t), db: testenv.Mongo(t, storetest.Start(t), "logd")}
 	t.Cleanup(e.run(t, set))
 	return e
 }
@@ -449,7 +449,7 @@ func TestDisabledRetentionKeepsLogs(t *testing.T) {
 }
 
 func TestRestartedLogdStoresWhatArrivedWhileItWasDown(t *testing.T) {
-	e := &env{nats: testenv.StartNATS(t), db: testenv.Mongo(t, ferret.StartForTest(t), "logd")}
+	e := &env{nats: testenv.StartNATS(t), db: testenv.Mongo(t, storetest.Start(t), "logd")}
 	ctx := context.Background()
 	count := func() int64 {
 		n, _ := e.db.Collection(logstore.CollRequests).CountDocuments(ctx, bson.M{})

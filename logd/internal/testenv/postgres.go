@@ -1,10 +1,7 @@
 package testenv
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 // StartPostgres starts a throwaway PostgreSQL cluster (Debian's postgresql
@@ -138,16 +135,7 @@ func PostgresCPU() time.Duration {
 // StartFerretPostgres starts FerretDB on a fresh PostgreSQL cluster and returns its MongoDB URI.
 func StartFerretPostgres(t testing.TB) string {
 	t.Helper()
-	pg := StartPostgres(t)
-	// FerretDB logs every failed SQL statement at error level, including the
-	// duplicate keys logd provokes on purpose; keep benchmark output readable.
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := ferret.Start(context.Background(), ferret.Options{PostgresURL: pg, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Stop)
-	return st.URI
+	return storetest.StartOnPostgres(t, StartPostgres(t))
 }
 
 func freePort(t testing.TB) int {

@@ -1,6 +1,7 @@
-// Package testenv starts the real parts logd's tests run against: an
-// embedded NATS server with the bus streams provisioned, and an embedded
-// FerretDB (SQLite, or PostgreSQL when asked).
+// Package testenv is what logd's tests share on top of testkit (which starts
+// the real parts: an embedded NATS server with the bus provisioned, an
+// embedded FerretDB on SQLite or PostgreSQL): publishing events the way edge
+// does.
 package testenv
 
 import (
@@ -9,65 +10,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/shared/bus"
-	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/testkit/natstest"
+	"github.com/gemini-balance-go/testkit/storetest"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
-// NATS is a running server with a client connection.
-type NATS struct {
-	URL string
-	NC  *nats.Conn
-	JS  jetstream.JetStream
-}
+// NATS is a running server with the bus provisioned and a client
+// connection (URL, NC, JS; Conn opens another).
+type NATS struct{ *natstest.Bus }
 
 // StartNATS starts an embedded JetStream server and provisions the streams.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
-	srv := natsd.StartForTest(t)
-	nc, err := nats.Connect(srv.URL, nats.Name("logd-test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := natsx.Provision(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	return &NATS{URL: srv.URL, NC: nc, JS: js}
-}
-
-// Conn opens another client connection (Watermill needs one of its own).
-func (n *NATS) Conn(t testing.TB) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(n.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return &NATS{natstest.StartBus(t)}
 }
 
 // Mongo connects to uri and returns a fresh database.
 func Mongo(t testing.TB, uri, db string) *mongo.Database {
 	t.Helper()
-	cl, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(2 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
-	return cl.Database(db)
+	return storetest.Database(t, uri, db)
 }
 
 // Publish puts a payload (bytes as they are, anything else as JSON) on subject with a message id (JetStream de-duplicates by it).
@@ -135,11 +101,5 @@ func publishBatches(t testing.TB, n *NATS, subject string, total, per int, batch
 // Eventually polls cond until it holds or the deadline passes.
 func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.Within(t, within, what, cond)
 }
