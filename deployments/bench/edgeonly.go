@@ -17,10 +17,10 @@ import (
 
 	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/edge/gateway"
-	"github.com/gemini-balance-go/edge/internal/keydtest"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/testkit/keydtest"
 )
 
 // serveEdgeOnly runs edge with an embedded NATS server (JetStream on disk,

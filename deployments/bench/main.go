@@ -4,7 +4,7 @@
 // keyd, logd writing every request, edge) as separate processes, and loads
 // each of them side by side with calling the fake directly:
 //
-//	go build -o /tmp/gb ./deployments/allinone && go run ./edge/cmd/edgebench -allinone /tmp/gb
+//	go build -o /tmp/gb ./deployments/allinone && go run ./deployments/bench -allinone /tmp/gb
 //
 // A fourth row, "edge only", is edge with embedded NATS and a minimal keyd
 // peer but no logd: it separates edge's own cost from request logging.
@@ -18,7 +18,7 @@
 // 32-client generateContent run, and CPU time is printed by component
 // (FerretDB, NATS server, logd, keyd, edge's parts, client I/O, runtime):
 //
-//	go run ./edge/cmd/edgebench -targets bare,gb -streams 0 -profile /tmp/gb-cpu.pprof
+//	go run ./deployments/bench -targets bare,gb -streams 0 -profile /tmp/gb-cpu.pprof
 package main
 
 import (
