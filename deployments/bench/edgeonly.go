@@ -25,8 +25,12 @@ import (
 
 // serveEdgeOnly runs edge with an embedded NATS server (JetStream on disk,
 // events stored) and the minimal keyd peer, without logd and its store: a
-// diagnostic row that separates edge's own cost from request logging.
-func serveEdgeOnly(upstream string, keys []string) error {
+// diagnostic column that separates edge's own cost from request logging.
+// control serves the profile switch (see serveControl).
+func serveEdgeOnly(upstream string, keys []string, control string) error {
+	if err := serveControl(control); err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "edgebench-nats-")
 	if err != nil {
 		return err
