@@ -7,6 +7,7 @@
 //
 //	go run ./deployments/bench                                # 3 reps, 32 connections, 10 s each
 //	go run ./deployments/bench -targets floor,edge,gb -profile /tmp/gb.pprof
+//	go run ./deployments/bench -targets floor,gb=/tmp/gb-before,gb    # before/after
 //
 // Every target is a separate process (this binary in a role). The load is wrk
 // when it is installed, else a Go load generator (-load). CPU is the whole
@@ -42,7 +43,7 @@ func main() {
 	flag.DurationVar(&o.dur, "dur", 10*time.Second, "length of each non-stream load")
 	flag.IntVar(&o.bursts, "bursts", 5, "stream bursts per rep")
 	flag.IntVar(&o.burst, "burst", 200, "streams opened at once in each burst")
-	targets := flag.String("targets", "floor,gb", "columns, in order: floor, edge (edge + NATS + a minimal keyd peer, no logd), gb (the all-in-one)")
+	targets := flag.String("targets", "floor,gb", "columns, in order: floor, edge (edge + NATS + a minimal keyd peer, no logd), gb (the all-in-one); edge=BIN runs another build of this command in the edge role and gb=BIN a built gemini-balance binary, for before/after columns in one run")
 	flag.StringVar(&o.load, "load", "auto", "non-stream load generator: wrk, go, or auto (wrk when installed)")
 	flag.StringVar(&o.allinone, "allinone", "", "run this gemini-balance binary (go build ./deployments/allinone) instead of the in-process all-in-one")
 	flag.StringVar(&o.profile, "profile", "", "CPU profile of the all-in-one's first non-stream window to this file (FILE-edge.pprof for edge) and print CPU by component")

@@ -24,12 +24,19 @@ type proc struct {
 }
 
 // startRole re-runs this binary in a role and waits for its LISTEN line.
-func startRole(name string, args ...string) (*proc, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
+func startRole(name string, args ...string) (*proc, error) { return startRoleOf("", name, args...) }
+
+// startRoleOf runs bench binary bin (this one when empty; another build for
+// a before/after column) in a role and waits for its LISTEN line.
+func startRoleOf(bin, name string, args ...string) (*proc, error) {
+	if bin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		bin = self
 	}
-	cmd := exec.Command(self, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type target struct {
 	kind, name string // kind: floor, edge or gb
 	url, cred  string
 	proc       *proc
+	bin        string // another build under test (edge=BIN, gb=BIN); not profiled
 	// answered counts the requests the target answered so far; the
 	// all-in-one's store must end up with a log entry for each.
 	answered int
@@ -60,9 +62,9 @@ func run(o options) error {
 	if len(o.targets) == 0 || o.targets[0] != "floor" {
 		return errors.New("-targets must start with floor: the ratios are to the floor")
 	}
-	for _, k := range o.targets {
-		if columns[k] == "" {
-			return fmt.Errorf("-targets: unknown target %q (floor, edge, gb)", k)
+	for _, spec := range o.targets {
+		if k, _, _ := strings.Cut(spec, "="); columns[k] == "" || spec == "floor=" {
+			return fmt.Errorf("-targets: unknown target %q (floor, edge, gb, edge=BENCH_BINARY, gb=GEMINI_BALANCE_BINARY)", spec)
 		}
 	}
 	if o.profile != "" && o.allinone != "" {
@@ -88,17 +90,28 @@ func run(o options) error {
 			t.proc.stop()
 		}
 	}()
-	for _, k := range o.targets {
-		t := &target{kind: k, name: columns[k], cred: token}
-		switch k {
-		case "floor":
+	for _, spec := range o.targets {
+		k, bin, _ := strings.Cut(spec, "=")
+		t := &target{kind: k, name: columns[k], cred: token, bin: bin}
+		if bin != "" {
+			t.name += " [" + filepath.Base(bin) + "]"
+		}
+		switch {
+		case k == "floor":
 			t.proc, err = startRole("floor", "floor", fake.url, keys)
-		case "edge":
+		case k == "edge":
 			control := freeAddr()
-			if t.proc, err = startRole("edge only", "edge", fake.url, keys, control); err == nil {
+			if t.proc, err = startRoleOf(bin, "edge only", "edge", fake.url, keys, control); err == nil {
 				t.proc.control = control
 			}
-		case "gb":
+		case k == "gb" && bin != "":
+			dir, derr := os.MkdirTemp("", "bench-gb-")
+			if derr != nil {
+				return derr
+			}
+			defer os.RemoveAll(dir)
+			t.proc, err = startAllInOne(bin, fake.url, token, benchKeys, freePort(), freePort(), dir)
+		case k == "gb":
 			dir, derr := os.MkdirTemp("", "bench-gb-")
 			if derr != nil {
 				return derr
@@ -133,7 +146,7 @@ func run(o options) error {
 	for i := range o.reps {
 		for _, t := range targets {
 			prof := ""
-			if i == 0 && o.profile != "" && t.proc.control != "" {
+			if i == 0 && o.profile != "" && t.proc.control != "" && t.bin == "" {
 				prof = o.profile
 				if t.kind == "edge" {
 					prof = strings.TrimSuffix(o.profile, ".pprof") + "-edge.pprof"
@@ -168,7 +181,7 @@ func run(o options) error {
 	}
 	if o.profile != "" {
 		for _, t := range targets {
-			if len(t.reps) == 0 || t.proc.control == "" {
+			if len(t.reps) == 0 || t.proc.control == "" || t.bin != "" {
 				continue
 			}
 			path, title := o.profile, "the all-in-one, first rep's non-stream load until every log is stored"
