@@ -6,7 +6,8 @@ BIN      ?= bin
 SERVICES := edge keyd logd admind schedulerd
 # Every workspace module, as package patterns from the repo root (go.work).
 MODULES  := ./shared/... ./edge/... ./keyd/... ./logd/... ./admind/... ./schedulerd/... \
-            ./testkit/... ./deployments/embedded/... ./deployments/allinone/... ./deployments/e2e/...
+            ./testkit/... ./deployments/embedded/... ./deployments/allinone/... ./deployments/e2e/... \
+            ./deployments/bench/...
 TEST_TIMEOUT ?= 30m
 TESTFLAGS    ?=
 BENCHFLAGS   ?= -benchtime=1x

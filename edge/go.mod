@@ -82,12 +82,8 @@ require (
 	github.com/cloudwego/base64x v0.1.6 // indirect
 	github.com/coder/websocket v1.8.15 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.12 // indirect
-	github.com/gemini-balance-go/admind v0.0.0 // indirect
-	github.com/gemini-balance-go/deployments/allinone v0.0.0
 	github.com/gemini-balance-go/deployments/embedded v0.0.0
 	github.com/gemini-balance-go/keyd v0.0.0
-	github.com/gemini-balance-go/logd v0.0.0 // indirect
-	github.com/gemini-balance-go/schedulerd v0.0.0 // indirect
 	github.com/gemini-balance-go/testkit v0.0.0
 	github.com/gin-contrib/sse v1.1.0 // indirect
 	github.com/go-playground/locales v0.14.1 // indirect
@@ -136,16 +132,8 @@ require (
 
 replace github.com/gemini-balance-go/shared => ../shared
 
-replace github.com/gemini-balance-go/admind => ../admind
-
-replace github.com/gemini-balance-go/deployments/allinone => ../deployments/allinone
-
 replace github.com/gemini-balance-go/deployments/embedded => ../deployments/embedded
 
 replace github.com/gemini-balance-go/keyd => ../keyd
-
-replace github.com/gemini-balance-go/logd => ../logd
-
-replace github.com/gemini-balance-go/schedulerd => ../schedulerd
 
 replace github.com/gemini-balance-go/testkit => ../testkit

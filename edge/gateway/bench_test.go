@@ -8,7 +8,7 @@ import (
 )
 
 // BenchmarkGenerateThroughGateway measures the gateway in process (embedded
-// NATS, the keyd peer, the fake upstream); edgebench measures the real
+// NATS, the keyd peer, the fake upstream); deployments/bench measures the real
 // processes side by side with a bare proxy.
 func BenchmarkGenerateThroughGateway(b *testing.B) {
 	e := newEnv(b, envOptions{})

@@ -17,16 +17,20 @@ import (
 
 	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/edge/gateway"
-	"github.com/gemini-balance-go/edge/internal/keydtest"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/testkit/keydtest"
 )
 
 // serveEdgeOnly runs edge with an embedded NATS server (JetStream on disk,
 // events stored) and the minimal keyd peer, without logd and its store: a
-// diagnostic row that separates edge's own cost from request logging.
-func serveEdgeOnly(upstream string, keys []string) error {
+// diagnostic column that separates edge's own cost from request logging.
+// control serves the profile switch (see serveControl).
+func serveEdgeOnly(upstream string, keys []string, control string) error {
+	if err := serveControl(control); err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "edgebench-nats-")
 	if err != nil {
 		return err

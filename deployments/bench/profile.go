@@ -8,12 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,14 +26,11 @@ import (
 
 // serveAllInOne is the "gb" role: the all-in-one (app.Start, as
 // deployments/allinone's main does, configured by the same environment) in
-// this process, with net/http/pprof on pprofAddr so -profile can take a CPU
-// profile of every component at once.
-func serveAllInOne(pprofAddr string) error {
-	l, err := net.Listen("tcp", pprofAddr)
-	if err != nil {
+// this process, with the profile switch on control.
+func serveAllInOne(control string) error {
+	if err := serveControl(control); err != nil {
 		return err
 	}
-	go func() { _ = http.Serve(l, http.DefaultServeMux) }() // net/http/pprof registers there
 	infra, err := config.LoadInfra()
 	if err != nil {
 		return err
@@ -51,9 +51,56 @@ func serveAllInOne(pprofAddr string) error {
 	return a.Stop(sctx)
 }
 
-// captureProfile fetches a CPU profile of secs seconds from a pprof endpoint.
-func captureProfile(ctx context.Context, pprofURL string, secs int, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pprofURL, secs), nil)
+// serveControl serves POST /profile/start?path=FILE and POST /profile/stop
+// on addr, so the benchmark profiles exactly the window it counts CPU over
+// (the load and the store's deferred work), not a fixed number of seconds.
+func serveControl(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("control listener: %w", err)
+	}
+	var mu sync.Mutex
+	var f *os.File
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /profile/start", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		out, err := os.Create(r.URL.Query().Get("path"))
+		if err == nil {
+			if err = pprof.StartCPUProfile(out); err != nil {
+				out.Close()
+			}
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		f = out
+	})
+	mux.HandleFunc("POST /profile/stop", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if f == nil {
+			http.Error(w, "no profile running", http.StatusConflict)
+			return
+		}
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+		f = nil
+	})
+	go func() { _ = http.Serve(l, mux) }()
+	return nil
+}
+
+// profileSwitch starts (on) or stops a CPU profile in a role's process.
+func profileSwitch(ctx context.Context, control, path string, on bool) error {
+	u := "http://" + control + "/profile/stop"
+	if on {
+		u = "http://" + control + "/profile/start?path=" + url.QueryEscape(path)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return err
 	}
@@ -64,17 +111,9 @@ func captureProfile(ctx context.Context, pprofURL string, secs int, path string)
 	defer res.Body.Close()
 	if res.StatusCode != 200 {
 		b, _ := io.ReadAll(res.Body)
-		return fmt.Errorf("pprof: status %d: %s", res.StatusCode, b)
+		return fmt.Errorf("profile switch: status %d: %s", res.StatusCode, b)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, res.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return nil
 }
 
 // component names a part of the all-in-one by the packages on a sample's
@@ -101,7 +140,7 @@ var components = []struct {
 
 // summarizeProfile prints CPU time by component (from `go tool pprof
 // -traces`) and the top functions, per 1,000 requests served in the window.
-func summarizeProfile(path string, requests float64) error {
+func summarizeProfile(title, path string, requests float64) error {
 	out, err := exec.Command("go", "tool", "pprof", "-traces", path).Output()
 	if err != nil {
 		return fmt.Errorf("go tool pprof -traces: %w", err)
@@ -161,7 +200,7 @@ func summarizeProfile(path string, requests float64) error {
 		names = append(names, n)
 	}
 	slices.SortFunc(names, func(a, b string) int { return int(by[b] - by[a]) })
-	fmt.Printf("\n== CPU profile of the all-in-one under 32 clients (%s) ==\n", path)
+	fmt.Printf("\n== CPU profile: %s (%s) ==\n", title, path)
 	fmt.Printf("%-44s %9s %7s %12s\n", "component", "CPU", "share", "ms/1k req")
 	for _, n := range names {
 		fmt.Printf("%-44s %9s %6.1f%% %12.1f\n", n, by[n].Round(time.Millisecond), 100*float64(by[n])/float64(total), ms(by[n])/requests*1000)
@@ -179,17 +218,6 @@ func summarizeProfile(path string, requests float64) error {
 		}
 	}
 	return nil
-}
-
-// startAllInOneRole runs the "gb" role of this binary (the all-in-one
-// in-process, with pprof) under the same environment as startAllInOne.
-func startAllInOneRole(fakeURL, token string, keys []string, port, natsPort int, dataDir, pprofAddr string) (*proc, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self, "gb", pprofAddr)
-	return waitAllInOne(cmd, fakeURL, token, keys, port, natsPort, dataDir)
 }
 
 // freeAddr is a loopback address nothing listens on.

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -18,6 +20,15 @@ import (
 	"github.com/gemini-balance-go/testkit/fakegemini"
 )
 
+// roles are the processes this binary runs as, by their first argument;
+// each prints "LISTEN <url>" on stdout once it serves.
+var roles = map[string]func(args []string) error{
+	"fake":  func([]string) error { return serveFake() },
+	"floor": func(a []string) error { return serveFloor(a[0], splitKeys(a[1])) },
+	"edge":  func(a []string) error { return serveEdgeOnly(a[0], splitKeys(a[1]), a[2]) },
+	"gb":    func(a []string) error { return serveAllInOne(a[0]) },
+}
+
 // serveFake runs the fake upstream (counters only, any key accepted).
 func serveFake() error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -31,10 +42,10 @@ func serveFake() error {
 	return s.Serve(ctx, l)
 }
 
-// serveBare runs the baseline: a bare httputil.ReverseProxy that swaps the
+// serveFloor runs the floor: a bare httputil.ReverseProxy that swaps the
 // client's credential for an upstream key (round robin), flushes at once and
 // runs in full duplex (golang/go#40747).
-func serveBare(upstream string, keys []string) error {
+func serveFloor(upstream string, keys []string) error {
 	u, err := url.Parse(upstream)
 	if err != nil {
 		return err
@@ -53,6 +64,8 @@ func serveBare(upstream string, keys []string) error {
 		},
 		Transport:     relay.NewTransport(),
 		FlushInterval: -1,
+		// wrk ends by closing its connections mid-request: not worth a line each.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).EnableFullDuplex()

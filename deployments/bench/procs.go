@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,15 +20,23 @@ type proc struct {
 	cmd     *exec.Cmd
 	url     string
 	metrics string // the all-in-one's METRICS_ADDR /metrics URL
+	control string // the role's profile switch (serveControl); empty for a built binary
 }
 
 // startRole re-runs this binary in a role and waits for its LISTEN line.
-func startRole(name string, args ...string) (*proc, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
+func startRole(name string, args ...string) (*proc, error) { return startRoleOf("", name, args...) }
+
+// startRoleOf runs bench binary bin (this one when empty; another build for
+// a before/after column) in a role and waits for its LISTEN line.
+func startRoleOf(bin, name string, args ...string) (*proc, error) {
+	if bin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		bin = self
 	}
-	cmd := exec.Command(self, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -47,9 +56,27 @@ func startRole(name string, args ...string) (*proc, error) {
 	return nil, fmt.Errorf("%s did not start", name)
 }
 
-// startAllInOne runs the gemini-balance binary against the fake.
+// startAllInOne runs the all-in-one against the fake: the gemini-balance
+// binary bin, or with bin empty this binary's "gb" role (the same app.Start,
+// with the profile switch).
 func startAllInOne(bin, fakeURL, token string, keys []string, port, natsPort int, dataDir string) (*proc, error) {
-	return waitAllInOne(exec.Command(bin), fakeURL, token, keys, port, natsPort, dataDir)
+	control := ""
+	if bin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		bin, control = self, freeAddr()
+	}
+	cmd := exec.Command(bin)
+	if control != "" {
+		cmd.Args = append(cmd.Args, "gb", control)
+	}
+	p, err := waitAllInOne(cmd, fakeURL, token, keys, port, natsPort, dataDir)
+	if p != nil {
+		p.control = control
+	}
+	return p, err
 }
 
 // waitAllInOne starts cmd as the all-in-one with the benchmark's environment
@@ -64,7 +91,7 @@ func waitAllInOne(cmd *exec.Cmd, fakeURL, token string, keys []string, port, nat
 		"NATS_URL=", "MONGO_URI=",
 		"API_KEYS="+strings.Join(keys, ","),
 		"ALLOWED_TOKENS="+token,
-		"AUTH_TOKEN=bench-admin-password-0123456789",
+		"AUTH_TOKEN="+adminPassword,
 		"BASE_URL="+fakeURL,
 		"LOG_LEVEL=error",
 	)
@@ -117,8 +144,17 @@ func (p *proc) cpu() time.Duration {
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
-// rss returns the resident set size in bytes.
-func (p *proc) rss() int64 {
+// hwm returns the peak resident set size (VmHWM) in bytes since the start
+// or the last resetHWM.
+func (p *proc) hwm() int64 { return p.status("VmHWM:") }
+
+// resetHWM sets VmHWM back to the current RSS (Linux clear_refs 5).
+func (p *proc) resetHWM() error {
+	return os.WriteFile("/proc/"+strconv.Itoa(p.cmd.Process.Pid)+"/clear_refs", []byte("5"), 0)
+}
+
+// status reads a "kB" field of /proc/<pid>/status, in bytes.
+func (p *proc) status(field string) int64 {
 	f, err := os.Open("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
 	if err != nil {
 		return 0
@@ -126,10 +162,19 @@ func (p *proc) rss() int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
 		}
 	}
 	return 0
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
