@@ -70,8 +70,18 @@ func New(db *mongo.Database) *Store {
 // SetClock replaces the clock used by time-relative queries (tests).
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
-// EnsureIndexes creates the indexes every query below relies on.
+// EnsureIndexes creates the indexes every query below relies on, where the
+// store can use them: on FerretDB over SQLite, which reads no secondary
+// index, it drops them instead (see onlyIDPushdown).
 func (s *Store) EnsureIndexes(ctx context.Context) error {
+	// First, so the store has opened a database when asked for its backend.
+	if err := s.initRecent(ctx); err != nil {
+		return err
+	}
+	idOnly, err := onlyIDPushdown(ctx, s.db)
+	if err != nil {
+		return err
+	}
 	idx := map[*mongo.Collection][]bson.D{
 		s.requests: {
 			{{Key: "t", Value: -1}},
@@ -124,6 +134,12 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("list indexes on %s: %w", coll.Name(), err)
 		}
+		if idOnly {
+			if err := dropSecondaryIndexes(ctx, coll, specs); err != nil {
+				return err
+			}
+			continue
+		}
 		for _, sp := range specs {
 			existing[sp.Name] = true
 		}
@@ -135,9 +151,6 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 				return fmt.Errorf("create index %s on %s: %w", indexName(k), coll.Name(), err)
 			}
 		}
-	}
-	if err := s.initRecent(ctx); err != nil {
-		return err
 	}
 	return s.backfillErrorIndex(ctx)
 }
