@@ -97,3 +97,14 @@ func (s *Store) RecentFrom(ctx context.Context) (time.Time, error) { return s.re
 
 // SetFoldHook stops fold rounds between steps in tests (see Store.foldStep).
 func (s *Store) SetFoldHook(f func(step string) error) { s.foldHook = f }
+
+// SettleParts writes the rollup parts of rows (each counted by the part of
+// its Batch tag) without inserting the rows, as if they had been inserted:
+// benchmarks that need parts pending and a store they can restore.
+func (s *Store) SettleParts(ctx context.Context, rows []RequestLog) error {
+	p := &Pending{Batch: "parts", reqs: rows, reqOwner: map[string]string{}, errOwner: map[string]string{}}
+	for _, r := range rows {
+		p.reqOwner[r.ID] = r.Batch
+	}
+	return s.Settle(ctx, p)
+}
