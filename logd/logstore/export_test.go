@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -107,4 +108,23 @@ func (s *Store) SettleParts(ctx context.Context, rows []RequestLog) error {
 		p.reqOwner[r.ID] = r.Batch
 	}
 	return s.Settle(ctx, p)
+}
+
+// CopyErrorLogs copies stored error logs into the hourly copies and counts
+// them by minute, as InsertLogs does for new ones (benchmarks that upgrade a
+// database seeded before the copies existed).
+func (s *Store) CopyErrorLogs(ctx context.Context, errs []ErrorLog) error {
+	copied, err := s.copyErrors(ctx, errs)
+	if err != nil {
+		return err
+	}
+	var models []mongo.WriteModel
+	for h, mins := range copied {
+		inc := bson.D{}
+		for mm, n := range mins {
+			inc = append(inc, bson.E{Key: "mins." + mm, Value: n})
+		}
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": h}).SetUpdate(bson.M{"$inc": inc}))
+	}
+	return bulkChunks(ctx, s.errHours, models)
 }
