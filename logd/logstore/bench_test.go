@@ -70,8 +70,9 @@ func BenchmarkQueriesSQLite(b *testing.B) {
 // so a kept database is seeded again.
 const benchSeedVersion = "2026-12-05.2"
 
-// benchSeedWithoutCopies is the seed before the error-log copies: a kept
-// database of it is upgraded in place (upgradeBench) rather than seeded again.
+// benchSeedWithoutCopies is the seed before the error-log copies and the
+// hourly second rollups: a kept database of it is upgraded in place
+// (upgradeBench) rather than seeded again.
 const benchSeedWithoutCopies = "2026-12-05.1"
 
 // benchSeed is the marker of a seeded database (collection bench_seed).
@@ -452,8 +453,30 @@ func upgradeBench(b *testing.B, db *mongo.Database, seed benchSeed) {
 			b.Fatal(err)
 		}
 	}
+	// The second rollups move to their hours' collections.
+	cur, err = db.Collection(logstore.CollSeconds).Find(ctx, bson.M{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var secs []bson.M
+	if err := cur.All(ctx, &secs); err != nil {
+		b.Fatal(err)
+	}
+	byColl := map[string][]any{}
+	for _, d := range secs {
+		id, _ := d["_id"].(string)
+		byColl[logstore.SecondsColl(id)] = append(byColl[logstore.SecondsColl(id)], d)
+	}
+	for c, docs := range byColl {
+		if _, err := db.Collection(c).InsertMany(ctx, docs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.Collection(logstore.CollSeconds).Drop(ctx); err != nil {
+		b.Fatal(err)
+	}
 	if _, err := db.Collection("bench_seed").UpdateOne(ctx, bson.M{"_id": "seed"}, bson.M{"$set": bson.M{"v": benchSeedVersion}}); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("copied %d error logs of the kept seed in %s", len(errs), time.Since(t0).Round(time.Second))
+	b.Logf("upgraded the kept seed (%d error logs copied, %d second rollups moved) in %s", len(errs), len(secs), time.Since(t0).Round(time.Second))
 }

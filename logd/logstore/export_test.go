@@ -73,14 +73,18 @@ func (r *RollupSeeder) Insert(ctx context.Context, s *Store) error {
 	if _, err := s.minutes.InsertMany(ctx, docs(r.minutely), options.InsertMany().SetOrdered(false)); err != nil {
 		return err
 	}
-	secs := make([]any, 0, len(r.secondly))
+	secs := map[string][]any{}
 	for id, d := range r.secondly {
-		secs = append(secs, bson.M{"_id": id, "m": d.minute, "req": d.c.Requests, "ok": d.c.Successes, "fail": d.c.Failures,
+		secs[SecondsColl(id)] = append(secs[SecondsColl(id)], bson.M{"_id": id, "m": d.minute, "req": d.c.Requests, "ok": d.c.Successes, "fail": d.c.Failures,
 			"f4xx": d.c.Fail4xx, "f5xx": d.c.Fail5xx, "fother": d.c.FailOther, "pt": d.c.Prompt, "ct": d.c.Completion,
 			"tt": d.c.Thoughts, "tok": d.c.Tokens, "lat": d.c.LatencySum})
 	}
-	_, err := s.seconds.InsertMany(ctx, secs, options.InsertMany().SetOrdered(false))
-	return err
+	for c, docs := range secs {
+		if _, err := s.db.Collection(c).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetRecentFrom moves the recent copy's watermark to from, as if the copy

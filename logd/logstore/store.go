@@ -36,6 +36,8 @@ type Store struct {
 	errHours   *mongo.Collection
 	// errCopyTrimmed is the hour (Unix s) this Store last dropped old error-log copies.
 	errCopyTrimmed atomic.Int64
+	// legacySeconds says whether rollups_second still holds rows (see seconds.go).
+	legacySeconds legacyCheck
 	// recentState holds the watermark of the newest request logs' copy
 	// (see recent.go).
 	recentState *mongo.Collection
