@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -72,14 +73,18 @@ func (r *RollupSeeder) Insert(ctx context.Context, s *Store) error {
 	if _, err := s.minutes.InsertMany(ctx, docs(r.minutely), options.InsertMany().SetOrdered(false)); err != nil {
 		return err
 	}
-	secs := make([]any, 0, len(r.secondly))
+	secs := map[string][]any{}
 	for id, d := range r.secondly {
-		secs = append(secs, bson.M{"_id": id, "m": d.minute, "req": d.c.Requests, "ok": d.c.Successes, "fail": d.c.Failures,
+		secs[SecondsColl(id)] = append(secs[SecondsColl(id)], bson.M{"_id": id, "m": d.minute, "req": d.c.Requests, "ok": d.c.Successes, "fail": d.c.Failures,
 			"f4xx": d.c.Fail4xx, "f5xx": d.c.Fail5xx, "fother": d.c.FailOther, "pt": d.c.Prompt, "ct": d.c.Completion,
 			"tt": d.c.Thoughts, "tok": d.c.Tokens, "lat": d.c.LatencySum})
 	}
-	_, err := s.seconds.InsertMany(ctx, secs, options.InsertMany().SetOrdered(false))
-	return err
+	for c, docs := range secs {
+		if _, err := s.db.Collection(c).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetRecentFrom moves the recent copy's watermark to from, as if the copy
@@ -97,3 +102,33 @@ func (s *Store) RecentFrom(ctx context.Context) (time.Time, error) { return s.re
 
 // SetFoldHook stops fold rounds between steps in tests (see Store.foldStep).
 func (s *Store) SetFoldHook(f func(step string) error) { s.foldHook = f }
+
+// SettleParts writes the rollup parts of rows (each counted by the part of
+// its Batch tag) without inserting the rows, as if they had been inserted:
+// benchmarks that need parts pending and a store they can restore.
+func (s *Store) SettleParts(ctx context.Context, rows []RequestLog) error {
+	p := &Pending{Batch: "parts", reqs: rows, reqOwner: map[string]string{}, errOwner: map[string]string{}}
+	for _, r := range rows {
+		p.reqOwner[r.ID] = r.Batch
+	}
+	return s.Settle(ctx, p)
+}
+
+// CopyErrorLogs copies stored error logs into the hourly copies and counts
+// them by minute, as InsertLogs does for new ones (benchmarks that upgrade a
+// database seeded before the copies existed).
+func (s *Store) CopyErrorLogs(ctx context.Context, errs []ErrorLog) error {
+	copied, err := s.copyErrors(ctx, errs)
+	if err != nil {
+		return err
+	}
+	var models []mongo.WriteModel
+	for h, mins := range copied {
+		inc := bson.D{}
+		for mm, n := range mins {
+			inc = append(inc, bson.E{Key: "mins." + mm, Value: n})
+		}
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": h}).SetUpdate(bson.M{"$inc": inc}))
+	}
+	return bulkChunks(ctx, s.errHours, models)
+}

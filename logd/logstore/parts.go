@@ -496,9 +496,7 @@ func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("fold round %d into minute rollups: %w", st.N, err)
 	}
-	if err := bulkIncByID(ctx, s.seconds, st.N, secondly, func(id string) bson.D {
-		return bson.D{{Key: "m", Value: id[:16]}}
-	}); err != nil {
+	if err := s.foldSeconds(ctx, st.N, secondly); err != nil {
 		return 0, fmt.Errorf("fold round %d into second rollups: %w", st.N, err)
 	}
 	if err := s.foldStep("rollups"); err != nil {

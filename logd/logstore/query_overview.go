@@ -194,7 +194,7 @@ func (s *Store) fetchPlan(ctx context.Context, p *windowPlan) error {
 	id := func(r Rollup) string { return r.ID }
 	hour := func(r Rollup) string { return r.Hour }
 	for m := range p.secMinutes {
-		read(func() ([]Rollup, error) { return s.rollupDocsIn(ctx, s.seconds, bson.M{"m": m}) }, p.seconds, id)
+		read(func() ([]Rollup, error) { return s.secondDocs(ctx, m) }, p.seconds, id)
 	}
 	for h := range p.minuteHours {
 		read(func() ([]Rollup, error) { return s.rollupDocsIn(ctx, s.minutes, bson.M{"h": h}) }, p.minutes, id)
@@ -279,7 +279,7 @@ func (s *Store) profileSeconds(ctx context.Context, p *windowPlan) error {
 	}
 	read := make([][]Rollup, len(stale))
 	err := parallel(len(stale), func(i int) error {
-		docs, err := s.rollupDocsIn(ctx, s.seconds, bson.M{"m": stale[i]})
+		docs, err := s.secondDocs(ctx, stale[i])
 		read[i] = docs
 		return err
 	})

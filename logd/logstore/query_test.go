@@ -108,7 +108,7 @@ func TestOverviewEdgeMinutesFollowLateAndHalfAppliedWrites(t *testing.T) {
 	if n := day(); n != 2 {
 		t.Fatalf("half-applied: day = %d, want 2", n)
 	}
-	inc(logstore.CollSeconds, "2026-11-30T00:10:45") // the retry completes it
+	inc(logstore.SecondsColl("2026-11-30T00:10:45"), "2026-11-30T00:10:45") // the retry completes it
 	if n := day(); n != 3 {
 		t.Errorf("completed: day = %d, want 3", n)
 	}

@@ -16,9 +16,10 @@ import (
 const tokenUsageDays = 30
 
 // TokenUsage answers gb.logd.stats.tokens from the per-token rollups
-// (k = *, mo = *, tk = the token): one equality-filtered read per day of the
-// 30-day window, in parallel, projected to the few counters it needs. No raw
-// log is read.
+// (k = *, mo = *, tk = the token): one equality-filtered read per month the
+// 30-day window touches, in parallel. On FerretDB every read
+// scans its whole collection, so the number of reads is the cost: a read
+// per day made 30 scans of the hourly rollups. No raw log is read.
 func (s *Store) TokenUsage(ctx context.Context, q logapi.TokenUsageQuery) (logapi.TokenUsageReply, error) {
 	return consistently(ctx, s, func(ctx context.Context) (logapi.TokenUsageReply, error) { return s.tokenUsage(ctx, q) })
 }
@@ -31,15 +32,15 @@ func (s *Store) tokenUsage(ctx context.Context, q logapi.TokenUsageQuery) (logap
 	now = now.UTC().Truncate(time.Hour)
 	from := now.Add(-(tokenUsageDays*24 - 1) * time.Hour)
 	dayFrom := now.Add(-23 * time.Hour)
-	var days []time.Time
-	for d := from.Truncate(24 * time.Hour); !d.After(now); d = d.Add(24 * time.Hour) {
-		days = append(days, d)
+	var months []string // three when the window holds a whole February
+	for m := time.Date(from.Year(), from.Month(), 1, 0, 0, 0, 0, time.UTC); !m.After(now); m = m.AddDate(0, 1, 0) {
+		months = append(months, mongox.MonthBucket(m))
 	}
 	hFrom, hTo, h24 := mongox.HourBucket(from), mongox.HourBucket(now), mongox.HourBucket(dayFrom)
 	var mu sync.Mutex
 	out := logapi.TokenUsageReply{Tokens: map[string]logapi.TokenUsage{}}
-	err := parallel(len(days), func(i int) error {
-		f := bson.M{"d": mongox.DayBucket(days[i]), "k": Any, "mo": Any, "tk": bson.M{"$ne": Any}}
+	err := parallel(len(months), func(i int) error {
+		f := bson.M{"mon": months[i], "k": Any, "mo": Any, "tk": bson.M{"$ne": Any}}
 		if len(q.TokenIDs) == 1 {
 			f["tk"] = q.TokenIDs[0]
 		}

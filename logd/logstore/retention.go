@@ -79,6 +79,9 @@ func (s *Store) Retain(ctx context.Context, set *config.Settings, now time.Time)
 		return out, fmt.Errorf("delete second rollups: %w", err)
 	}
 	out.Rollups += sres.DeletedCount
+	if err := s.dropSecondsBefore(ctx, now.Add(-SecondRollupAge)); err != nil {
+		return out, err
+	}
 	res, err := s.folded.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": now.Add(-BatchJournalAge)}})
 	if err != nil {
 		return out, fmt.Errorf("delete folded parts journal: %w", err)

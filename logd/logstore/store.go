@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -33,6 +34,10 @@ type Store struct {
 	// errMinutes and errHours index error logs by time (see errindex.go).
 	errMinutes *mongo.Collection
 	errHours   *mongo.Collection
+	// errCopyTrimmed is the hour (Unix s) this Store last dropped old error-log copies.
+	errCopyTrimmed atomic.Int64
+	// legacySeconds says whether rollups_second still holds rows (see seconds.go).
+	legacySeconds legacyCheck
 	// recentState holds the watermark of the newest request logs' copy
 	// (see recent.go).
 	recentState *mongo.Collection

@@ -27,6 +27,13 @@ func Start(t testing.TB) string {
 	return start(t, ferret.Options{DataDir: t.TempDir()}).URI
 }
 
+// StartIn starts FerretDB on SQLite with its data kept in dir (benchmarks
+// that reuse a seeded store) and returns its MongoDB URI.
+func StartIn(t testing.TB, dir string) string {
+	t.Helper()
+	return start(t, ferret.Options{DataDir: dir}).URI
+}
+
 // StartOnPostgres starts FerretDB on the PostgreSQL database at pgURL and
 // returns its MongoDB URI. FerretDB's own logs are dropped: it logs every
 // failed SQL statement, duplicate keys provoked on purpose included.

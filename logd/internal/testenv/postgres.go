@@ -19,7 +19,14 @@ import (
 // package) as the postgres user on a free port and returns a URL of its
 // database "ferretdb". It skips the test or benchmark when PostgreSQL is not
 // installed.
-func StartPostgres(t testing.TB) string {
+func StartPostgres(t testing.TB) string { return startPostgres(t, "") }
+
+// StartPostgresIn is StartPostgres on a cluster kept in dir (created on
+// first use, stopped but not removed at the end), so a benchmark can reuse
+// what it seeded before.
+func StartPostgresIn(t testing.TB, dir string) string { return startPostgres(t, dir) }
+
+func startPostgres(t testing.TB, keep string) string {
 	t.Helper()
 	pgCtl, err := exec.LookPath("pg_ctl")
 	if err != nil {
@@ -33,11 +40,17 @@ func StartPostgres(t testing.TB) string {
 		pgCtl = real
 	}
 	bin := filepath.Dir(pgCtl)
-	dir, err := os.MkdirTemp("", "logd-pg-")
-	if err != nil {
+	dir := keep
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "logd-pg-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = tmp
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	port := freePort(t)
 	run := func(name string, args ...string) {
 		t.Helper()
@@ -50,7 +63,11 @@ func StartPostgres(t testing.TB) string {
 		t.Skipf("cannot hand a directory to the postgres user: %v %s", err, out)
 	}
 	data := filepath.Join(dir, "data")
-	run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+	_, statErr := os.Stat(filepath.Join(data, "PG_VERSION"))
+	fresh := statErr != nil
+	if fresh {
+		run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+	}
 	// LOGD_BENCH_PG_OPTS adds server settings, e.g. "-c synchronous_commit=off".
 	run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-w", "start",
 		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c shared_buffers=256MB %s", port, dir, os.Getenv("LOGD_BENCH_PG_OPTS")))
@@ -63,7 +80,9 @@ func StartPostgres(t testing.TB) string {
 			postmaster.Store(int64(n))
 		}
 	}
-	run("createdb", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "ferretdb")
+	if fresh {
+		run("createdb", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "postgres", "ferretdb")
+	}
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/ferretdb", port)
 }
 
@@ -136,6 +155,13 @@ func PostgresCPU() time.Duration {
 func StartFerretPostgres(t testing.TB) string {
 	t.Helper()
 	return storetest.StartOnPostgres(t, StartPostgres(t))
+}
+
+// StartFerretPostgresIn is StartFerretPostgres on a cluster kept in dir
+// (see StartPostgresIn).
+func StartFerretPostgresIn(t testing.TB, dir string) string {
+	t.Helper()
+	return storetest.StartOnPostgres(t, StartPostgresIn(t, dir))
 }
 
 func freePort(t testing.TB) int {
