@@ -10,6 +10,9 @@ import (
 	"github.com/gemini-balance-go/shared/obs"
 )
 
+// The binary serves the service's own handler (boot.HTTPService).
+var _ boot.HTTPService = (*server.Server)(nil)
+
 func main() {
 	boot.Main(bus.ServiceAdmind, func(ctx context.Context, p *boot.Process) (boot.Service, error) {
 		db, err := p.ConnectMongo(ctx)

@@ -10,6 +10,9 @@ import (
 	"github.com/gemini-balance-go/shared/bus"
 )
 
+// The binary serves the service's own handler (boot.HTTPService).
+var _ boot.HTTPService = (*gateway.Gateway)(nil)
+
 func main() {
 	boot.Main(bus.ServiceEdge, func(_ context.Context, p *boot.Process) (boot.Service, error) {
 		p.Drain = gateway.DrainGrace

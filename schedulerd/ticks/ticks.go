@@ -35,7 +35,7 @@ const (
 	Retention = "retention"
 )
 
-// Deps are what a Scheduler needs. NC and Settings are required.
+// Deps are what Run needs. NC and Settings are required.
 type Deps struct {
 	NC       *nats.Conn
 	Settings *natsx.Settings
