@@ -1,6 +1,6 @@
 // Package ferret runs FerretDB embedded: a MongoDB wire-protocol server on
 // SQLite (or PostgreSQL). The all-in-one uses it when MONGO_URI is not set,
-// tests use it as their MongoDB, and cmd/gb-store runs it as a process.
+// tests use it as their MongoDB (through testkit/storetest), and cmd/gb-store runs it as a process.
 package ferret
 
 import (
@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -110,15 +109,3 @@ func (s *Store) Stop() {
 
 // Done is closed once FerretDB has stopped.
 func (s *Store) Done() <-chan struct{} { return s.done }
-
-// StartForTest starts FerretDB on SQLite in t.TempDir() on a random port,
-// stops it when the test ends, and returns its MongoDB URI.
-func StartForTest(t testing.TB) string {
-	t.Helper()
-	s, err := Start(context.Background(), Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start embedded ferretdb: %v", err)
-	}
-	t.Cleanup(s.Stop)
-	return s.URI
-}
