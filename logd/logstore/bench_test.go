@@ -11,11 +11,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/logd/internal/testenv"
 	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/logapi"
 	"github.com/gemini-balance-go/shared/mongox"
-	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 // BenchmarkQueriesMillionLogsPostgres seeds a busy day (LOGD_BENCH_ROWS,
@@ -33,7 +33,7 @@ func BenchmarkQueriesMillionLogsPostgres(b *testing.B) {
 //
 //	go test ./logd/logstore -run '^$' -bench QueriesSQLite -benchtime 1x -timeout 30m
 func BenchmarkQueriesSQLite(b *testing.B) {
-	benchQueries(b, storetest.Start(b), 100_000)
+	benchQueries(b, ferret.StartForTest(b), 100_000)
 }
 
 func benchQueries(b *testing.B, uri string, rows int) {

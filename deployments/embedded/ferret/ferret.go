@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -109,3 +110,16 @@ func (s *Store) Stop() {
 
 // Done is closed once FerretDB has stopped.
 func (s *Store) Done() <-chan struct{} { return s.done }
+
+// StartForTest starts FerretDB on SQLite in t.TempDir() on a random port,
+// stops it when the test ends, and returns its MongoDB URI. Tests use
+// testkit/storetest; logd/logstore's benchmark still calls this.
+func StartForTest(t testing.TB) string {
+	t.Helper()
+	s, err := Start(context.Background(), Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start embedded ferretdb: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s.URI
+}

@@ -26,7 +26,7 @@ func connect(t *testing.T, uri string) *mongo.Client {
 }
 
 func TestMongoDriverInsertsAndFinds(t *testing.T) {
-	uri := startForTest(t)
+	uri := ferret.StartForTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	coll := connect(t, uri).Database("gb").Collection("things")
@@ -80,7 +80,7 @@ func TestDataSurvivesRestart(t *testing.T) {
 func TestCreatingIndexesOneAtATimeIsIdempotent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	coll := connect(t, startForTest(t)).Database("gb").Collection("logs")
+	coll := connect(t, ferret.StartForTest(t)).Database("gb").Collection("logs")
 	models := []mongo.IndexModel{
 		{Keys: bson.D{{Key: "t", Value: -1}}},
 		{Keys: bson.D{{Key: "key_id", Value: 1}, {Key: "t", Value: -1}}},
@@ -156,17 +156,4 @@ func BenchmarkTransport(b *testing.B) {
 			}
 		})
 	}
-}
-
-// startForTest starts FerretDB on SQLite in t.TempDir() and returns its URI
-// (as testkit/storetest does for the services; testkit
-// requires this module, so this module's tests do not require testkit).
-func startForTest(t *testing.T) string {
-	t.Helper()
-	s, err := ferret.Start(context.Background(), ferret.Options{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start embedded ferretdb: %v", err)
-	}
-	t.Cleanup(s.Stop)
-	return s.URI
 }
