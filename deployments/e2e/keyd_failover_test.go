@@ -78,7 +78,7 @@ func TestKeydReplicaKilledUnderLoadFailsNoRequest(t *testing.T) {
 	// a few more, all acquired from the surviving replica.
 	wait.For(t, "requests answered after the kill", func() bool {
 		for w := range workers {
-			if answered[w].Load() < atKill[w]+5 {
+			if answered[w].Load() < atKill[w]+10 {
 				return false
 			}
 		}
