@@ -3,12 +3,13 @@ module github.com/gemini-balance-go/admind
 go 1.26.0
 
 require (
-	github.com/gemini-balance-go/deployments/embedded v0.0.0
 	github.com/gemini-balance-go/shared v0.0.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/nats-io/nats.go v1.55.0
 	go.mongodb.org/mongo-driver/v2 v2.10.0
 )
+
+require github.com/gemini-balance-go/deployments/embedded v0.0.0 // indirect
 
 require (
 	filippo.io/edwards25519 v1.1.0 // indirect
@@ -26,6 +27,7 @@ require (
 	github.com/cloudwego/base64x v0.1.6 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.12 // indirect
+	github.com/gemini-balance-go/testkit v0.0.0
 	github.com/gin-contrib/sse v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.2 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
@@ -107,3 +109,5 @@ require (
 replace github.com/gemini-balance-go/shared => ../shared
 
 replace github.com/gemini-balance-go/deployments/embedded => ../deployments/embedded
+
+replace github.com/gemini-balance-go/testkit => ../testkit

@@ -5,16 +5,18 @@ go 1.26.0
 require (
 	github.com/ThreeDotsLabs/watermill v1.5.1
 	github.com/ThreeDotsLabs/watermill-nats/v2 v2.1.3
-	github.com/gemini-balance-go/deployments/embedded v0.0.0
 	github.com/gemini-balance-go/shared v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 )
 
+require github.com/gemini-balance-go/deployments/embedded v0.0.0 // indirect
+
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/gemini-balance-go/testkit v0.0.0
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
@@ -45,3 +47,5 @@ require (
 replace github.com/gemini-balance-go/shared => ../shared
 
 replace github.com/gemini-balance-go/deployments/embedded => ../deployments/embedded
+
+replace github.com/gemini-balance-go/testkit => ../testkit

@@ -12,8 +12,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/shared/config"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 func TestPasswordHashIsArgon2idAndVerifiesOnlyTheRightPassword(t *testing.T) {
@@ -64,7 +64,7 @@ func TestSessionNeedsTheStoredSecretAndTheCurrentGeneration(t *testing.T) {
 
 func ferretDB(t *testing.T) *mongo.Database {
 	t.Helper()
-	cl, err := mongo.Connect(options.Client().ApplyURI(ferret.StartForTest(t)))
+	cl, err := mongo.Connect(options.Client().ApplyURI(storetest.Start(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,16 +11,15 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/goccy/go-yaml"
-	"github.com/nats-io/nats.go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gemini-balance-go/admind/server"
 	"github.com/gemini-balance-go/admind/ui"
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/obs"
+	"github.com/gemini-balance-go/testkit/natstest"
 )
 
 const openAPIPath = "../../docs/openapi.yaml"
@@ -59,12 +58,7 @@ var ginParam = regexp.MustCompile(`[:*]([A-Za-z0-9_]+)`)
 // operation described there is registered: the document cannot drift.
 func TestOpenAPIDescribesExactlyTheRegisteredRoutes(t *testing.T) {
 	doc, _ := loadOpenAPI(t)
-	ns := natsd.StartForTest(t)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc, _ := natstest.Connect(t, natstest.Start(t).URL)
 	// The client connects lazily; building the routes needs no database.
 	cl, err := mongo.Connect(options.Client().ApplyURI("mongodb://127.0.0.1:1"))
 	if err != nil {

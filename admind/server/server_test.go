@@ -17,14 +17,14 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gemini-balance-go/admind/server"
 	"github.com/gemini-balance-go/admind/settings"
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/testkit/natstest"
+	"github.com/gemini-balance-go/testkit/storetest"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
 const (
@@ -57,9 +57,6 @@ func start(t *testing.T, nc *nats.Conn, db *mongo.Database, sd config.Settings, 
 	t.Helper()
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := natsx.Provision(ctx, js); err != nil {
-		t.Fatal(err)
-	}
 	live := natsx.NewSettings(sd)
 	d := server.Deps{NC: nc, DB: db, Settings: live, Seed: &sd, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Replica: "t1", PingWindow: 200 * time.Millisecond}
 	for _, o := range opts {
@@ -93,30 +90,16 @@ func start(t *testing.T, nc *nats.Conn, db *mongo.Database, sd config.Settings, 
 	return e
 }
 
+// infra starts embedded NATS with the bus provisioned (as every service
+// does at start) and FerretDB.
 func infra(t *testing.T) (*nats.Conn, *mongo.Database) {
 	t.Helper()
-	ns := natsd.StartForTest(t)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	cl, err := mongo.Connect(options.Client().ApplyURI(ferret.StartForTest(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
-	return nc, cl.Database("gb_test")
+	return natstest.StartBus(t).NC, storetest.Database(t, storetest.Start(t), "gb_test")
 }
 
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if ok() {
-			return
-		}
-	}
-	t.Fatal("condition not met in 10s")
+	wait.For(t, "condition", ok)
 }
 
 func (e *env) do(t *testing.T, method, path, bearer, body string) (int, string, *http.Response) {
@@ -197,9 +180,6 @@ func TestRestartRepublishesStoredSettingsNotTheEnvironment(t *testing.T) {
 	first.MaxRetries = 7
 	st := settings.NewStore(db, mustJS(t, nc), nil)
 	ctx := context.Background()
-	if err := natsx.Provision(ctx, mustJS(t, nc)); err != nil {
-		t.Fatal(err)
-	}
 	if err := st.Save(ctx, first); err != nil {
 		t.Fatal(err)
 	}

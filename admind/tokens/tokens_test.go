@@ -12,9 +12,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gemini-balance-go/admind/tokens"
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/testkit/natstest"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 func TestGeneratedTokensAreLongRandomAndPrefixed(t *testing.T) {
@@ -42,8 +42,8 @@ func TestGeneratedTokensAreLongRandomAndPrefixed(t *testing.T) {
 // disabled. Replica b's change lands exactly between replica a's MongoDB
 // read and its bucket write.
 func TestAChangeRacingAnotherReplicaLeavesTheBucketAsMongoDB(t *testing.T) {
-	_, _, js := natsd.StartBusForTest(t)
-	cl, err := mongo.Connect(options.Client().ApplyURI(ferret.StartForTest(t)))
+	js := natstest.StartBus(t).JS
+	cl, err := mongo.Connect(options.Client().ApplyURI(storetest.Start(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

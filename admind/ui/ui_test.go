@@ -10,40 +10,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/gemini-balance-go/admind/server"
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/testkit/natstest"
+	"github.com/gemini-balance-go/testkit/storetest"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
 // startAdmind runs a real admind on embedded NATS and FerretDB with no
 // admin password yet (first run).
 func startAdmind(t *testing.T) *httptest.Server {
 	t.Helper()
-	ns := natsd.StartForTest(t)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	cl, err := mongo.Connect(options.Client().ApplyURI(ferret.StartForTest(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
-	js, _ := jetstream.New(nc)
+	b := natstest.StartBus(t)
+	nc, js := b.NC, b.JS
+	db := storetest.Database(t, storetest.Start(t), "gb_ui_test")
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := natsx.Provision(ctx, js); err != nil {
-		t.Fatal(err)
-	}
 	sd := config.Defaults()
-	srv, err := server.New(server.Deps{NC: nc, DB: cl.Database("gb_ui_test"), Settings: natsx.NewSettings(sd), Seed: &sd,
+	srv, err := server.New(server.Deps{NC: nc, DB: db, Settings: natsx.NewSettings(sd), Seed: &sd,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Replica: "t1", PingWindow: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -56,14 +40,10 @@ func startAdmind(t *testing.T) *httptest.Server {
 	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, ok, _ := natsx.FetchSettings(context.Background(), js); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("admind did not publish its settings in 10s")
-		}
-	}
+	wait.For(t, "admind publishes its settings", func() bool {
+		_, ok, _ := natsx.FetchSettings(context.Background(), js)
+		return ok
+	})
 	return hs
 }
 

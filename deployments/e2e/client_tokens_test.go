@@ -17,6 +17,7 @@ import (
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
 // A client token created through admind's REST API works on every edge
@@ -177,16 +178,9 @@ func waitRefused(t *testing.T, ctx context.Context, s *stack.Stack, i int, token
 // final attempt saw.
 func eventually(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {
 	t.Helper()
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: never happened; last attempt: %s", what, last)
-		case <-time.After(50 * time.Millisecond):
-		}
+	var last string
+	if !wait.Poll(ctx, func() (ok bool) { ok, last = cond(); return ok }) {
+		t.Fatalf("%s: never happened; last attempt: %s", what, last)
 	}
 }
 

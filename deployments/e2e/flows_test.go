@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/redact"
 	"github.com/gemini-balance-go/testkit/fakegemini"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
 // A streamed answer crosses edge's relay intact through either replica, and its event
@@ -102,21 +104,15 @@ func TestAdminHealthCountsReplicasOfEveryProcess(t *testing.T) {
 // is registered yet, and a dead replica drops out only after the ping window.
 func waitHealth(t *testing.T, s *stack.Stack, want map[string]int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	wait.ForState(t, fmt.Sprintf("health replicas %v", want), func() (bool, string) {
 		got := health(t, s)
-		ok := true
 		for k, v := range want {
-			ok = ok && got[k] == v
+			if got[k] != v {
+				return false, fmt.Sprint(got)
+			}
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health replicas = %v, want %v", got, want)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return true, ""
+	})
 }
 
 func health(t *testing.T, s *stack.Stack) map[string]int {

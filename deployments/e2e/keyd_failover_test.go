@@ -17,6 +17,7 @@ import (
 	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/shared/redact"
 	"github.com/gemini-balance-go/testkit/fakegemini"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
 // Issue 3: two keyd processes share the acquires. Killing one while requests
@@ -37,9 +38,14 @@ func TestKeydReplicaKilledUnderLoadFailsNoRequest(t *testing.T) {
 	client := s.Gemini(t, 0)
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
+	// answered counts each worker's finished requests: a worker sends one at
+	// a time, so once it has finished more than it had at the kill, the
+	// request it had in flight then has finished too.
+	const workers = 4
+	var answered [workers]atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for w := range 4 {
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -54,16 +60,30 @@ func TestKeydReplicaKilledUnderLoadFailsNoRequest(t *testing.T) {
 				if err != nil || res.Text() != "echo: "+prompt {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s: %v", prompt, err))
-					continue
+				} else {
+					ok.Add(1)
 				}
-				ok.Add(1)
+				answered[w].Add(1)
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	wait.For(t, "requests flowing through both replicas", func() bool { return ok.Load() >= 20 || failed.Load() > 0 })
 	before := ok.Load()
+	var atKill [workers]int64
+	for w := range workers {
+		atKill[w] = answered[w].Load()
+	}
 	s.Kill("keyd-0")
-	time.Sleep(3 * time.Second)
+	// Every worker finishes the request it had in flight at the kill and
+	// a few more, all acquired from the surviving replica.
+	wait.For(t, "requests answered after the kill", func() bool {
+		for w := range workers {
+			if answered[w].Load() < atKill[w]+10 {
+				return false
+			}
+		}
+		return true
+	})
 	close(stop)
 	wg.Wait()
 	if failed.Load() > 0 {
@@ -128,12 +148,10 @@ func TestKeydReplicaKilledUnderLoadFailsNoRequest(t *testing.T) {
 
 func waitReplicas(t *testing.T, nc *nats.Conn, want int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for n := keydReplicas(t, nc); n != want; n = keydReplicas(t, nc) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d keyd replicas answer, want %d", n, want)
-		}
-	}
+	wait.ForState(t, fmt.Sprintf("%d keyd replicas answering", want), func() (bool, string) {
+		n := keydReplicas(t, nc)
+		return n == want, fmt.Sprintf("%d answer", n)
+	})
 }
 
 // keydReplicas counts keyd micro service instances answering a ping.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
 	"github.com/gemini-balance-go/testkit/fakegemini"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
 // keyShape is any Google API key: the gateway must mask every one, not only
@@ -155,14 +156,14 @@ func TestConsumerSuspendedNeverShowsAKeyToClientsLogsOrEvents(t *testing.T) {
 	// The stored logs: one error row per failed attempt, and the request rows.
 	db := s.Mongo(t)
 	var rows []bson.M
-	for len(rows) < 7 && ctx.Err() == nil {
+	wait.Poll(ctx, func() bool {
 		cur, err := db.Collection("error_logs").Find(ctx, bson.D{})
 		if err == nil {
 			rows = rows[:0]
 			_ = cur.All(ctx, &rows)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(rows) >= 7
+	})
 	if len(rows) < 7 {
 		t.Fatalf("logd stored %d error rows, want 7", len(rows))
 	}

@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/shared/redact"
+	"github.com/gemini-balance-go/testkit/natstest"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
 func TestTokensFollowLiveSettingsAndTheAdminPasswordIsNeverAClientToken(t *testing.T) {
@@ -99,7 +100,7 @@ func TestDisabledExpiredAndMalformedManagedTokensAreRefused(t *testing.T) {
 // Edge follows the bucket admind writes: create, disable, enable and delete
 // apply without a restart.
 func TestManagedTokensApplyLiveFromTheBucket(t *testing.T) {
-	_, _, js := natsd.StartBusForTest(t)
+	js := natstest.StartBus(t).JS
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	kv, err := js.KeyValue(ctx, bus.BucketClientTokens)
@@ -142,12 +143,7 @@ func TestManagedTokensApplyLiveFromTheBucket(t *testing.T) {
 
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if ok() {
-			return
-		}
-	}
-	t.Fatalf("%s: not within 10s", what)
+	wait.For(t, what, ok)
 }
 
 func TestCredentialsAreReadFromKeyParamHeaderAndBearer(t *testing.T) {
@@ -183,7 +179,7 @@ func BenchmarkCheckAllowedAndManaged(b *testing.B) {
 // because the bucket's contents have not arrived yet: the first request
 // waits for the first load instead of racing it.
 func TestAManagedTokenIsAcceptedOnANewReplicasFirstRequest(t *testing.T) {
-	_, _, js := natsd.StartBusForTest(t)
+	js := natstest.StartBus(t).JS
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	kv, err := js.KeyValue(ctx, bus.BucketClientTokens)

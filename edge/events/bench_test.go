@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/edge/events"
+	"github.com/gemini-balance-go/testkit/natstest"
 )
 
 // BenchmarkPublisher pushes request events through the publisher into an
@@ -20,7 +20,7 @@ import (
 func BenchmarkPublisher(b *testing.B) {
 	for _, workers := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
-			_, nc, _ := natsd.StartBusForTest(b)
+			nc := natstest.StartBus(b).NC
 			wm, err := events.NewWatermillPublisher(nc)
 			if err != nil {
 				b.Fatal(err)

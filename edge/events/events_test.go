@@ -4,8 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
-	"strconv"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -16,10 +15,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/edge/events"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/testkit/natstest"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
 // stored is one batch message as JetStream keeps it.
@@ -82,25 +82,20 @@ func readStored(t *testing.T, js jetstream.JetStream) []stored {
 	}
 }
 
-// waitStored waits until GB_EVENTS holds at least want events (or fails
-// after 20 s) and returns what it holds.
+// waitStored waits until GB_EVENTS holds at least want events and returns
+// what it holds.
 func waitStored(t *testing.T, js jetstream.JetStream, want int) []stored {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := readStored(t, js)
+	var got []stored
+	wait.ForState(t, fmt.Sprintf("%d events stored", want), func() (bool, string) {
+		got = readStored(t, js)
 		n := 0
 		for _, s := range got {
 			n += len(s.ids)
 		}
-		if n >= want {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events stored", n, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return n >= want, fmt.Sprintf("%d stored", n)
+	})
+	return got
 }
 
 // exactlyOnce fails unless the stored events are exactly want, each once,
@@ -179,7 +174,8 @@ func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 }
 
 func TestABurstArrivesOnceEachInBatchesOnItsOwnSubject(t *testing.T) {
-	_, nc, js := natsd.StartBusForTest(t)
+	nb := natstest.StartBus(t)
+	nc, js := nb.NC, nb.JS
 	reg := prometheus.NewRegistry()
 	p := events.New(newWatermill(t, nc), events.Options{Registry: reg})
 	run(t, p)
@@ -227,7 +223,8 @@ func TestABurstArrivesOnceEachInBatchesOnItsOwnSubject(t *testing.T) {
 }
 
 func TestAnEventAtLowTrafficLeavesAloneWithoutWaitingForMore(t *testing.T) {
-	_, nc, js := natsd.StartBusForTest(t)
+	nb := natstest.StartBus(t)
+	nc, js := nb.NC, nb.JS
 	p := events.New(newWatermill(t, nc), events.Options{})
 	run(t, p)
 	ev := requestEvent()
@@ -259,7 +256,8 @@ func (g *gate) Publish(topic string, msgs ...*message.Message) error {
 func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
 
 func TestAFullQueueDropsAndCountsNewEventsAndLosesNoneItAccepted(t *testing.T) {
-	_, nc, js := natsd.StartBusForTest(t)
+	nb := natstest.StartBus(t)
+	nc, js := nb.NC, nb.JS
 	g := &gate{Publisher: newWatermill(t, nc), open: make(chan struct{})}
 	t.Cleanup(g.release)
 	reg := prometheus.NewRegistry()
@@ -283,7 +281,8 @@ func TestAFullQueueDropsAndCountsNewEventsAndLosesNoneItAccepted(t *testing.T) {
 // An event larger than the byte bound by itself still goes out, alone and
 // whole; the events around it travel in their own batches.
 func TestAnEventOverTheByteBoundGoesOutAloneAndWhole(t *testing.T) {
-	_, nc, js := natsd.StartBusForTest(t)
+	nb := natstest.StartBus(t)
+	nc, js := nb.NC, nb.JS
 	p := events.New(newWatermill(t, nc), events.Options{Workers: 1, MaxBatchBytes: 2000})
 	big := strings.Repeat("x", 5000)
 	a, b, c, d := errorEvent("a"), errorEvent(big), errorEvent("c"), errorEvent("d")
@@ -302,36 +301,14 @@ func TestAnEventOverTheByteBoundGoesOutAloneAndWhole(t *testing.T) {
 	}
 }
 
-// freePort returns a port nothing listens on, so a restarted server can
-// take the same address.
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestEventsQueuedWhileTheBusIsDownArriveOnceEachWhenItIsBack(t *testing.T) {
-	dir, listen := t.TempDir(), "127.0.0.1:"+strconv.Itoa(freePort(t))
-	srv, err := natsd.Start(natsd.Options{StoreDir: dir, Listen: listen})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(srv.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := natstest.StartRestartable(t)
+	nc, js := natstest.Connect(t, srv.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err := natsx.Provision(context.Background(), js); err != nil {
 		t.Fatal(err)
 	}
-	p := events.New(newWatermill(t, nc), events.Options{})
+	reg := prometheus.NewRegistry()
+	p := events.New(newWatermill(t, nc), events.Options{Registry: reg})
 	run(t, p)
 	var want []string
 	publish := func(n int) {
@@ -344,21 +321,19 @@ func TestEventsQueuedWhileTheBusIsDownArriveOnceEachWhenItIsBack(t *testing.T) {
 	publish(10)
 	waitStored(t, js, 10)
 
-	srv.Shutdown()
+	srv.Stop()
 	publish(100)
-	for deadline := time.Now().Add(10 * time.Second); nc.Status() == nats.CONNECTED; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the client never noticed the outage")
-		}
-	}
-	time.Sleep(200 * time.Millisecond) // let publish attempts meet the outage
-	srv, err = natsd.Start(natsd.Options{StoreDir: dir, Listen: listen})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	wait.For(t, "the client notices the outage", func() bool { return nc.Status() != nats.CONNECTED })
+	wait.For(t, "a publish attempt meets the outage", func() bool {
+		return metric(t, reg, "gb_edge_events_publish_failures_total") > 0
+	})
+	srv.Restart(t)
 	waitStored(t, js, len(want))
-	time.Sleep(300 * time.Millisecond) // a retried batch stored twice would show up by now
+	// Once every event is acknowledged no retry is left in flight, so a batch
+	// stored twice is in the stream by now.
+	wait.For(t, "every event acknowledged", func() bool {
+		return metric(t, reg, "gb_edge_events_published_total") >= float64(len(want))
+	})
 	exactlyOnce(t, readStored(t, js), want)
 	if p.Dropped() != 0 {
 		t.Errorf("%d events dropped", p.Dropped())
@@ -383,7 +358,8 @@ func (l *lostAck) Publish(topic string, msgs ...*message.Message) error {
 }
 
 func TestABatchRetriedAfterALostAckIsStoredOnce(t *testing.T) {
-	_, nc, js := natsd.StartBusForTest(t)
+	nb := natstest.StartBus(t)
+	nc, js := nb.NC, nb.JS
 	reg := prometheus.NewRegistry()
 	p := events.New(&lostAck{Publisher: newWatermill(t, nc)}, events.Options{Registry: reg})
 	want := []string{}
@@ -393,11 +369,7 @@ func TestABatchRetriedAfterALostAckIsStoredOnce(t *testing.T) {
 		p.Request(ev)
 	}
 	run(t, p)
-	for deadline := time.Now().Add(10 * time.Second); metric(t, reg, "gb_edge_events_published_total") < 3; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("events never published")
-		}
-	}
+	wait.For(t, "events published", func() bool { return metric(t, reg, "gb_edge_events_published_total") >= 3 })
 	got := readStored(t, js)
 	exactlyOnce(t, got, want)
 	if len(got) != 1 || metric(t, reg, "gb_edge_events_publish_failures_total") != 1 {
@@ -406,7 +378,8 @@ func TestABatchRetriedAfterALostAckIsStoredOnce(t *testing.T) {
 }
 
 func TestStoppingPublishesWhatIsStillQueued(t *testing.T) {
-	_, nc, js := natsd.StartBusForTest(t)
+	nb := natstest.StartBus(t)
+	nc, js := nb.NC, nb.JS
 	p := events.New(newWatermill(t, nc), events.Options{})
 	var want []string
 	for range 1000 {

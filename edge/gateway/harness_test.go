@@ -2,10 +2,7 @@ package gateway_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -13,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/genai"
 
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/edge/gateway"
+	"github.com/gemini-balance-go/edge/internal/edgetest"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
@@ -22,10 +19,10 @@ import (
 	"github.com/gemini-balance-go/testkit/keydtest"
 )
 
-const token = "sk-client-token-0123456789abcdef"
+const token = edgetest.Token
 
-// env is a running edge: embedded NATS, a keyd peer, the fake Gemini
-// upstream and the gateway on a loopback HTTP server.
+// env is a running edge (edgetest): embedded NATS, a keyd peer, the fake
+// Gemini upstream and the gateway on a loopback HTTP server.
 type env struct {
 	t        testing.TB
 	nc       *nats.Conn
@@ -48,35 +45,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.gemini == nil {
 		o.gemini = []string{"AIzaSyGOOD-key-0000000000000000000001"}
 	}
-	_, nc, js := natsd.StartBusForTest(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	fake := fakegemini.Start(t, fakegemini.Options{Keys: append(append([]string{}, o.gemini...), o.vertex...)})
-	kd, err := keydtest.Start(nc, map[string][]string{bus.KindGemini: o.gemini, bus.KindVertex: o.vertex})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := config.Defaults()
-	st.BaseURL = fake.URL
-	st.VertexExpressBaseURL = fake.URL + "/v1beta1/publishers/google"
-	st.AllowedTokens = []string{token}
-	if o.settings != nil {
-		o.settings(&st)
-	}
-	settings := natsx.NewSettings(st)
-	infra, _ := config.LoadInfra()
-	infra.Replica = "test"
-	gw, err := gateway.New(gateway.Deps{NC: nc, JS: js, Settings: settings, Infra: infra,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = gw.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	srv := httptest.NewServer(gw.Handler())
-	t.Cleanup(srv.Close)
-	return &env{t: t, nc: nc, js: js, fake: fake, keyd: kd, settings: settings, gw: gw, url: srv.URL}
+	x := edgetest.Start(t, edgetest.Options{Keys: map[string][]string{bus.KindGemini: o.gemini, bus.KindVertex: o.vertex}, Settings: o.settings})
+	return &env{t: t, nc: x.NC, js: x.JS, fake: x.Fake, keyd: x.Keyd, settings: x.Settings, gw: x.Gateway, url: x.URL}
 }
 
 // client is the official Google SDK pointed at the gateway with a client token.

@@ -9,15 +9,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/genai"
 
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	keydsvc "github.com/gemini-balance-go/keyd/service"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/mongox"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/testkit/fakegemini"
+	"github.com/gemini-balance-go/testkit/natstest"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 // startRealKeyd runs the real keyd service (embedded FerretDB) on the env's
@@ -25,19 +25,14 @@ import (
 func startRealKeyd(t *testing.T, e *env, keys []string) {
 	t.Helper()
 	e.keyd.Stop()
-	uri := ferret.StartForTest(t)
+	uri := storetest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cl, err := mongox.Connect(ctx, uri, "edge-test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
-	nc, err := nats.Connect(e.nc.ConnectedUrl(), nats.Name("keyd-test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	nc, js := natstest.Connect(t, e.nc.ConnectedUrl(), nats.Name("keyd-test"))
 	st := *e.settings.Get()
 	st.APIKeys = keys
 	svc, err := keydsvc.New(ctx, keydsvc.Deps{NC: nc, JS: js, DB: cl.Database("gb_edge_test"), Settings: natsx.NewSettings(st),

@@ -4,21 +4,15 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
-// eventually polls cond until it holds; asynchronous effects (fire-and-forget
-// reports, published events) are checked this way, with a generous bound
-// that only a broken system reaches.
+// eventually waits for an asynchronous effect (fire-and-forget reports,
+// published events) with wait.For.
 func eventually(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, "condition", cond)
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }

@@ -7,15 +7,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/edge/keydclient"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
 	"github.com/gemini-balance-go/testkit/keydtest"
+	"github.com/gemini-balance-go/testkit/natstest"
 )
 
 func start(t testing.TB) (*keydclient.Client, *keydtest.Keyd, *nats.Conn) {
-	ns := natsd.StartForTest(t)
+	ns := natstest.Start(t)
 	nc, err := nats.Connect("", nats.InProcessServer(ns.Server))
 	if err != nil {
 		t.Fatal(err)

@@ -4,33 +4,28 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go"
 	oai "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
-	"github.com/gemini-balance-go/edge/gateway"
-	"github.com/gemini-balance-go/edge/openai"
+	"github.com/gemini-balance-go/edge/internal/edgetest"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/testkit/fakegemini"
 	"github.com/gemini-balance-go/testkit/keydtest"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
-const token = "sk-client-token-0123456789abcdef"
+const token = edgetest.Token
 
-// env is a running edge gateway (embedded NATS, a keyd peer, the fake Gemini
-// upstream) with the OpenAI routes, on a loopback HTTP server.
+// env is a running edge gateway (edgetest: embedded NATS, a keyd peer, the
+// fake Gemini upstream) with the OpenAI routes, on a loopback HTTP server.
 type env struct {
 	t        testing.TB
 	nc       *nats.Conn
@@ -51,40 +46,15 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.keys == nil {
 		o.keys = []string{"AIzaSyGOOD-key-0000000000000000000001"}
 	}
-	_, nc, js := natsd.StartBusForTest(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	fake := fakegemini.Start(t, fakegemini.Options{Keys: append(slices.Clone(o.keys), o.paid...)})
-	kd, err := keydtest.Start(nc, map[string][]string{bus.KindGemini: o.keys, bus.KindPaid: o.paid})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := config.Defaults()
-	st.BaseURL = fake.URL
-	st.AllowedTokens = []string{token}
-	st.ThinkingModels = []string{"gemini-2.5-flash", "gemini-2.5-pro"}
-	st.MaxRetries = 2
-	if o.settings != nil {
-		o.settings(&st)
-	}
-	settings := natsx.NewSettings(st)
-	infra, _ := config.LoadInfra()
-	infra.Replica = "test"
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	gw, err := gateway.New(gateway.Deps{NC: nc, JS: js, Settings: settings, Infra: infra, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Mount the OpenAI routes unless the gateway already does.
-	if e, ok := gw.Handler().(*gin.Engine); ok && !slices.ContainsFunc(e.Routes(), func(r gin.RouteInfo) bool { return r.Path == "/v1/chat/completions" }) {
-		openai.Register(e, openai.Deps{Relay: gw.Relay, Settings: settings, Logger: log, Auth: gw.AuthWith(openai.WriteAuthError)})
-	}
-	done := make(chan struct{})
-	go func() { _ = gw.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	srv := httptest.NewServer(gw.Handler())
-	t.Cleanup(srv.Close)
-	return &env{t: t, nc: nc, fake: fake, keyd: kd, settings: settings, url: srv.URL}
+	x := edgetest.Start(t, edgetest.Options{Keys: map[string][]string{bus.KindGemini: o.keys, bus.KindPaid: o.paid},
+		Settings: func(st *config.Settings) {
+			st.ThinkingModels = []string{"gemini-2.5-flash", "gemini-2.5-pro"}
+			st.MaxRetries = 2
+			if o.settings != nil {
+				o.settings(st)
+			}
+		}})
+	return &env{t: t, nc: x.NC, fake: x.Fake, keyd: x.Keyd, settings: x.Settings, url: x.URL}
 }
 
 // client is the official OpenAI SDK pointed at the gateway; SDK retries are
@@ -154,15 +124,8 @@ func readAll(t *testing.T, res *http.Response) string {
 	return string(b)
 }
 
-// eventually polls cond until it holds; it fails after 10 s. It waits for an
-// asynchronous effect and asserts nothing about timing.
+// eventually waits for an asynchronous effect (wait.For).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, what, cond)
 }

@@ -8,9 +8,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
+	"github.com/gemini-balance-go/testkit/natstest"
 )
 
 // blockingPool verifies nothing until released: it stands for keys whose
@@ -31,7 +31,7 @@ func (p *blockingPool) Verify(ctx context.Context, _ keyapi.Selection) keyapi.Ve
 }
 
 func TestSaturatedKeydAnswersBusyInsteadOfStartingMoreGoroutines(t *testing.T) {
-	_, nc, _ := natsd.StartBusForTest(t)
+	nc := natstest.StartBus(t).NC
 	pool := &blockingPool{entered: make(chan struct{}, 4), release: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

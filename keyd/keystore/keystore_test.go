@@ -9,10 +9,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/keyd/pool"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/mongox"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 const secretA = "AIzaSyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
@@ -20,7 +20,7 @@ const secretB = "AIzaSyBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
 
 func testDB(t *testing.T) *mongo.Database {
 	t.Helper()
-	uri := ferret.StartForTest(t)
+	uri := storetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := mongox.Connect(ctx, uri, "keyd-test")

@@ -14,11 +14,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/mongox"
 	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/testkit/natstest"
+	"github.com/gemini-balance-go/testkit/storetest"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
 // stack is an embedded NATS server and FerretDB shared by the replicas of a test.
@@ -33,7 +34,7 @@ type stack struct {
 
 func newStack(t testing.TB) *stack {
 	t.Helper()
-	return newStackWith(t, natsd.StartForTest(t), "")
+	return newStackWith(t, natstest.StartBus(t), "")
 }
 
 // newStackWithDeploymentAuth runs NATS with the users and permissions of
@@ -48,43 +49,24 @@ func newStackWithDeploymentAuth(t *testing.T) *stack {
 	if err != nil {
 		t.Fatalf("read deployment NATS config: %v", err)
 	}
-	ns, err := natsd.Start(natsd.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Configure: func(o *server.Options) {
+	ns := natstest.StartConfigured(t, func(o *server.Options) {
 		o.Users = append(conf.Users, &server.User{Username: "test", Password: "test-pw"})
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	return newStackWith(t, ns, "keyd")
+	})
+	return newStackWith(t, natstest.Provision(t, ns, nats.UserInfo("test", "test-pw")), "keyd")
 }
 
-func newStackWith(t testing.TB, ns *natsd.Server, user string) *stack {
+func newStackWith(t testing.TB, b *natstest.Bus, user string) *stack {
 	t.Helper()
-	uri := ferret.StartForTest(t)
+	uri := storetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var auth []nats.Option
-	if user != "" {
-		auth = append(auth, nats.UserInfo("test", "test-pw"))
-	}
-	nc, err := nats.Connect(ns.URL, auth...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsx.Provision(ctx, js); err != nil {
-		t.Fatal(err)
-	}
+	nc, js := b.NC, b.JS
 	cl, err := mongox.Connect(ctx, uri, "keyd-test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
-	return &stack{t: t, url: ns.URL, user: user, nc: nc, js: js, db: cl.Database("gb_test")}
+	return &stack{t: t, url: b.URL, user: user, nc: nc, js: js, db: cl.Database("gb_test")}
 }
 
 // replica is one running keyd.
@@ -183,15 +165,9 @@ func call[Rep any](t testing.TB, nc *nats.Conn, subject string, req any) Rep {
 	return rep
 }
 
-// eventually polls cond until it holds; it fails the test after 10 s. It
-// waits for asynchronous effects, it does not assert on timing.
+// eventually waits for an asynchronous effect (wait.For); it asserts
+// nothing about timing.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, what, cond)
 }

@@ -12,30 +12,20 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/schedulerd/ticks"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
+	"github.com/gemini-balance-go/testkit/natstest"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func setup(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	s := natsd.StartForTest(t)
-	nc, err := nats.Connect(s.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := natsx.Provision(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	b := natstest.StartBus(t)
+	return b.NC, b.JS
 }
 
 func countOn(t *testing.T, js jetstream.JetStream, subject string) uint64 {
@@ -140,9 +130,7 @@ func TestTwoSchedulersInOneSlotYieldOneTickOfEachKindThatAConsumerReceives(t *te
 		}
 		return status[ticks.Retention].Last == "2026-11-27"
 	}
-	for i := 0; i < 50 && !eventuallyStatus(); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(t, "the status endpoint reports both ticks", eventuallyStatus)
 	if status[ticks.Recover].Last != "2026-11-27T06:00" || status[ticks.Retention].Last != "2026-11-27" {
 		t.Errorf("status endpoint = %+v", status)
 	}
@@ -245,12 +233,7 @@ func TestRunNowEmitsATickBesideTheScheduledSlot(t *testing.T) {
 		defer close(done)
 		_ = run(ctx, ticks.Deps{NC: nc, Settings: natsx.NewSettings(config.Defaults()), Log: quiet, Now: func() time.Time { return fixed }})
 	}()
-	for i := 0; countOn(t, js, bus.SubjectTickRecover) == 0; i++ {
-		if i > 500 {
-			t.Fatal("no scheduled recover tick")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(t, "a scheduled recover tick", func() bool { return countOn(t, js, bus.SubjectTickRecover) > 0 })
 	var rep bus.TickRunReply
 	msg, err := nc.Request(bus.SubjectSchedulerRun, []byte(`{"name":"recover"}`), 5*time.Second)
 	if err != nil || json.Unmarshal(msg.Data, &rep) != nil || rep.Error != "" {

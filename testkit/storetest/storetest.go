@@ -56,7 +56,7 @@ func start(t testing.TB, o ferret.Options) *ferret.Store {
 // disconnects when the test ends.
 func Database(t testing.TB, uri, name string) *mongo.Database {
 	t.Helper()
-	cl, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(2 * time.Second))
+	cl, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
 	if err != nil {
 		t.Fatalf("storetest: connect to %s: %v", uri, err)
 	}

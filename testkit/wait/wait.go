@@ -6,9 +6,11 @@
 //	wait.For(t, "keyd answers", func() bool { _, err := nc.Request(subj, nil, time.Second); return err == nil })
 //	wait.Within(t, time.Minute, "all 300 stored", func() bool { return count() == 300 })
 //	wait.ForState(t, "token works", func() (bool, string) { code := call(); return code == 200, fmt.Sprint(code) })
+//	if !wait.Poll(ctx, cond) { t.Fatalf("…; logs:\n%s", logs) } // report a failure your own way
 package wait
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -39,23 +41,34 @@ func ForState(t testing.TB, what string, cond func() (bool, string)) {
 
 func within(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var last string
+	if Poll(ctx, func() (ok bool) { ok, last = cond(); return ok }) {
+		return
+	}
+	msg := fmt.Sprintf("timed out after %s waiting for %s", d, what)
+	if last != "" {
+		msg += "; last attempt: " + last
+	}
+	t.Fatal(msg)
+}
+
+// Poll polls cond until it holds (true) or ctx ends (false), for a caller
+// that reports the failure its own way. cond runs at least once.
+func Poll(ctx context.Context, cond func() bool) bool {
 	// Start fast (most effects land within milliseconds), back off so a slow
 	// condition (a query, a process) does not spin the shared CPU.
 	pause := 5 * time.Millisecond
 	for {
-		ok, last := cond()
-		if ok {
-			return
+		if cond() {
+			return true
 		}
-		if time.Now().After(deadline) {
-			msg := fmt.Sprintf("timed out after %s waiting for %s", d, what)
-			if last != "" {
-				msg += "; last attempt: " + last
-			}
-			t.Fatal(msg)
+		select {
+		case <-ctx.Done():
+			return cond()
+		case <-time.After(pause):
 		}
-		time.Sleep(pause)
 		pause = min(2*pause, 100*time.Millisecond)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/testkit/fakegemini"
+	"github.com/gemini-balance-go/testkit/wait"
 )
 
 const (
@@ -100,12 +101,11 @@ func stop(t testing.TB, a *app.App) {
 
 func eventually(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(testWait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if ok() {
-			return
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	if !wait.Poll(ctx, ok) {
+		t.Fatalf("timed out waiting for %s; logs:\n%s", what, debugLogs.String())
 	}
-	t.Fatalf("timed out waiting for %s; logs:\n%s", what, debugLogs.String())
 }
 
 func get(t *testing.T, url, bearer string) (int, string) {

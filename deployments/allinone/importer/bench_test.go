@@ -12,7 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 // BenchmarkImportRequestLogs imports a gemini-balance SQLite file of 2,000
@@ -45,7 +45,7 @@ func BenchmarkImportRequestLogs(b *testing.B) {
 	ctx := context.Background()
 	for b.Loop() {
 		b.StopTimer()
-		cl, err := mongo.Connect(options.Client().ApplyURI(ferret.StartForTest(b)))
+		cl, err := mongo.Connect(options.Client().ApplyURI(storetest.Start(b)))
 		if err != nil {
 			b.Fatal(err)
 		}

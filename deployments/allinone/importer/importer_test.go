@@ -18,11 +18,11 @@ import (
 
 	"github.com/gemini-balance-go/admind/auth"
 	"github.com/gemini-balance-go/admind/settings"
-	"github.com/gemini-balance-go/deployments/embedded/ferret"
 	"github.com/gemini-balance-go/keyd/keystore"
 	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/logapi"
 	"github.com/gemini-balance-go/shared/redact"
+	"github.com/gemini-balance-go/testkit/storetest"
 )
 
 // What gemini-balance's SQLAlchemy models create (app/database/models.py),
@@ -137,7 +137,7 @@ func TestImportFromMySQL(t *testing.T) {
 func checkImport(t *testing.T, from string, requests int) {
 	t.Helper()
 	ctx := context.Background()
-	cl, err := mongo.Connect(options.Client().ApplyURI(ferret.StartForTest(t)))
+	cl, err := mongo.Connect(options.Client().ApplyURI(storetest.Start(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package ferret runs FerretDB embedded: a MongoDB wire-protocol server on
 // SQLite (or PostgreSQL). The all-in-one uses it when MONGO_URI is not set,
-// tests use it as their MongoDB, and cmd/gb-store runs it as a process.
+// tests use it as their MongoDB (through testkit/storetest), and cmd/gb-store runs it as a process.
 package ferret
 
 import (
@@ -112,7 +112,8 @@ func (s *Store) Stop() {
 func (s *Store) Done() <-chan struct{} { return s.done }
 
 // StartForTest starts FerretDB on SQLite in t.TempDir() on a random port,
-// stops it when the test ends, and returns its MongoDB URI.
+// stops it when the test ends, and returns its MongoDB URI. Tests use
+// testkit/storetest; logd/logstore's benchmark still calls this.
 func StartForTest(t testing.TB) string {
 	t.Helper()
 	s, err := Start(context.Background(), Options{DataDir: t.TempDir()})

@@ -1,6 +1,6 @@
 // Package natsd runs an embedded NATS server with JetStream. The all-in-one
-// binary uses it as its bus, and every service's component tests use it so
-// they exercise real NATS rather than a mock.
+// binary uses it as its bus, and every service's component tests use it
+// (through testkit/natstest) so they exercise real NATS rather than a mock.
 package natsd
 
 import (
@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -122,18 +121,6 @@ func hasAuth(o *server.Options) bool {
 func (s *Server) Shutdown() {
 	s.Server.Shutdown()
 	s.Server.WaitForShutdown()
-}
-
-// StartForTest starts a server on a random port with its store in t.TempDir()
-// and shuts it down when the test ends.
-func StartForTest(t testing.TB) *Server {
-	t.Helper()
-	s, err := Start(Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1"})
-	if err != nil {
-		t.Fatalf("start embedded nats: %v", err)
-	}
-	t.Cleanup(s.Shutdown)
-	return s
 }
 
 func splitListen(listen string) (string, int, error) {

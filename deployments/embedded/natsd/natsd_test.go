@@ -16,7 +16,7 @@ import (
 )
 
 func TestJetStreamStoresAndDeliversAMessage(t *testing.T) {
-	s := natsd.StartForTest(t)
+	s := startForTest(t)
 	nc, err := nats.Connect(s.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestJetStreamDataSurvivesRestart(t *testing.T) {
 }
 
 func TestInProcessConnectionNeedsNoSocket(t *testing.T) {
-	s := natsd.StartForTest(t)
+	s := startForTest(t)
 	nc, err := nats.Connect("", nats.InProcessServer(s.Server))
 	if err != nil {
 		t.Fatal(err)
@@ -137,4 +137,17 @@ func TestStoreDirIsPrivate(t *testing.T) {
 		t.Fatalf("in-process connection without a listener: %v", err)
 	}
 	nc.Close()
+}
+
+// startForTest starts a server on a random port with its store in
+// t.TempDir() (as testkit/natstest does for the services; testkit
+// requires this module, so this module's tests do not require testkit).
+func startForTest(t *testing.T) *natsd.Server {
+	t.Helper()
+	s, err := natsd.Start(natsd.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatalf("start embedded nats: %v", err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
 }
