@@ -220,7 +220,7 @@ func (s *Server) serveModelMethod(w http.ResponseWriter, r *http.Request, model,
 		}
 	}
 	if id, denied := s.foreignFile(req.Key, body); denied {
-		s.finish(req, writeError(ew, PermissionDenied, Behaviour{Message: fmt.Sprintf("You do not have permission to access the File %s or it may not exist.", id)}, model), false)
+		s.finish(req, writeError(ew, PermissionDenied, fileDenied(id), model), false)
 		return
 	}
 	cached := 0
