@@ -1,5 +1,7 @@
 package convert
 
+// One concern, kept whole: the Anthropic Messages request → Gemini (the answer side is anthropic_response.go).
+
 import (
 	"bytes"
 	"context"

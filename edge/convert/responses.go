@@ -1,5 +1,7 @@
 package convert
 
+// One concern, kept whole: the OpenAI Responses request → Gemini (the answer side is responses_stream.go).
+
 import (
 	"bytes"
 	"context"
@@ -13,8 +15,8 @@ import (
 // OpenAI Responses API (POST /v1/responses) → Gemini generateContent. The
 // request side reuses the chat converter's pieces (content parts, schema
 // reduction, reasoning effort, the injections), so the two OpenAI surfaces
-// send Gemini the same body for the same intent. The response side is in
-// responses_out.go (non-stream) and responses_stream.go (SSE events).
+// send Gemini the same body for the same intent. The response side, the
+// object and its SSE events, is in responses_stream.go.
 
 // ResponsesRequest is the body of POST /v1/responses. Union fields (input,
 // tool_choice, function_call_output.output) stay raw and are read where they
