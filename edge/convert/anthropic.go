@@ -1,5 +1,7 @@
 package convert
 
+// One concern, kept whole: the Anthropic Messages request → Gemini (the answer side is anthropic_response.go).
+
 import (
 	"bytes"
 	"context"
@@ -110,11 +112,7 @@ type MessagesPlan struct {
 
 // ParseMessagesRequest decodes a Messages body; errors are *FieldError.
 func ParseMessagesRequest(body []byte) (*MessagesRequest, error) {
-	var req MessagesRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, decodeError(err)
-	}
-	return &req, nil
+	return decodeBody[MessagesRequest](body)
 }
 
 // ClaudeModelError is the refusal of a claude-* model name: the gateway
@@ -512,15 +510,9 @@ func (c *converter) anthropicTools(req *MessagesRequest, body *GenerateContentRe
 			return fieldErr(f+".name", "duplicate tool name %q", t.Name)
 		}
 		seen[t.Name] = true
-		fd := FunctionDeclaration{Name: t.Name, Description: t.Description}
-		if p := bytes.TrimSpace(t.InputSchema); len(p) > 0 && string(p) != "null" {
-			schema, err := reduceSchema(p, f+".input_schema", &c.plan.Drops)
-			if err != nil {
-				return err
-			}
-			if !emptyObjectSchema(schema) {
-				fd.ParametersJSONSchema = schema
-			}
+		fd, err := c.declaration(t.Name, t.Description, t.InputSchema, f+".input_schema")
+		if err != nil {
+			return err
 		}
 		decls = append(decls, fd)
 	}

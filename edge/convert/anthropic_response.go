@@ -2,7 +2,6 @@ package convert
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
 )
 
@@ -13,12 +12,7 @@ type MessagesMeta struct {
 	NewStem func() string // random part of tool_use ids; nil means RandomID(24)
 }
 
-func (m *MessagesMeta) stem() string {
-	if m.NewStem != nil {
-		return m.NewStem()
-	}
-	return RandomID(24)
-}
+func (m *MessagesMeta) stem() string { return stemOf(m.NewStem) }
 
 // AnthropicMessageResponse is a non-stream Messages answer.
 type AnthropicMessageResponse struct {
@@ -179,14 +173,7 @@ func NewMessagesStream(meta MessagesMeta) *MessagesStream { return &MessagesStre
 // Feed converts one Gemini chunk (the JSON of one SSE data line). A chunk
 // carrying an error object returns *UpstreamError.
 func (s *MessagesStream) Feed(dst, data []byte) ([]byte, error) {
-	var r GenerateContentResponse
-	if err := json.Unmarshal(data, &r); err != nil {
-		return dst, fmt.Errorf("decode upstream chunk: %w", err)
-	}
-	if r.Error != nil {
-		return dst, &UpstreamError{Code: r.Error.Code, Status: r.Error.Status, Message: r.Error.Message}
-	}
-	return s.FeedResponse(dst, &r), nil
+	return feedChunk(dst, data, s.FeedResponse)
 }
 
 // FeedResponse converts one decoded Gemini chunk.

@@ -1,13 +1,9 @@
 package convert
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,97 +14,43 @@ import (
 // corpus (count_tokens.json goes through the count_tokens conversion and
 // also pins the :countTokens body).
 func TestMessagesRequestGolden(t *testing.T) {
-	files, _ := filepath.Glob("testdata/anthropic/request/*.json")
-	if len(files) == 0 {
-		t.Fatal("no corpus")
-	}
-	for _, f := range files {
-		if strings.HasSuffix(f, ".golden.json") {
-			continue
+	requestGolden(t, "testdata/anthropic/request/*.json", func(t *testing.T, f string, body []byte) any {
+		count := strings.Contains(f, "count_tokens")
+		plan, err := pipeline(ParseMessagesRequest, func(ctx context.Context, req *MessagesRequest, opt Options) (*MessagesPlan, error) {
+			return MessagesToGemini(ctx, req, opt, count)
+		}, Options{Settings: testSettings(), Fetcher: &fakeFetcher{}})(body)
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			body, err := os.ReadFile(f)
-			if err != nil {
+		out := struct {
+			Model       models.Model            `json:"model"`
+			Stream      bool                    `json:"stream"`
+			Drops       []Drop                  `json:"drops"`
+			Body        *GenerateContentRequest `json:"body"`
+			CountTokens json.RawMessage         `json:"count_tokens_body,omitempty"`
+		}{Model: plan.Model, Stream: plan.Stream, Drops: plan.Drops, Body: plan.Body}
+		if count {
+			if out.CountTokens, err = plan.CountTokensBody(); err != nil {
 				t.Fatal(err)
 			}
-			req, err := ParseMessagesRequest(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			count := strings.Contains(f, "count_tokens")
-			plan, err := MessagesToGemini(context.Background(), req, Options{Settings: testSettings(), Fetcher: &fakeFetcher{}}, count)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := struct {
-				Model       models.Model            `json:"model"`
-				Stream      bool                    `json:"stream"`
-				Drops       []Drop                  `json:"drops"`
-				Body        *GenerateContentRequest `json:"body"`
-				CountTokens json.RawMessage         `json:"count_tokens_body,omitempty"`
-			}{Model: plan.Model, Stream: plan.Stream, Drops: plan.Drops, Body: plan.Body}
-			if count {
-				if out.CountTokens, err = plan.CountTokensBody(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			golden(t, strings.TrimSuffix(f, ".json")+".golden.json", indent(t, out))
-		})
-	}
+		}
+		return out
+	})
 }
 
 // TestMessagesResponseGolden pins Gemini → Anthropic (non-stream).
 func TestMessagesResponseGolden(t *testing.T) {
-	files, _ := filepath.Glob("testdata/anthropic/response/*.json")
-	if len(files) == 0 {
-		t.Fatal("no corpus")
-	}
-	for _, f := range files {
-		if strings.HasSuffix(f, ".golden.json") {
-			continue
-		}
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			body, _ := os.ReadFile(f)
-			var resp GenerateContentResponse
-			if err := json.Unmarshal(body, &resp); err != nil {
-				t.Fatal(err)
-			}
-			meta := MessagesMeta{ID: "msg_test", Model: "gemini-3-pro-preview", NewStem: stems()}
-			golden(t, strings.TrimSuffix(f, ".json")+".golden.json", indent(t, MessagesFromGemini(&resp, meta)))
-		})
-	}
+	responseGolden(t, "testdata/anthropic/response/*.json", func(resp *GenerateContentResponse) any {
+		return MessagesFromGemini(resp, MessagesMeta{ID: "msg_test", Model: "gemini-3-pro-preview", NewStem: stems()})
+	})
 }
 
 // TestMessagesStreamGolden pins the stream converter: each .jsonl line is
 // one Gemini SSE chunk; the golden file is the SSE the client receives.
 func TestMessagesStreamGolden(t *testing.T) {
-	files, _ := filepath.Glob("testdata/anthropic/stream/*.jsonl")
-	if len(files) == 0 {
-		t.Fatal("no corpus")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			fh, err := os.Open(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer fh.Close()
-			s := NewMessagesStream(MessagesMeta{ID: "msg_test", Model: "gemini-3-pro-preview", NewStem: stems()})
-			var out []byte
-			sc := bufio.NewScanner(fh)
-			for sc.Scan() {
-				if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-					continue
-				}
-				if out, err = s.Feed(out, sc.Bytes()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			out = s.Finish(out)
-			checkAnthropicSSE(t, out)
-			golden(t, strings.TrimSuffix(f, ".jsonl")+".golden.sse", out)
-		})
-	}
+	streamGolden(t, "testdata/anthropic/stream/*.jsonl", func() feeder {
+		return NewMessagesStream(MessagesMeta{ID: "msg_test", Model: "gemini-3-pro-preview", NewStem: stems()})
+	}, checkAnthropicSSE)
 }
 
 // checkAnthropicSSE checks every event is "event: <name>" then a data line
@@ -221,46 +163,18 @@ func TestMessagesRequestErrorsNameTheField(t *testing.T) {
 // the field at fault, an accepted one yields valid JSON for Gemini.
 // Explore with go test -run '^$' -fuzz FuzzMessagesToGemini ./convert
 func FuzzMessagesToGemini(f *testing.F) {
-	files, _ := filepath.Glob("testdata/anthropic/request/*.json")
-	for _, file := range files {
-		if strings.HasSuffix(file, ".golden.json") {
-			continue
-		}
-		b, _ := os.ReadFile(file)
-		f.Add(b)
-	}
-	for _, s := range []string{
+	requestSeeds(f, "testdata/anthropic/request/*.json",
 		`{}`, `null`, `[]`, `{"model":"gemini-2.5-flash","max_tokens":1,"messages":[null]}`,
 		`{"model":"gemini-2.5-flash","max_tokens":1,"messages":[{"role":"user","content":[null]}]}`,
 		`{"model":"gemini-2.5-flash","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"toolu_a_gs1!!","name":"f","input":[1]}]}]}`,
 		`{"model":"gemini-2.5-flash","max_tokens":1,"system":[{"type":"image"}],"messages":[{"role":"user","content":"x"}]}`,
 		`{"model":"gemini-3-pro-preview","max_tokens":1,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"x","content":[{"type":"image","source":null}]}]}]}`,
 		`{"model":"gemini-2.5-flash","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"f","input_schema":{"properties":{"a":{"anyOf":[1]}}}}]}`,
-	} {
-		f.Add([]byte(s))
-	}
-	settings := testSettings()
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := ParseMessagesRequest(body)
-		if err == nil {
-			var plan *MessagesPlan
-			plan, err = MessagesToGemini(context.Background(), req, Options{Settings: settings, Fetcher: &fakeFetcher{}}, false)
-			if err == nil {
-				if _, merr := json.Marshal(plan.Body); merr != nil {
-					t.Fatalf("accepted body gives invalid Gemini JSON: %v", merr)
-				}
-				if _, merr := plan.CountTokensBody(); merr != nil {
-					t.Fatalf("accepted body gives an invalid countTokens body: %v", merr)
-				}
-				return
-			}
-		}
-		var fe *FieldError
-		if !errors.As(err, &fe) {
-			t.Fatalf("error is not a *FieldError: %v", err)
-		}
-		if fe.Field == "" || fe.Msg == "" {
-			t.Fatalf("error names no field: %#v", fe)
+	)
+	conv := pipeline(ParseMessagesRequest, messagesToGemini, Options{Settings: testSettings(), Fetcher: &fakeFetcher{}})
+	fuzzRequest(f, conv, messagesBody, func(t *testing.T, plan *MessagesPlan) {
+		if _, merr := plan.CountTokensBody(); merr != nil {
+			t.Fatalf("accepted body gives an invalid countTokens body: %v", merr)
 		}
 	})
 }
@@ -268,14 +182,8 @@ func FuzzMessagesToGemini(f *testing.F) {
 // FuzzMessagesStreamFeed: arbitrary chunks never panic, and what the stream
 // converter emits is always well-formed Anthropic SSE with balanced blocks.
 func FuzzMessagesStreamFeed(f *testing.F) {
-	files, _ := filepath.Glob("testdata/anthropic/stream/*.jsonl")
-	for _, file := range files {
-		b, _ := os.ReadFile(file)
-		for _, line := range strings.Split(string(b), "\n") {
-			if line != "" {
-				f.Add([]byte(line), []byte(line))
-			}
-		}
+	for _, line := range chunkSeeds("testdata/anthropic/stream/*.jsonl") {
+		f.Add(line, line)
 	}
 	f.Add([]byte(`{"error":{"code":500}}`), []byte(`{}`))
 	f.Add([]byte(`{"candidates":[{"content":{"parts":[{"functionCall":{"name":"\u0000","args":null},"thoughtSignature":"%%"}]}}]}`), []byte(`{"candidates":[]}`))
@@ -292,37 +200,9 @@ func FuzzMessagesStreamFeed(f *testing.F) {
 // (parse + convert + encode) and one streamed text chunk into a reused
 // buffer. Run: go test -run '^$' -bench Messages -benchmem ./convert
 func BenchmarkMessagesRequest(b *testing.B) {
-	body, err := os.ReadFile("testdata/anthropic/request/tool_loop_gemini3.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	settings := testSettings()
-	b.ReportAllocs()
-	for b.Loop() {
-		req, err := ParseMessagesRequest(body)
-		if err != nil {
-			b.Fatal(err)
-		}
-		plan, err := MessagesToGemini(context.Background(), req, Options{Settings: settings}, false)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := json.Marshal(plan.Body); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchRequest(b, "testdata/anthropic/request/tool_loop_gemini3.json", pipeline(ParseMessagesRequest, messagesToGemini, Options{Settings: testSettings()}), messagesBody)
 }
 
 func BenchmarkMessagesStreamChunk(b *testing.B) {
-	chunk := []byte(`{"candidates": [{"content": {"parts": [{"text": "Warsaw is the capital of Poland, a country in Central Europe."}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 9,"candidatesTokenCount": 12,"totalTokenCount": 21},"modelVersion": "gemini-2.5-flash","responseId": "aB1c"}`)
-	s := NewMessagesStream(MessagesMeta{ID: "msg_b", Model: "gemini-2.5-flash"})
-	buf, _ := s.Feed(nil, chunk) // message_start and the block start out of the way
-	b.ReportAllocs()
-	b.SetBytes(int64(len(chunk)))
-	for b.Loop() {
-		var err error
-		if buf, err = s.Feed(buf[:0], chunk); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchChunk(b, NewMessagesStream(MessagesMeta{ID: "msg_b", Model: "gemini-2.5-flash"}))
 }

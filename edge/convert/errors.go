@@ -60,3 +60,13 @@ func goTypeName(t string) string {
 	}
 	return t
 }
+
+// decodeBody decodes a request body; a malformed one gives a *FieldError
+// naming the field.
+func decodeBody[T any](body []byte) (*T, error) {
+	var req T
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, decodeError(err)
+	}
+	return &req, nil
+}

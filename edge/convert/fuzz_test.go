@@ -1,11 +1,7 @@
 package convert
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,15 +11,7 @@ import (
 // yields valid JSON for Gemini. Plain `go test` runs the seeds; explore with
 // go test -run '^$' -fuzz FuzzChatToGemini ./convert
 func FuzzChatToGemini(f *testing.F) {
-	files, _ := filepath.Glob("testdata/chat/*.json")
-	for _, file := range files {
-		if strings.HasSuffix(file, ".golden.json") {
-			continue
-		}
-		b, _ := os.ReadFile(file)
-		f.Add(b)
-	}
-	for _, s := range []string{
+	requestSeeds(f, "testdata/chat/*.json",
 		`{}`, `[]`, `null`, `"x"`, `{"model":1}`, `{"model":"gemini-2.5-flash","messages":[null]}`,
 		`{"model":"gemini-2.5-flash","messages":[{"role":"user","content":[null]}]}`,
 		`{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"properties":{"a":{"items":{"anyOf":[1]}}}}}}]}`,
@@ -32,43 +20,15 @@ func FuzzChatToGemini(f *testing.F) {
 		`{"model":"gemini-2.5-flash","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,%zz"}}]}]}`,
 		`{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"schema":{"$defs":{"a":{"$ref":7}}}}}}`,
 		`{"model":"gemini-2.5-flash","messages":[{"role":"assistant","content":"![a](data:image/png;base64,AAAA) ![b](data:image/png,x ![c](data:image/)"},{"role":"user","content":"![](data:image/gif;base64,R0)"}]}`,
-	} {
-		f.Add([]byte(s))
-	}
-	settings := testSettings()
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := ParseChatRequest(body)
-		if err == nil {
-			var plan *ChatPlan
-			plan, err = ChatToGemini(context.Background(), req, Options{Settings: settings, Fetcher: &fakeFetcher{}})
-			if err == nil {
-				if _, merr := json.Marshal(plan.Body); merr != nil {
-					t.Fatalf("accepted body gives invalid Gemini JSON: %v", merr)
-				}
-				return
-			}
-		}
-		var fe *FieldError
-		if !errors.As(err, &fe) {
-			t.Fatalf("error is not a *FieldError: %v", err)
-		}
-		if fe.Field == "" || fe.Msg == "" {
-			t.Fatalf("error names no field: %#v", fe)
-		}
-	})
+	)
+	fuzzRequest(f, pipeline(ParseChatRequest, ChatToGemini, Options{Settings: testSettings(), Fetcher: &fakeFetcher{}}), chatBody, nil)
 }
 
 // FuzzStreamFeed feeds arbitrary chunks to the stream converter: it never
 // panics and everything it emits is valid SSE JSON.
 func FuzzStreamFeed(f *testing.F) {
-	files, _ := filepath.Glob("testdata/stream/*.jsonl")
-	for _, file := range files {
-		b, _ := os.ReadFile(file)
-		for _, line := range strings.Split(string(b), "\n") {
-			if line != "" {
-				f.Add([]byte(line))
-			}
-		}
+	for _, line := range chunkSeeds("testdata/stream/*.jsonl") {
+		f.Add(line)
 	}
 	f.Add([]byte(`{"error":{"code":500}}`))
 	f.Add([]byte(`{"candidates":[{"index":-3,"content":{"parts":[{"functionCall":{"name":"\u0000"}}]}}]}`))
@@ -93,15 +53,7 @@ func FuzzStreamFeed(f *testing.F) {
 // an accepted one yields valid JSON for Gemini.
 // Explore with go test -run '^$' -fuzz FuzzResponsesToGemini ./convert
 func FuzzResponsesToGemini(f *testing.F) {
-	files, _ := filepath.Glob("testdata/responses/request/*.json")
-	for _, file := range files {
-		if strings.HasSuffix(file, ".golden.json") {
-			continue
-		}
-		b, _ := os.ReadFile(file)
-		f.Add(b)
-	}
-	for _, s := range []string{
+	requestSeeds(f, "testdata/responses/request/*.json",
 		`{}`, `[]`, `null`, `{"model":"gemini-2.5-flash"}`, `{"model":"gemini-2.5-flash","input":7}`,
 		`{"model":"gemini-2.5-flash","input":[null]}`, `{"model":"gemini-2.5-flash","input":[{}]}`,
 		`{"model":"gemini-2.5-flash","input":[{"role":"user","content":[null]}]}`,
@@ -111,31 +63,11 @@ func FuzzResponsesToGemini(f *testing.F) {
 		`{"model":"gemini-2.5-flash","input":"x","text":{"format":{"type":"json_schema","schema":{"$ref":"#/x"}}}}`,
 		`{"model":"gemini-2.5-flash","input":"x","reasoning":{"effort":"huge","summary":"auto"}}`,
 		`{"model":"gemini-3-flash-preview","input":[{"role":"user","content":[{"type":"input_image","image_url":"data:,"}]}]}`,
-	} {
-		f.Add([]byte(s))
-	}
-	settings := testSettings()
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := ParseResponsesRequest(body)
-		if err == nil {
-			var plan *ResponsesPlan
-			plan, err = ResponsesToGemini(context.Background(), req, Options{Settings: settings, Fetcher: &fakeFetcher{}})
-			if err == nil {
-				if _, merr := json.Marshal(plan.Body); merr != nil {
-					t.Fatalf("accepted body gives invalid Gemini JSON: %v", merr)
-				}
-				if _, merr := json.Marshal(ResponseFromGemini(&GenerateContentResponse{}, plan.Meta("resp_f", 0))); merr != nil {
-					t.Fatalf("echo gives invalid response JSON: %v", merr)
-				}
-				return
-			}
-		}
-		var fe *FieldError
-		if !errors.As(err, &fe) {
-			t.Fatalf("error is not a *FieldError: %v", err)
-		}
-		if fe.Field == "" || fe.Msg == "" {
-			t.Fatalf("error names no field: %#v", fe)
+	)
+	conv := pipeline(ParseResponsesRequest, ResponsesToGemini, Options{Settings: testSettings(), Fetcher: &fakeFetcher{}})
+	fuzzRequest(f, conv, responsesBody, func(t *testing.T, plan *ResponsesPlan) {
+		if _, merr := json.Marshal(ResponseFromGemini(&GenerateContentResponse{}, plan.Meta("resp_f", 0))); merr != nil {
+			t.Fatalf("echo gives invalid response JSON: %v", merr)
 		}
 	})
 }
@@ -144,14 +76,8 @@ func FuzzResponsesToGemini(f *testing.F) {
 // converter: it never panics, every event is "event: <type>" plus JSON data
 // whose type matches, and the sequence numbers count up from 0.
 func FuzzResponsesStream(f *testing.F) {
-	files, _ := filepath.Glob("testdata/responses/stream/*.jsonl")
-	for _, file := range files {
-		b, _ := os.ReadFile(file)
-		for _, line := range strings.Split(string(b), "\n") {
-			if line != "" {
-				f.Add([]byte(line), false)
-			}
-		}
+	for _, line := range chunkSeeds("testdata/responses/stream/*.jsonl") {
+		f.Add(line, false)
 	}
 	f.Add([]byte(`{"error":{"code":500}}`), true)
 	f.Add([]byte(`{"candidates":[{"content":{"parts":[{"functionCall":{"name":"\u0000","args":null}},{"text":"\ud800","thought":true}]}}]}`), false)

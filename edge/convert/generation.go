@@ -113,22 +113,32 @@ func (c *converter) generation(req *ChatRequest, body *GenerateContentRequest) (
 		// thinking; include_thoughts alone leaves the defaults to the policy.
 		clientThinking = tc.ThinkingBudget != nil || tc.ThinkingLevel != ""
 	} else if e := req.ReasoningEffort; e != "" {
-		tc, err := thinkingFor(e, c.plan.Model.Upstream, c.opt.Settings)
+		applied, err := c.effort(gc, "reasoning_effort", e)
 		if err != nil {
 			return false, err
 		}
-		if tc != nil {
-			gc.ThinkingConfig = tc
-			clientThinking = true
-		} else {
-			c.drop("reasoning_effort", c.plan.Model.Upstream+" does not think")
-		}
+		clientThinking = applied
 	}
 
 	if !gc.empty() {
 		body.GenerationConfig = gc
 	}
 	return clientThinking, nil
+}
+
+// effort applies a reasoning effort to gc: the model's thinking config, or
+// a drop when the model does not think. It reports whether it applied one.
+func (c *converter) effort(gc *GenerationConfig, field, effort string) (bool, error) {
+	tc, err := thinkingFor(effort, c.plan.Model.Upstream, c.opt.Settings)
+	if err != nil {
+		return false, err
+	}
+	if tc == nil {
+		c.drop(field, c.plan.Model.Upstream+" does not think")
+		return false, nil
+	}
+	gc.ThinkingConfig = tc
+	return true, nil
 }
 
 // thinkingFor maps reasoning_effort: Gemini 3 takes a level, 2.5 a budget

@@ -14,42 +14,69 @@ import (
 
 // content converts a message content: null, a string or an array of parts.
 func (c *converter) content(raw json.RawMessage, field string, textOnly bool) ([]Part, error) {
+	s, items, err := contentItems[ContentPart](raw, field, "want a string, an array of content parts or null")
+	if err != nil || items == nil {
+		if s == "" {
+			return nil, err
+		}
+		return c.textParts(nil, s, textOnly), nil
+	}
+	text := func(dst []Part, it *ContentPart) ([]Part, bool) {
+		if it.Type != "text" {
+			return dst, false
+		}
+		return c.textParts(dst, it.Text, textOnly), true
+	}
+	return itemParts(items, field, text, func(it *ContentPart, f string) (Part, bool, error) { return c.part(it, f, textOnly) })
+}
+
+// contentItems decodes a message content of the OpenAI surfaces: null or
+// "" (nothing), a string (s), or an array of T (items, never nil). want
+// names the accepted forms for any other value.
+func contentItems[T any](raw json.RawMessage, field, want string) (s string, items []T, err error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
+		return "", nil, nil
 	}
 	switch raw[0] {
 	case '"':
-		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fieldErr(field, "invalid string")
+			return "", nil, fieldErr(field, "invalid string")
 		}
-		if s == "" {
-			return nil, nil
-		}
-		return c.textParts(nil, s, textOnly), nil
+		return s, nil, nil
 	case '[':
-		var items []ContentPart
 		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, fieldErr(field, "want an array of content parts: %v", decodeError(err).Msg)
+			return "", nil, fieldErr(field, "want an array of content parts: %v", decodeError(err).Msg)
 		}
-		parts := make([]Part, 0, len(items))
-		for j := range items {
-			if items[j].Type == "text" {
-				parts = c.textParts(parts, items[j].Text, textOnly)
+		if items == nil {
+			items = []T{}
+		}
+		return "", items, nil
+	}
+	return "", nil, fieldErr(field, "%s", want)
+}
+
+// itemParts converts the items of a content array in order: text (may be
+// nil) takes the items it can append itself, part makes at most one part
+// of each other item, whose field is field[j].
+func itemParts[T any](items []T, field string, text func(dst []Part, it *T) ([]Part, bool), part func(it *T, field string) (Part, bool, error)) ([]Part, error) {
+	parts := make([]Part, 0, len(items))
+	for j := range items {
+		if text != nil {
+			var done bool
+			if parts, done = text(parts, &items[j]); done {
 				continue
 			}
-			p, ok, err := c.part(&items[j], fmt.Sprintf("%s[%d]", field, j), textOnly)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				parts = append(parts, p)
-			}
 		}
-		return parts, nil
+		p, ok, err := part(&items[j], fmt.Sprintf("%s[%d]", field, j))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			parts = append(parts, p)
+		}
 	}
-	return nil, fieldErr(field, "want a string, an array of content parts or null")
+	return parts, nil
 }
 
 // textParts appends a text as parts. Markdown images with data: URLs (how

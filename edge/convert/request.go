@@ -3,7 +3,6 @@ package convert
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 
 	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/shared/config"
@@ -52,11 +51,7 @@ type ChatPlan struct {
 // ParseChatRequest decodes a chat completions body. A malformed body gives a
 // *FieldError naming the field.
 func ParseChatRequest(body []byte) (*ChatRequest, error) {
-	var req ChatRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, decodeError(err)
-	}
-	return &req, nil
+	return decodeBody[ChatRequest](body)
 }
 
 // ChatToGemini converts a chat request. Errors are *FieldError (the client's

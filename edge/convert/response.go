@@ -21,12 +21,16 @@ func (p *ChatPlan) Meta(id string, created int64) ResponseMeta {
 	return ResponseMeta{ID: id, Created: created, Model: p.Model.Requested, ShowThinking: p.ShowThinking, SearchLinks: p.SearchLinks, AudioFormat: p.AudioFormat}
 }
 
-func (m *ResponseMeta) stem() string {
-	if m.NewStem != nil {
-		return m.NewStem()
+// stemOf is the random part of a new tool-call id: newStem's (tests pin
+// it) or RandomID(24).
+func stemOf(newStem func() string) string {
+	if newStem != nil {
+		return newStem()
 	}
 	return RandomID(24)
 }
+
+func (m *ResponseMeta) stem() string { return stemOf(m.NewStem) }
 
 // AudioOutput is message.audio when audio output was asked for.
 type AudioOutput struct {

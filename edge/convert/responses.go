@@ -1,5 +1,7 @@
 package convert
 
+// One concern, kept whole: the OpenAI Responses request → Gemini (the answer side is responses_stream.go).
+
 import (
 	"bytes"
 	"context"
@@ -13,8 +15,8 @@ import (
 // OpenAI Responses API (POST /v1/responses) → Gemini generateContent. The
 // request side reuses the chat converter's pieces (content parts, schema
 // reduction, reasoning effort, the injections), so the two OpenAI surfaces
-// send Gemini the same body for the same intent. The response side is in
-// responses_out.go (non-stream) and responses_stream.go (SSE events).
+// send Gemini the same body for the same intent. The response side, the
+// object and its SSE events, is in responses_stream.go.
 
 // ResponsesRequest is the body of POST /v1/responses. Union fields (input,
 // tool_choice, function_call_output.output) stay raw and are read where they
@@ -121,11 +123,7 @@ type ResponsesEcho struct {
 // ParseResponsesRequest decodes a Responses body. A malformed body gives a
 // *FieldError naming the field.
 func ParseResponsesRequest(body []byte) (*ResponsesRequest, error) {
-	var req ResponsesRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, decodeError(err)
-	}
-	return &req, nil
+	return decodeBody[ResponsesRequest](body)
 }
 
 // ResponsesToGemini converts a Responses request. Errors are *FieldError
@@ -353,35 +351,11 @@ func (c *converter) signUnsignedCalls(body *GenerateContentRequest) {
 
 // responsesContent converts a message's content: a string or a list of parts.
 func (c *converter) responsesContent(raw json.RawMessage, field string, textOnly bool) ([]Part, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
+	s, items, err := contentItems[ResponsesPart](raw, field, "want a string or an array of content parts")
+	if err != nil || items == nil {
+		return appendText(nil, s), err
 	}
-	switch raw[0] {
-	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fieldErr(field, "invalid string")
-		}
-		return appendText(nil, s), nil
-	case '[':
-		var items []ResponsesPart
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, fieldErr(field, "want an array of content parts: %v", decodeError(err).Msg)
-		}
-		parts := make([]Part, 0, len(items))
-		for j := range items {
-			p, ok, err := c.responsesPart(&items[j], fmt.Sprintf("%s[%d]", field, j), textOnly)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				parts = append(parts, p)
-			}
-		}
-		return parts, nil
-	}
-	return nil, fieldErr(field, "want a string or an array of content parts")
+	return itemParts(items, field, nil, func(it *ResponsesPart, f string) (Part, bool, error) { return c.responsesPart(it, f, textOnly) })
 }
 
 func (c *converter) responsesPart(it *ResponsesPart, field string, textOnly bool) (Part, bool, error) {
@@ -493,15 +467,9 @@ func (c *converter) responsesTools(req *ResponsesRequest, body *GenerateContentR
 			continue
 		}
 		seen[t.Name] = true
-		fd := FunctionDeclaration{Name: t.Name, Description: t.Description}
-		if p := bytes.TrimSpace(t.Parameters); len(p) > 0 && string(p) != "null" {
-			schema, err := reduceSchema(p, f+".parameters", &c.plan.Drops)
-			if err != nil {
-				return false, err
-			}
-			if !emptyObjectSchema(schema) {
-				fd.ParametersJSONSchema = schema
-			}
+		fd, err := c.declaration(t.Name, t.Description, t.Parameters, f+".parameters")
+		if err != nil {
+			return false, err
 		}
 		decls = append(decls, fd)
 	}
@@ -533,22 +501,8 @@ func (c *converter) responsesTools(req *ResponsesRequest, body *GenerateContentR
 // responsesToolChoice maps tool_choice: none/auto/required, a named function
 // ({"type":"function","name":…}) or allowed_tools.
 func responsesToolChoice(raw json.RawMessage, declared map[string]bool, drops *[]Drop) (*FunctionCallingConfig, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	if raw[0] == '"' {
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		switch s {
-		case "none":
-			return &FunctionCallingConfig{Mode: "NONE"}, nil
-		case "auto":
-			return &FunctionCallingConfig{Mode: "AUTO"}, nil
-		case "required":
-			return &FunctionCallingConfig{Mode: "ANY"}, nil
-		}
-		return nil, fieldErr("tool_choice", "want none, auto, required or an object, got %q", s)
+	if fcc, done, err := toolChoiceString(raw, "tool_choice", "none, auto, required or an object"); done {
+		return fcc, err
 	}
 	var obj struct {
 		Type  string `json:"type"`
@@ -564,13 +518,7 @@ func responsesToolChoice(raw json.RawMessage, declared map[string]bool, drops *[
 	}
 	switch obj.Type {
 	case "function":
-		if obj.Name == "" {
-			return nil, fieldErr("tool_choice.name", "is required")
-		}
-		if !declared[obj.Name] {
-			return nil, fieldErr("tool_choice.name", "%q is not a declared function", obj.Name)
-		}
-		return &FunctionCallingConfig{Mode: "ANY", AllowedFunctionNames: []string{obj.Name}}, nil
+		return namedChoice(obj.Name, "tool_choice.name", declared)
 	case "allowed_tools":
 		cfg := &FunctionCallingConfig{Mode: "VALIDATED"}
 		switch obj.Mode {
@@ -637,16 +585,11 @@ func (c *converter) responsesGeneration(req *ResponsesRequest, body *GenerateCon
 			return false, false, fieldErr("reasoning.summary", "want auto, concise or detailed, got %q", r.Summary)
 		}
 		if r.Effort != "" {
-			tc, err := thinkingFor(r.Effort, c.plan.Model.Upstream, c.opt.Settings)
+			applied, err := c.effort(gc, "reasoning.effort", r.Effort)
 			if err != nil {
 				return false, false, fieldErr("reasoning.effort", "want none, minimal, low, medium, high, xhigh or max, got %q", r.Effort)
 			}
-			if tc != nil {
-				gc.ThinkingConfig = tc
-				clientThinking = true
-			} else {
-				c.drop("reasoning.effort", c.plan.Model.Upstream+" does not think")
-			}
+			clientThinking = clientThinking || applied
 		}
 	}
 	if !gc.empty() {

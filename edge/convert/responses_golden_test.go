@@ -1,33 +1,14 @@
 package convert
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gemini-balance-go/edge/models"
 )
-
-// goldenInputs lists a corpus directory's inputs (not its .golden files).
-func goldenInputs(t *testing.T, pattern string) []string {
-	t.Helper()
-	files, _ := filepath.Glob(pattern)
-	var out []string
-	for _, f := range files {
-		if !strings.Contains(filepath.Base(f), ".golden.") {
-			out = append(out, f)
-		}
-	}
-	if len(out) == 0 {
-		t.Fatalf("no corpus at %s", pattern)
-	}
-	return out
-}
 
 func responsesMeta() ResponsesMeta {
 	return ResponsesMeta{ID: "resp_test", CreatedAt: 1764223200, Model: "gemini-2.5-flash", ShowThinking: true,
@@ -36,72 +17,33 @@ func responsesMeta() ResponsesMeta {
 
 // TestResponsesRequestGolden pins Responses → Gemini for the request corpus.
 func TestResponsesRequestGolden(t *testing.T) {
-	for _, f := range goldenInputs(t, "testdata/responses/request/*.json") {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			body, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			req, err := ParseResponsesRequest(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan, err := ResponsesToGemini(context.Background(), req, Options{Settings: testSettings(), Fetcher: &fakeFetcher{}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := struct {
-				Model        models.Model            `json:"model"`
-				Stream       bool                    `json:"stream"`
-				ShowThinking bool                    `json:"show_thinking"`
-				Drops        []Drop                  `json:"drops"`
-				Body         *GenerateContentRequest `json:"body"`
-				Echo         ResponsesEcho           `json:"echo"`
-			}{plan.Model, plan.Stream, plan.ShowThinking, plan.Drops, plan.Body, plan.Echo}
-			golden(t, strings.TrimSuffix(f, ".json")+".golden.json", indent(t, out))
-		})
-	}
+	requestGolden(t, "testdata/responses/request/*.json", func(t *testing.T, _ string, body []byte) any {
+		plan, err := pipeline(ParseResponsesRequest, ResponsesToGemini, Options{Settings: testSettings(), Fetcher: &fakeFetcher{}})(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return struct {
+			Model        models.Model            `json:"model"`
+			Stream       bool                    `json:"stream"`
+			ShowThinking bool                    `json:"show_thinking"`
+			Drops        []Drop                  `json:"drops"`
+			Body         *GenerateContentRequest `json:"body"`
+			Echo         ResponsesEcho           `json:"echo"`
+		}{plan.Model, plan.Stream, plan.ShowThinking, plan.Drops, plan.Body, plan.Echo}
+	})
 }
 
 // TestResponsesResponseGolden pins Gemini → response object (non-stream).
 func TestResponsesResponseGolden(t *testing.T) {
-	for _, f := range goldenInputs(t, "testdata/responses/response/*.json") {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			body, _ := os.ReadFile(f)
-			var resp GenerateContentResponse
-			if err := json.Unmarshal(body, &resp); err != nil {
-				t.Fatal(err)
-			}
-			golden(t, strings.TrimSuffix(f, ".json")+".golden.json", indent(t, ResponseFromGemini(&resp, responsesMeta())))
-		})
-	}
+	responseGolden(t, "testdata/responses/response/*.json", func(resp *GenerateContentResponse) any {
+		return ResponseFromGemini(resp, responsesMeta())
+	})
 }
 
 // TestResponsesStreamGolden pins the Responses stream converter: each .jsonl
 // line is one Gemini SSE chunk; the golden file is the SSE the client gets.
 func TestResponsesStreamGolden(t *testing.T) {
-	for _, f := range goldenInputs(t, "testdata/responses/stream/*.jsonl") {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			fh, err := os.Open(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer fh.Close()
-			s := NewResponsesStream(responsesMeta())
-			var out []byte
-			sc := bufio.NewScanner(fh)
-			for sc.Scan() {
-				if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-					continue
-				}
-				if out, err = s.Feed(out, sc.Bytes()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			out = s.Finish(out)
-			golden(t, strings.TrimSuffix(f, ".jsonl")+".golden.sse", out)
-		})
-	}
+	streamGolden(t, "testdata/responses/stream/*.jsonl", func() feeder { return NewResponsesStream(responsesMeta()) }, nil)
 }
 
 // The non-stream body and the stream's response.completed carry the same

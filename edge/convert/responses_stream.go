@@ -2,7 +2,6 @@ package convert
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -22,12 +21,7 @@ func (p *ResponsesPlan) Meta(id string, created int64) ResponsesMeta {
 	return ResponsesMeta{ID: id, CreatedAt: created, Model: p.Model.Requested, ShowThinking: p.ShowThinking, Echo: p.Echo}
 }
 
-func (m *ResponsesMeta) stem() string {
-	if m.NewStem != nil {
-		return m.NewStem()
-	}
-	return RandomID(24)
-}
+func (m *ResponsesMeta) stem() string { return stemOf(m.NewStem) }
 
 // Response is the Responses API's response object, the non-stream body and
 // the payload of the response.* lifecycle events.
@@ -207,14 +201,7 @@ func (s *ResponsesStream) begin(dst []byte) []byte {
 // carrying an error object returns *UpstreamError; the caller then ends the
 // stream with Fail.
 func (s *ResponsesStream) Feed(dst []byte, data []byte) ([]byte, error) {
-	var r GenerateContentResponse
-	if err := json.Unmarshal(data, &r); err != nil {
-		return dst, fmt.Errorf("decode upstream chunk: %w", err)
-	}
-	if r.Error != nil {
-		return dst, &UpstreamError{Code: r.Error.Code, Status: r.Error.Status, Message: r.Error.Message}
-	}
-	return s.FeedResponse(dst, &r), nil
+	return feedChunk(dst, data, s.FeedResponse)
 }
 
 // FeedResponse converts one decoded Gemini chunk. Only the first candidate

@@ -56,10 +56,10 @@ func (e *UpstreamError) Error() string {
 	return fmt.Sprintf("upstream error %d %s: %s", e.Code, e.Status, e.Message)
 }
 
-// Feed converts one Gemini chunk (the JSON of one SSE data line). A chunk
-// carrying an error object returns *UpstreamError; the caller then ends the
-// stream with AppendStreamError.
-func (s *Stream) Feed(dst []byte, data []byte) ([]byte, error) {
+// feedChunk decodes one Gemini chunk (the JSON of one SSE data line) for a
+// stream converter's FeedResponse. A chunk carrying an error object
+// returns *UpstreamError and converts nothing.
+func feedChunk(dst, data []byte, feed func([]byte, *GenerateContentResponse) []byte) ([]byte, error) {
 	var r GenerateContentResponse
 	if err := json.Unmarshal(data, &r); err != nil {
 		return dst, fmt.Errorf("decode upstream chunk: %w", err)
@@ -67,7 +67,14 @@ func (s *Stream) Feed(dst []byte, data []byte) ([]byte, error) {
 	if r.Error != nil {
 		return dst, &UpstreamError{Code: r.Error.Code, Status: r.Error.Status, Message: r.Error.Message}
 	}
-	return s.FeedResponse(dst, &r), nil
+	return feed(dst, &r), nil
+}
+
+// Feed converts one Gemini chunk (the JSON of one SSE data line). A chunk
+// carrying an error object returns *UpstreamError; the caller then ends the
+// stream with AppendStreamError.
+func (s *Stream) Feed(dst []byte, data []byte) ([]byte, error) {
+	return feedChunk(dst, data, s.FeedResponse)
 }
 
 // FeedResponse converts one decoded Gemini chunk.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -77,15 +78,9 @@ func (c *converter) tools(req *ChatRequest, body *GenerateContentRequest) error 
 			continue
 		}
 		seen[d.Name] = true
-		fd := FunctionDeclaration{Name: d.Name, Description: d.Description}
-		if p := bytes.TrimSpace(d.Parameters); len(p) > 0 && string(p) != "null" {
-			schema, err := reduceSchema(p, f+".parameters", &c.plan.Drops)
-			if err != nil {
-				return err
-			}
-			if !emptyObjectSchema(schema) {
-				fd.ParametersJSONSchema = schema
-			}
+		fd, err := c.declaration(d.Name, d.Description, d.Parameters, f+".parameters")
+		if err != nil {
+			return err
 		}
 		decls = append(decls, fd)
 	}
@@ -118,22 +113,8 @@ func (c *converter) tools(req *ChatRequest, body *GenerateContentRequest) error 
 }
 
 func toolChoice(raw json.RawMessage, field string, declared map[string]bool) (*FunctionCallingConfig, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	if raw[0] == '"' {
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		switch s {
-		case "none":
-			return &FunctionCallingConfig{Mode: "NONE"}, nil
-		case "auto":
-			return &FunctionCallingConfig{Mode: "AUTO"}, nil
-		case "required", "any":
-			return &FunctionCallingConfig{Mode: "ANY"}, nil
-		}
-		return nil, fieldErr(field, "want none, auto, required or a function, got %q", s)
+	if fcc, done, err := toolChoiceString(raw, field, "none, auto, required or a function", "any"); done {
+		return fcc, err
 	}
 	var obj struct {
 		Type     string `json:"type"`
@@ -153,15 +134,6 @@ func toolChoice(raw json.RawMessage, field string, declared map[string]bool) (*F
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, fieldErr(field, "want a string or an object")
 	}
-	named := func(name, f string) (*FunctionCallingConfig, error) {
-		if name == "" {
-			return nil, fieldErr(f, "is required")
-		}
-		if !declared[name] {
-			return nil, fieldErr(f, "%q is not a declared function", name)
-		}
-		return &FunctionCallingConfig{Mode: "ANY", AllowedFunctionNames: []string{name}}, nil
-	}
 	switch {
 	case obj.Type == "allowed_tools" && obj.AllowedTools != nil:
 		cfg := &FunctionCallingConfig{Mode: "VALIDATED"}
@@ -176,9 +148,60 @@ func toolChoice(raw json.RawMessage, field string, declared map[string]bool) (*F
 		}
 		return cfg, nil
 	case obj.Function != nil:
-		return named(obj.Function.Name, field+".function.name")
+		return namedChoice(obj.Function.Name, field+".function.name", declared)
 	case obj.Name != "":
-		return named(obj.Name, field+".name")
+		return namedChoice(obj.Name, field+".name", declared)
 	}
 	return nil, fieldErr(field+".type", "want function or allowed_tools")
+}
+
+// declaration makes a function declaration of every surface: the parameter
+// schema reduced to what Gemini takes, left out when it says nothing.
+func (c *converter) declaration(name, description string, params json.RawMessage, field string) (FunctionDeclaration, error) {
+	fd := FunctionDeclaration{Name: name, Description: description}
+	if p := bytes.TrimSpace(params); len(p) > 0 && string(p) != "null" {
+		schema, err := reduceSchema(p, field, &c.plan.Drops)
+		if err != nil {
+			return fd, err
+		}
+		if !emptyObjectSchema(schema) {
+			fd.ParametersJSONSchema = schema
+		}
+	}
+	return fd, nil
+}
+
+// toolChoiceString maps the string forms of tool_choice the OpenAI surfaces
+// share (none, auto, required, plus extra names for required). It reports
+// done=false for an object, which each surface reads its own way.
+func toolChoiceString(raw json.RawMessage, field, want string, required ...string) (fcc *FunctionCallingConfig, done bool, err error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, true, nil
+	}
+	if raw[0] != '"' {
+		return nil, false, nil
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s)
+	switch {
+	case s == "none":
+		return &FunctionCallingConfig{Mode: "NONE"}, true, nil
+	case s == "auto":
+		return &FunctionCallingConfig{Mode: "AUTO"}, true, nil
+	case s == "required" || slices.Contains(required, s):
+		return &FunctionCallingConfig{Mode: "ANY"}, true, nil
+	}
+	return nil, true, fieldErr(field, "want %s, got %q", want, s)
+}
+
+// namedChoice is a tool_choice naming one declared function: call it.
+func namedChoice(name, field string, declared map[string]bool) (*FunctionCallingConfig, error) {
+	if name == "" {
+		return nil, fieldErr(field, "is required")
+	}
+	if !declared[name] {
+		return nil, fieldErr(field, "%q is not a declared function", name)
+	}
+	return &FunctionCallingConfig{Mode: "ANY", AllowedFunctionNames: []string{name}}, nil
 }

@@ -254,15 +254,7 @@ func (m *messagesRoutes) stream(c *gin.Context, rec *events.Record, rreq *relay.
 // anthropicStreamFailure is the status and message of an error that broke
 // a started stream; 503 is Anthropic's 529 overloaded_error.
 func anthropicStreamFailure(err error) (int, string) {
-	status, msg := http.StatusBadGateway, err.Error()
-	var se *relay.StreamError
-	var ue *convert.UpstreamError
-	switch {
-	case errors.As(err, &se):
-		status, msg = se.Status, se.Message
-	case errors.As(err, &ue):
-		status, msg = ue.Code, ue.Message
-	}
+	status, msg := openai.StreamFailure(err)
 	if status == http.StatusServiceUnavailable {
 		status = 529
 	}

@@ -160,6 +160,67 @@ func TestClientDisconnectCancelsTheUpstreamCall(t *testing.T) {
 	}
 }
 
+// Every streaming surface goes through the one pump (relay.Pump): the first
+// event reaches the client while upstream still holds the stream open, and
+// a client that leaves cancels the upstream call.
+func TestEveryStreamingSurfaceFlushesPerEventAndCancelsUpstreamWhenTheClientGoes(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for i, tc := range []struct{ name, path, header, body string }{
+		{"gemini sse", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", "x-goog-api-key",
+			`{"contents":[{"parts":[{"text":"go"}]}]}`},
+		{"gemini json array", "/v1beta/models/gemini-2.5-flash:streamGenerateContent", "x-goog-api-key",
+			`{"contents":[{"parts":[{"text":"go"}]}]}`},
+		{"openai chat", "/v1/chat/completions", "Authorization",
+			`{"model":"gemini-2.5-flash","stream":true,"messages":[{"role":"user","content":"go"}]}`},
+		{"openai responses", "/v1/responses", "Authorization",
+			`{"model":"gemini-2.5-flash","stream":true,"input":"go"}`},
+		{"anthropic messages", "/v1/messages", "x-api-key",
+			`{"model":"gemini-2.5-flash","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"go"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			slowStream(e)
+			ctx, cancel := context.WithCancel(ctxTimeout(t))
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.url+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			if tc.header == "Authorization" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			} else {
+				req.Header.Set(tc.header, token)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != http.StatusOK {
+				b, _ := io.ReadAll(res.Body)
+				t.Fatalf("status %d: %s", res.StatusCode, b)
+			}
+			// Read until the first text arrives: upstream holds its second
+			// chunk for an hour, so the text can only come by a flush.
+			br := bufio.NewReader(res.Body)
+			var got strings.Builder
+			for !strings.Contains(got.String(), `"alpha "`) {
+				line, err := br.ReadString('\n')
+				got.WriteString(line)
+				if err != nil {
+					t.Fatalf("stream ended before the first text: %v; got %q", err, got.String())
+				}
+			}
+			if r, ok := e.fake.Last(fakegemini.Filter{Method: "streamGenerateContent"}); !ok || r.Done {
+				t.Fatal("the first event arrived only after upstream had finished its stream")
+			}
+			cancel()
+			res.Body.Close()
+			wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer wcancel()
+			if err := e.fake.WaitFor(wctx, func(s fakegemini.Stats) bool { return s.Cancelled == i+1 }); err != nil {
+				t.Fatalf("upstream call was not cancelled after the client left: %+v", e.fake.Stats())
+			}
+		})
+	}
+}
+
 func TestFunctionCallingRoundTripKeepsThoughtSignature(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	c := e.client(token)

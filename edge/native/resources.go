@@ -1,5 +1,7 @@
 package native
 
+// One concern, kept whole: the key-affine resources (caches, batches, operations) and their key bindings.
+
 import (
 	"bytes"
 	"context"

@@ -1,9 +1,7 @@
 package openai
 
 import (
-	"encoding/json"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -40,13 +38,8 @@ func (h *handlers) responses(c *gin.Context) {
 		return
 	}
 	rec.Model = plan.Model.Requested
-	if !allowModel(c, plan.Model) {
-		return
-	}
-	h.logDrops(routeResponses, plan.Drops)
-	gbody, err := json.Marshal(plan.Body)
-	if err != nil {
-		WriteError(c, http.StatusInternalServerError, "encode Gemini request: "+err.Error(), "server_error", "", "")
+	gbody, ok := h.geminiBody(c, routeResponses, plan.Model, plan.Drops, plan.Body)
+	if !ok {
 		return
 	}
 	// The file check reads the Gemini body: every file the Responses
@@ -56,33 +49,12 @@ func (h *handlers) responses(c *gin.Context) {
 		return
 	}
 	meta := plan.Meta("resp_"+convert.RandomID(32), h.Now().Unix())
-	up := plan.Model.Upstream
-	rreq := &relay.Request{Route: routeResponses, Model: up, Body: gbody, CheckEmpty: true, PinKeyID: pin}
-	switch {
-	case !plan.Stream:
-		rreq.ErrorType = "openai-responses-non-stream"
-		rreq.Path = "/v1beta/models/" + up + ":generateContent"
-		resp := h.Relay.Do(c.Request.Context(), rreq)
-		if !resp.OK() {
-			writeUpstreamError(c, resp)
-			return
-		}
-		var g convert.GenerateContentResponse
-		if err := json.Unmarshal(resp.Body, &g); err != nil {
-			WriteError(c, http.StatusBadGateway, "upstream answered with invalid JSON: "+err.Error(), "server_error", "", "")
-			return
-		}
-		c.JSON(http.StatusOK, convert.ResponseFromGemini(&g, meta))
-	case st.FakeStreamEnabled:
-		rreq.ErrorType = "openai-responses-stream"
-		rreq.Path = "/v1beta/models/" + up + ":generateContent"
-		h.fakeStream(c, rreq, routeResponses, meta.Model, convert.NewResponsesStream(meta), time.Duration(max(st.FakeStreamIntervalSeconds, 1))*time.Second)
-	default:
-		rreq.ErrorType = "openai-responses-stream"
-		rreq.Path = "/v1beta/models/" + up + ":streamGenerateContent"
-		rreq.Query = "alt=sse"
-		h.pumpStream(c, rreq, routeResponses, meta.Model, convert.NewResponsesStream(meta))
-	}
+	h.relayConverted(c, st, relayPlan{
+		Request:   &relay.Request{Route: routeResponses, Model: plan.Model.Upstream, Body: gbody, CheckEmpty: true, PinKeyID: pin},
+		errorType: "openai-responses", stream: plan.Stream, model: meta.Model,
+		once: func(g *convert.GenerateContentResponse) any { return convert.ResponseFromGemini(g, meta) },
+		conv: func() streamConverter { return convert.NewResponsesStream(meta) },
+	})
 }
 
 // storedResponse answers GET, DELETE and cancel of responses/{id}: no

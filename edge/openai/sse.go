@@ -9,7 +9,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gemini-balance-go/edge/convert"
+	"github.com/gemini-balance-go/edge/models"
 	"github.com/gemini-balance-go/edge/relay"
+	"github.com/gemini-balance-go/shared/config"
 )
 
 // streamConverter turns Gemini stream chunks into one route's SSE events:
@@ -44,10 +46,12 @@ func (h *handlers) pumpStream(c *gin.Context, rreq *relay.Request, route, model 
 	}
 }
 
-// streamError maps an error that broke a started stream to OpenAI's error
-// vocabulary: message, type and code.
-func streamError(err error) (msg, typ, code string) {
-	status, msg := http.StatusBadGateway, err.Error()
+// StreamFailure is the status and message of an error that broke a
+// started stream: the relay's *relay.StreamError, an upstream error event
+// the converter met (*convert.UpstreamError), else 502 and the error text.
+// The Messages route reports it too, in Anthropic's shape.
+func StreamFailure(err error) (status int, msg string) {
+	status, msg = http.StatusBadGateway, err.Error()
 	var se *relay.StreamError
 	var ue *convert.UpstreamError
 	switch {
@@ -56,6 +60,13 @@ func streamError(err error) (msg, typ, code string) {
 	case errors.As(err, &ue):
 		status, msg = ue.Code, ue.Message
 	}
+	return status, msg
+}
+
+// streamError maps an error that broke a started stream to OpenAI's error
+// vocabulary: message, type and code.
+func streamError(err error) (msg, typ, code string) {
+	status, msg := StreamFailure(err)
 	typ = "server_error"
 	if status == http.StatusTooManyRequests {
 		typ, code = "requests", "rate_limit_exceeded"
@@ -126,4 +137,62 @@ func (h *handlers) fakeStream(c *gin.Context, rreq *relay.Request, route, model 
 	out = conv.Finish(out)
 	_, _ = w.Write(out)
 	w.Flush()
+}
+
+// geminiBody is the part of a converted route between conversion and relay:
+// the token's model allow-list, the drops log and the Gemini JSON body.
+func (h *handlers) geminiBody(c *gin.Context, route string, m models.Model, drops []convert.Drop, body *convert.GenerateContentRequest) ([]byte, bool) {
+	if !allowModel(c, m) {
+		return nil, false
+	}
+	h.logDrops(route, drops)
+	gbody, err := json.Marshal(body)
+	if err != nil {
+		WriteError(c, http.StatusInternalServerError, "encode Gemini request: "+err.Error(), "server_error", "", "")
+		return nil, false
+	}
+	return gbody, true
+}
+
+// relayPlan is a converted chat or Responses request ready to relay, and
+// how its answer is converted back.
+type relayPlan struct {
+	*relay.Request        // Route, Model, Body, CheckEmpty, PinKeyID; the rest is set here
+	errorType      string // error event type stem: "-stream" or "-non-stream" is added
+	stream         bool
+	model          string // the requested model, for the request event
+	once           func(*convert.GenerateContentResponse) any
+	conv           func() streamConverter
+}
+
+// relayConverted relays a converted request one of three ways: one
+// generateContent call answered at once, FAKE_STREAM_ENABLED's keep-alive
+// stream over one call, or a real stream through the pump.
+func (h *handlers) relayConverted(c *gin.Context, st *config.Settings, p relayPlan) {
+	rreq, up := p.Request, p.Request.Model
+	switch {
+	case !p.stream:
+		rreq.ErrorType = p.errorType + "-non-stream"
+		rreq.Path = "/v1beta/models/" + up + ":generateContent"
+		resp := h.Relay.Do(c.Request.Context(), rreq)
+		if !resp.OK() {
+			writeUpstreamError(c, resp)
+			return
+		}
+		var g convert.GenerateContentResponse
+		if err := json.Unmarshal(resp.Body, &g); err != nil {
+			WriteError(c, http.StatusBadGateway, "upstream answered with invalid JSON: "+err.Error(), "server_error", "", "")
+			return
+		}
+		c.JSON(http.StatusOK, p.once(&g))
+	case st.FakeStreamEnabled:
+		rreq.ErrorType = p.errorType + "-stream"
+		rreq.Path = "/v1beta/models/" + up + ":generateContent"
+		h.fakeStream(c, rreq, rreq.Route, p.model, p.conv(), time.Duration(max(st.FakeStreamIntervalSeconds, 1))*time.Second)
+	default:
+		rreq.ErrorType = p.errorType + "-stream"
+		rreq.Path = "/v1beta/models/" + up + ":streamGenerateContent"
+		rreq.Query = "alt=sse"
+		h.pumpStream(c, rreq, rreq.Route, p.model, p.conv())
+	}
 }

@@ -28,7 +28,7 @@ type StreamError struct {
 func (e *StreamError) Error() string { return "stream failed: " + e.Message }
 
 // Stream is an upstream stream committed to the client. It is used by one
-// goroutine. Close must be called; it reports the outcome to keyd.
+// goroutine. Close must be called (Pump does); it reports the outcome to keyd.
 type Stream struct {
 	rl       *Relay
 	req      *Request

@@ -204,11 +204,10 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request, id string) {
 	if id == "" && r.Method == http.MethodGet {
 		method = "files.list"
 	}
-	if method == "" || (id == "" && method != "files.list") {
-		s.notFound(w, r)
-		return
+	if id == "" && method != "files.list" {
+		method = ""
 	}
-	req, _, ok := s.begin(w, r, method, "")
+	req, ok := s.route(w, r, method)
 	if !ok {
 		return
 	}
@@ -245,7 +244,7 @@ func (s *Server) serveFiles(w http.ResponseWriter, r *http.Request, id string) {
 	if !ok || f.owner != req.Key {
 		s.mu.Unlock()
 		// Google does not tell "missing" from "someone else's".
-		s.finish(req, writeError(w, PermissionDenied, Behaviour{Message: fmt.Sprintf("You do not have permission to access the File %s or it may not exist.", id)}, ""), false)
+		s.finish(req, writeError(w, PermissionDenied, fileDenied(id), ""), false)
 		return
 	}
 	if method == "files.delete" {

@@ -39,6 +39,15 @@ func (s *Server) beginOpenAI(w http.ResponseWriter, r *http.Request, method, mod
 	return req, ok
 }
 
+// openAIBadJSON answers a body that is not JSON, framed as the OpenAI
+// surface frames errors.
+func (s *Server) openAIBadJSON(w http.ResponseWriter, req *Request, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = fmt.Fprintf(w, `[{"error":{"code":400,"message":%q,"status":"INVALID_ARGUMENT"}}]`, err.Error())
+	s.finish(req, 400, false)
+}
+
 func (s *Server) serveOpenAIChat(w http.ResponseWriter, r *http.Request) {
 	req, ok := s.beginOpenAI(w, r, "openai.chat", "")
 	if !ok {
@@ -53,10 +62,7 @@ func (s *Server) serveOpenAIChat(w http.ResponseWriter, r *http.Request) {
 		} `json:"messages"`
 	}
 	if err := json.Unmarshal(req.Body, &body); err != nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = fmt.Fprintf(w, `[{"error":{"code":400,"message":%q,"status":"INVALID_ARGUMENT"}}]`, err.Error())
-		s.finish(req, 400, false)
+		s.openAIBadJSON(w, req, err)
 		return
 	}
 	model := strings.TrimPrefix(body.Model, "models/")
@@ -172,10 +178,7 @@ func (s *Server) serveOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) {
 		Dimensions int             `json:"dimensions"`
 	}
 	if err := json.Unmarshal(req.Body, &body); err != nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = fmt.Fprintf(w, `[{"error":{"code":400,"message":%q,"status":"INVALID_ARGUMENT"}}]`, err.Error())
-		s.finish(req, 400, false)
+		s.openAIBadJSON(w, req, err)
 		return
 	}
 	var inputs []string

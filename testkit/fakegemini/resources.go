@@ -65,17 +65,61 @@ func denied(what string) Behaviour {
 	return Behaviour{Message: what + " not found (or permission denied)"}
 }
 
+// fileDenied is Google's answer to a file that is missing or another key's.
+func fileDenied(id string) Behaviour {
+	return Behaviour{Message: fmt.Sprintf("You do not have permission to access the File %s or it may not exist.", id)}
+}
+
+// route starts a resource call. method "" is a verb the path does not
+// take: 404, as on Google.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, method string) (*Request, bool) {
+	if method == "" {
+		s.notFound(w, r)
+		return nil, false
+	}
+	req, _, ok := s.begin(w, r, method, "")
+	return req, ok
+}
+
+// onlyGet is method for a GET and "" (404) for any other verb.
+func onlyGet(r *http.Request, method string) string {
+	if r.Method != http.MethodGet {
+		return ""
+	}
+	return method
+}
+
+// ownedLocked locks s.mu and finds the caller's resource; a missing or
+// foreign one unlocks and answers 403, the same for both. On success the
+// caller holds s.mu.
+func (s *Server) ownedLocked(w http.ResponseWriter, req *Request, name, what string) (*resource, bool) {
+	s.mu.Lock()
+	res, ok := s.lookupRes(req.Key, name)
+	if !ok {
+		s.mu.Unlock()
+		s.finish(req, writeError(w, PermissionDenied, denied(what), ""), false)
+		return nil, false
+	}
+	return res, true
+}
+
+// answerLocked encodes v while s.mu still guards it, unlocks and answers
+// 200 with the compact JSON.
+func (s *Server) answerLocked(w http.ResponseWriter, req *Request, v any) {
+	body, _ := json.Marshal(v)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	_, _ = w.Write(body)
+	s.finish(req, 200, false)
+}
+
 // serveCaches handles /{ver}/cachedContents[/{id}].
 func (s *Server) serveCaches(w http.ResponseWriter, r *http.Request, id string) {
 	method := map[string]string{http.MethodGet: "cachedContents.get", http.MethodPatch: "cachedContents.patch", http.MethodDelete: "cachedContents.delete"}[r.Method]
 	if id == "" {
 		method = map[string]string{http.MethodGet: "cachedContents.list", http.MethodPost: "cachedContents.create"}[r.Method]
 	}
-	if method == "" {
-		s.notFound(w, r)
-		return
-	}
-	req, _, ok := s.begin(w, r, method, "")
+	req, ok := s.route(w, r, method)
 	if !ok {
 		return
 	}
@@ -101,7 +145,7 @@ func (s *Server) serveCaches(w http.ResponseWriter, r *http.Request, id string) 
 			model = "models/" + model
 		}
 		if fid, bad := s.foreignFile(req.Key, body); bad {
-			s.finish(req, writeError(w, PermissionDenied, Behaviour{Message: fmt.Sprintf("You do not have permission to access the File %s or it may not exist.", fid)}, ""), false)
+			s.finish(req, writeError(w, PermissionDenied, fileDenied(fid), ""), false)
 			return
 		}
 		exp, err := expiry(body, now, now.Add(time.Hour))
@@ -123,11 +167,8 @@ func (s *Server) serveCaches(w http.ResponseWriter, r *http.Request, id string) 
 		return
 	}
 	name := "cachedContents/" + id
-	s.mu.Lock()
-	res, ok := s.lookupRes(req.Key, name)
+	res, ok := s.ownedLocked(w, req, name, "CachedContent")
 	if !ok {
-		s.mu.Unlock()
-		s.finish(req, writeError(w, PermissionDenied, denied("CachedContent"), ""), false)
 		return
 	}
 	switch method {
@@ -202,11 +243,7 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, req *Request,
 	if end < len(list) {
 		out["nextPageToken"] = strconv.Itoa(end)
 	}
-	body, _ := json.Marshal(out)
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	_, _ = w.Write(body)
-	s.finish(req, 200, false)
+	s.answerLocked(w, req, out)
 }
 
 // cachedContentCheck applies a generate call's cachedContent: it must be the
@@ -265,7 +302,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, req *Reques
 			}
 			s.mu.Unlock()
 			if !ok || f.owner != req.Key {
-				s.finish(req, writeError(w, PermissionDenied, Behaviour{Message: fmt.Sprintf("You do not have permission to access the File %s or it may not exist.", id)}, model), false)
+				s.finish(req, writeError(w, PermissionDenied, fileDenied(id), model), false)
 				return
 			}
 			for _, line := range strings.Split(string(data), "\n") {
@@ -283,7 +320,7 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, req *Reques
 		return
 	}
 	if fid, bad := s.foreignFile(req.Key, body); bad {
-		s.finish(req, writeError(w, PermissionDenied, Behaviour{Message: fmt.Sprintf("You do not have permission to access the File %s or it may not exist.", fid)}, model), false)
+		s.finish(req, writeError(w, PermissionDenied, fileDenied(fid), model), false)
 		return
 	}
 	now := time.Now()
@@ -351,11 +388,7 @@ func (s *Server) serveBatches(w http.ResponseWriter, r *http.Request, id string)
 	case id != "" && !strings.Contains(id, ":") && r.Method == http.MethodDelete:
 		method = "batches.delete"
 	}
-	if method == "" {
-		s.notFound(w, r)
-		return
-	}
-	req, _, ok := s.begin(w, r, method, "")
+	req, ok := s.route(w, r, method)
 	if !ok {
 		return
 	}
@@ -364,11 +397,8 @@ func (s *Server) serveBatches(w http.ResponseWriter, r *http.Request, id string)
 		return
 	}
 	name := "batches/" + id
-	s.mu.Lock()
-	res, ok := s.lookupRes(req.Key, name)
+	res, ok := s.ownedLocked(w, req, name, "Batch")
 	if !ok {
-		s.mu.Unlock()
-		s.finish(req, writeError(w, PermissionDenied, denied("Batch"), ""), false)
 		return
 	}
 	var out any = map[string]any{}
@@ -386,11 +416,7 @@ func (s *Server) serveBatches(w http.ResponseWriter, r *http.Request, id string)
 		s.finishBatch(res)
 		out = res.obj
 	}
-	body, _ := json.Marshal(out)
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	_, _ = w.Write(body)
-	s.finish(req, 200, false)
+	s.answerLocked(w, req, out)
 }
 
 // predictLongRunning starts a video operation owned by the key.
@@ -412,19 +438,12 @@ func (s *Server) predictLongRunning(w http.ResponseWriter, r *http.Request, req 
 // serveOperation polls an operation: the first poll finishes it with one video
 // file per instance, owned by the operation's key and downloadable with it.
 func (s *Server) serveOperation(w http.ResponseWriter, r *http.Request, name string) {
-	if r.Method != http.MethodGet {
-		s.notFound(w, r)
-		return
-	}
-	req, _, ok := s.begin(w, r, "operations.get", "")
+	req, ok := s.route(w, r, onlyGet(r, "operations.get"))
 	if !ok {
 		return
 	}
-	s.mu.Lock()
-	res, ok := s.lookupRes(req.Key, name)
+	res, ok := s.ownedLocked(w, req, name, "Operation")
 	if !ok {
-		s.mu.Unlock()
-		s.finish(req, writeError(w, PermissionDenied, denied("Operation"), ""), false)
 		return
 	}
 	res.polls++
@@ -445,20 +464,12 @@ func (s *Server) serveOperation(w http.ResponseWriter, r *http.Request, name str
 		res.obj["done"] = true
 		res.obj["response"] = map[string]any{"@type": videoType, "generateVideoResponse": map[string]any{"generatedSamples": samples}}
 	}
-	body, _ := json.Marshal(res.obj)
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	_, _ = w.Write(body)
-	s.finish(req, 200, false)
+	s.answerLocked(w, req, res.obj)
 }
 
 // serveDownload answers files/{id}:download with the raw bytes, owner key only.
 func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request, id string) {
-	if r.Method != http.MethodGet {
-		s.notFound(w, r)
-		return
-	}
-	req, _, ok := s.begin(w, r, "files.download", "")
+	req, ok := s.route(w, r, onlyGet(r, "files.download"))
 	if !ok {
 		return
 	}
@@ -466,7 +477,7 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request, id string
 	f, ok := s.files[id]
 	s.mu.Unlock()
 	if !ok || f.owner != req.Key {
-		s.finish(req, writeError(w, PermissionDenied, Behaviour{Message: fmt.Sprintf("You do not have permission to access the File %s or it may not exist.", id)}, ""), false)
+		s.finish(req, writeError(w, PermissionDenied, fileDenied(id), ""), false)
 		return
 	}
 	w.Header().Set("Content-Type", f.file.MIMEType)
