@@ -116,7 +116,7 @@ const DrainGrace = 30 * time.Second
 
 // PublicPrefixes start every path of edge's client routes; /health is the
 // one other path edge owns. The all-in-one routes by them (Public).
-var PublicPrefixes = []string{"/v1beta/", "/v1/", "/hf/", "/openai/", "/gemini/", "/vertex-express/", "/upload/"}
+var PublicPrefixes = []string{"/v1beta/", "/v1/", "/hf/", "/openai/", "/gemini/", "/vertex-express/", "/upload/", "/download/"}
 
 // Public reports whether path belongs to edge's public API (or /health)
 // rather than to admind.

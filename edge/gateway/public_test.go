@@ -8,11 +8,6 @@ import (
 	"github.com/gemini-balance-go/edge/gateway"
 )
 
-// notPublic are client routes the all-in-one (and the Caddyfile and the k8s
-// ingress, which list the same prefixes) do not send to edge today. #14
-// changes no behaviour; this is a known gap to close, not a rule.
-var notPublic = map[string]bool{"/download/v1beta/files/:id": true}
-
 // Every client route edge registers is Public, so the all-in-one sends it to
 // edge rather than to admind; only the process's /healthz and /readyz stay
 // with admind there.
@@ -31,7 +26,7 @@ func TestEveryClientRouteIsPublic(t *testing.T) {
 			continue
 		}
 		n++
-		if !gateway.Public(r.Path) && !notPublic[r.Path] {
+		if !gateway.Public(r.Path) {
 			t.Errorf("%s %s is not Public: the all-in-one would send it to admind", r.Method, r.Path)
 		}
 	}

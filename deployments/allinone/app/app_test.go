@@ -344,7 +344,7 @@ func TestRoutingSendsThePublicAPIToEdgeAndTheRestToAdmin(t *testing.T) {
 	cases := map[string]string{
 		"/v1beta/models/x:generateContent": "edge", "/v1/chat/completions": "edge", "/hf/v1/models": "edge",
 		"/openai/v1/models": "edge", "/gemini/v1beta/models": "edge", "/vertex-express/v1beta/models": "edge",
-		"/upload/v1beta/files": "edge", "/health": "edge",
+		"/upload/v1beta/files": "edge", "/download/v1beta/files/f1:download": "edge", "/health": "edge",
 		"/api/health": "admin", "/auth": "admin", "/": "admin", "/metrics": "admin", "/healthz": "admin", "/v1betax": "admin",
 	}
 	for path, want := range cases {
