@@ -37,7 +37,7 @@ func (b *scheduler) schedulerStatus(c *gin.Context) {
 
 func (b *scheduler) runTick(c *gin.Context) {
 	name := c.Param("name")
-	if name != "recover" && name != "retention" {
+	if name != bus.TickRecover && name != bus.TickRetention {
 		c.JSON(http.StatusNotFound, gin.H{"error": "unknown tick " + name + ": want recover or retention"})
 		return
 	}
@@ -47,7 +47,7 @@ func (b *scheduler) runTick(c *gin.Context) {
 		return
 	}
 	switch {
-	case rep.Error == "unknown tick":
+	case rep.Error == bus.TickUnknown:
 		c.JSON(http.StatusNotFound, gin.H{"error": "unknown tick " + name})
 	case rep.Error != "":
 		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "schedulerd could not publish the tick: " + rep.Error})

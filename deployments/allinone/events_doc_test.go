@@ -222,3 +222,30 @@ func TestEventsDocShowsBatchesOnTheBatchSubjects(t *testing.T) {
 		t.Errorf("batch examples: %+v %+v", reqs, errs)
 	}
 }
+
+// The shipped NATS permissions (deployments/nats/nats.conf; the manifests
+// test keeps the Helm values equal to it) let each service create, read and
+// ack its durables under their shared/bus names: a renamed durable would
+// otherwise fail only in a distributed deployment.
+func TestNATSConfigGrantsEveryDurable(t *testing.T) {
+	conf, err := os.ReadFile("../nats/nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ stream, durable string }{
+		{bus.StreamTicks, bus.ConsumerKeydRecover},
+		{bus.StreamEvents, bus.ConsumerLogdRequests},
+		{bus.StreamEvents, bus.ConsumerLogdErrors},
+		{bus.StreamTicks, bus.ConsumerLogdRetention},
+	} {
+		for _, perm := range []string{
+			"$JS.API.CONSUMER.CREATE." + c.stream + "." + c.durable + ".>",
+			"$JS.API.CONSUMER.INFO." + c.stream + "." + c.durable,
+			"$JS.ACK." + c.stream + "." + c.durable + ".>",
+		} {
+			if !strings.Contains(string(conf), `"`+perm+`"`) {
+				t.Errorf("deployments/nats/nats.conf does not grant %s", perm)
+			}
+		}
+	}
+}

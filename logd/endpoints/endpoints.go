@@ -1,6 +1,6 @@
 // Package endpoints serves logd's queries as the NATS micro service "logd"
-// (group gb.logd), so `nats micro ls/info/stats` shows it. Subjects and
-// payloads are documented in package logapi:
+// (group gb.logd), so `nats micro ls/info/stats` shows it. Subjects are the
+// bus.SubjectLog* constants, payloads are in package logapi:
 //
 //	gb.logd.requests.list    logapi.RequestLogQuery → logapi.RequestLogPage
 //	gb.logd.errors.list      logapi.ErrorLogQuery   → logapi.ErrorLogPage

@@ -29,12 +29,6 @@ import (
 	"github.com/gemini-balance-go/shared/natsx"
 )
 
-// Tick names, as carried in bus.Tick.Name.
-const (
-	Recover   = "recover"
-	Retention = "retention"
-)
-
 // Deps are what Run needs. NC and Settings are required.
 type Deps struct {
 	NC       *nats.Conn
@@ -89,11 +83,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	m := newMetrics(d.Registry)
 
-	schedule := map[string]slotFunc{Recover: recoverSlot, Retention: retentionSlot}
-	subjects := map[string]string{Recover: bus.SubjectTickRecover, Retention: bus.SubjectTickRetention}
+	schedule := map[string]slotFunc{bus.TickRecover: recoverSlot, bus.TickRetention: retentionSlot}
+	subjects := map[string]string{bus.TickRecover: bus.SubjectTickRecover, bus.TickRetention: bus.SubjectTickRetention}
 	if d.Interval > 0 {
 		fixed := fixedSlot(d.Interval)
-		schedule = map[string]slotFunc{Recover: fixed, Retention: fixed}
+		schedule = map[string]slotFunc{bus.TickRecover: fixed, bus.TickRetention: fixed}
 	}
 
 	// Start from the last slot in the stream so a restart does not repeat a
@@ -134,7 +128,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		_ = json.Unmarshal(r.Data(), &req)
 		subj, ok := subjects[req.Name]
 		if !ok {
-			_ = r.RespondJSON(bus.TickRunReply{Error: "unknown tick"})
+			_ = r.RespondJSON(bus.TickRunReply{Error: bus.TickUnknown})
 			return
 		}
 		now := d.Now().UTC()
@@ -156,13 +150,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if d.Interval > 0 {
 		poll = min(max(d.Interval/8, 50*time.Millisecond), time.Second)
 	}
-	d.Log.Info("schedulerd ticking", "interval_override", d.Interval.String(), "recover_last", last[Recover], "retention_last", last[Retention])
+	d.Log.Info("schedulerd ticking", "interval_override", d.Interval.String(), "recover_last", last[bus.TickRecover], "retention_last", last[bus.TickRetention])
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
 		now := d.Now()
 		cur := d.Settings.Get()
-		for _, name := range []string{Recover, Retention} {
+		for _, name := range []string{bus.TickRecover, bus.TickRetention} {
 			slot, ok := schedule[name](now, cur)
 			mu.Lock()
 			due := ok && slot != last[name]
@@ -239,9 +233,9 @@ func lastTick(ctx context.Context, js jetstream.JetStream, subject string) (bus.
 // scheduled one.
 func status(ctx context.Context, js jetstream.JetStream, d Deps, now time.Time, s *config.Settings) bus.SchedulerStatus {
 	out := bus.SchedulerStatus{Replica: d.Replica, Ticks: []bus.TickStatus{}}
-	for _, name := range []string{Recover, Retention} {
+	for _, name := range []string{bus.TickRecover, bus.TickRetention} {
 		st := bus.TickStatus{Name: name, Subject: bus.SubjectTickRecover, Enabled: true}
-		if name == Retention {
+		if name == bus.TickRetention {
 			st.Subject = bus.SubjectTickRetention
 		}
 		if t, ok := lastTick(ctx, js, st.Subject); ok {
@@ -252,9 +246,9 @@ func status(ctx context.Context, js jetstream.JetStream, d Deps, now time.Time, 
 			st.Schedule = "every " + d.Interval.String() + " (TICK_INTERVAL)"
 			st.Next = now.UTC().Truncate(d.Interval).Add(d.Interval)
 			st.NextSlot, _ = fixedSlot(d.Interval)(st.Next, s)
-		case name == Recover && s.CheckIntervalHours <= 0:
+		case name == bus.TickRecover && s.CheckIntervalHours <= 0:
 			st.Enabled, st.Schedule = false, "off (CHECK_INTERVAL_HOURS=0)"
-		case name == Recover:
+		case name == bus.TickRecover:
 			every := time.Duration(s.CheckIntervalHours) * time.Hour
 			st.Schedule = fmt.Sprintf("every %d h (UTC)", s.CheckIntervalHours)
 			st.Next = now.UTC().Truncate(every).Add(every)
@@ -301,7 +295,7 @@ func (p *Publisher) Publish(t bus.Tick) error {
 		return err
 	}
 	subject := bus.SubjectTickRecover
-	if t.Name == Retention {
+	if t.Name == bus.TickRetention {
 		subject = bus.SubjectTickRetention
 	}
 	msg := message.NewMessage(bus.TickMsgID(t), data)

@@ -48,7 +48,7 @@ func TestTwoReplicasPublishingTheSameSlotStoreOneTick(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc2.Close()
-	tick := bus.Tick{V: bus.Version, Name: ticks.Recover, Slot: "2026-11-27T06:00", Time: time.Now()}
+	tick := bus.Tick{V: bus.Version, Name: bus.TickRecover, Slot: "2026-11-27T06:00", Time: time.Now()}
 	var wg sync.WaitGroup
 	for _, c := range []*nats.Conn{nc, nc2} {
 		p, err := ticks.NewPublisher(c, quiet)
@@ -128,27 +128,27 @@ func TestTwoSchedulersInOneSlotYieldOneTickOfEachKindThatAConsumerReceives(t *te
 		for _, tk := range st.Ticks {
 			status[tk.Name] = tk
 		}
-		return status[ticks.Retention].Last == "2026-11-27"
+		return status[bus.TickRetention].Last == "2026-11-27"
 	}
 	wait.For(t, "the status endpoint reports both ticks", eventuallyStatus)
-	if status[ticks.Recover].Last != "2026-11-27T06:00" || status[ticks.Retention].Last != "2026-11-27" {
+	if status[bus.TickRecover].Last != "2026-11-27T06:00" || status[bus.TickRetention].Last != "2026-11-27" {
 		t.Errorf("status endpoint = %+v", status)
 	}
 	// The next slots follow the schedule: CHECK_INTERVAL_HOURS after this one, and the next midnight.
-	if got := status[ticks.Recover].NextSlot; !status[ticks.Recover].Enabled || got == "" || got <= "2026-11-27T06:00" {
-		t.Errorf("recover next = %+v", status[ticks.Recover])
+	if got := status[bus.TickRecover].NextSlot; !status[bus.TickRecover].Enabled || got == "" || got <= "2026-11-27T06:00" {
+		t.Errorf("recover next = %+v", status[bus.TickRecover])
 	}
-	if got := status[ticks.Retention]; got.NextSlot != "2026-11-28" || got.Next.IsZero() {
+	if got := status[bus.TickRetention]; got.NextSlot != "2026-11-28" || got.Next.IsZero() {
 		t.Errorf("retention next = %+v", got)
 	}
 	stop()
 	wg.Wait()
 
-	if got[ticks.Recover].Slot != "2026-11-27T06:00" {
-		t.Errorf("recover slot = %q", got[ticks.Recover].Slot)
+	if got[bus.TickRecover].Slot != "2026-11-27T06:00" {
+		t.Errorf("recover slot = %q", got[bus.TickRecover].Slot)
 	}
-	if got[ticks.Retention].Slot != "2026-11-27" {
-		t.Errorf("retention slot = %q", got[ticks.Retention].Slot)
+	if got[bus.TickRetention].Slot != "2026-11-27" {
+		t.Errorf("retention slot = %q", got[bus.TickRetention].Slot)
 	}
 	for _, subj := range []string{bus.SubjectTickRecover, bus.SubjectTickRetention} {
 		if n := countOn(t, js, subj); n != 1 {
@@ -184,7 +184,7 @@ func TestRecoveryTickIsOffWhenCheckIntervalIsZeroAndRetentionFollowsTimezone(t *
 	<-done
 	var tk bus.Tick
 	_ = json.Unmarshal(msg.Data(), &tk)
-	if tk.Name != ticks.Retention || tk.Slot != "2026-11-27" {
+	if tk.Name != bus.TickRetention || tk.Slot != "2026-11-27" {
 		t.Fatalf("first tick = %+v, want retention for 2026-11-27", tk)
 	}
 	// Run has stopped, and it checks both schedules in the same pass, so a
@@ -250,7 +250,7 @@ func TestRunNowEmitsATickBesideTheScheduledSlot(t *testing.T) {
 	if err != nil || json.Unmarshal(msg.Data, &st) != nil {
 		t.Fatal(err)
 	}
-	if st.Ticks[0].Name != ticks.Recover || st.Ticks[0].Last != rep.Slot {
+	if st.Ticks[0].Name != bus.TickRecover || st.Ticks[0].Last != rep.Slot {
 		t.Fatalf("status after run = %+v, want last %s", st.Ticks[0], rep.Slot)
 	}
 	msg, err = nc.Request(bus.SubjectSchedulerRun, []byte(`{"name":"bogus"}`), 5*time.Second)

@@ -114,10 +114,16 @@ type KeyStateEvent struct {
 // schedulerd replicas yield one tick per slot.
 type Tick struct {
 	V    int       `json:"v"`
-	Name string    `json:"name"` // "recover" or "retention"
+	Name string    `json:"name"` // TickRecover or TickRetention
 	Slot string    `json:"slot"` // e.g. "2026-11-27T06:00"
 	Time time.Time `json:"time"`
 }
+
+// Tick names: Tick.Name, TickStatus.Name and TickRunRequest.Name.
+const (
+	TickRecover   = "recover"   // on SubjectTickRecover: keyd re-verifies disabled keys
+	TickRetention = "retention" // on SubjectTickRetention: logd deletes old logs
+)
 
 // TickMsgID is the JetStream de-duplication id of a tick.
 func TickMsgID(t Tick) string { return t.Name + ":" + t.Slot }

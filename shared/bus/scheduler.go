@@ -4,7 +4,7 @@ import "time"
 
 // TickStatus is one tick in a SchedulerStatus.
 type TickStatus struct {
-	Name    string `json:"name"` // "recover" or "retention"
+	Name    string `json:"name"` // TickRecover or TickRetention
 	Enabled bool   `json:"enabled"`
 	// Schedule is human-readable, e.g. "every 1 h (UTC)" or "daily 00:00 Asia/Shanghai".
 	Schedule string `json:"schedule,omitempty"`
@@ -36,9 +36,12 @@ type TickRunReply struct {
 	Slot    string `json:"slot,omitempty"`
 	MsgID   string `json:"msg_id,omitempty"`
 	Subject string `json:"subject,omitempty"`
-	// Error is "unknown tick" for a bad name, else the publish failure.
+	// Error is TickUnknown for a bad name, else the publish failure.
 	Error string `json:"error,omitempty"`
 }
+
+// TickUnknown is TickRunReply.Error for a name that is no tick.
+const TickUnknown = "unknown tick"
 
 // ManualSlotPrefix starts the slot of a tick emitted by SubjectSchedulerRun,
 // so its Nats-Msg-Id never equals a scheduled slot's.

@@ -9,7 +9,8 @@
 // shared/keyapi, those of logd's endpoints in shared/logapi.
 package bus
 
-// Request-reply subjects. keyd and logd serve them as NATS micro services.
+// Request-reply subjects. keyd, logd and schedulerd serve them as NATS micro
+// services.
 const (
 	// KeydService is the micro service name of the key pool.
 	KeydService = ServiceKeyd
