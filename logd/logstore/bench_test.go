@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -35,7 +36,9 @@ import (
 // LOGD_BENCH_DIR/sqlite, and a later run with the same row count and seed
 // version reuses them: the store's clock is set back to the seed's time and
 // what a run adds (rollup parts, query caches, a changed hour) is undone
-// first. Delete the directory to seed afresh.
+// first. Delete the directory to seed afresh. LOGD_BENCH_ONLY (a regular
+// expression) times only the calls it matches, e.g. LOGD_BENCH_ONLY=^ui-
+// for each page's first call.
 func BenchmarkQueriesMillionLogsPostgres(b *testing.B) {
 	uri := ""
 	if dir := os.Getenv("LOGD_BENCH_DIR"); dir != "" {
@@ -124,7 +127,14 @@ func benchQueries(b *testing.B, uri string, rows int) {
 	start := now.Add(-24 * time.Hour)
 	statuses := benchStatuses
 
+	only, err := regexp.Compile(os.Getenv("LOGD_BENCH_ONLY"))
+	if err != nil {
+		b.Fatalf("LOGD_BENCH_ONLY: %v", err)
+	}
 	measure := func(name string, f func() error) {
+		if !only.MatchString(name) {
+			return
+		}
 		const runs = 10
 		// The first call is reported apart: it fills caches (attention's hour
 		// summaries, second profiles) that later calls reuse while the
