@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -28,13 +29,13 @@ import (
 // FerretDB on PostgreSQL answers every filtered read with a scan of the whole
 // table (its pushed-down equality cannot use an index), so reading a minute's
 // rows from error_logs costs a scan of every error log. The list fields of
-// the newest error logs are therefore copied too, one collection per hour of
-// their time (error_logs_hour_<yyyymmddhh>, kept errorCopyAge), and each hour
-// document counts the copied rows by minute (mins, "05" → n). An hour whose
-// minute counts add up to its count n is read from its copy, one small
-// collection, each minute checked against its count; any other hour (older
-// than the copies, indexed before them, or left uneven by a failed write or
-// delete) is read as before.
+// the newest error logs are therefore copied too, one collection per ten
+// minutes of their time (error_logs_copy_<yyyymmddhh>m<m0>, kept
+// errorCopyAge), and each hour document counts the copied rows by minute
+// (mins, "05" → n). An hour whose minute counts add up to its count n is read
+// from its copies, small collections, each minute checked against its count;
+// any other hour (older than the copies, indexed before them, or left uneven
+// by a failed write or delete) is read as before.
 
 // evTimeLayout is fixed-width at the millisecond stored times have, so the
 // entries sort as (time, id), like the sorted query.
@@ -60,23 +61,26 @@ type errHourDoc struct {
 	Mins map[string]int64 `bson:"mins,omitempty"`
 }
 
-// CollErrorCopyPrefix names the hourly copies of the newest error logs'
-// list fields: error_logs_hour_2026120506 (UTC).
-const CollErrorCopyPrefix = "error_logs_hour_"
+// CollErrorCopyPrefix names the copies of the newest error logs' list
+// fields, one per ten minutes: error_logs_copy_2026120506m50 holds 06:50 to
+// 06:59 (UTC). Ten minutes of a busy day is a few MB that a read scans.
+const CollErrorCopyPrefix = "error_logs_copy_"
 
-const errorCopyLayout = "2006010215"
+const errorCopyLayout = "2006010215m04"
 
 // errorCopyAge is how long the copies are kept: the first pages of the
 // error log, and the dashboard's recent errors, are read from them.
 const errorCopyAge = 48 * time.Hour
 
-// errorCopyWholeHour is the largest hour read from its copy at once; a
-// busier hour is read minute by minute.
-const errorCopyWholeHour = 500
+// errorCopyWholeHour is the largest hour read from its copies whole; a
+// busier hour is read minute by minute. A variable for tests.
+var errorCopyWholeHour int64 = 500
 
-func errorCopyColl(t time.Time) string { return CollErrorCopyPrefix + t.UTC().Format(errorCopyLayout) }
+func errorCopyColl(t time.Time) string {
+	return CollErrorCopyPrefix + t.UTC().Truncate(10*time.Minute).Format(errorCopyLayout)
+}
 
-// errorCopyHour is the hour of a copy collection's name.
+// errorCopyHour is the start of a copy collection's ten minutes.
 func errorCopyHour(name string) (time.Time, bool) {
 	rest, ok := strings.CutPrefix(name, CollErrorCopyPrefix)
 	if !ok {
@@ -298,22 +302,30 @@ func (s *Store) unindexErrorsBefore(ctx context.Context, cut time.Time) error {
 	if err := s.dropErrorCopies(ctx, cut.Truncate(time.Hour)); err != nil {
 		return err
 	}
-	hourCopy := s.db.Collection(errorCopyColl(cut))
-	if _, err := hourCopy.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": cut}}); err != nil {
-		return fmt.Errorf("delete copied error logs before %s: %w", cut, err)
-	}
-	cur, err := hourCopy.Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"m": 1}))
-	if err != nil {
-		return fmt.Errorf("recount copied error logs of %s: %w", mongox.HourBucket(cut), err)
-	}
-	var left []ErrorLog
-	if err := cur.All(ctx, &left); err != nil {
-		return fmt.Errorf("recount copied error logs of %s: %w", mongox.HourBucket(cut), err)
-	}
 	mins := map[string]int64{}
-	for _, e := range left {
-		if len(e.Minute) == 16 {
-			mins[e.Minute[14:]]++
+	for tm := cut.Truncate(time.Hour); tm.Before(cut.Truncate(time.Hour).Add(time.Hour)); tm = tm.Add(10 * time.Minute) {
+		c := s.db.Collection(errorCopyColl(tm))
+		if !tm.Add(10 * time.Minute).After(cut) {
+			if err := c.Drop(ctx); err != nil {
+				return fmt.Errorf("drop copied error logs before %s: %w", cut, err)
+			}
+			continue
+		}
+		if _, err := c.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": cut}}); err != nil {
+			return fmt.Errorf("delete copied error logs before %s: %w", cut, err)
+		}
+		cur, err := c.Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"m": 1}))
+		if err != nil {
+			return fmt.Errorf("recount copied error logs of %s: %w", mongox.HourBucket(cut), err)
+		}
+		var left []ErrorLog
+		if err := cur.All(ctx, &left); err != nil {
+			return fmt.Errorf("recount copied error logs of %s: %w", mongox.HourBucket(cut), err)
+		}
+		for _, e := range left {
+			if len(e.Minute) == 16 {
+				mins[e.Minute[14:]]++
+			}
 		}
 	}
 	if _, err := s.errHours.UpdateOne(ctx, bson.M{"_id": mongox.HourBucket(cut)}, bson.M{"$set": bson.M{"n": n, "mins": mins}}); err != nil {
@@ -406,29 +418,45 @@ func (s *Store) copiedErrors(ctx context.Context, h errHourDoc, hour time.Time, 
 		return nil, false, nil
 	}
 	slices.SortFunc(mins, func(a, b string) int { return cmp.Compare(b, a) })
-	coll := s.db.Collection(errorCopyColl(hour))
-	read := func(f bson.M) ([]ErrorLog, error) {
-		cur, err := coll.Find(ctx, f)
+	read := func(minute string, f bson.M) ([]ErrorLog, error) {
+		t, err := time.Parse("2006-01-02T15:04", minute)
 		if err != nil {
-			return nil, fmt.Errorf("find copied error logs of %s: %w", h.ID, err)
+			return nil, fmt.Errorf("copied error logs of %s: %w", minute, err)
+		}
+		cur, err := s.db.Collection(errorCopyColl(t)).Find(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("find copied error logs of %s: %w", minute, err)
 		}
 		var got []ErrorLog
 		if err := cur.All(ctx, &got); err != nil {
-			return nil, fmt.Errorf("read copied error logs of %s: %w", h.ID, err)
+			return nil, fmt.Errorf("read copied error logs of %s: %w", minute, err)
 		}
 		return got, nil
 	}
 	byMinute := map[string][]ErrorLog{}
-	if h.N <= errorCopyWholeHour { // one read of the whole hour
-		all, err := read(bson.M{})
-		if err != nil {
+	if h.N <= errorCopyWholeHour { // a quiet hour: its copies whole, at once
+		tens := map[string]string{} // copy → a minute in it
+		for _, mm := range mins {
+			tens[mm[:1]] = h.ID + ":" + mm
+		}
+		firsts := slices.Collect(maps.Values(tens))
+		got := make([][]ErrorLog, len(firsts))
+		if err := parallel(len(firsts), func(i int) error {
+			var err error
+			got[i], err = read(firsts[i], bson.M{})
+			return err
+		}); err != nil {
 			return nil, false, err
 		}
-		if int64(len(all)) != h.N {
-			return nil, false, nil
+		var n int64
+		for _, g := range got {
+			for _, e := range g {
+				byMinute[e.Minute] = append(byMinute[e.Minute], e)
+				n++
+			}
 		}
-		for _, e := range all {
-			byMinute[e.Minute] = append(byMinute[e.Minute], e)
+		if n != h.N {
+			return nil, false, nil
 		}
 	}
 	var rows []ErrorLog
@@ -440,7 +468,7 @@ func (s *Store) copiedErrors(ctx context.Context, h errHourDoc, hour time.Time, 
 		got, seen := byMinute[m]
 		if !seen && h.N > errorCopyWholeHour {
 			var err error
-			if got, err = read(bson.M{"m": m}); err != nil {
+			if got, err = read(m, bson.M{"m": m}); err != nil {
 				return nil, false, err
 			}
 		}

@@ -51,7 +51,17 @@ func TestNewestFirstErrorPagesMatchTheSortedQuery(t *testing.T) {
 		}
 		return fmt.Sprintf("%s (total %d)", strings.Join(out, ","), p.Total)
 	}
+	var checkPages func(stage string, want int64)
 	check := func(stage string, want int64) {
+		t.Helper()
+		// Quiet hours are read from their copies whole, busy ones minute by minute.
+		for _, whole := range []int64{500, 0} {
+			restore := logstore.SetErrorCopyWholeHour(whole)
+			checkPages(stage, want)
+			restore()
+		}
+	}
+	checkPages = func(stage string, want int64) {
 		t.Helper()
 		for _, q := range []logapi.ErrorLogQuery{{Limit: 5}, {Limit: 5, Offset: 5}, {Limit: 7, Offset: 9}, {Limit: 50}, {Limit: 5, Offset: 40}} {
 			fast, err := st.ErrorLogs(ctx, q)

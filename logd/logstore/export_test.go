@@ -132,3 +132,11 @@ func (s *Store) CopyErrorLogs(ctx context.Context, errs []ErrorLog) error {
 	}
 	return bulkChunks(ctx, s.errHours, models)
 }
+
+// SetErrorCopyWholeHour changes the largest hour read from its copies whole
+// (tests of the minute-by-minute read); it returns a func that restores it.
+func SetErrorCopyWholeHour(n int64) (restore func()) {
+	old := errorCopyWholeHour
+	errorCopyWholeHour = n
+	return func() { errorCopyWholeHour = old }
+}

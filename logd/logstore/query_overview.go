@@ -95,6 +95,8 @@ type windowPlan struct {
 
 	profiled map[string]bool // minute buckets whose second rollups come from a minute profile
 
+	prefetched map[string][]Rollup // second rollups of profiled minutes without a profile, by minute
+
 	seconds  map[string]Counters // second bucket → counters
 	profiles map[string]minuteSeconds
 	minutes  map[string]Counters // minute bucket → counters
@@ -200,18 +202,31 @@ func (s *Store) fetchPlan(ctx context.Context, p *windowPlan) error {
 		read(func() ([]Rollup, error) { return s.rollupDocsIn(ctx, s.minutes, bson.M{"h": h}) }, p.minutes, id)
 	}
 	p.profiles = map[string]minuteSeconds{}
+	p.prefetched = map[string][]Rollup{}
 	for m := range p.profiled {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var ms minuteSeconds
 			err := s.cache().FindOne(ctx, bson.M{"_id": "sec|" + m}).Decode(&ms)
+			var secs []Rollup
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				// No profile (the first poll since the edge reached this
+				// minute): read the seconds now rather than after the
+				// minute rollups, so the answer waits for one round of reads.
+				secs, err = s.secondDocs(ctx, m)
+				if err == nil {
+					err = mongo.ErrNoDocuments
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				p.profiles[m] = ms
-			case !errors.Is(err, mongo.ErrNoDocuments):
+			case errors.Is(err, mongo.ErrNoDocuments):
+				p.prefetched[m] = secs
+			default:
 				errs = append(errs, fmt.Errorf("find second profile %s: %w", m, err))
 			}
 		}()
@@ -279,6 +294,10 @@ func (s *Store) profileSeconds(ctx context.Context, p *windowPlan) error {
 	}
 	read := make([][]Rollup, len(stale))
 	err := parallel(len(stale), func(i int) error {
+		if docs, ok := p.prefetched[stale[i]]; ok {
+			read[i] = docs
+			return nil
+		}
 		docs, err := s.secondDocs(ctx, stale[i])
 		read[i] = docs
 		return err
