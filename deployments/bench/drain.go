@@ -35,7 +35,7 @@ func (t *target) drain(ctx context.Context, want int) error {
 		if err != nil || !ok || n >= float64(want) {
 			break // no counter (another build): the overview alone decides
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := t.sleep(ctx, 100*time.Millisecond); err != nil {
 			return fmt.Errorf("logd wrote %.0f of %d request logs: %w", n, want, err)
 		}
 	}
@@ -49,7 +49,7 @@ func (t *target) drain(ctx context.Context, want int) error {
 		if err == nil && ov.Month.Requests >= want {
 			return nil
 		}
-		if serr := sleep(ctx, 500*time.Millisecond); serr != nil {
+		if serr := t.sleep(ctx, 500*time.Millisecond); serr != nil {
 			return fmt.Errorf("rollups count %d of %d requests (last error: %v): %w", ov.Month.Requests, want, err, serr)
 		}
 	}
@@ -100,7 +100,7 @@ func (t *target) logsStored(ctx context.Context) (int, error) {
 		if time.Now().After(deadline) {
 			return 0, err
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := t.sleep(ctx, time.Second); err != nil {
 			return 0, err
 		}
 	}
@@ -132,6 +132,14 @@ func (t *target) admin(ctx context.Context, path string, out any) error {
 		return fmt.Errorf("admin %s: %w", path, err)
 	}
 	return nil
+}
+
+// sleep waits d, or fails when ctx ends or the target's process has exited.
+func (t *target) sleep(ctx context.Context, d time.Duration) error {
+	if t.proc.exited() {
+		return fmt.Errorf("%s exited", t.name)
+	}
+	return sleep(ctx, d)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gemini-balance-go/testkit/fakegemini"
@@ -74,7 +76,9 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
+	// Ctrl-C ends the run through its deferred stops, so no role outlives it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	fake, err := startRole("fake", "fake")
 	if err != nil {
 		return err
