@@ -17,27 +17,22 @@ import (
 const adminPassword = "bench-admin-password-0123456789"
 
 // drain waits until the all-in-one has stored want requests (it started
-// with an empty store). Reading the store through the admin API costs the
-// all-in-one CPU inside the window being counted (the overview reads several
-// rollup collections, each a scan on FerretDB: tens of ms, seconds while
-// logd catches up), so the wait first watches logd's own counter of written
-// logs on /metrics (in memory, cheap; logd counts a log once the store has
-// acknowledged it), then confirms through the rollups (/api/stats/overview:
-// logd writes a batch's rollup parts after its logs, and folds them within
-// a second), which also covers the deferred rollup work. Admin API errors
-// (logd busy past its 10 s reply timeout) are retried. The run ends with an
-// exact count of the logs themselves (logsStored).
+// with an empty store), deferred work included. Reading the store through
+// the admin API costs the all-in-one CPU inside the window being counted,
+// and while logd catches up it is slow and piles up (the overview reads every
+// rollup part not yet folded), so the wait watches logd's own /metrics (in
+// memory, cheap): first its count of written logs (a log counts once the
+// store acknowledged it), then its fold rounds and the process's CPU until
+// both are quiet (the rollup parts are folded). One overview read
+// (/api/stats/overview) then confirms through the rollups; it is repeated,
+// slowly, only while they fall short. A build without these series is
+// judged by the overview alone. The run ends with an exact count of the
+// logs themselves (logsStored).
 func (t *target) drain(ctx context.Context, want int) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
-	for t.proc.metrics != "" {
-		n, ok, err := loggedByLogd(ctx, t.proc.metrics)
-		if err != nil || !ok || n >= float64(want) {
-			break // no counter (another build): the overview alone decides
-		}
-		if err := t.sleep(ctx, 100*time.Millisecond); err != nil {
-			return fmt.Errorf("logd wrote %.0f of %d request logs: %w", n, want, err)
-		}
+	if err := t.waitLogd(ctx, want); err != nil {
+		return err
 	}
 	for {
 		var ov struct {
@@ -49,39 +44,104 @@ func (t *target) drain(ctx context.Context, want int) error {
 		if err == nil && ov.Month.Requests >= want {
 			return nil
 		}
-		if serr := t.sleep(ctx, 500*time.Millisecond); serr != nil {
+		pause := 2 * time.Second
+		if err != nil {
+			pause = 5 * time.Second // logd busy: do not queue more reads on it
+		}
+		if serr := t.sleep(ctx, pause); serr != nil {
 			return fmt.Errorf("rollups count %d of %d requests (last error: %v): %w", ov.Month.Requests, want, err, serr)
 		}
 	}
 }
 
-// loggedByLogd sums logd_ingest_events_total{kind="request"} (inserted and
-// duplicate) from a /metrics page; ok is false when the page has no such
-// series.
-func loggedByLogd(ctx context.Context, metricsURL string) (n float64, ok bool, err error) {
+// waitLogd returns once logd's /metrics count want written request logs, no
+// fold round has finished for foldQuiet and the process has been about idle
+// for the last second (a fold round only counts when it ends), or at once
+// without those series.
+func (t *target) waitLogd(ctx context.Context, want int) error {
+	if t.proc.metrics == "" {
+		return nil
+	}
+	var folds float64
+	var quietSince time.Time
+	type sample struct {
+		at  time.Time
+		cpu time.Duration
+	}
+	var cpu []sample // the last second's, oldest first
+	for {
+		m, err := logdMetrics(ctx, t.proc.metrics)
+		if err != nil || !m.found {
+			return nil
+		}
+		now := sample{time.Now(), t.proc.cpu()}
+		cpu = append(cpu, now)
+		for len(cpu) > 1 && now.at.Sub(cpu[1].at) >= time.Second {
+			cpu = cpu[1:]
+		}
+		idle := now.at.Sub(cpu[0].at) >= time.Second && now.cpu-cpu[0].cpu <= idleCPU
+		switch {
+		case m.logged < float64(want):
+			quietSince = time.Time{}
+		case quietSince.IsZero() || m.folds != folds:
+			folds, quietSince = m.folds, now.at
+		case now.at.Sub(quietSince) >= foldQuiet && idle:
+			return nil
+		}
+		if err := t.sleep(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("logd wrote %.0f of %d request logs: %w", m.logged, want, err)
+		}
+	}
+}
+
+// foldQuiet is how long logd's fold loop (a pass every second while parts
+// are left) must have finished no round before the rollups count as done;
+// idleCPU is the most CPU per second an all-in-one with nothing left to do
+// uses (its tickers; about 12 ms on the shared 2-core machine).
+const (
+	foldQuiet = 2500 * time.Millisecond
+	idleCPU   = 50 * time.Millisecond
+)
+
+type logdSeries struct {
+	found         bool
+	logged, folds float64
+}
+
+// logdMetrics reads, from a /metrics page, logd's written request logs
+// (logd_ingest_events_total{kind="request"}, inserted and duplicate) and its
+// fold rounds (logd_ingest_fold_round_seconds_count).
+func logdMetrics(ctx context.Context, metricsURL string) (logdSeries, error) {
+	var m logdSeries
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
-		return 0, false, err
+		return m, err
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, false, err
+		return m, err
 	}
 	defer res.Body.Close()
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "logd_ingest_events_total{") || !strings.Contains(line, `kind="request"`) {
+		f := strings.Fields(line)
+		if len(f) < 2 {
 			continue
 		}
-		f := strings.Fields(line)
 		v, perr := strconv.ParseFloat(f[len(f)-1], 64)
-		if perr == nil {
-			n, ok = n+v, true
+		if perr != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(line, "logd_ingest_events_total{") && strings.Contains(line, `kind="request"`):
+			m.logged, m.found = m.logged+v, true
+		case strings.HasPrefix(line, "logd_ingest_fold_round_seconds_count "):
+			m.folds = v
 		}
 	}
-	return n, ok, sc.Err()
+	return m, sc.Err()
 }
 
 // logsStored counts the request logs in the store exactly. That scans
