@@ -100,9 +100,10 @@ type Options struct {
 	Queue int
 	// Workers is the number of concurrent batch publishers. The default,
 	// one, gives the largest batches: while it waits for JetStream's ack the
-	// next batch accumulates. Two make smaller batches and cost more CPU per
-	// event (deployments/bench -profile), and one publisher's ceiling
-	// (BenchmarkPublisher) is far above a replica's traffic.
+	// next batch accumulates. With two, the all-in-one under 32 clients sent
+	// 4.5 events per message instead of 7 and spent more CPU on publishing
+	// (edgebench -profile, 2026-11-27), and one publisher's ceiling is some
+	// 300,000 events/s (BenchmarkPublisher), far above a replica's traffic.
 	Workers int
 	// MaxBatchBytes bounds a batch message's encoded size (default
 	// DefaultMaxBatchBytes). An event that alone exceeds it goes out alone.
