@@ -2,17 +2,7 @@ module github.com/gemini-balance-go/testkit
 
 go 1.26.0
 
-require (
-	github.com/gemini-balance-go/shared v0.0.0
-	github.com/nats-io/nats.go v1.55.0
-	google.golang.org/genai v1.77.0
-)
-
-require (
-	github.com/klauspost/compress v1.20.3 // indirect
-	github.com/nats-io/nkeys v0.4.16 // indirect
-	github.com/nats-io/nuid v1.0.1 // indirect
-)
+require google.golang.org/genai v1.77.0
 
 require (
 	cloud.google.com/go v0.116.0 // indirect

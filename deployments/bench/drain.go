@@ -146,12 +146,12 @@ func logdMetrics(ctx context.Context, metricsURL string) (logdSeries, error) {
 
 // logsStored counts the request logs in the store exactly. That scans
 // every log, which can outlast logd's request-reply timeout on a loaded
-// machine (503), so it is retried for a few minutes.
+// machine (503), so it is retried, slowly, for up to ten minutes.
 func (t *target) logsStored(ctx context.Context) (int, error) {
 	var page struct {
 		Total *int `json:"total"`
 	}
-	deadline := time.Now().Add(5 * time.Minute)
+	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		err := t.admin(ctx, "/api/logs/requests?count=exact&limit=1", &page)
 		if err == nil {
@@ -160,7 +160,8 @@ func (t *target) logsStored(ctx context.Context) (int, error) {
 		if time.Now().After(deadline) {
 			return 0, err
 		}
-		if err := t.sleep(ctx, time.Second); err != nil {
+		// logd keeps counting after admind gave up: let it finish first.
+		if err := t.sleep(ctx, 15*time.Second); err != nil {
 			return 0, err
 		}
 	}

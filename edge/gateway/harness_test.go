@@ -15,11 +15,11 @@ import (
 
 	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/edge/gateway"
+	"github.com/gemini-balance-go/edge/internal/keydtest"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/testkit/fakegemini"
-	"github.com/gemini-balance-go/testkit/keydtest"
 )
 
 const token = "sk-client-token-0123456789abcdef"
