@@ -21,14 +21,13 @@ const adminPassword = "bench-admin-password-0123456789"
 // the admin API costs the all-in-one CPU inside the window being counted,
 // and while logd catches up it is slow and piles up (the overview reads every
 // rollup part not yet folded), so the wait watches logd's own /metrics (in
-// memory, cheap: a scrape every 250 ms is about 1% of the window's CPU):
-// first its count of written logs (a log counts once the
-// store acknowledged it), then its fold rounds and the process's CPU until
-// both are quiet (the rollup parts are folded). One overview read
-// (/api/stats/overview) then confirms through the rollups; it is repeated,
-// slowly, only while they fall short. A build without these series is
-// judged by the overview alone. The run ends with an exact count of the
-// logs themselves (logsStored).
+// memory; a scrape every 250 ms is well under 1% of the window's CPU): first
+// its count of written logs (a log counts once the store acknowledged it),
+// then its fold rounds and the process's CPU until both are quiet (the
+// rollup parts are folded). One overview read (/api/stats/overview) then
+// confirms through the rollups; it is repeated, slowly, only while they fall
+// short. A build without these series is judged by the overview alone. The
+// run ends with an exact count of the logs themselves (logsStored).
 func (t *target) drain(ctx context.Context, want int) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
