@@ -82,7 +82,7 @@ require (
 	github.com/cloudwego/base64x v0.1.6 // indirect
 	github.com/coder/websocket v1.8.15 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.12 // indirect
-	github.com/gemini-balance-go/deployments/embedded v0.0.0
+	github.com/gemini-balance-go/deployments/embedded v0.0.0 // indirect
 	github.com/gemini-balance-go/keyd v0.0.0
 	github.com/gemini-balance-go/testkit v0.0.0
 	github.com/gin-contrib/sse v1.1.0 // indirect

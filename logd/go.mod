@@ -68,7 +68,7 @@ require (
 	github.com/ThreeDotsLabs/watermill v1.5.1
 	github.com/ThreeDotsLabs/watermill-nats/v2 v2.1.3
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
-	github.com/gemini-balance-go/deployments/embedded v0.0.0
+	github.com/gemini-balance-go/deployments/embedded v0.0.0 // indirect
 	github.com/gemini-balance-go/testkit v0.0.0
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect

@@ -17,16 +17,14 @@ import (
 
 	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/edge/gateway"
-	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
-	"github.com/gemini-balance-go/testkit/keydtest"
 )
 
 // serveEdgeOnly runs edge with an embedded NATS server (JetStream on disk,
-// events stored) and the minimal keyd peer, without logd and its store: a
-// diagnostic column that separates edge's own cost from request logging.
-// control serves the profile switch (see serveControl).
+// events stored) and keyd's pool in memory (keydPeer), without logd and any
+// store: a diagnostic column that separates edge's own cost from request
+// logging. control serves the profile switch (see serveControl).
 func serveEdgeOnly(upstream string, keys []string, control string) error {
 	if err := serveControl(control); err != nil {
 		return err
@@ -55,14 +53,20 @@ func serveEdgeOnly(upstream string, keys []string, control string) error {
 	if err := natsx.Provision(ctx, js); err != nil {
 		return err
 	}
-	kd, err := keydtest.Start(nc, map[string][]string{bus.KindGemini: keys})
-	if err != nil {
-		return err
-	}
-	defer kd.Stop()
 	st := config.Defaults()
 	st.BaseURL = upstream
 	st.AllowedTokens = []string{token}
+	st.APIKeys = keys
+	kc, err := nats.Connect("", nats.InProcessServer(ns.Server)) // keyd's own connection, as in the all-in-one
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+	stopPeer, err := keydPeer(kc, st)
+	if err != nil {
+		return err
+	}
+	defer stopPeer()
 	infra, _ := config.LoadInfra()
 	g, err := gateway.New(gateway.Deps{NC: nc, JS: js, Settings: natsx.NewSettings(st), Infra: infra,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})

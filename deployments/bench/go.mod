@@ -6,6 +6,7 @@ require (
 	github.com/gemini-balance-go/deployments/allinone v0.0.0
 	github.com/gemini-balance-go/deployments/embedded v0.0.0
 	github.com/gemini-balance-go/edge v0.0.0
+	github.com/gemini-balance-go/keyd v0.0.0
 	github.com/gemini-balance-go/shared v0.0.0
 	github.com/gemini-balance-go/testkit v0.0.0
 	github.com/nats-io/nats.go v1.55.0
@@ -13,7 +14,6 @@ require (
 
 require (
 	github.com/gemini-balance-go/admind v0.0.0 // indirect
-	github.com/gemini-balance-go/keyd v0.0.0 // indirect
 	github.com/gemini-balance-go/logd v0.0.0 // indirect
 	github.com/gemini-balance-go/schedulerd v0.0.0 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect

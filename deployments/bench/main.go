@@ -43,11 +43,20 @@ func main() {
 	flag.DurationVar(&o.dur, "dur", 10*time.Second, "length of each non-stream load")
 	flag.IntVar(&o.bursts, "bursts", 5, "stream bursts per rep")
 	flag.IntVar(&o.burst, "burst", 200, "streams opened at once in each burst")
-	targets := flag.String("targets", "floor,gb", "columns, in order: floor, edge (edge + NATS + a minimal keyd peer, no logd), gb (the all-in-one); edge=BIN runs another build of this command in the edge role and gb=BIN a built gemini-balance binary, for before/after columns in one run")
+	targets := flag.String("targets", "floor,gb", "columns, in order: floor, edge (edge + NATS + keyd's pool in memory, no logd, no store), gb (the all-in-one); edge=BIN runs another build of this command in the edge role and gb=BIN a built gemini-balance binary, for before/after columns in one run")
 	flag.StringVar(&o.load, "load", "auto", "non-stream load generator: wrk, go, or auto (wrk when installed)")
 	flag.StringVar(&o.allinone, "allinone", "", "run this gemini-balance binary (go build ./deployments/allinone) instead of the in-process all-in-one")
 	flag.StringVar(&o.profile, "profile", "", "CPU profile of the all-in-one's first non-stream window to this file (FILE-edge.pprof for edge) and print CPU by component")
+	summarize := flag.String("summarize", "", "only print CPU by component of an existing profile (with -requests, the requests it covers)")
+	requests := flag.Int("requests", 1000, "with -summarize: requests served in the profile's window")
 	flag.Parse()
+	if *summarize != "" {
+		if err := summarizeProfile("saved profile", *summarize, float64(*requests)); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	o.targets = strings.Split(*targets, ",")
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

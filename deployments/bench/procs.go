@@ -19,8 +19,27 @@ type proc struct {
 	name    string
 	cmd     *exec.Cmd
 	url     string
-	metrics string // the all-in-one's METRICS_ADDR /metrics URL
-	control string // the role's profile switch (serveControl); empty for a built binary
+	metrics string        // the all-in-one's METRICS_ADDR /metrics URL
+	control string        // the role's profile switch (serveControl); empty for a built binary
+	done    chan struct{} // closed once the process has exited
+}
+
+// newProc watches a started command, so that its end is noticed (a crashed
+// all-in-one must fail the run, not leave it polling).
+func newProc(name string, cmd *exec.Cmd, url string) *proc {
+	p := &proc{name: name, cmd: cmd, url: url, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	return p
+}
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // startRole re-runs this binary in a role and waits for its LISTEN line.
@@ -49,7 +68,7 @@ func startRoleOf(bin, name string, args ...string) (*proc, error) {
 	for sc.Scan() {
 		if u, ok := strings.CutPrefix(sc.Text(), "LISTEN "); ok {
 			go func() { _, _ = io.Copy(io.Discard, out) }()
-			return &proc{name: name, cmd: cmd, url: u}, nil
+			return newProc(name, cmd, u), nil
 		}
 	}
 	_ = cmd.Process.Kill()
@@ -99,9 +118,10 @@ func waitAllInOne(cmd *exec.Cmd, fakeURL, token string, keys []string, port, nat
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{name: "gemini-balance", cmd: cmd, url: "http://127.0.0.1:" + strconv.Itoa(port), metrics: "http://" + metricsAddr + "/metrics"}
+	p := newProc("gemini-balance", cmd, "http://127.0.0.1:"+strconv.Itoa(port))
+	p.metrics = "http://" + metricsAddr + "/metrics"
 	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && !p.exited() {
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, p.url+"/v1beta/models", nil)
 		req.Header.Set("x-goog-api-key", token)
 		if res, err := http.DefaultClient.Do(req); err == nil {
@@ -121,13 +141,11 @@ func (p *proc) stop() {
 		return
 	}
 	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.done:
 	case <-time.After(15 * time.Second):
 		_ = p.cmd.Process.Kill()
-		<-done
+		<-p.done
 	}
 }
 

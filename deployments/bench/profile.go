@@ -125,10 +125,17 @@ var components = []struct {
 	name  string
 	match []string
 }{
-	{"FerretDB + SQLite (store)", []string{"github.com/FerretDB/", "modernc.org/"}},
+	// The store by wire command, so a data-model change shows where it saves.
+	{"store: insert (FerretDB + SQLite)", []string{"FerretDB/internal/handler.(*Handler).MsgInsert"}},
+	{"store: delete (FerretDB + SQLite)", []string{"FerretDB/internal/handler.(*Handler).MsgDelete"}},
+	{"store: update (FerretDB + SQLite)", []string{"FerretDB/internal/handler.(*Handler).MsgUpdate", "FerretDB/internal/handler.(*Handler).MsgFindAndModify"}},
+	{"store: find, count, aggregate (FerretDB + SQLite)", []string{"FerretDB/internal/handler.(*Handler).MsgFind", "FerretDB/internal/handler.(*Handler).MsgGetMore",
+		"FerretDB/internal/handler.(*Handler).MsgCount", "FerretDB/internal/handler.(*Handler).MsgAggregate"}},
+	{"store: other (FerretDB + SQLite)", []string{"github.com/FerretDB/", "modernc.org/"}},
 	{"NATS server (JetStream)", []string{"github.com/nats-io/nats-server/"}},
 	{"logd (ingest, rollups, its mongo calls)", []string{"gemini-balance-go/logd/"}},
-	{"keyd (pool, endpoints)", []string{"gemini-balance-go/keyd/"}},
+	{"keyd (pool, endpoints)", []string{"gemini-balance-go/keyd/", "main.keydPeer"}},
+	{"admind (the benchmark's admin API polls)", []string{"gemini-balance-go/admind/"}},
 	{"edge: keyd client (acquire, report)", []string{"gemini-balance-go/edge/keydclient."}},
 	{"edge: event publisher (encode, Watermill)", []string{"gemini-balance-go/edge/events.", "ThreeDotsLabs/watermill"}},
 	{"edge: HTTP, auth, relay, upstream client", []string{"gemini-balance-go/edge/", "github.com/gin-gonic/", "net/http."}},
@@ -201,11 +208,11 @@ func summarizeProfile(title, path string, requests float64) error {
 	}
 	slices.SortFunc(names, func(a, b string) int { return int(by[b] - by[a]) })
 	fmt.Printf("\n== CPU profile: %s (%s) ==\n", title, path)
-	fmt.Printf("%-44s %9s %7s %12s\n", "component", "CPU", "share", "ms/1k req")
+	fmt.Printf("%-50s %9s %7s %12s\n", "component", "CPU", "share", "ms/1k req")
 	for _, n := range names {
-		fmt.Printf("%-44s %9s %6.1f%% %12.1f\n", n, by[n].Round(time.Millisecond), 100*float64(by[n])/float64(total), ms(by[n])/requests*1000)
+		fmt.Printf("%-50s %9s %6.1f%% %12.1f\n", n, by[n].Round(time.Millisecond), 100*float64(by[n])/float64(total), ms(by[n])/requests*1000)
 	}
-	fmt.Printf("%-44s %9s %6.1f%% %12.1f\n", "total", total.Round(time.Millisecond), 100.0, ms(total)/requests*1000)
+	fmt.Printf("%-50s %9s %6.1f%% %12.1f\n", "total", total.Round(time.Millisecond), 100.0, ms(total)/requests*1000)
 	top, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=30", path).Output()
 	if err == nil {
 		fmt.Println("\ntop functions by cumulative CPU (go tool pprof -top -cum):")

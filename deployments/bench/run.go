@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gemini-balance-go/testkit/fakegemini"
@@ -74,7 +76,9 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
+	// Ctrl-C ends the run through its deferred stops, so no role outlives it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	fake, err := startRole("fake", "fake")
 	if err != nil {
 		return err
@@ -162,23 +166,6 @@ func run(o options) error {
 		}
 	}
 	printTable(o, targets)
-	for _, t := range targets {
-		if t.kind != "gb" {
-			continue
-		}
-		n, err := t.logsStored(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("\nall-in-one: %d request logs stored for %d answered requests (every one: %v)", n, t.answered, n >= t.answered)
-		if t.batches > 0 {
-			fmt.Printf("; edge published %.0f events in %.0f batch messages (%.1f per message) in its first window", t.events, t.batches, t.events/t.batches)
-		}
-		fmt.Println()
-		if n < t.answered {
-			return fmt.Errorf("all-in-one lost request logs: %d stored, %d answered", n, t.answered)
-		}
-	}
 	if o.profile != "" {
 		for _, t := range targets {
 			if len(t.reps) == 0 || t.proc.control == "" || t.bin != "" {
@@ -191,6 +178,23 @@ func run(o options) error {
 			if err := summarizeProfile(title, path, float64(t.reps[0].load.answered)); err != nil {
 				return err
 			}
+		}
+	}
+	// Last, as it is the slowest read: every answered request has its log.
+	for _, t := range targets {
+		if t.kind != "gb" {
+			continue
+		}
+		if t.batches > 0 {
+			fmt.Printf("\n%s: edge published %.0f events in %.0f batch messages (%.1f per message) in its first window\n", t.name, t.events, t.batches, t.events/t.batches)
+		}
+		n, err := t.logsStored(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: request logs not counted: %w", t.name, err)
+		}
+		fmt.Printf("%s: %d request logs stored for %d answered requests (every one: %v)\n", t.name, n, t.answered, n >= t.answered)
+		if n < t.answered {
+			return fmt.Errorf("%s lost request logs: %d stored, %d answered", t.name, n, t.answered)
 		}
 	}
 	return nil

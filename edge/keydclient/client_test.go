@@ -7,10 +7,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/gemini-balance-go/edge/internal/keydtest"
 	"github.com/gemini-balance-go/edge/keydclient"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
-	"github.com/gemini-balance-go/testkit/keydtest"
 	"github.com/gemini-balance-go/testkit/natstest"
 )
 

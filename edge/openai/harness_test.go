@@ -14,11 +14,11 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/gemini-balance-go/edge/internal/edgetest"
+	"github.com/gemini-balance-go/edge/internal/keydtest"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/testkit/fakegemini"
-	"github.com/gemini-balance-go/testkit/keydtest"
 	"github.com/gemini-balance-go/testkit/wait"
 )
 

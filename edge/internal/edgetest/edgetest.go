@@ -19,10 +19,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gemini-balance-go/edge/gateway"
+	"github.com/gemini-balance-go/edge/internal/keydtest"
 	"github.com/gemini-balance-go/shared/config"
 	"github.com/gemini-balance-go/shared/natsx"
 	"github.com/gemini-balance-go/testkit/fakegemini"
-	"github.com/gemini-balance-go/testkit/keydtest"
 	"github.com/gemini-balance-go/testkit/natstest"
 )
 
