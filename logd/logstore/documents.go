@@ -4,10 +4,13 @@
 //   - request_logs_recent_<yyyymmddhhmm> and request_logs_watermark: a copy
 //     of the newest request logs, one collection per minute, that serves
 //     the logs page (recent.go);
-//   - error_minutes and error_hours: the time index of error_logs
-//     (errindex.go);
-//   - rollups_hourly, rollups_minute and rollups_second: the counters every
-//     chart reads;
+//   - error_minutes and error_hours: the time index of error_logs, and
+//     error_logs_copy_<yyyymmddhh>m<m0>: ten-minute copies of the newest
+//     error logs' list fields that serve the errors page (errindex.go);
+//   - rollups_hourly, rollups_minute, and rollups_second_<yyyymmddhh> (one
+//     collection per hour; the older single rollups_second is still read
+//     until retention empties it, seconds.go): the counters every chart
+//     reads;
 //   - rollup_parts, rollup_rounds and rollup_folded: the parts that feed the
 //     rollups, the fold's rounds and its journal (parts.go);
 //   - rollups_cache: query summaries checked against the rollups before use

@@ -63,6 +63,56 @@ type part struct {
 	Seconds []entry   `bson:"s,omitempty"`
 }
 
+// A part's entries are stored as one binary field (e: the BSON of
+// partEntries). FerretDB on SQLite keeps a type schema beside every nested
+// field and rebuilds each nested document on every read, so a part of a few
+// hundred entries, read or written several times per fold, was the largest
+// cost of ingest there; one opaque value costs only its bytes. Nothing
+// queries a part's entries in the store. Parts written as h, m and s arrays
+// (earlier versions) still decode.
+type partEntries struct {
+	Hourly  []entry `bson:"h,omitempty"`
+	Minutes []entry `bson:"m,omitempty"`
+	Seconds []entry `bson:"s,omitempty"`
+}
+
+// partDoc is a part as stored.
+type partDoc struct {
+	ID      string    `bson:"_id"`
+	T       time.Time `bson:"t"`
+	E       []byte    `bson:"e,omitempty"`
+	Hourly  []entry   `bson:"h,omitempty"` // parts written before e
+	Minutes []entry   `bson:"m,omitempty"`
+	Seconds []entry   `bson:"s,omitempty"`
+}
+
+// MarshalBSON stores the entries as one binary field.
+func (p part) MarshalBSON() ([]byte, error) {
+	e, err := bson.Marshal(partEntries{Hourly: p.Hourly, Minutes: p.Minutes, Seconds: p.Seconds})
+	if err != nil {
+		return nil, fmt.Errorf("encode rollup part %s: %w", p.ID, err)
+	}
+	return bson.Marshal(partDoc{ID: p.ID, T: p.T, E: e})
+}
+
+// UnmarshalBSON reads a part in either stored form.
+func (p *part) UnmarshalBSON(b []byte) error {
+	var d partDoc
+	if err := bson.Unmarshal(b, &d); err != nil {
+		return err
+	}
+	*p = part{ID: d.ID, T: d.T, Hourly: d.Hourly, Minutes: d.Minutes, Seconds: d.Seconds}
+	if len(d.E) == 0 {
+		return nil
+	}
+	var e partEntries
+	if err := bson.Unmarshal(d.E, &e); err != nil {
+		return fmt.Errorf("decode rollup part %s: %w", d.ID, err)
+	}
+	p.Hourly, p.Minutes, p.Seconds = e.Hourly, e.Minutes, e.Seconds
+	return nil
+}
+
 // entry is what a part adds to one rollup document (_id i).
 type entry struct {
 	ID       string           `bson:"i"`
@@ -307,14 +357,23 @@ const foldTakeover = 10 * time.Second
 // Fold runs one fold round: it finishes an unfinished round (its own, or one
 // older than foldTakeover), or starts one over the parts present. It returns
 // how many parts it folded; 0 when there was nothing to do or another fold
-// holds the round. Any number of Folds may run at once, anywhere, and any may
-// die at any point: a round finished twice counts once.
+// holds the round (a Fold of the same Store running meanwhile returns 0 at
+// once). Any number of Folds may run at once, anywhere, and any may die at any
+// point: a round finished twice counts once.
 //
 // A round starts by inserting its document (rollup_rounds, _id = its
 // number): the one insert that wins owns the number, which no update-based
 // compare-and-set on FerretDB guarantees. Round n+1 is started only once
 // round n is done, so the numbers order the rounds.
 func (s *Store) Fold(ctx context.Context) (int, error) {
+	// One fold at a time per Store: two of its own would both take its
+	// round as theirs, and FerretDB applies an update by reading the
+	// document and writing it back, so the slower one could write a stale
+	// copy over the next round's counts.
+	if !s.folding.TryLock() {
+		return 0, nil
+	}
+	defer s.folding.Unlock()
 	var hint foldState
 	err := s.parts.FindOne(ctx, bson.M{"_id": foldStateID}).Decode(&hint)
 	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
@@ -380,6 +439,9 @@ func (s *Store) Fold(ctx context.Context) (int, error) {
 }
 
 // roundID is the _id of round n: zero-padded, so _id order is round order.
+// deleteChunk bounds the ids of one folded-parts delete (the command size).
+const deleteChunk = 1000
+
 func roundID(n int64) string { return fmt.Sprintf("%015d", n) }
 
 // round reads round n; nil when it does not exist.
@@ -514,13 +576,13 @@ func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
 		if err := s.foldStep("journaled"); err != nil {
 			return 0, err
 		}
-		if err := parallelLimit(len(ids), lookupConcurrency, func(i int) error {
-			if _, err := s.parts.DeleteOne(ctx, bson.M{"_id": ids[i]}); err != nil {
-				return fmt.Errorf("delete folded part %s: %w", ids[i], err)
+		// One delete per chunk, not per part: FerretDB runs each delete as a
+		// scan of rollup_parts, so per-part deletes cost parts × pending.
+		for lo := 0; lo < len(ids); lo += deleteChunk {
+			chunk := ids[lo:min(lo+deleteChunk, len(ids))]
+			if _, err := s.parts.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": chunk}}); err != nil {
+				return 0, fmt.Errorf("delete %d folded parts: %w", len(chunk), err)
 			}
-			return nil
-		}); err != nil {
-			return 0, err
 		}
 		if err := s.foldStep("deleted"); err != nil {
 			return 0, err

@@ -277,3 +277,42 @@ func TestConcurrentFoldsCountEachPartOnce(t *testing.T) {
 		t.Fatalf("overall rollup = %d requests, want 120", r.Requests)
 	}
 }
+
+// A logd upgraded while rollup parts of the earlier form (entries as nested
+// h, m and s arrays) wait to be folded counts them, in queries before the
+// fold and in the rollups after it.
+func TestPartsWrittenByAnEarlierVersionStillCount(t *testing.T) {
+	st, db := newStore(t)
+	ctx := context.Background()
+	rows := message("old-1", "old-2", "old-3")
+	if _, err := st.Write(ctx, "b1", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite the part as an earlier logd stored it.
+	parts := db.Collection(logstore.CollParts)
+	id := rows[0].Batch
+	var stored struct {
+		T time.Time `bson:"t"`
+		E []byte    `bson:"e"`
+	}
+	if err := parts.FindOne(ctx, bson.M{"_id": id}).Decode(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.E) == 0 {
+		t.Fatal("part has no entries field e")
+	}
+	var entries bson.M
+	if err := bson.Unmarshal(stored.E, &entries); err != nil {
+		t.Fatal(err)
+	}
+	legacy := bson.M{"t": stored.T, "h": entries["h"], "m": entries["m"], "s": entries["s"]}
+	if _, err := parts.ReplaceOne(ctx, bson.M{"_id": id}, legacy); err != nil {
+		t.Fatal(err)
+	}
+	checkExact(t, "legacy part not folded", st, db)
+	foldAll(t, st)
+	checkExact(t, "legacy part folded", st, db)
+	if r := rollup(t, db, "2026-11-27T06|*|*|*"); r.Requests != 3 {
+		t.Fatalf("overall rollup = %d requests, want 3", r.Requests)
+	}
+}

@@ -44,8 +44,9 @@ type Store struct {
 	recent      recent
 	now         func() time.Time
 
-	mu     sync.Mutex
-	rounds map[int64]bool // fold rounds this Store started and has not finished
+	folding sync.Mutex // held by the Store's one running Fold
+	mu      sync.Mutex
+	rounds  map[int64]bool // fold rounds this Store started and has not finished
 	// foldHook, when set (tests), runs after each step of a fold round; an
 	// error stops the round there.
 	foldHook func(step string) error

@@ -1,0 +1,157 @@
+package ingest
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/gemini-balance-go/logd/logstore"
+)
+
+// insert stores a batch's logs, then its rollup parts, retrying each with
+// backoff until MongoDB takes it, and acknowledges the batch's messages. Only
+// a stop ends the retries; the messages then stay unacknowledged and are
+// redelivered.
+func (in *Ingester) insert(ctx context.Context, b *batch) {
+	var reqs []logstore.RequestLog
+	var errs []logstore.ErrorLog
+	for _, u := range b.units {
+		reqs = append(reqs, u.reqs...)
+		errs = append(errs, u.errs...)
+	}
+	b.start = time.Now()
+	var p *logstore.Pending
+	err := in.retry(ctx, "insert logs", b.id, b.events, func(wctx context.Context) error {
+		var err error
+		p, err = in.deps.Store.InsertLogs(wctx, b.id, reqs, errs)
+		return err
+	})
+	if err == nil {
+		err = in.retry(ctx, "write rollup parts", b.id, b.events, func(wctx context.Context) error {
+			return in.deps.Store.Settle(wctx, p)
+		})
+	}
+	if err != nil {
+		in.finish(b, false)
+		return
+	}
+	took := time.Since(b.start)
+	in.m.writeSeconds.Observe(took.Seconds())
+	in.m.batchSize.Observe(float64(b.events))
+	in.m.lastWrite.SetToCurrentTime()
+	res := p.Result
+	in.m.events.WithLabelValues("request", "inserted").Add(float64(res.Inserted))
+	in.m.events.WithLabelValues("request", "duplicate").Add(float64(res.Duplicates))
+	in.m.events.WithLabelValues("error", "inserted").Add(float64(res.Errors))
+	in.log.Debug("batch stored", "batch", b.id, "events", b.events, "inserted", res.Inserted,
+		"duplicates", res.Duplicates, "rolled", res.Rolled, "took", took)
+	in.finish(b, true)
+}
+
+// foldLoop folds the rollup parts into the rollups every FoldEvery, until
+// none is left, on every replica at once: the store lets one round run at a
+// time and finishes a dead replica's round. A failed pass is retried on the
+// next tick; the parts stay counted by queries meanwhile.
+func (in *Ingester) foldLoop(ctx context.Context) {
+	t := time.NewTicker(in.opt.FoldEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			start := time.Now()
+			fctx, cancel := context.WithTimeout(ctx, time.Minute)
+			n, err := in.deps.Store.Fold(fctx)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					in.m.writeFailures.Inc()
+					in.log.Warn("fold rollup parts failed; retrying on the next tick", "err", err)
+				}
+				break
+			}
+			if n == 0 {
+				break
+			}
+			in.m.foldSeconds.Observe(time.Since(start).Seconds())
+			in.m.foldParts.Observe(float64(n))
+			in.log.Debug("rollup parts folded", "parts", n, "took", time.Since(start))
+		}
+	}
+}
+
+// retry runs op until it succeeds or ctx ends (then it returns ctx's error).
+// A stop still lets an attempt in progress finish briefly, so its acks go out.
+func (in *Ingester) retry(ctx context.Context, what, id string, events int, op func(context.Context) error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := op(wctx)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				in.log.Info(what+" succeeded after retries", "batch", id, "attempts", attempt, "events", events)
+			}
+			return nil
+		}
+		in.m.writeFailures.Inc()
+		in.log.Warn(what+" failed; retrying, events stay unacknowledged",
+			"batch", id, "events", events, "attempt", attempt, "backoff", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, in.opt.MaxBackoff)
+	}
+}
+
+// rememberMessages bounds the stored message keys kept (about 4 MiB).
+const rememberMessages = 1 << 16
+
+// remember notes a stored message (under mu).
+func (in *Ingester) remember(key string) {
+	if in.done[key] {
+		return
+	}
+	in.done[key] = true
+	in.doneOrder = append(in.doneOrder, key)
+	if len(in.doneOrder) > rememberMessages {
+		delete(in.done, in.doneOrder[0])
+		in.doneOrder = in.doneOrder[1:]
+	}
+}
+
+// finish acknowledges (stored) or nacks (given up) a batch's messages and
+// the redelivered copies that waited for them, and forgets the batch.
+func (in *Ingester) finish(b *batch, stored bool) {
+	in.mu.Lock()
+	var copies []*message.Message
+	for _, u := range b.units {
+		copies = append(copies, u.copies...)
+		delete(in.msgs, u.key)
+		if stored && !strings.HasPrefix(u.key, noSeq) {
+			in.remember(u.key)
+		}
+	}
+	in.mu.Unlock()
+	for _, u := range b.units {
+		if stored {
+			u.m.Ack()
+		} else {
+			u.m.Nack()
+		}
+	}
+	for _, m := range copies {
+		if stored {
+			m.Ack()
+		} else {
+			m.Nack()
+		}
+	}
+}
