@@ -6,10 +6,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/gemini-balance-go/deployments/allinone/app"
 	"github.com/gemini-balance-go/deployments/allinone/importer"
@@ -17,26 +14,14 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == boot.HealthcheckArg {
-		os.Exit(boot.Healthcheck(os.Stderr))
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	context.AfterFunc(ctx, stop) // a second signal kills the process the default way
-	err := run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gemini-balance:", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context) error {
-	if len(os.Args) > 1 && os.Args[1] == "import" {
-		return importer.Command(ctx, os.Args[2:], os.Stdout)
-	}
-	o, err := app.FromEnv(os.Stderr)
-	if err != nil {
-		return err
-	}
-	return app.Run(ctx, o, os.Stdout)
+	boot.Command("gemini-balance", func(ctx context.Context) error {
+		if len(os.Args) > 1 && os.Args[1] == "import" {
+			return importer.Command(ctx, os.Args[2:], os.Stdout)
+		}
+		o, err := app.FromEnv(os.Stderr)
+		if err != nil {
+			return err
+		}
+		return app.Run(ctx, o, os.Stdout)
+	})
 }

@@ -37,14 +37,22 @@ type Build func(ctx context.Context, p *Process) (Service, error)
 // then run until SIGINT or SIGTERM while serving PORT. It exits 1 when any
 // step fails.
 func Main(service string, build Build) {
+	Command(service, func(ctx context.Context) error { return run(ctx, service, build) })
+}
+
+// Command is a binary's main (the services' and the all-in-one's): the
+// healthcheck subcommand, or run until SIGINT or SIGTERM; a second signal
+// kills the process the default way. It exits 1 when run fails.
+func Command(name string, run func(ctx context.Context) error) {
 	if len(os.Args) > 1 && os.Args[1] == HealthcheckArg {
 		os.Exit(Healthcheck(os.Stderr))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, service, build)
+	context.AfterFunc(ctx, stop)
+	err := run(ctx)
 	stop()
 	if err != nil {
-		obs.NewLogger(os.Stderr, service).Error(service+" stopped", "err", err)
+		obs.NewLogger(os.Stderr, name).Error(name+" stopped", "err", err)
 		os.Exit(1)
 	}
 }
