@@ -101,7 +101,7 @@ type Options struct {
 	// Workers is the number of concurrent batch publishers. The default,
 	// one, gives the largest batches: while it waits for JetStream's ack the
 	// next batch accumulates. More publishers make smaller batches and spend
-	// more CPU per event (edgebench -profile shows both), and one publisher's
+	// more CPU per event (`go run ./deployments/bench -profile` shows both), and one publisher's
 	// ceiling (BenchmarkPublisher) is far above a replica's traffic.
 	Workers int
 	// MaxBatchBytes bounds a batch message's encoded size (default
