@@ -31,6 +31,7 @@ import (
 	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/edge/gateway"
 	keyd "github.com/gemini-balance-go/keyd/service"
+	"github.com/gemini-balance-go/logd/logstore"
 	logd "github.com/gemini-balance-go/logd/service"
 	"github.com/gemini-balance-go/schedulerd/ticks"
 	"github.com/gemini-balance-go/shared/boot"
@@ -154,7 +155,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 		// On a Unix socket inside the 0700 DATA_DIR: FerretDB on SQLite has
 		// no authentication, so no TCP port another local user could reach.
 		a.store, err = ferret.Start(context.Background(), ferret.Options{DataDir: filepath.Join(dataDir, "store"),
-			Unix: filepath.Join(dataDir, "store.sock"), Logger: storeLog})
+			Unix: filepath.Join(dataDir, "store.sock"), Logger: storeLog, NoIDIndex: logstore.InsertOnly})
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}

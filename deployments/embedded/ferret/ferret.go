@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -33,6 +34,10 @@ type Options struct {
 	PostgresURL string
 	// Logger receives FerretDB's own logs; default discards all but errors.
 	Logger *slog.Logger
+	// NoIDIndex names the collections that get no _id lookup index on SQLite
+	// (see idindex.go): ones only ever inserted and scanned, where the index
+	// would only cost inserts. Nil indexes every collection.
+	NoIDIndex func(collection string) bool
 }
 
 // Store is a running embedded FerretDB.
@@ -91,7 +96,14 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 	s := &Store{stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
+		var indexer sync.WaitGroup
+		if cfg.Handler == "sqlite" {
+			dir := strings.TrimSuffix(strings.TrimPrefix(cfg.SQLiteURL, "file:"), "/")
+			indexer.Go(func() { keepIDIndexes(ctx, dir, o.NoIDIndex, cfg.Logger) })
+		}
 		_ = f.Run(ctx)
+		cancel()
+		indexer.Wait() // no file of DataDir stays open once Stop returns
 	}()
 	// The listener is bound by New, so the address is known already.
 	s.URI = f.MongoDBURI()
