@@ -1,3 +1,6 @@
+// One concern, kept whole: the error logs' time index and its ten-minute
+// copies, written with the rows and read by the newest-first pages.
+
 package logstore
 
 import (

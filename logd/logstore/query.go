@@ -1,3 +1,6 @@
+// One concern, kept whole: the request- and error-log list queries with their
+// filters, sorts and counts (the rollup queries are in query_*.go).
+
 package logstore
 
 import (

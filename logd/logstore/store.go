@@ -1,3 +1,7 @@
+// One concern, kept whole: the Store, its collections and the batch write
+// path (rows, error index, recent copies, rollup parts) that Write and Settle
+// share.
+
 package logstore
 
 import (

@@ -1,7 +1,7 @@
 // Package browser drives Debian's headless Chromium through chromedp for the
 // admin UI tests. One Browser per test; its tabs record every console error,
 // uncaught exception, failed request and unexpected HTTP error status, and
-// Clean fails the test with what they saw.
+// Clean fails the test with what they saw. One concern, kept whole.
 //
 //	b := browser.Launch(t)                 // skips without chromium, unless CI=true
 //	tab := b.NewTab(t, s.AdminURL())

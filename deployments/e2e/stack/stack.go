@@ -1,3 +1,6 @@
+// Package stack is the process stack of the e2e tests, one concern kept
+// whole: build, start, wait, kill and restart every binary against NATS,
+// the store and the fake upstream.
 package stack
 
 import (

@@ -1,0 +1,288 @@
+package logstore
+
+// The fold: rounds that move rollup parts into the rollups (see parts.go).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// maxPartsPerRound bounds the parts one fold round takes.
+const maxPartsPerRound = 500
+
+// foldTakeover is how old an unfinished round must be before another fold
+// finishes it rather than leave it to the one that started it. Finishing it
+// at once would be just as correct, only duplicate work.
+const foldTakeover = 10 * time.Second
+
+// Fold runs one fold round: it finishes an unfinished round (its own, or one
+// older than foldTakeover), or starts one over the parts present. It returns
+// how many parts it folded; 0 when there was nothing to do or another fold
+// holds the round (a Fold of the same Store running meanwhile returns 0 at
+// once). Any number of Folds may run at once, anywhere, and any may die at any
+// point: a round finished twice counts once.
+//
+// A round starts by inserting its document (rollup_rounds, _id = its
+// number): the one insert that wins owns the number, which no update-based
+// compare-and-set on FerretDB guarantees. Round n+1 is started only once
+// round n is done, so the numbers order the rounds.
+func (s *Store) Fold(ctx context.Context) (int, error) {
+	// One fold at a time per Store: two of its own would both take its
+	// round as theirs, and FerretDB applies an update by reading the
+	// document and writing it back, so the slower one could write a stale
+	// copy over the next round's counts.
+	if !s.folding.TryLock() {
+		return 0, nil
+	}
+	defer s.folding.Unlock()
+	var hint foldState
+	err := s.parts.FindOne(ctx, bson.M{"_id": foldStateID}).Decode(&hint)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, fmt.Errorf("read fold state: %w", err)
+	}
+	// The newest round: the hint's, or a later one whose starter has not
+	// updated the hint yet.
+	var last *foldState
+	n := hint.N
+	if n > 0 {
+		if last, err = s.round(ctx, n); err != nil {
+			return 0, err
+		}
+	}
+	for {
+		next, err := s.round(ctx, n+1)
+		if err != nil {
+			return 0, err
+		}
+		if next == nil {
+			break
+		}
+		last, n = next, n+1
+	}
+	if last != nil && !last.Done {
+		s.mu.Lock()
+		mine := s.rounds[last.N]
+		s.mu.Unlock()
+		if !mine && s.now().Sub(last.At) < foldTakeover {
+			return 0, nil
+		}
+		return s.finishRound(ctx, *last)
+	}
+	cur, err := s.parts.Find(ctx, bson.M{"_id": bson.M{"$ne": foldStateID}},
+		options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(maxPartsPerRound))
+	if err != nil {
+		return 0, fmt.Errorf("list rollup parts: %w", err)
+	}
+	var ids []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &ids); err != nil {
+		return 0, fmt.Errorf("list rollup parts: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	next := foldState{ID: roundID(n + 1), N: n + 1, Parts: make([]string, len(ids)), At: s.now().UTC()}
+	for i, d := range ids {
+		next.Parts[i] = d.ID
+	}
+	slices.Sort(next.Parts)
+	if _, err := s.roundsColl.InsertOne(ctx, next); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return 0, nil // another fold started it
+		}
+		return 0, fmt.Errorf("start fold round %d: %w", next.N, err)
+	}
+	s.mu.Lock()
+	s.rounds[next.N] = true
+	s.mu.Unlock()
+	return s.finishRound(ctx, next)
+}
+
+// roundID is the _id of round n: zero-padded, so _id order is round order.
+// deleteChunk bounds the ids of one folded-parts delete (the command size).
+const deleteChunk = 1000
+
+func roundID(n int64) string { return fmt.Sprintf("%015d", n) }
+
+// round reads round n; nil when it does not exist.
+func (s *Store) round(ctx context.Context, n int64) (*foldState, error) {
+	var r foldState
+	err := s.roundsColl.FindOne(ctx, bson.M{"_id": roundID(n)}).Decode(&r)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read fold round %d: %w", n, err)
+	}
+	return &r, nil
+}
+
+// setHint copies a round's state into the fold state document that queries
+// read with the parts (see view). It only moves forward, as far as FerretDB's
+// non-atomic conditional update allows: a hint that lags makes a query read
+// again (view.stale), it never changes what a fold counts.
+func (s *Store) setHint(ctx context.Context, r foldState) error {
+	parts := r.Parts
+	if r.Done {
+		parts = []string{}
+	}
+	set := bson.M{"$set": bson.M{"n": r.N, "done": r.Done, "parts": parts, "at": r.At}}
+	res, err := s.parts.UpdateOne(ctx, bson.M{"_id": foldStateID, "n": bson.M{"$lte": r.N}}, set)
+	if err == nil && res.MatchedCount == 0 {
+		_, err = s.parts.UpdateOne(ctx, bson.M{"_id": foldStateID}, bson.M{"$setOnInsert": bson.M{"n": r.N, "done": r.Done, "parts": parts, "at": r.At}},
+			options.UpdateOne().SetUpsert(true))
+		if mongo.IsDuplicateKeyError(err) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("update fold state: %w", err)
+	}
+	return nil
+}
+
+// finishRound applies round st to the rollups, journals its parts, deletes
+// them and marks the round done. Each step is idempotent, so whoever runs it
+// again (after a crash, or at the same time) changes nothing twice:
+//   - a rollup document takes the round only while its fr is below st.N;
+//   - a part journaled in an earlier round is a redelivered copy: not applied;
+//   - parts are deleted only after every rollup document has the round, so a
+//     second runner that finds fewer parts has nothing left to apply.
+func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
+	// Queries learn of the round before any rollup document has it (the
+	// starter may have died before telling them).
+	if err := s.setHint(ctx, st); err != nil {
+		return 0, err
+	}
+	// One _id lookup per part: FerretDB pushes an _id equality down, an
+	// $in it evaluates over the whole collection.
+	found := make([]*part, len(st.Parts))
+	err := parallelLimit(len(st.Parts), lookupConcurrency, func(i int) error {
+		var p part
+		err := s.parts.FindOne(ctx, bson.M{"_id": st.Parts[i]}).Decode(&p)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			return nil // deleted by whoever finished the round first
+		case err != nil:
+			return fmt.Errorf("read rollup part %s: %w", st.Parts[i], err)
+		}
+		found[i] = &p
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	var parts []part
+	var ids []string
+	for _, p := range found {
+		if p != nil {
+			parts = append(parts, *p)
+			ids = append(ids, p.ID)
+		}
+	}
+	journaled, err := s.foldedParts(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	hourly, minutely, secondly := map[string]*delta{}, map[string]*delta{}, map[string]*delta{}
+	n := 0
+	for _, p := range parts {
+		if r, ok := journaled[p.ID]; ok && r < st.N {
+			continue // folded before: this copy came from a redelivery
+		}
+		n++
+		deltasOfEntries(hourly, p.Hourly)
+		deltasOfEntries(minutely, p.Minutes)
+		deltasOfEntries(secondly, p.Seconds)
+	}
+	for id, d := range hourly {
+		f := strings.SplitN(id, "|", 4)
+		if len(f) != 4 {
+			return 0, fmt.Errorf("rollup part entry %q is not hour|key|model|token", id)
+		}
+		d.hour, d.key, d.model, d.token = f[0], f[1], f[2], f[3]
+	}
+	if err := bulkInc(ctx, s.rollups, st.N, hourly, func(d *delta) bson.D {
+		return bson.D{
+			{Key: "h", Value: d.hour}, {Key: "d", Value: d.hour[:10]}, {Key: "mon", Value: d.hour[:7]},
+			{Key: "k", Value: d.key}, {Key: "mo", Value: d.model}, {Key: "tk", Value: d.token},
+		}
+	}); err != nil {
+		return 0, fmt.Errorf("fold round %d into hourly rollups: %w", st.N, err)
+	}
+	if err := s.foldStep("hourly"); err != nil {
+		return 0, err
+	}
+	if err := bulkIncByID(ctx, s.minutes, st.N, minutely, func(id string) bson.D {
+		return bson.D{{Key: "h", Value: id[:13]}}
+	}); err != nil {
+		return 0, fmt.Errorf("fold round %d into minute rollups: %w", st.N, err)
+	}
+	if err := s.foldSeconds(ctx, st.N, secondly); err != nil {
+		return 0, fmt.Errorf("fold round %d into second rollups: %w", st.N, err)
+	}
+	if err := s.foldStep("rollups"); err != nil {
+		return 0, err
+	}
+	if len(ids) > 0 {
+		now := s.now().UTC()
+		docs := make([]any, len(ids))
+		for i, id := range ids {
+			docs[i] = folded{ID: id, N: st.N, T: now}
+		}
+		if _, _, err := insertUnordered(ctx, s.folded, docs); err != nil {
+			return 0, fmt.Errorf("journal folded parts: %w", err)
+		}
+		if err := s.foldStep("journaled"); err != nil {
+			return 0, err
+		}
+		// One delete per chunk, not per part: FerretDB runs each delete as a
+		// scan of rollup_parts, so per-part deletes cost parts × pending.
+		for lo := 0; lo < len(ids); lo += deleteChunk {
+			chunk := ids[lo:min(lo+deleteChunk, len(ids))]
+			if _, err := s.parts.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": chunk}}); err != nil {
+				return 0, fmt.Errorf("delete %d folded parts: %w", len(chunk), err)
+			}
+		}
+		if err := s.foldStep("deleted"); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := s.roundsColl.UpdateOne(ctx, bson.M{"_id": roundID(st.N)},
+		bson.M{"$set": bson.M{"done": true, "parts": []string{}}}); err != nil {
+		return 0, fmt.Errorf("finish fold round %d: %w", st.N, err)
+	}
+	st.Done = true
+	if err := s.setHint(ctx, st); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	delete(s.rounds, st.N)
+	s.mu.Unlock()
+	return n, nil
+}
+
+// foldStep lets tests stop a fold between its steps, as a crash would.
+func (s *Store) foldStep(step string) error {
+	if s.foldHook == nil {
+		return nil
+	}
+	return s.foldHook(step)
+}
+
+func bulkIncByID(ctx context.Context, coll *mongo.Collection, round int64, deltas map[string]*delta, onInsert func(id string) bson.D) error {
+	ids := make(map[*delta]string, len(deltas))
+	for id, d := range deltas {
+		ids[d] = id
+	}
+	return bulkInc(ctx, coll, round, deltas, func(d *delta) bson.D { return onInsert(ids[d]) })
+}
