@@ -249,14 +249,12 @@ func dim(s string) string {
 	return s
 }
 
-// InsertOnly reports whether logd only inserts into a collection and reads
-// it by scans or _id lookups, never updating or deleting one document by
+// InsertOnly reports whether logd only inserts into a collection, scans it
+// and drops it whole, never finding, updating or deleting one document by
 // _id: the embedded store gives such collections no _id lookup index
 // (deployments/embedded/ferret, idindex.go), which would only cost inserts.
+// The request and error rows keep theirs: a redelivered batch looks its
+// duplicates up by _id, and the error page reads its rows by _id.
 func InsertOnly(coll string) bool {
-	switch coll {
-	case CollRequests, CollErrors, CollFolded:
-		return true
-	}
 	return strings.HasPrefix(coll, CollRecentPrefix) || strings.HasPrefix(coll, CollErrorCopyPrefix)
 }
