@@ -20,17 +20,23 @@ import (
 // reasons that make up the bus contract.
 func busConstants(t *testing.T) map[string]string {
 	t.Helper()
-	dir := "../../shared/bus"
-	entries, err := os.ReadDir(dir)
+	return stringConstants(t, "../../shared/bus")
+}
+
+// stringConstants returns the string constants of the package in dir (its
+// non-test files), by name.
+func stringConstants(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	consts := map[string]string{}
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
 			continue
 		}
-		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, e.Name()), nil, 0)
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,6 +54,9 @@ func busConstants(t *testing.T) map[string]string {
 				}
 			}
 		}
+	}
+	if len(consts) == 0 {
+		t.Fatalf("no string constants in %s", dir)
 	}
 	return consts
 }
