@@ -44,7 +44,9 @@ func startRealKeyd(t *testing.T, e *env, keys []string) {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, func() bool { _, err := e.nc.Request("$SRV.PING.keyd", nil, time.Second); return err == nil })
+	// Ready, not a ping: micro answers pings before its endpoints are
+	// subscribed, and a report sent in that gap would be lost.
+	eventually(t, func() bool { return svc.Ready(ctx) == nil })
 }
 
 func TestWithTheRealKeydFailoverAndFilesWork(t *testing.T) {

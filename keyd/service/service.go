@@ -197,6 +197,13 @@ func (s *Service) Run(ctx context.Context) error {
 		_ = svc.Stop()
 		return fmt.Errorf("keyd: %w", err)
 	}
+	// micro answers $SRV.PING before the endpoints are subscribed at the
+	// server; a report sent in that gap has no subscriber and is lost. Ready
+	// waits for the server to have every subscription.
+	if err := s.d.NC.FlushTimeout(10 * time.Second); err != nil {
+		_ = svc.Stop()
+		return fmt.Errorf("keyd: subscribe endpoints: %w", err)
+	}
 	s.goBG(func() { s.flushLoop(ctx) })
 	s.goBG(func() { s.loadAddedLoop(ctx) })
 	s.goBG(func() { s.followSettings(ctx) })
