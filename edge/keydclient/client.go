@@ -19,6 +19,7 @@ import (
 
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
+	"github.com/gemini-balance-go/shared/outcome"
 )
 
 // Options tune the client. Zero values take the defaults.
@@ -85,15 +86,29 @@ func (c *Client) Acquire(ctx context.Context, req bus.AcquireRequest) (bus.Acqui
 	return rep, nil
 }
 
-// Report tells keyd how an attempt went. It never blocks on keyd: a lost
-// report costs one key's bookkeeping, never a client request.
+// reportWait bounds how long a failure report waits for keyd's ack.
+const reportWait = time.Second
+
+// Report tells keyd how an attempt went. A report that leaves the key as it
+// is (a success, a client error) is published and not waited for. One that
+// disables, cools or strikes the key waits for keyd's ack, up to reportWait:
+// keyd serves acquires and reports on separate subscriptions, so an
+// unacknowledged report can be overtaken by the client's next request, which
+// would then get the key the gateway has just seen fail. A slow or absent
+// keyd costs a failing request at most reportWait; a lost report costs one
+// key's bookkeeping, never a client request.
 func (c *Client) Report(r bus.Report) {
 	data, err := json.Marshal(r)
 	if err == nil {
-		err = c.nc.Publish(bus.SubjectKeyReport, data)
+		switch outcome.Class(r.Class).Effect() {
+		case outcome.EffectDisable, outcome.EffectCooldown, outcome.EffectSoftFail:
+			_, err = c.nc.Request(bus.SubjectKeyReport, data, reportWait)
+		default:
+			err = c.nc.Publish(bus.SubjectKeyReport, data)
+		}
 	}
 	if err != nil {
-		c.log.Warn("report to keyd failed", "key_id", r.ID, "err", err)
+		c.log.Warn("report to keyd failed", "key_id", r.ID, "class", r.Class, "err", err)
 	}
 }
 

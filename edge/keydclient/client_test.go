@@ -2,8 +2,10 @@ package keydclient_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/gemini-balance-go/edge/keydclient"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/keyapi"
+	"github.com/gemini-balance-go/shared/outcome"
 	"github.com/gemini-balance-go/testkit/natstest"
 )
 
@@ -85,4 +88,51 @@ func BenchmarkAcquireRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// A report that disables or cools a key is applied before Report returns, so
+// the client's next request cannot get the key that just failed; keyd
+// handles reports on their own subscription, which an acquire can overtake.
+func TestAFailureReportIsAppliedBeforeReportReturns(t *testing.T) {
+	c, kd, peer := start(t)
+	kd.Stop() // this test's peer plays keyd
+	applied := make(chan string, 10)
+	release := make(chan struct{})
+	sub, err := peer.Subscribe(bus.SubjectKeyReport, func(m *nats.Msg) {
+		var r bus.Report
+		_ = json.Unmarshal(m.Data, &r)
+		if r.Class == string(outcome.Success) {
+			<-release // a slow keyd: a success must not wait for it
+		}
+		applied <- r.Class
+		if m.Reply != "" {
+			_ = m.Respond(nil)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := peer.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, class := range []outcome.Class{outcome.KeyInvalid, outcome.RateLimited, outcome.ServerError} {
+		c.Report(bus.Report{ID: "k1", Class: string(class)})
+		select {
+		case got := <-applied:
+			if got != string(class) {
+				t.Fatalf("applied %s, want %s", got, class)
+			}
+		default:
+			t.Fatalf("Report(%s) returned before keyd had the report", class)
+		}
+	}
+	done := make(chan struct{})
+	go func() { c.Report(bus.Report{ID: "k1", Class: string(outcome.Success)}); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a success report waited for keyd")
+	}
+	close(release)
 }

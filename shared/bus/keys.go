@@ -45,7 +45,8 @@ type AcquireReply struct {
 	Error   string    `json:"error,omitempty"`
 }
 
-// Report tells keyd how an attempt with a key went. Fire-and-forget.
+// Report tells keyd how an attempt with a key went. keyd acks it when the
+// message has a reply subject (edge waits for failures; see EVENTS.md).
 type Report struct {
 	ID         string `json:"id"`
 	Model      string `json:"model"`

@@ -18,7 +18,7 @@ const (
 	KeydPrefix = "gb.keyd"
 
 	SubjectKeyAcquire = "gb.keyd.acquire" // AcquireRequest → AcquireReply
-	SubjectKeyReport  = "gb.keyd.report"  // Report, fire-and-forget (no reply expected)
+	SubjectKeyReport  = "gb.keyd.report"  // Report; acked (empty reply) when sent as a request
 	// SubjectKeySync carries KeyStateEvent between keyd replicas (core NATS,
 	// every replica subscribes without a queue group).
 	SubjectKeySync = "gb.keyd.sync"
