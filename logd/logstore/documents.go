@@ -250,8 +250,9 @@ func dim(s string) string {
 }
 
 // InsertOnly reports whether logd only inserts into a collection, scans it
-// and drops it whole, never finding, updating or deleting one document by
-// _id: the embedded store gives such collections no _id lookup index
+// and drops it whole, never finding or updating one document by _id (only an
+// admin's delete rewrites a few of the recent copy's buckets, in a small
+// collection): the embedded store gives such collections no _id lookup index
 // (deployments/embedded/ferret, idindex.go), which would only cost inserts.
 // The request and error rows keep theirs: a redelivered batch looks its
 // duplicates up by _id, and the error page reads its rows by _id.

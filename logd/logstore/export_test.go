@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -139,4 +140,24 @@ func SetErrorCopyWholeHour(n int64) (restore func()) {
 	old := errorCopyWholeHour
 	errorCopyWholeHour = n
 	return func() { errorCopyWholeHour = old }
+}
+
+// RecentCopyRows counts the distinct rows of the recent copy's minute
+// collections, buckets and single rows alike.
+func RecentCopyRows(ctx context.Context, db *mongo.Database) (int, error) {
+	names, err := db.ListCollectionNames(ctx, bson.M{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range names {
+		if strings.HasPrefix(c, CollRecentPrefix) {
+			rows, err := readRecent(ctx, db.Collection(c))
+			if err != nil {
+				return 0, err
+			}
+			n += len(rows)
+		}
+	}
+	return n, nil
 }

@@ -121,13 +121,7 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 	if sortField == "t" && order == -1 {
 		// Newest first: the recent copy, then (no filter) the minute walk
 		// over request_logs, then the sorted query.
-		eq := bson.M{}
-		for k, v := range f {
-			if k != "t" {
-				eq[k] = v
-			}
-		}
-		all, ok, err := s.recentPage(ctx, q, eq, q.Offset+limit+1)
+		all, ok, err := s.recentPage(ctx, q, q.Offset+limit+1)
 		if err != nil {
 			return logapi.RequestLogPage{}, err
 		}

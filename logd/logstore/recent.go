@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -28,10 +29,11 @@ import (
 // <yyyymmddhhmm>), and newest-first pages read those minute by minute: a
 // read costs the rows of the minutes it reads, on every backend.
 //
-//   - InsertLogs copies each batch's rows into their minutes' collections
-//     (duplicates are no-ops; the name follows from the row, so a retry or
-//     another replica writes the same place), skipping rows older than the
-//     watermark (request_logs_watermark, _id "w") it knows;
+//   - InsertLogs copies each batch's rows into their minutes' collections,
+//     one bucket document per batch and minute (the name follows from the
+//     row, so a retry or another replica writes the same place), skipping
+//     rows older than the watermark (request_logs_watermark, _id "w") it
+//     knows;
 //   - every recentTrimEvery copied rows, the store keeps the newest minutes
 //     holding about RecentRows requests (counted from the minute rollups; at
 //     most recentMinutes of them), raises the watermark to the oldest kept
@@ -45,6 +47,17 @@ import (
 //     overtook, is read from request_logs.
 //
 // On MongoDB the same path runs (a small collection needs no index).
+//
+// A bucket holds its rows as one S2-compressed BSON value (rb), _id a hash of
+// their ids: a document costs FerretDB a statement and a JSON encoding with a
+// type schema per field, so one per batch instead of one per row is most of
+// the copy's cost gone (BenchmarkDocumentShapes). Nothing filters on a row
+// inside the store: a reader decodes a minute's buckets and filters in Go, as
+// FerretDB would have done anyway. A retry that groups rows differently may
+// copy a row twice; readers keep one. A delete rewrites the buckets it
+// touches (the rest first, then the old bucket goes), so a crash between
+// leaves a duplicate, never a lost row. Copies written one document per row
+// (earlier versions) are still read and deleted.
 
 // Recent-log collections: the minute collections are named
 // CollRecentPrefix + "200601021504" (UTC).
@@ -142,17 +155,21 @@ func (s *Store) recentMinutesStored(ctx context.Context) ([]time.Time, error) {
 // collections, and trims the copy now and then.
 func (s *Store) copyRecent(ctx context.Context, reqs []RequestLog) error {
 	w := s.recent.from.Load()
-	byMinute := map[string][]any{}
+	byMinute := map[string][]RequestLog{}
 	n := 0
 	for i := range reqs {
 		if reqs[i].Time.UnixMilli() >= w {
 			c := RecentColl(reqs[i].Time)
-			byMinute[c] = append(byMinute[c], &reqs[i])
+			byMinute[c] = append(byMinute[c], reqs[i])
 			n++
 		}
 	}
-	for c, docs := range byMinute {
-		if _, _, err := insertUnordered(ctx, s.db.Collection(c), docs); err != nil {
+	for c, rows := range byMinute {
+		b, err := newRecentBucket(rows)
+		if err != nil {
+			return err
+		}
+		if _, _, err := insertUnordered(ctx, s.db.Collection(c), []any{b}); err != nil {
 			return fmt.Errorf("copy recent request logs: %w", err)
 		}
 	}
@@ -246,26 +263,152 @@ func (s *Store) deleteRecent(ctx context.Context, ids []string, all bool, before
 		if err := s.dropRecentBefore(ctx, mins, before); err != nil {
 			return err
 		}
-		if _, err := s.db.Collection(RecentColl(before)).DeleteMany(ctx, bson.M{"t": bson.M{"$lt": before.UTC()}}); err != nil {
+		before = before.UTC()
+		c := s.db.Collection(RecentColl(before))
+		if _, err := c.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": before}}); err != nil { // rows of earlier versions
 			return fmt.Errorf("delete recent request logs: %w", err)
 		}
-		return nil
+		return rewriteRecent(ctx, c, func(r *RequestLog) bool { return r.Time.Before(before) })
+	}
+	drop := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		drop[id] = true
 	}
 	for _, m := range mins {
-		if _, err := s.db.Collection(RecentColl(m)).DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}}); err != nil {
+		c := s.db.Collection(RecentColl(m))
+		if _, err := c.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}}); err != nil {
 			return fmt.Errorf("delete recent request logs of %s: %w", MinuteBucket(m), err)
+		}
+		if err := rewriteRecent(ctx, c, func(r *RequestLog) bool { return drop[r.ID] }); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// recentPage answers a newest-first request-log page (eq: the equality
-// filters, none or several) from the copy: at least need rows unless fewer
-// exist, newest first from the first (the caller skips the offset). ok is
-// false when the page needs rows before the watermark, or a trim moved it
-// meanwhile. It reads the minutes newest first, each its own small
-// collection, with the filters.
-func (s *Store) recentPage(ctx context.Context, q logapi.RequestLogQuery, eq bson.M, need int) (rows []RequestLog, ok bool, err error) {
+// recentBucket is one document of a minute's copy: a batch's rows of that
+// minute, as one compressed value.
+type recentBucket struct {
+	ID   string `bson:"_id"` // "rb:" + a hash of the row ids
+	N    int    `bson:"n"`
+	Rows []byte `bson:"rb"` // S2 of the BSON of recentRows
+}
+
+type recentRows struct {
+	Rows []RequestLog `bson:"r"`
+}
+
+func newRecentBucket(rows []RequestLog) (recentBucket, error) {
+	ids := make([]string, len(rows))
+	for i := range rows {
+		ids[i] = rows[i].ID
+	}
+	raw, err := bson.Marshal(recentRows{Rows: rows})
+	if err != nil {
+		return recentBucket{}, fmt.Errorf("encode recent request logs: %w", err)
+	}
+	return recentBucket{ID: PartID("rb", ids), N: len(rows), Rows: s2.Encode(nil, raw)}, nil
+}
+
+func (b recentBucket) rows() ([]RequestLog, error) {
+	raw, err := s2.Decode(nil, b.Rows)
+	if err != nil {
+		return nil, fmt.Errorf("decode recent bucket %s: %w", b.ID, err)
+	}
+	var rr recentRows
+	if err := bson.Unmarshal(raw, &rr); err != nil {
+		return nil, fmt.Errorf("decode recent bucket %s: %w", b.ID, err)
+	}
+	return rr.Rows, nil
+}
+
+// readRecent reads a minute's copy: every row once, buckets and rows of
+// earlier versions alike.
+func readRecent(ctx context.Context, c *mongo.Collection) ([]RequestLog, error) {
+	cur, err := c.Find(ctx, bson.M{})
+	if err != nil {
+		return nil, fmt.Errorf("find recent request logs: %w", err)
+	}
+	defer func() { _ = cur.Close(ctx) }()
+	var out []RequestLog
+	seen := map[string]bool{}
+	add := func(r RequestLog) {
+		if !seen[r.ID] {
+			seen[r.ID] = true
+			out = append(out, r)
+		}
+	}
+	for cur.Next(ctx) {
+		if _, err := cur.Current.LookupErr("rb"); err == nil {
+			var b recentBucket
+			if err := cur.Decode(&b); err != nil {
+				return nil, fmt.Errorf("read recent request logs: %w", err)
+			}
+			rows, err := b.rows()
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rows {
+				add(r)
+			}
+			continue
+		}
+		var r RequestLog
+		if err := cur.Decode(&r); err != nil {
+			return nil, fmt.Errorf("read recent request logs: %w", err)
+		}
+		add(r)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("read recent request logs: %w", err)
+	}
+	return out, nil
+}
+
+// rewriteRecent takes the rows drop says from a minute's buckets: a bucket
+// holding any is replaced by one of the rest, written before the old one is
+// deleted.
+func rewriteRecent(ctx context.Context, c *mongo.Collection, drop func(*RequestLog) bool) error {
+	cur, err := c.Find(ctx, bson.M{"rb": bson.M{"$exists": true}})
+	if err != nil {
+		return fmt.Errorf("find recent request log buckets: %w", err)
+	}
+	var buckets []recentBucket
+	if err := cur.All(ctx, &buckets); err != nil {
+		return fmt.Errorf("read recent request log buckets: %w", err)
+	}
+	for _, b := range buckets {
+		rows, err := b.rows()
+		if err != nil {
+			return err
+		}
+		kept := slices.DeleteFunc(slices.Clone(rows), func(r RequestLog) bool { return drop(&r) })
+		if len(kept) == len(rows) {
+			continue
+		}
+		if len(kept) > 0 {
+			nb, err := newRecentBucket(kept)
+			if err != nil {
+				return err
+			}
+			if _, _, err := insertUnordered(ctx, c, []any{nb}); err != nil {
+				return fmt.Errorf("rewrite recent request log bucket: %w", err)
+			}
+		}
+		if _, err := c.DeleteOne(ctx, bson.M{"_id": b.ID}); err != nil {
+			return fmt.Errorf("delete recent request log bucket: %w", err)
+		}
+	}
+	return nil
+}
+
+// recentPage answers a newest-first request-log page (q's filters, none or
+// several) from the copy: at least need rows unless fewer exist, newest
+// first from the first (the caller skips the offset). ok is false when the
+// page needs rows before the watermark, or a trim moved it meanwhile. It
+// reads the minutes newest first, each its own small collection, and
+// filters in Go.
+func (s *Store) recentPage(ctx context.Context, q logapi.RequestLogQuery, need int) (rows []RequestLog, ok bool, err error) {
 	w, err := s.recentFrom(ctx)
 	if err != nil || w.IsZero() {
 		return nil, false, err
@@ -291,19 +434,11 @@ func (s *Store) recentPage(ctx context.Context, q logapi.RequestLogQuery, eq bso
 			complete = false
 			break
 		}
-		f := bson.M{}
-		for k, v := range eq {
-			f[k] = v
-		}
-		cur, err := s.db.Collection(RecentColl(m)).Find(ctx, f)
+		got, err := readRecent(ctx, s.db.Collection(RecentColl(m)))
 		if err != nil {
-			return nil, false, fmt.Errorf("find recent request logs: %w", err)
+			return nil, false, err
 		}
-		var got []RequestLog
-		if err := cur.All(ctx, &got); err != nil {
-			return nil, false, fmt.Errorf("read recent request logs: %w", err)
-		}
-		got = slices.DeleteFunc(got, func(r RequestLog) bool { return r.Time.Before(low) || !r.Time.Before(top) })
+		got = slices.DeleteFunc(got, func(r RequestLog) bool { return r.Time.Before(low) || !r.Time.Before(top) || !rowMatches(&r, q) })
 		slices.SortFunc(got, func(a, b RequestLog) int { return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(b.ID, a.ID)) })
 		rows = append(rows, got...)
 	}
@@ -325,4 +460,12 @@ func (s *Store) recentPage(ctx context.Context, q logapi.RequestLogQuery, eq bso
 		return nil, false, nil
 	}
 	return rows, true, nil
+}
+
+// rowMatches applies a page's equality filters to a row (the time range is the
+// caller's).
+func rowMatches(r *RequestLog, q logapi.RequestLogQuery) bool {
+	return (q.KeyID == "" || r.KeyID == q.KeyID) && (q.Model == "" || r.Model == q.Model) &&
+		(q.TokenID == "" || r.TokenID == q.TokenID) && (q.Route == "" || r.Route == q.Route) &&
+		(q.Status == 0 || r.Status == q.Status) && (q.Success == nil || r.Success == *q.Success)
 }
