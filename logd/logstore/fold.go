@@ -74,25 +74,25 @@ func (s *Store) Fold(ctx context.Context) (int, error) {
 		if !mine && s.now().Sub(last.At) < foldTakeover {
 			return 0, nil
 		}
-		return s.finishRound(ctx, *last)
+		return s.finishRound(ctx, *last, nil)
 	}
-	cur, err := s.parts.Find(ctx, bson.M{"_id": bson.M{"$ne": foldStateID}},
-		options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(maxPartsPerRound))
+	// Whole parts, not only their ids: FerretDB reads every document of the
+	// scan whole anyway, and a part never changes (its content follows from
+	// its _id), so the round needs no lookup of each.
+	cur, err := s.parts.Find(ctx, bson.M{"_id": bson.M{"$ne": foldStateID}}, options.Find().SetLimit(maxPartsPerRound))
 	if err != nil {
 		return 0, fmt.Errorf("list rollup parts: %w", err)
 	}
-	var ids []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &ids); err != nil {
+	var listed []part
+	if err := cur.All(ctx, &listed); err != nil {
 		return 0, fmt.Errorf("list rollup parts: %w", err)
 	}
-	if len(ids) == 0 {
+	if len(listed) == 0 {
 		return 0, nil
 	}
-	next := foldState{ID: roundID(n + 1), N: n + 1, Parts: make([]string, len(ids)), At: s.now().UTC()}
-	for i, d := range ids {
-		next.Parts[i] = d.ID
+	next := foldState{ID: roundID(n + 1), N: n + 1, Parts: make([]string, len(listed)), At: s.now().UTC()}
+	for i, p := range listed {
+		next.Parts[i] = p.ID
 	}
 	slices.Sort(next.Parts)
 	if _, err := s.roundsColl.InsertOne(ctx, next); err != nil {
@@ -104,7 +104,7 @@ func (s *Store) Fold(ctx context.Context) (int, error) {
 	s.mu.Lock()
 	s.rounds[next.N] = true
 	s.mu.Unlock()
-	return s.finishRound(ctx, next)
+	return s.finishRound(ctx, next, listed)
 }
 
 // roundID is the _id of round n: zero-padded, so _id order is round order.
@@ -150,21 +150,63 @@ func (s *Store) setHint(ctx context.Context, r foldState) error {
 	return nil
 }
 
-// finishRound applies round st to the rollups, journals its parts, deletes
-// them and marks the round done. Each step is idempotent, so whoever runs it
-// again (after a crash, or at the same time) changes nothing twice:
+// finishRound journals round st's parts, applies them to the rollups,
+// deletes them and marks the round done. Each step is idempotent, so whoever
+// runs it again (after a crash, or at the same time) changes nothing twice:
+//   - a part journaled in an earlier round is a redelivered copy: not
+//     applied (one journaled in this round is this round's own);
 //   - a rollup document takes the round only while its fr is below st.N;
-//   - a part journaled in an earlier round is a redelivered copy: not applied;
 //   - parts are deleted only after every rollup document has the round, so a
 //     second runner that finds fewer parts has nothing left to apply.
-func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
+//
+// listed holds the round's parts when the caller has just read them (it
+// started the round); otherwise each is looked up.
+func (s *Store) finishRound(ctx context.Context, st foldState, listed []part) (int, error) {
 	// Queries learn of the round before any rollup document has it (the
 	// starter may have died before telling them).
 	if err := s.setHint(ctx, st); err != nil {
 		return 0, err
 	}
-	// One _id lookup per part: FerretDB pushes an _id equality down, an
-	// $in it evaluates over the whole collection.
+	parts, err := s.roundParts(ctx, st, listed)
+	if err != nil {
+		return 0, err
+	}
+	ids := make([]string, len(parts))
+	for i, p := range parts {
+		ids[i] = p.ID
+	}
+	journaled, err := s.journal(ctx, st.N, ids)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.foldStep("journaled"); err != nil {
+		return 0, err
+	}
+	hourly, minutely, secondly := map[string]*delta{}, map[string]*delta{}, map[string]*delta{}
+	n := 0
+	for _, p := range parts {
+		if r, ok := journaled[p.ID]; ok && r < st.N {
+			continue // folded before: this copy came from a redelivery
+		}
+		n++
+		deltasOfEntries(hourly, p.Hourly)
+		deltasOfEntries(minutely, p.Minutes)
+		deltasOfEntries(secondly, p.Seconds)
+	}
+	if err := s.applyRound(ctx, st, ids, hourly, minutely, secondly); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// roundParts returns the round's parts still stored: listed when given
+// (whole, from the round's own listing), else one _id lookup each (FerretDB
+// pushes an _id equality down, an $in it evaluates over the whole
+// collection).
+func (s *Store) roundParts(ctx context.Context, st foldState, listed []part) ([]part, error) {
+	if listed != nil {
+		return listed, nil
+	}
 	found := make([]*part, len(st.Parts))
 	err := parallelLimit(len(st.Parts), lookupConcurrency, func(i int) error {
 		var p part
@@ -179,35 +221,51 @@ func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	var parts []part
-	var ids []string
 	for _, p := range found {
 		if p != nil {
 			parts = append(parts, *p)
-			ids = append(ids, p.ID)
 		}
 	}
-	journaled, err := s.foldedParts(ctx, ids)
+	return parts, nil
+}
+
+// journal records that round n folds ids (rollup_folded) and returns the
+// round each was journaled in, where it already was: an insert each, and a
+// lookup only for the duplicates (a redelivered message folded before, or
+// this round finished again).
+func (s *Store) journal(ctx context.Context, n int64, ids []string) (map[string]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	now := s.now().UTC()
+	docs := make([]any, len(ids))
+	for i, id := range ids {
+		docs[i] = folded{ID: id, N: n, T: now}
+	}
+	_, dups, err := insertUnordered(ctx, s.folded, docs)
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("journal folded parts: %w", err)
 	}
-	hourly, minutely, secondly := map[string]*delta{}, map[string]*delta{}, map[string]*delta{}
-	n := 0
-	for _, p := range parts {
-		if r, ok := journaled[p.ID]; ok && r < st.N {
-			continue // folded before: this copy came from a redelivery
-		}
-		n++
-		deltasOfEntries(hourly, p.Hourly)
-		deltasOfEntries(minutely, p.Minutes)
-		deltasOfEntries(secondly, p.Seconds)
+	if len(dups) == 0 {
+		return nil, nil
 	}
+	before := make([]string, len(dups))
+	for i, d := range dups {
+		before[i] = ids[d]
+	}
+	return s.foldedParts(ctx, before)
+}
+
+// applyRound adds a round's deltas to the rollups, deletes its parts and
+// marks it done.
+func (s *Store) applyRound(ctx context.Context, st foldState, ids []string, hourly, minutely, secondly map[string]*delta) error {
 	for id, d := range hourly {
 		f := strings.SplitN(id, "|", 4)
 		if len(f) != 4 {
-			return 0, fmt.Errorf("rollup part entry %q is not hour|key|model|token", id)
+			return fmt.Errorf("rollup part entry %q is not hour|key|model|token", id)
 		}
 		d.hour, d.key, d.model, d.token = f[0], f[1], f[2], f[3]
 	}
@@ -217,58 +275,47 @@ func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
 			{Key: "k", Value: d.key}, {Key: "mo", Value: d.model}, {Key: "tk", Value: d.token},
 		}
 	}); err != nil {
-		return 0, fmt.Errorf("fold round %d into hourly rollups: %w", st.N, err)
+		return fmt.Errorf("fold round %d into hourly rollups: %w", st.N, err)
 	}
 	if err := s.foldStep("hourly"); err != nil {
-		return 0, err
+		return err
 	}
 	if err := bulkIncByID(ctx, s.minutes, st.N, minutely, func(id string) bson.D {
 		return bson.D{{Key: "h", Value: id[:13]}}
 	}); err != nil {
-		return 0, fmt.Errorf("fold round %d into minute rollups: %w", st.N, err)
+		return fmt.Errorf("fold round %d into minute rollups: %w", st.N, err)
 	}
 	if err := s.foldSeconds(ctx, st.N, secondly); err != nil {
-		return 0, fmt.Errorf("fold round %d into second rollups: %w", st.N, err)
+		return fmt.Errorf("fold round %d into second rollups: %w", st.N, err)
 	}
 	if err := s.foldStep("rollups"); err != nil {
-		return 0, err
+		return err
 	}
 	if len(ids) > 0 {
-		now := s.now().UTC()
-		docs := make([]any, len(ids))
-		for i, id := range ids {
-			docs[i] = folded{ID: id, N: st.N, T: now}
-		}
-		if _, _, err := insertUnordered(ctx, s.folded, docs); err != nil {
-			return 0, fmt.Errorf("journal folded parts: %w", err)
-		}
-		if err := s.foldStep("journaled"); err != nil {
-			return 0, err
-		}
 		// One delete per chunk, not per part: FerretDB runs each delete as a
 		// scan of rollup_parts, so per-part deletes cost parts × pending.
 		for lo := 0; lo < len(ids); lo += deleteChunk {
 			chunk := ids[lo:min(lo+deleteChunk, len(ids))]
 			if _, err := s.parts.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": chunk}}); err != nil {
-				return 0, fmt.Errorf("delete %d folded parts: %w", len(chunk), err)
+				return fmt.Errorf("delete %d folded parts: %w", len(chunk), err)
 			}
 		}
 		if err := s.foldStep("deleted"); err != nil {
-			return 0, err
+			return err
 		}
 	}
 	if _, err := s.roundsColl.UpdateOne(ctx, bson.M{"_id": roundID(st.N)},
 		bson.M{"$set": bson.M{"done": true, "parts": []string{}}}); err != nil {
-		return 0, fmt.Errorf("finish fold round %d: %w", st.N, err)
+		return fmt.Errorf("finish fold round %d: %w", st.N, err)
 	}
 	st.Done = true
 	if err := s.setHint(ctx, st); err != nil {
-		return 0, err
+		return err
 	}
 	s.mu.Lock()
 	delete(s.rounds, st.N)
 	s.mu.Unlock()
-	return n, nil
+	return nil
 }
 
 // foldStep lets tests stop a fold between its steps, as a crash would.
