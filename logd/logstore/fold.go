@@ -76,6 +76,15 @@ func (s *Store) Fold(ctx context.Context) (int, error) {
 		}
 		return s.finishRound(ctx, *last)
 	}
+	ready, err := s.derivedReady(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if !ready {
+		// The derived rollups are backfilled by a round of their own before
+		// any round of parts (see Backfill).
+		return s.startRound(ctx, foldState{ID: roundID(n + 1), N: n + 1, Parts: []string{}, At: s.now().UTC(), Backfill: true})
+	}
 	cur, err := s.parts.Find(ctx, bson.M{"_id": bson.M{"$ne": foldStateID}},
 		options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(maxPartsPerRound))
 	if err != nil {
@@ -95,6 +104,11 @@ func (s *Store) Fold(ctx context.Context) (int, error) {
 		next.Parts[i] = d.ID
 	}
 	slices.Sort(next.Parts)
+	return s.startRound(ctx, next)
+}
+
+// startRound claims round next by inserting it, then finishes it.
+func (s *Store) startRound(ctx context.Context, next foldState) (int, error) {
 	if _, err := s.roundsColl.InsertOne(ctx, next); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			return 0, nil // another fold started it
@@ -163,6 +177,15 @@ func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
 	if err := s.setHint(ctx, st); err != nil {
 		return 0, err
 	}
+	if st.Backfill {
+		if err := s.backfillDerived(ctx, st.N); err != nil {
+			return 0, fmt.Errorf("fold round %d: %w", st.N, err)
+		}
+		if err := s.foldStep("backfilled"); err != nil {
+			return 0, err
+		}
+		return 0, s.endRound(ctx, st)
+	}
 	// One _id lookup per part: FerretDB pushes an _id equality down, an
 	// $in it evaluates over the whole collection.
 	found := make([]*part, len(st.Parts))
@@ -227,8 +250,8 @@ func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("fold round %d into minute rollups: %w", st.N, err)
 	}
-	if err := s.foldSeconds(ctx, st.N, secondly); err != nil {
-		return 0, fmt.Errorf("fold round %d into second rollups: %w", st.N, err)
+	if err := s.foldDerived(ctx, st.N, hourly, secondly); err != nil {
+		return 0, fmt.Errorf("fold round %d into derived rollups: %w", st.N, err)
 	}
 	if err := s.foldStep("rollups"); err != nil {
 		return 0, err
@@ -257,18 +280,23 @@ func (s *Store) finishRound(ctx context.Context, st foldState) (int, error) {
 			return 0, err
 		}
 	}
+	return n, s.endRound(ctx, st)
+}
+
+// endRound marks round st done.
+func (s *Store) endRound(ctx context.Context, st foldState) error {
 	if _, err := s.roundsColl.UpdateOne(ctx, bson.M{"_id": roundID(st.N)},
 		bson.M{"$set": bson.M{"done": true, "parts": []string{}}}); err != nil {
-		return 0, fmt.Errorf("finish fold round %d: %w", st.N, err)
+		return fmt.Errorf("finish fold round %d: %w", st.N, err)
 	}
 	st.Done = true
 	if err := s.setHint(ctx, st); err != nil {
-		return 0, err
+		return err
 	}
 	s.mu.Lock()
 	delete(s.rounds, st.N)
 	s.mu.Unlock()
-	return n, nil
+	return nil
 }
 
 // foldStep lets tests stop a fold between its steps, as a crash would.

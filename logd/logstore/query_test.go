@@ -108,7 +108,12 @@ func TestOverviewEdgeMinutesFollowLateAndHalfAppliedWrites(t *testing.T) {
 	if n := day(); n != 2 {
 		t.Fatalf("half-applied: day = %d, want 2", n)
 	}
-	inc(logstore.SecondsColl("2026-11-30T00:10:45"), "2026-11-30T00:10:45") // the retry completes it
+	// The retry completes it (the fold keeps second rollups in their
+	// minute's document).
+	if _, err := db.Collection(logstore.CollMinuteSeconds).UpdateOne(ctx, bson.M{"_id": "2026-11-30T00:10"},
+		bson.M{"$inc": bson.M{"s45.req": 1, "s45.ok": 1}}); err != nil {
+		t.Fatal(err)
+	}
 	if n := day(); n != 3 {
 		t.Errorf("completed: day = %d, want 3", n)
 	}
@@ -200,7 +205,11 @@ func TestAttentionDoesNotKeepAHalfAppliedBatch(t *testing.T) {
 	if got := attention(t, st, 429, now); got != "[{k1 1} {k2 1}]" {
 		t.Fatalf("half-applied: 429 keys = %s, want what the per-key rollups hold", got)
 	}
-	inc("2026-11-27T06|k2|*|*") // the retry completes it
+	inc("2026-11-27T06|k2|*|*") // the retry completes it, and k2's count in the hour's attention document
+	if _, err := db.Collection(logstore.CollAttention).UpdateOne(ctx, bson.M{"_id": "2026-11-27T06|a429"},
+		bson.M{"$inc": bson.M{"n.k2": 1}}); err != nil {
+		t.Fatal(err)
+	}
 	if got := attention(t, st, 429, now); got != "[{k2 2} {k1 1}]" {
 		t.Errorf("completed: 429 keys = %s, want [{k2 2} {k1 1}]", got)
 	}
