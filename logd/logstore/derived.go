@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -282,8 +283,13 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 	now := s.now().UTC()
 	from := now.Add(-24 * time.Hour).Truncate(time.Hour)
 	att := map[string]*attentionDoc{}
+	var days []string
 	for d := from.Truncate(24 * time.Hour); !d.After(now); d = d.Add(24 * time.Hour) {
-		cur, err := s.rollups.Find(ctx, bson.M{"d": mongox.DayBucket(d), "mo": Any, "tk": Any},
+		days = append(days, mongox.DayBucket(d))
+	}
+	var mu sync.Mutex
+	err := parallelLimit(len(days), backfillConcurrency, func(i int) error {
+		cur, err := s.rollups.Find(ctx, bson.M{"d": days[i], "mo": Any, "tk": Any},
 			options.Find().SetProjection(bson.M{"_id": 1, "codes": 1, "acodes": 1}))
 		if err != nil {
 			return fmt.Errorf("backfill attention rollups: %w", err)
@@ -292,6 +298,8 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 		if err := cur.All(ctx, &docs); err != nil {
 			return fmt.Errorf("backfill attention rollups: %w", err)
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		for _, r := range docs {
 			hour, key, ok := keyOfRollup(r.ID)
 			if !ok || hour < mongox.HourBucket(from) {
@@ -315,12 +323,16 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	var models []mongo.WriteModel
 	for id, a := range att {
 		models = append(models, mongo.NewReplaceOneModel().SetFilter(roundGuard(id, n)).SetReplacement(a).SetUpsert(true))
 	}
-	if err := writeGuarded(ctx, s.db.Collection(CollAttention), models); err != nil {
+	if err := writeParallel(ctx, s.db.Collection(CollAttention), models); err != nil {
 		return fmt.Errorf("backfill attention rollups: %w", err)
 	}
 
@@ -331,21 +343,25 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 		return fmt.Errorf("backfill minute second rollups: %w", err)
 	}
 	oldest := SecondsColl(SecondBucket(now.Add(-SecondRollupAge)))
+	var colls []string
+	for _, name := range names {
+		if hourly := strings.HasPrefix(name, CollSecondsPrefix) && len(name) == len(oldest) && name >= oldest; hourly || name == CollSeconds {
+			colls = append(colls, name)
+		}
+	}
 	mins := map[string]bson.D{}
 	secs := map[string]*Counters{}
-	for _, name := range names {
-		hourly := strings.HasPrefix(name, CollSecondsPrefix) && len(name) == len(oldest) && name >= oldest
-		if !hourly && name != CollSeconds {
-			continue
-		}
-		cur, err := s.db.Collection(name).Find(ctx, bson.M{})
+	err = parallelLimit(len(colls), backfillConcurrency, func(i int) error {
+		cur, err := s.db.Collection(colls[i]).Find(ctx, bson.M{})
 		if err != nil {
-			return fmt.Errorf("backfill minute second rollups from %s: %w", name, err)
+			return fmt.Errorf("backfill minute second rollups from %s: %w", colls[i], err)
 		}
 		var docs []Rollup
 		if err := cur.All(ctx, &docs); err != nil {
-			return fmt.Errorf("backfill minute second rollups from %s: %w", name, err)
+			return fmt.Errorf("backfill minute second rollups from %s: %w", colls[i], err)
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		for _, r := range docs {
 			if len(r.ID) != 19 {
 				continue
@@ -357,6 +373,10 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 			}
 			c.Add(r.Counters) // a second may be in both places, each with its rounds
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for id, c := range secs {
 		m := id[:16]
@@ -369,10 +389,25 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 	for m, doc := range mins {
 		models = append(models, mongo.NewReplaceOneModel().SetFilter(roundGuard(m, n)).SetReplacement(doc).SetUpsert(true))
 	}
-	if err := writeGuarded(ctx, s.db.Collection(CollMinuteSeconds), models); err != nil {
+	if err := writeParallel(ctx, s.db.Collection(CollMinuteSeconds), models); err != nil {
 		return fmt.Errorf("backfill minute second rollups: %w", err)
 	}
 	return s.markDerived(ctx)
+}
+
+// backfillConcurrency bounds the reads and write commands a backfill sends at once.
+const backfillConcurrency = 4
+
+// writeParallel runs guarded writes in commands of maxUpdatesPerCommand, a
+// few at once.
+func writeParallel(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) error {
+	var chunks [][]mongo.WriteModel
+	for lo := 0; lo < len(models); lo += maxUpdatesPerCommand {
+		chunks = append(chunks, models[lo:min(lo+maxUpdatesPerCommand, len(models))])
+	}
+	return parallelLimit(len(chunks), backfillConcurrency, func(i int) error {
+		return writeGuarded(ctx, coll, chunks[i])
+	})
 }
 
 // retainDerived deletes derived rollups older than their ages (attention
