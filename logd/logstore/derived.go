@@ -335,6 +335,9 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 	if err := writeParallel(ctx, s.db.Collection(CollAttention), models); err != nil {
 		return fmt.Errorf("backfill attention rollups: %w", err)
 	}
+	if err := s.foldStep("backfill-attention"); err != nil {
+		return err
+	}
 
 	// Second rollups: the hourly collections of the last SecondRollupAge and
 	// the single collection of older versions.
