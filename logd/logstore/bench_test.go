@@ -145,9 +145,8 @@ func benchQueries(b *testing.B, uri string, rows int) {
 			return
 		}
 		const runs = 10
-		// The first call is reported apart: it fills caches (attention's hour
-		// summaries, second profiles) that later calls reuse while the
-		// rollups stay unchanged.
+		// The first call is reported apart: earlier versions filled query
+		// caches with it (attention's hour summaries, second profiles).
 		t0 := time.Now()
 		if err := f(); err != nil { // warm-up, and a check that it works
 			b.Fatalf("%s: %v", name, err)

@@ -46,8 +46,9 @@ const (
 )
 
 // AttentionRollupAge is how long attention documents are kept: attention
-// reads the last 24 whole hours.
-const AttentionRollupAge = 48 * time.Hour
+// reads the last 24 whole hours, and on FerretDB/PostgreSQL even an _id
+// lookup scans the table, so the table is kept to what is read.
+const AttentionRollupAge = 26 * time.Hour
 
 // derivedMarkerID is the CollAttention document that says the derived
 // rollups are complete (backfilled, or never needed it).

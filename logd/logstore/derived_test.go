@@ -376,8 +376,7 @@ func TestRetentionDeletesDerivedRollupsWithTheirAge(t *testing.T) {
 		t.Errorf("minute document %s kept past %s", m, logstore.SecondRollupAge)
 	}
 	checkDerived(t, "after retention", st, db)
-	// 24 hours later with no rollup retention: attention keeps 48 hours,
-	// minute documents 25.
+	// A day later with no rollup retention: each keeps its age.
 	later := derivedNow.Add(24 * time.Hour)
 	if _, err := st.Retain(ctx, &config.Settings{}, later); err != nil {
 		t.Fatal(err)
