@@ -1,12 +1,12 @@
 package logstore
 
 // Derived rollups: documents the fold keeps beside the rollups so that the
-// dashboard's attention keys and overview window edges are _id lookups.
-// FerretDB on PostgreSQL answers any other filter with a scan of the whole
-// table, so reading these from the rollups cost a scan of a day of per-key
+// dashboard's attention keys and overview window edges are _id lookups in
+// small collections. FerretDB on PostgreSQL scans a whole table for every
+// read, so reading these from the rollups cost a scan of a day of per-key
 // rollups (attention) or of an hour of second rollups (each overview edge
 // minute) whenever a query cache was cold, which under live traffic is every
-// poll:
+// poll; on SQLite only an _id equality is not a full decode:
 //
 //   - rollups_attention: one document per hour and status code holding every
 //     key's count (_id "2026-11-27T06|a429": failed upstream attempts by
