@@ -329,11 +329,11 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 	if err != nil {
 		return err
 	}
-	var models []mongo.WriteModel
+	docs := make(map[string]any, len(att))
 	for id, a := range att {
-		models = append(models, mongo.NewReplaceOneModel().SetFilter(roundGuard(id, n)).SetReplacement(a).SetUpsert(true))
+		docs[id] = a
 	}
-	if err := writeParallel(ctx, s.db.Collection(CollAttention), models); err != nil {
+	if err := backfillWrite(ctx, s.db.Collection(CollAttention), n, docs); err != nil {
 		return fmt.Errorf("backfill attention rollups: %w", err)
 	}
 	if err := s.foldStep("backfill-attention"); err != nil {
@@ -389,11 +389,11 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 		}
 		mins[m] = append(mins[m], bson.E{Key: secondField(id), Value: *c})
 	}
-	models = models[:0]
+	docs = make(map[string]any, len(mins))
 	for m, doc := range mins {
-		models = append(models, mongo.NewReplaceOneModel().SetFilter(roundGuard(m, n)).SetReplacement(doc).SetUpsert(true))
+		docs[m] = doc
 	}
-	if err := writeParallel(ctx, s.db.Collection(CollMinuteSeconds), models); err != nil {
+	if err := backfillWrite(ctx, s.db.Collection(CollMinuteSeconds), n, docs); err != nil {
 		return fmt.Errorf("backfill minute second rollups: %w", err)
 	}
 	return s.markDerived(ctx)
@@ -402,12 +402,35 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 // backfillConcurrency bounds the reads and write commands a backfill sends at once.
 const backfillConcurrency = 4
 
-// writeParallel runs guarded writes in commands of maxUpdatesPerCommand, a
-// few at once.
-func writeParallel(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) error {
+// backfillWrite writes whole documents (by _id) for backfill round n: an
+// unordered insert, which is all a first run does (FerretDB on SQLite
+// decodes the whole collection for an update filtered by more than _id),
+// then a guarded replace of those that exist (a round finished again, or
+// documents a fold round wrote before the backfill), a few at once.
+func backfillWrite(ctx context.Context, coll *mongo.Collection, n int64, docs map[string]any) error {
+	ids := make([]string, 0, len(docs))
+	all := make([]any, 0, len(docs))
+	for id, d := range docs {
+		ids = append(ids, id)
+		all = append(all, d)
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	_, dups, err := insertUnordered(ctx, coll, all)
+	if err != nil {
+		return err
+	}
 	var chunks [][]mongo.WriteModel
-	for lo := 0; lo < len(models); lo += maxUpdatesPerCommand {
-		chunks = append(chunks, models[lo:min(lo+maxUpdatesPerCommand, len(models))])
+	var models []mongo.WriteModel
+	for _, i := range dups {
+		models = append(models, mongo.NewReplaceOneModel().SetFilter(roundGuard(ids[i], n)).SetReplacement(all[i]).SetUpsert(true))
+		if len(models) == maxUpdatesPerCommand {
+			chunks, models = append(chunks, models), nil
+		}
+	}
+	if len(models) > 0 {
+		chunks = append(chunks, models)
 	}
 	return parallelLimit(len(chunks), backfillConcurrency, func(i int) error {
 		return writeGuarded(ctx, coll, chunks[i])
