@@ -123,13 +123,6 @@ func (s *Store) attention(ctx context.Context, q logapi.AttentionQuery) (logapi.
 	return out, nil
 }
 
-// locked runs f holding mu: the parallel reads of one query fill shared maps.
-func locked(mu *sync.Mutex, f func()) {
-	mu.Lock()
-	defer mu.Unlock()
-	f()
-}
-
 // parallel runs f(0..n-1) at once and returns the first error.
 func parallel(n int, f func(i int) error) error {
 	errs := make([]error, n)

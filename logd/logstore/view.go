@@ -99,12 +99,6 @@ func (v *view) isStale() bool {
 	return v.stale
 }
 
-// staleView reports whether ctx's view was overtaken (caches are then not written).
-func staleView(ctx context.Context) bool {
-	v, _ := ctx.Value(viewKey{}).(*view)
-	return v != nil && v.isStale()
-}
-
 // merge adds the view's parts to docs read from coll with filter f: to the
 // documents read (unless the part's round already reached them) and as
 // documents of their own where none was read and f matches.
