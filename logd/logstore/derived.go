@@ -291,7 +291,7 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 	var mu sync.Mutex
 	err := parallelLimit(len(days), backfillConcurrency, func(i int) error {
 		cur, err := s.rollups.Find(ctx, bson.M{"d": days[i], "mo": Any, "tk": Any},
-			options.Find().SetProjection(bson.M{"_id": 1, "codes": 1, "acodes": 1}))
+			options.Find().SetProjection(bson.M{"_id": 1, "codes": 1, "acodes": 1}).SetBatchSize(backfillBatch))
 		if err != nil {
 			return fmt.Errorf("backfill attention rollups: %w", err)
 		}
@@ -356,7 +356,9 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 	mins := map[string]bson.D{}
 	secs := map[string]*Counters{}
 	err = parallelLimit(len(colls), backfillConcurrency, func(i int) error {
-		cur, err := s.db.Collection(colls[i]).Find(ctx, bson.M{})
+		// One batch: FerretDB answers each getMore slowly, and an hour's
+		// collection is 3,600 small documents at most.
+		cur, err := s.db.Collection(colls[i]).Find(ctx, bson.M{}, options.Find().SetBatchSize(backfillBatch))
 		if err != nil {
 			return fmt.Errorf("backfill minute second rollups from %s: %w", colls[i], err)
 		}
@@ -398,6 +400,9 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 	}
 	return s.markDerived(ctx)
 }
+
+// backfillBatch is the cursor batch size of the backfill's reads.
+const backfillBatch = 10000
 
 // backfillConcurrency bounds the reads and write commands a backfill sends at once.
 const backfillConcurrency = 4
