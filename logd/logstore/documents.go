@@ -7,14 +7,16 @@
 //   - error_minutes and error_hours: the time index of error_logs, and
 //     error_logs_copy_<yyyymmddhh>m<m0>: ten-minute copies of the newest
 //     error logs' list fields that serve the errors page (errindex.go);
-//   - rollups_hourly, rollups_minute, and rollups_second_<yyyymmddhh> (one
-//     collection per hour; the older single rollups_second is still read
-//     until retention empties it, seconds.go): the counters every chart
-//     reads;
+//   - rollups_hourly and rollups_minute: the counters every chart reads;
+//   - rollups_attention and rollups_minute_seconds: per-hour counts of every
+//     key by status code and per-minute second rollups, kept by the fold
+//     beside the rollups so attention and the overview's window edges are
+//     _id lookups (derived.go);
+//   - rollups_second_<yyyymmddhh> and rollups_second: the second rollups of
+//     earlier versions, read only to backfill rollups_minute_seconds and
+//     dropped by retention (seconds.go);
 //   - rollup_parts, rollup_rounds and rollup_folded: the parts that feed the
-//     rollups, the fold's rounds and its journal (parts.go);
-//   - rollups_cache: query summaries checked against the rollups before use
-//     (query_attention.go).
+//     rollups, the fold's rounds and its journal (parts.go).
 //
 // It writes batches idempotently (the event id is the document _id), keeps
 // the rollups exactly equal to the rows (parts.go) and answers the queries
@@ -52,9 +54,9 @@ const (
 	// so the dashboard windows (last minute, hour, 24 h) are exact without
 	// scanning more than a minute of raw logs. Kept MinuteRollupAge.
 	CollMinutes = "rollups_minute"
-	// CollSeconds holds overall per-second rollups (_id "2026-11-27T06:05:07",
-	// m = its minute), for the partial minutes at the edges of a window.
-	// Kept SecondRollupAge.
+	// CollSeconds held overall per-second rollups (_id "2026-11-27T06:05:07",
+	// m = its minute) in earlier versions; see seconds.go. Rollup parts name
+	// their second entries under it.
 	CollSeconds = "rollups_second"
 	// CollErrorMinutes indexes error logs by minute (_id "2026-11-27T06:05",
 	// ev = "<time>|<id>" of each error log in it), and CollErrorHours counts

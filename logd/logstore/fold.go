@@ -76,6 +76,15 @@ func (s *Store) Fold(ctx context.Context) (int, error) {
 		}
 		return s.finishRound(ctx, *last, nil)
 	}
+	ready, err := s.derivedReady(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if !ready {
+		// The derived rollups are backfilled by a round of their own before
+		// any round of parts (see Backfill).
+		return s.startRound(ctx, foldState{ID: roundID(n + 1), N: n + 1, Parts: []string{}, At: s.now().UTC(), Backfill: true}, nil)
+	}
 	// Whole parts, not only their ids: FerretDB reads every document of the
 	// scan whole anyway, and a part never changes (its content follows from
 	// its _id), so the round needs no lookup of each.
@@ -95,6 +104,12 @@ func (s *Store) Fold(ctx context.Context) (int, error) {
 		next.Parts[i] = p.ID
 	}
 	slices.Sort(next.Parts)
+	return s.startRound(ctx, next, listed)
+}
+
+// startRound claims round next by inserting it, then finishes it (listed:
+// its parts, as finishRound takes them).
+func (s *Store) startRound(ctx context.Context, next foldState, listed []part) (int, error) {
 	if _, err := s.roundsColl.InsertOne(ctx, next); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			return 0, nil // another fold started it
@@ -166,6 +181,15 @@ func (s *Store) finishRound(ctx context.Context, st foldState, listed []part) (i
 	// starter may have died before telling them).
 	if err := s.setHint(ctx, st); err != nil {
 		return 0, err
+	}
+	if st.Backfill {
+		if err := s.backfillDerived(ctx, st.N); err != nil {
+			return 0, fmt.Errorf("fold round %d: %w", st.N, err)
+		}
+		if err := s.foldStep("backfilled"); err != nil {
+			return 0, err
+		}
+		return 0, s.endRound(ctx, st)
 	}
 	parts, err := s.roundParts(ctx, st, listed)
 	if err != nil {
@@ -259,8 +283,8 @@ func (s *Store) journal(ctx context.Context, n int64, ids []string) (map[string]
 	return s.foldedParts(ctx, before)
 }
 
-// applyRound adds a round's deltas to the rollups, deletes its parts and
-// marks it done.
+// applyRound adds a round's deltas to the rollups and the derived rollups,
+// deletes its parts and marks it done.
 func (s *Store) applyRound(ctx context.Context, st foldState, ids []string, hourly, minutely, secondly map[string]*delta) error {
 	for id, d := range hourly {
 		f := strings.SplitN(id, "|", 4)
@@ -285,8 +309,8 @@ func (s *Store) applyRound(ctx context.Context, st foldState, ids []string, hour
 	}); err != nil {
 		return fmt.Errorf("fold round %d into minute rollups: %w", st.N, err)
 	}
-	if err := s.foldSeconds(ctx, st.N, secondly); err != nil {
-		return fmt.Errorf("fold round %d into second rollups: %w", st.N, err)
+	if err := s.foldDerived(ctx, st.N, hourly, secondly); err != nil {
+		return fmt.Errorf("fold round %d into derived rollups: %w", st.N, err)
 	}
 	if err := s.foldStep("rollups"); err != nil {
 		return err
@@ -304,6 +328,11 @@ func (s *Store) applyRound(ctx context.Context, st foldState, ids []string, hour
 			return err
 		}
 	}
+	return s.endRound(ctx, st)
+}
+
+// endRound marks round st done.
+func (s *Store) endRound(ctx context.Context, st foldState) error {
 	if _, err := s.roundsColl.UpdateOne(ctx, bson.M{"_id": roundID(st.N)},
 		bson.M{"$set": bson.M{"done": true, "parts": []string{}}}); err != nil {
 		return fmt.Errorf("finish fold round %d: %w", st.N, err)

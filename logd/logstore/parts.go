@@ -128,6 +128,8 @@ type foldState struct {
 	Done  bool      `bson:"done"`
 	Parts []string  `bson:"parts"`
 	At    time.Time `bson:"at"`
+	// Backfill marks the round that backfills the derived rollups (derived.go).
+	Backfill bool `bson:"backfill,omitempty"`
 }
 
 // folded is one rollup_folded journal entry: part _id folded in round n.

@@ -2,14 +2,10 @@ package logstore
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gemini-balance-go/shared/logapi"
 	"github.com/gemini-balance-go/shared/mongox"
@@ -56,20 +52,7 @@ func (s *Store) overview(ctx context.Context, q logapi.OverviewQuery) (logapi.Ov
 			p.days[h[:10]] = true
 		}
 	}
-	// Second rollups of minutes other than now's come from their cached
-	// profile while their minute rollup (read anyway) still counts the same.
-	p.profiled = map[string]bool{}
-	for m := range p.secMinutes {
-		if m != MinuteBucket(now) {
-			p.profiled[m] = true
-			p.minuteHours[m[:13]] = true
-			delete(p.secMinutes, m)
-		}
-	}
 	if err := s.fetchPlan(ctx, &p); err != nil {
-		return out, err
-	}
-	if err := s.profileSeconds(ctx, &p); err != nil {
 		return out, err
 	}
 	for _, w := range windows {
@@ -87,20 +70,15 @@ func (s *Store) overview(ctx context.Context, q logapi.OverviewQuery) (logapi.Ov
 
 // windowPlan collects the buckets some windows need, then holds what was read.
 type windowPlan struct {
-	secMinutes  map[string]bool // minute buckets whose second rollups are read
+	secMinutes  map[string]bool // minute buckets whose second rollups are read (one document each)
 	minuteHours map[string]bool // hour buckets whose minute rollups are read
 	hours       map[string]bool // whole hours summed from overall hourly rollups
 	months      map[string]bool // months whose overall hourly rollups are all read
 	days        map[string]bool // days whose overall hourly rollups are read (outside months)
 
-	profiled map[string]bool // minute buckets whose second rollups come from a minute profile
-
-	prefetched map[string][]Rollup // second rollups of profiled minutes without a profile, by minute
-
-	seconds  map[string]Counters // second bucket → counters
-	profiles map[string]minuteSeconds
-	minutes  map[string]Counters // minute bucket → counters
-	hourly   map[string]Counters // hour bucket → overall counters
+	seconds map[string]Counters // second bucket → counters
+	minutes map[string]Counters // minute bucket → counters
+	hourly  map[string]Counters // hour bucket → overall counters
 }
 
 // ranges splits the window [from, now] (now's whole second included) into
@@ -196,40 +174,23 @@ func (s *Store) fetchPlan(ctx context.Context, p *windowPlan) error {
 	id := func(r Rollup) string { return r.ID }
 	hour := func(r Rollup) string { return r.Hour }
 	for m := range p.secMinutes {
-		read(func() ([]Rollup, error) { return s.secondDocs(ctx, m) }, p.seconds, id)
-	}
-	for h := range p.minuteHours {
-		read(func() ([]Rollup, error) { return s.rollupDocsIn(ctx, s.minutes, bson.M{"h": h}) }, p.minutes, id)
-	}
-	p.profiles = map[string]minuteSeconds{}
-	p.prefetched = map[string][]Rollup{}
-	for m := range p.profiled {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var ms minuteSeconds
-			err := s.cache().FindOne(ctx, bson.M{"_id": "sec|" + m}).Decode(&ms)
-			var secs []Rollup
-			if errors.Is(err, mongo.ErrNoDocuments) {
-				// No profile (the first poll since the edge reached this
-				// minute): read the seconds now rather than after the
-				// minute rollups, so the answer waits for one round of reads.
-				secs, err = s.secondDocs(ctx, m)
-				if err == nil {
-					err = mongo.ErrNoDocuments
-				}
-			}
+			secs, err := s.minuteSeconds(ctx, m)
 			mu.Lock()
 			defer mu.Unlock()
-			switch {
-			case err == nil:
-				p.profiles[m] = ms
-			case errors.Is(err, mongo.ErrNoDocuments):
-				p.prefetched[m] = secs
-			default:
-				errs = append(errs, fmt.Errorf("find second profile %s: %w", m, err))
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			for id, c := range secs {
+				p.seconds[id] = c
 			}
 		}()
+	}
+	for h := range p.minuteHours {
+		read(func() ([]Rollup, error) { return s.rollupDocsIn(ctx, s.minutes, bson.M{"h": h}) }, p.minutes, id)
 	}
 	for mon := range p.months {
 		f := level("", "", "")
@@ -254,77 +215,4 @@ func ceil(t time.Time, d time.Duration) time.Time {
 		tr = tr.Add(d)
 	}
 	return tr
-}
-
-// minuteSeconds is the cached profile of one minute: its second rollups, and
-// its minute rollup's request count when they were read.
-type minuteSeconds struct {
-	ID       string         `bson:"_id"` // "sec|" + minute
-	Kind     string         `bson:"kind"`
-	At       time.Time      `bson:"at"`
-	Requests int64          `bson:"req"`
-	Seconds  []secondCounts `bson:"secs"`
-}
-
-type secondCounts struct {
-	Second   string `bson:"s"`
-	Counters `bson:",inline"`
-}
-
-// secondProfileAge is how long a minute profile is kept. The minutes a
-// window needs second by second are its edges, and the far edges move on
-// every minute: a profile serves the dashboard polls of about one minute.
-const secondProfileAge = 10 * time.Minute
-
-// profileSeconds fills p.seconds for the profiled minutes: from the cached
-// profile when its request count equals the minute rollup's (every request
-// increments both, so the minute is unchanged), otherwise from the second
-// rollups, keeping the profile when the read was consistent (the seconds add
-// up to the minute: a batch half-applied to the rollups does not).
-func (s *Store) profileSeconds(ctx context.Context, p *windowPlan) error {
-	var stale []string
-	for m := range p.profiled {
-		if pr, ok := p.profiles[m]; ok && pr.Requests == p.minutes[m].Requests {
-			for _, sc := range pr.Seconds {
-				p.seconds[sc.Second] = sc.Counters
-			}
-			continue
-		}
-		stale = append(stale, m)
-	}
-	read := make([][]Rollup, len(stale))
-	err := parallel(len(stale), func(i int) error {
-		if docs, ok := p.prefetched[stale[i]]; ok {
-			read[i] = docs
-			return nil
-		}
-		docs, err := s.secondDocs(ctx, stale[i])
-		read[i] = docs
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	var keep []mongo.WriteModel
-	for i, m := range stale {
-		pr := minuteSeconds{ID: "sec|" + m, Kind: "sec", At: s.now().UTC()}
-		var sum int64
-		for _, d := range read[i] {
-			p.seconds[d.ID] = d.Counters
-			pr.Seconds = append(pr.Seconds, secondCounts{Second: d.ID, Counters: d.Counters})
-			sum += d.Requests
-		}
-		pr.Requests = p.minutes[m].Requests
-		if sum == pr.Requests {
-			keep = append(keep, mongo.NewReplaceOneModel().SetFilter(bson.M{"_id": pr.ID}).SetReplacement(pr).SetUpsert(true))
-		}
-	}
-	if len(keep) > 0 && !staleView(ctx) {
-		// The answer is complete already: a failed cache write only costs the
-		// next poll a re-read.
-		if _, err := s.cache().BulkWrite(ctx, keep, options.BulkWrite().SetOrdered(false)); err == nil {
-			_, _ = s.cache().DeleteMany(ctx, bson.M{"kind": "sec", "at": bson.M{"$lt": s.now().UTC().Add(-secondProfileAge)}})
-		}
-	}
-	return nil
 }

@@ -61,14 +61,20 @@ func (s *Store) Retain(ctx context.Context, set *config.Settings, now time.Time)
 			return out, err
 		}
 	}
+	rollupCut := ""
 	if set.RollupRetentionDays > 0 {
-		cut := mongox.HourBucket(now.AddDate(0, 0, -set.RollupRetentionDays))
-		res, err := s.rollups.DeleteMany(ctx, bson.M{"h": bson.M{"$lt": cut}})
+		rollupCut = mongox.HourBucket(now.AddDate(0, 0, -set.RollupRetentionDays))
+		res, err := s.rollups.DeleteMany(ctx, bson.M{"h": bson.M{"$lt": rollupCut}})
 		if err != nil {
-			return out, fmt.Errorf("delete rollups before %s: %w", cut, err)
+			return out, fmt.Errorf("delete rollups before %s: %w", rollupCut, err)
 		}
 		out.Rollups = res.DeletedCount
 	}
+	dn, err := s.retainDerived(ctx, now, rollupCut)
+	if err != nil {
+		return out, err
+	}
+	out.Rollups += dn
 	mres, err := s.minutes.DeleteMany(ctx, bson.M{"_id": bson.M{"$lt": MinuteBucket(now.Add(-MinuteRollupAge))}})
 	if err != nil {
 		return out, fmt.Errorf("delete minute rollups: %w", err)

@@ -40,8 +40,8 @@ type Store struct {
 	errHours   *mongo.Collection
 	// errCopyTrimmed is the hour (Unix s) this Store last dropped old error-log copies.
 	errCopyTrimmed atomic.Int64
-	// legacySeconds says whether rollups_second still holds rows (see seconds.go).
-	legacySeconds legacyCheck
+	// derivedOK is set once the derived rollups are known complete (derived.go).
+	derivedOK atomic.Bool
 	// recentState holds the watermark of the newest request logs' copy
 	// (see recent.go).
 	recentState *mongo.Collection
@@ -131,10 +131,6 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		s.seconds: {
 			{{Key: "m", Value: 1}},
 		},
-		// Attention reads its cached hour summaries by day.
-		s.db.Collection(CollQueryCache): {
-			{{Key: "kind", Value: 1}, {Key: "d", Value: 1}},
-		},
 	}
 	for coll, keys := range idx {
 		// One at a time, and only the missing ones: FerretDB 1.24 panics on a
@@ -162,8 +158,15 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			}
 		}
 	}
+	// The query caches of earlier versions, replaced by the derived rollups.
+	if err := s.db.Collection(legacyQueryCache).Drop(ctx); err != nil {
+		return fmt.Errorf("drop %s: %w", legacyQueryCache, err)
+	}
 	return s.backfillErrorIndex(ctx)
 }
+
+// legacyQueryCache is the collection of query caches earlier versions kept.
+const legacyQueryCache = "rollups_cache"
 
 // indexName is the server's default name of an index: field_dir joined by "_".
 func indexName(keys bson.D) string {
@@ -421,22 +424,7 @@ func addAttempts(hourly map[string]*delta, attempts []*ErrorLog) {
 func bulkInc(ctx context.Context, coll *mongo.Collection, round int64, deltas map[string]*delta, onInsert func(*delta) bson.D) error {
 	models := make([]mongo.WriteModel, 0, len(deltas))
 	for id, d := range deltas {
-		inc := bson.D{}
-		for _, f := range []struct {
-			name string
-			v    int64
-		}{
-			{"req", d.c.Requests}, {"ok", d.c.Successes}, {"fail", d.c.Failures},
-			{"f4xx", d.c.Fail4xx}, {"f5xx", d.c.Fail5xx}, {"fother", d.c.FailOther},
-			{"pt", d.c.Prompt}, {"ct", d.c.Completion}, {"tt", d.c.Thoughts}, {"tok", d.c.Tokens},
-		} {
-			if f.v != 0 {
-				inc = append(inc, bson.E{Key: f.name, Value: f.v})
-			}
-		}
-		if d.c.LatencySum != 0 {
-			inc = append(inc, bson.E{Key: "lat", Value: d.c.LatencySum})
-		}
+		inc := counterIncs("", d.c)
 		for code, n := range d.codes {
 			inc = append(inc, bson.E{Key: "codes." + code, Value: n})
 		}
@@ -448,13 +436,43 @@ func bulkInc(ctx context.Context, coll *mongo.Collection, round int64, deltas ma
 			{Key: "$set", Value: bson.D{{Key: "fr", Value: round}}},
 			{Key: "$setOnInsert", Value: onInsert(d)},
 		}
-		// The fr guard makes a round a no-op on documents it (or a later
-		// round) already counted: the filter misses, the upsert collides on
-		// _id, and the duplicate-key error is ignored below. Rounds run one
-		// after another, so fr only grows.
-		filter := bson.D{{Key: "_id", Value: id}, {Key: "fr", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: round}}}}}}
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(update).SetUpsert(true))
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(roundGuard(id, round)).SetUpdate(update).SetUpsert(true))
 	}
+	return writeGuarded(ctx, coll, models)
+}
+
+// counterIncs are the $inc fields of c's non-zero counters, named prefix+field.
+func counterIncs(prefix string, c Counters) bson.D {
+	inc := bson.D{}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"req", c.Requests}, {"ok", c.Successes}, {"fail", c.Failures},
+		{"f4xx", c.Fail4xx}, {"f5xx", c.Fail5xx}, {"fother", c.FailOther},
+		{"pt", c.Prompt}, {"ct", c.Completion}, {"tt", c.Thoughts}, {"tok", c.Tokens},
+	} {
+		if f.v != 0 {
+			inc = append(inc, bson.E{Key: prefix + f.name, Value: f.v})
+		}
+	}
+	if c.LatencySum != 0 {
+		inc = append(inc, bson.E{Key: prefix + "lat", Value: c.LatencySum})
+	}
+	return inc
+}
+
+// roundGuard selects document id only while fold round has not reached it.
+// The fr guard makes a round a no-op on documents it (or a later round)
+// already counted: the filter misses, the upsert collides on _id, and the
+// duplicate-key error is ignored (writeGuarded). Rounds run one after
+// another, so fr only grows.
+func roundGuard(id string, round int64) bson.D {
+	return bson.D{{Key: "_id", Value: id}, {Key: "fr", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: round}}}}}}
+}
+
+// writeGuarded runs upserts filtered by roundGuard as unordered bulks.
+func writeGuarded(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) error {
 	for len(models) > 0 {
 		n := min(len(models), maxUpdatesPerCommand)
 		_, err := coll.BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false))

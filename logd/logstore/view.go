@@ -99,12 +99,6 @@ func (v *view) isStale() bool {
 	return v.stale
 }
 
-// staleView reports whether ctx's view was overtaken (caches are then not written).
-func staleView(ctx context.Context) bool {
-	v, _ := ctx.Value(viewKey{}).(*view)
-	return v != nil && v.isStale()
-}
-
 // merge adds the view's parts to docs read from coll with filter f: to the
 // documents read (unless the part's round already reached them) and as
 // documents of their own where none was read and f matches.
@@ -150,6 +144,36 @@ func (v *view) merge(coll string, f bson.M, docs []Rollup) ([]Rollup, error) {
 		}
 	}
 	return docs, nil
+}
+
+// pending adds the view's entries of coll to documents read by _id rather
+// than as rollups: doc says which document an entry _id adds to (ok false:
+// none read now), that document's round and whether it was found; add
+// receives each entry its document does not hold yet (as merge decides).
+func (v *view) pending(coll string, doc func(id string) (round int64, read, ok bool), add func(id string, e *entry)) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for id, list := range v.byColl[coll] {
+		round, read, ok := doc(id)
+		if !ok {
+			continue
+		}
+		for _, ve := range list {
+			if read && !v.done && v.inRound[ve.part] && round >= v.n {
+				continue // this round is applied to the document already
+			}
+			add(id, ve.e)
+		}
+	}
+}
+
+// overtaken notes a document read that carries a round newer than the view.
+func (v *view) overtaken(round int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if round > v.n {
+		v.stale = true
+	}
 }
 
 // rollupFields are the filterable fields of a rollup document, from its _id.

@@ -75,6 +75,18 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := ensureIndexes(ctx, store, log); err != nil {
 		return err
 	}
+	// A store from an earlier version gets its derived rollups before the
+	// dashboard reads them. No timeout: it reads a day of rollups once. A
+	// failure is not fatal: the next fold round backfills them.
+	t0 := time.Now()
+	if err := store.Backfill(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("backfill derived rollups; the fold will retry", "err", err)
+	} else {
+		log.Debug("derived rollups ready", "took", time.Since(t0).Round(time.Millisecond))
+	}
 
 	// Watermill drains the connection it is given on close: give it its own.
 	opts := d.NC.Opts
