@@ -23,7 +23,41 @@ const AckWait = 5 * time.Minute
 // ConsumeTicks handles recover ticks until ctx ends. It creates the durable
 // consumer itself (so no replica deletes it when it stops) and binds a
 // Watermill subscriber to it; handle's error naks the tick for redelivery.
+//
+// When that fails (JetStream's API timing out while a cluster elects its
+// leaders under load, or the tick stream not provisioned yet), it keeps
+// trying in the background, backing off to a minute, rather than failing
+// keyd's start: keys are served meanwhile and only recovery waits. It
+// returns an error only when ctx has ended.
 func ConsumeTicks(ctx context.Context, nc *nats.Conn, log *slog.Logger, handle func(context.Context, bus.Tick) error) error {
+	err := consumeTicks(ctx, nc, log, handle)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	log.Warn("recover ticks not subscribed yet; retrying in the background", "err", err)
+	go func() {
+		for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			err := consumeTicks(ctx, nc, log, handle)
+			switch {
+			case err == nil:
+				log.Info("recover ticks subscribed")
+				return
+			case ctx.Err() != nil:
+				return
+			}
+			log.Warn("recover ticks not subscribed yet; retrying in the background", "err", err, "next_in", min(2*wait, time.Minute))
+		}
+	}()
+	return nil
+}
+
+// consumeTicks is one attempt of ConsumeTicks.
+func consumeTicks(ctx context.Context, nc *nats.Conn, log *slog.Logger, handle func(context.Context, bus.Tick) error) error {
 	js, err := nc.JetStream()
 	if err != nil {
 		return fmt.Errorf("recover ticks: jetstream: %w", err)

@@ -177,7 +177,29 @@ func ensureIndexes(ctx context.Context, store *logstore.Store, log *slog.Logger)
 
 // runRetention runs a retention pass per retention tick. A tick is acked
 // only after its pass succeeded; a failed pass is retried by redelivery.
+// Setting the consumer up is retried (JetStream's API times out while a
+// cluster elects its leaders under load): retention waiting is no reason to
+// stop ingesting.
 func runRetention(ctx context.Context, js jetstream.JetStream, retain endpoints.Retainer, log *slog.Logger) error {
+	backoff := time.Second
+	for {
+		cc, err := consumeRetention(ctx, js, retain, log)
+		if err == nil {
+			<-ctx.Done()
+			cc.Stop()
+			return nil
+		}
+		log.Warn("retention ticks not subscribed yet; retrying", "err", err, "next_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Minute)
+	}
+}
+
+func consumeRetention(ctx context.Context, js jetstream.JetStream, retain endpoints.Retainer, log *slog.Logger) (jetstream.ConsumeContext, error) {
 	cons, err := js.CreateOrUpdateConsumer(ctx, bus.StreamTicks, jetstream.ConsumerConfig{
 		Durable:       bus.ConsumerLogdRetention,
 		Description:   "logd: delete old logs on each retention tick",
@@ -187,7 +209,7 @@ func runRetention(ctx context.Context, js jetstream.JetStream, retain endpoints.
 		AckWait:       5 * time.Minute,
 	})
 	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", bus.ConsumerLogdRetention, err)
+		return nil, fmt.Errorf("create consumer %s: %w", bus.ConsumerLogdRetention, err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		var t bus.Tick
@@ -204,9 +226,7 @@ func runRetention(ctx context.Context, js jetstream.JetStream, retain endpoints.
 		_ = msg.Ack()
 	})
 	if err != nil {
-		return fmt.Errorf("consume retention ticks: %w", err)
+		return nil, fmt.Errorf("consume retention ticks: %w", err)
 	}
-	<-ctx.Done()
-	cc.Stop()
-	return nil
+	return cc, nil
 }
