@@ -2,7 +2,6 @@ package logstore_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"testing"
@@ -194,16 +193,7 @@ func TestFoldStoppedAtAnyStepKeepsDerivedRollupsExact(t *testing.T) {
 			foldAll(t, a)
 			rows, errs = derivedBatch("second", 25, 2)
 			writeBatch(t, a, "second", rows, errs)
-			crash := errors.New("crashed")
-			a.SetFoldHook(func(s string) error {
-				if s == step {
-					return crash
-				}
-				return nil
-			})
-			if _, err := a.Fold(ctx); !errors.Is(err, crash) {
-				t.Fatalf("fold = %v, want the crash", err)
-			}
+			crashAt(t, a, step, func() error { _, err := a.Fold(ctx); return err })
 			checkDerived(t, "after the crash", a, db)
 			b := logstore.New(db)
 			b.SetClock(func() time.Time { return time.Now().Add(time.Minute) })
@@ -286,16 +276,7 @@ func TestBackfillDerivesTheRollupsOfAnEarlierStore(t *testing.T) {
 			a := logstore.New(db)
 			a.SetClock(func() time.Time { return derivedNow })
 			if step != "" {
-				crash := errors.New("crashed")
-				a.SetFoldHook(func(s string) error {
-					if s == step {
-						return crash
-					}
-					return nil
-				})
-				if err := a.Backfill(ctx); !errors.Is(err, crash) {
-					t.Fatalf("backfill = %v, want the crash", err)
-				}
+				crashAt(t, a, step, func() error { return a.Backfill(ctx) })
 				a.SetFoldHook(nil)
 				// Another replica takes the backfill round over.
 				b := logstore.New(db)

@@ -187,16 +187,7 @@ func TestFoldStoppedAtAnyStepIsFinishedOnce(t *testing.T) {
 			if _, err := a.Write(ctx, "w", message("g", "h"), nil); err != nil {
 				t.Fatal(err)
 			}
-			crash := errors.New("crashed")
-			a.SetFoldHook(func(s string) error {
-				if s == step {
-					return crash
-				}
-				return nil
-			})
-			if _, err := a.Fold(ctx); !errors.Is(err, crash) {
-				t.Fatalf("fold = %v, want the crash", err)
-			}
+			crashAt(t, a, step, func() error { _, err := a.Fold(ctx); return err })
 			checkExact(t, "after the crash", a, db)
 			if _, err := a.Write(ctx, "w", message("i"), nil); err != nil {
 				t.Fatal(err)
@@ -314,5 +305,21 @@ func TestPartsWrittenByAnEarlierVersionStillCount(t *testing.T) {
 	checkExact(t, "legacy part folded", st, db)
 	if r := rollup(t, db, "2026-11-27T06|*|*|*"); r.Requests != 3 {
 		t.Fatalf("overall rollup = %d requests, want 3", r.Requests)
+	}
+}
+
+// crashAt runs f (a fold or a backfill of st) stopping it after step, as a
+// crash would, and checks that it stopped there.
+func crashAt(t *testing.T, st *logstore.Store, step string, f func() error) {
+	t.Helper()
+	crash := errors.New("crashed")
+	st.SetFoldHook(func(s string) error {
+		if s == step {
+			return crash
+		}
+		return nil
+	})
+	if err := f(); !errors.Is(err, crash) {
+		t.Fatalf("stopped after %s: got %v, want the crash", step, err)
 	}
 }
