@@ -3,8 +3,12 @@ package logstore_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gemini-balance-go/logd/internal/testenv"
 	"github.com/gemini-balance-go/logd/logstore"
@@ -22,18 +26,17 @@ func TestStoreWorksOnPostgresBackedFerretDB(t *testing.T) {
 			t.Fatalf("ensure indexes, pass %d: %v", i+1, err)
 		}
 	}
-	// PostgreSQL (like MongoDB) can read indexes: the queries' ones stay.
-	specs, err := db.Collection(logstore.CollRequests).Indexes().ListSpecifications(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, s := range specs {
-		names[s.Name] = true
-	}
-	for _, want := range []string{"t_-1", "key_id_1_t_-1", "m_1"} {
-		if !names[want] {
-			t.Errorf("index %s missing; have %v", want, names)
+	// FerretDB reads no secondary index on PostgreSQL either (see
+	// TestFerretDBOnPostgresReadsNoSecondaryIndex): the store keeps none.
+	for _, coll := range []string{logstore.CollRequests, logstore.CollErrors, logstore.CollRollups} {
+		specs, err := db.Collection(coll).Indexes().ListSpecifications(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range specs {
+			if s.Name != "_id_" {
+				t.Errorf("%s keeps index %s, which FerretDB never reads", coll, s.Name)
+			}
 		}
 	}
 	a := req("ev-1", t0, "k1", "m", "t", 200, 10)
@@ -61,5 +64,49 @@ func TestStoreWorksOnPostgresBackedFerretDB(t *testing.T) {
 	}
 	if r := rollup(t, db, "2026-11-27T06|*|*|*"); r.Requests != 401 {
 		t.Fatalf("overall rollup = %d requests, want 401", r.Requests)
+	}
+}
+
+// The premise of keeping no secondary index on FerretDB/PostgreSQL: with an
+// index on the field, FerretDB 1.24 still answers an equality (and an _id
+// lookup) with a sequential scan filtered by jsonb @>, which no B-tree
+// serves, and sorts in Go. Should a FerretDB upgrade start reading indexes,
+// this fails, and logstore.EnsureIndexes should keep them there again.
+func TestFerretDBOnPostgresReadsNoSecondaryIndex(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	db := testenv.Mongo(t, testenv.StartFerretPostgres(t), "logd")
+	ctx := context.Background()
+	coll := db.Collection("explain_probe")
+	if _, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "key_id", Value: 1}, {Key: "t", Value: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	var docs []any
+	for i := 0; i < 5000; i++ {
+		docs = append(docs, req(fmt.Sprint("id", i), t0.Add(time.Duration(i)*time.Second), fmt.Sprint("k", i%500), "m", "t", 200, 1))
+	}
+	if _, err := coll.InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []bson.D{{{Key: "key_id", Value: "k1"}}, {{Key: "_id", Value: "id5"}}} {
+		var out struct {
+			Planner struct {
+				Plan struct {
+					Node   string `bson:"Node Type"`
+					Filter string `bson:"Filter"`
+				} `bson:"Plan"`
+			} `bson:"queryPlanner"`
+			SortPushdown bool `bson:"sortPushdown"`
+		}
+		cmd := bson.D{{Key: "explain", Value: bson.D{{Key: "find", Value: coll.Name()}, {Key: "filter", Value: f},
+			{Key: "sort", Value: bson.D{{Key: "t", Value: -1}}}}}}
+		if err := db.RunCommand(ctx, cmd).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		plan := out.Planner.Plan
+		if plan.Node != "Seq Scan" || !strings.Contains(plan.Filter, "@>") || out.SortPushdown {
+			t.Errorf("filter %v: FerretDB's plan is now %+v (sort pushed down: %v); an index may serve it", f, plan, out.SortPushdown)
+		}
 	}
 }

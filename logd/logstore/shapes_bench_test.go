@@ -24,8 +24,8 @@ import (
 // The document-shape benchmark measures what storing one request log costs
 // in three shapes, side by side on one backend, to choose issue #13's data
 // model before building it:
-//   - rows: one document per request log, as request_logs is today (with its
-//     indexes where the backend keeps them);
+//   - rows: one document per request log, as request_logs is today (no
+//     secondary index: FerretDB reads none, see readsNoSecondaryIndex);
 //   - bucket-array: one document per ingest batch, its rows an array of
 //     subdocuments, with the ids a filtered page would look for (keys,
 //     models, tokens) as arrays beside them;
@@ -39,10 +39,10 @@ import (
 // embedded FerretDB included) plus PostgreSQL's processes.
 //
 //	go test ./logd/logstore -run '^$' -bench 'DocumentShapes' -benchtime 1x -v
-func BenchmarkDocumentShapesSQLite(b *testing.B) { benchShapes(b, storetest.Start(b), false) }
+func BenchmarkDocumentShapesSQLite(b *testing.B) { benchShapes(b, storetest.Start(b)) }
 
 func BenchmarkDocumentShapesPostgres(b *testing.B) {
-	benchShapes(b, testenv.StartFerretPostgres(b), true)
+	benchShapes(b, testenv.StartFerretPostgres(b))
 }
 
 type shapeBucket struct {
@@ -59,7 +59,7 @@ type shapeRows struct {
 	Rows []logstore.RequestLog `bson:"r"`
 }
 
-func benchShapes(b *testing.B, uri string, pg bool) {
+func benchShapes(b *testing.B, uri string) {
 	events, batch := envInt("LOGD_SHAPES_EVENTS", 30000), envInt("LOGD_SHAPES_BATCH", 32)
 	db := storetest.Database(b, uri, "shapes")
 	ctx := context.Background()
@@ -68,15 +68,6 @@ func benchShapes(b *testing.B, uri string, pg bool) {
 	}
 	buckets := map[string]*mongo.Collection{"bucket-array": db.Collection("shape_array"), "bucket-binary": db.Collection("shape_binary"),
 		"bucket-s2": db.Collection("shape_s2")}
-	if pg { // what MongoDB would keep for filtered pages: a multikey index per id list
-		for _, c := range buckets {
-			if _, err := c.Indexes().CreateMany(ctx, []mongo.IndexModel{
-				{Keys: bson.D{{Key: "t", Value: -1}}}, {Keys: bson.D{{Key: "k", Value: 1}}},
-			}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
 	rows := db.Collection(logstore.CollRequests)
 	from := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	mk := func(shape string, round, i int) []logstore.RequestLog {

@@ -81,14 +81,13 @@ func New(db *mongo.Database) *Store {
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // EnsureIndexes creates the indexes every query below relies on, where the
-// store can use them: on FerretDB over SQLite, which reads no secondary
-// index, it drops them instead (see onlyIDPushdown).
+// store can use them: on FerretDB, which reads no secondary index, it drops
+// them instead (see readsNoSecondaryIndex).
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	// First, so the store has opened a database when asked for its backend.
 	if err := s.initRecent(ctx); err != nil {
 		return err
 	}
-	idOnly, err := onlyIDPushdown(ctx, s.db)
+	noIndexReads, err := readsNoSecondaryIndex(ctx, s.db)
 	if err != nil {
 		return err
 	}
@@ -140,7 +139,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("list indexes on %s: %w", coll.Name(), err)
 		}
-		if idOnly {
+		if noIndexReads {
 			if err := dropSecondaryIndexes(ctx, coll, specs); err != nil {
 				return err
 			}
