@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/testkit/gosrc"
 )
 
 // busConstants returns every string constant of shared/bus (not tests), by
@@ -27,38 +28,7 @@ func busConstants(t *testing.T) map[string]string {
 // non-test files), by name.
 func stringConstants(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	consts := map[string]string{}
-	for _, path := range files {
-		if strings.HasSuffix(path, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range f.Decls {
-			g, ok := d.(*ast.GenDecl)
-			if !ok || g.Tok != token.CONST {
-				continue
-			}
-			for _, spec := range g.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for i, v := range vs.Values {
-					if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						consts[vs.Names[i].Name], _ = strconv.Unquote(lit.Value)
-					}
-				}
-			}
-		}
-	}
-	if len(consts) == 0 {
-		t.Fatalf("no string constants in %s", dir)
-	}
-	return consts
+	return gosrc.Read(t, dir).Constants
 }
 
 // docs/EVENTS.md must name every constant of shared/bus, in backquotes.
