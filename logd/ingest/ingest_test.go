@@ -27,6 +27,7 @@ type recorder struct {
 	sizes   []int              // events per successful insert
 	inserts map[string]int     // inserts that carried each request event id
 	hold    func(ids []string) // called before an insert, may block
+	folds   []foldCall
 }
 
 func (r *recorder) InsertLogs(ctx context.Context, batch string, reqs []logstore.RequestLog, errs []logstore.ErrorLog) (*logstore.Pending, error) {
@@ -50,6 +51,22 @@ func (r *recorder) InsertLogs(ctx context.Context, batch string, reqs []logstore
 		r.mu.Unlock()
 	}
 	return p, err
+}
+
+// Fold notes every call: when it started and ended, and how many parts it
+// folded.
+func (r *recorder) Fold(ctx context.Context) (int, error) {
+	began := time.Now()
+	n, err := r.Store.Fold(ctx)
+	r.mu.Lock()
+	r.folds = append(r.folds, foldCall{start: began, end: time.Now(), n: n})
+	r.mu.Unlock()
+	return n, err
+}
+
+type foldCall struct {
+	start, end time.Time
+	n          int
 }
 
 type env struct {
@@ -180,6 +197,51 @@ func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
 	}
 	if r := overall(t, e.db, now); r.Requests != 1301 || r.Tokens != 6500 {
 		t.Fatalf("overall rollup = %d requests, %d tokens; want 1301, 6500", r.Requests, r.Tokens)
+	}
+}
+
+// Under steady traffic the fold runs one round per FoldEvery, however many
+// messages arrive: every round costs the same rollup updates whether it
+// folds a few parts or hundreds, so folding the parts that came during a
+// round at once, round after round, would make the store's cost per request
+// grow with the traffic. Only a full round (a backlog) is followed at once
+// by the next. The counts stay exact: queries add the parts not folded yet.
+func TestSteadyTrafficIsFoldedOnceAPassNotRoundAfterRound(t *testing.T) {
+	const every = 400 * time.Millisecond
+	e := start(t, storetest.Start(t), ingest.Options{FoldEvery: every, IdleFlush: time.Millisecond})
+	now := time.Now()
+	evs := events(1000, now)
+	for from := 0; from < len(evs); from += 2 { // a message every few ms for about 2 s
+		e.nats.PublishRequestsPer(t, evs[from:from+2], 2)
+		time.Sleep(3 * time.Millisecond)
+	}
+	testenv.Eventually(t, 60*time.Second, "every part folded", func() bool {
+		return e.count(t, logstore.CollRequests, bson.M{}) == 1000 && e.backlog(t, bus.ConsumerLogdRequests) == 0 &&
+			e.count(t, logstore.CollParts, bson.M{"_id": bson.M{"$ne": "~fold"}}) == 0
+	})
+	e.store.mu.Lock()
+	folds := append([]foldCall(nil), e.store.folds...)
+	e.store.mu.Unlock()
+	productive := 0
+	for i, f := range folds {
+		if f.n > 0 {
+			productive++
+		}
+		if i == 0 {
+			continue
+		}
+		// After a round that was not full the loop pauses for the
+		// interval; only a full round (a backlog) is followed at once.
+		prev := folds[i-1]
+		if pause := f.start.Sub(prev.end); prev.n < logstore.MaxPartsPerRound && pause < every*9/10 {
+			t.Fatalf("fold call %d started %v after a round that folded %d parts, not a full round: the loop folds round after round", i, pause, prev.n)
+		}
+	}
+	if productive == 0 {
+		t.Fatal("no fold round folded anything")
+	}
+	if r := overall(t, e.db, now); r.Requests != 1000 || r.Tokens != 5000 {
+		t.Fatalf("overall rollup = %d requests, %d tokens; want 1000, 5000", r.Requests, r.Tokens)
 	}
 }
 

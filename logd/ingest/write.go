@@ -50,12 +50,16 @@ func (in *Ingester) insert(ctx context.Context, b *batch) {
 	in.finish(b, true)
 }
 
-// foldLoop folds the rollup parts into the rollups every FoldEvery, until
-// none is left, on every replica at once: the store lets one round run at a
-// time and finishes a dead replica's round. A failed pass is retried on the
-// next tick; the parts stay counted by queries meanwhile.
+// foldLoop folds the rollup parts into the rollups every FoldEvery, on
+// every replica at once: the store lets one round run at a time and finishes
+// a dead replica's round. A pass runs rounds while they come back full (a
+// backlog), so under steady traffic the rollups take about one round of
+// updates per FoldEvery whatever the rate. A failed pass is retried on the
+// next one; the parts stay counted by queries meanwhile.
 func (in *Ingester) foldLoop(ctx context.Context) {
-	t := time.NewTicker(in.opt.FoldEvery)
+	// The pause runs from the end of a pass, so a slow pass is not followed
+	// by another at once.
+	t := time.NewTimer(in.opt.FoldEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -63,24 +67,36 @@ func (in *Ingester) foldLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for ctx.Err() == nil {
-			start := time.Now()
-			fctx, cancel := context.WithTimeout(ctx, time.Minute)
-			n, err := in.deps.Store.Fold(fctx)
-			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					in.m.writeFailures.Inc()
-					in.log.Warn("fold rollup parts failed; retrying on the next tick", "err", err)
-				}
-				break
+		in.foldPass(ctx)
+		t.Reset(in.opt.FoldEvery)
+	}
+}
+
+// foldPass runs fold rounds while they come back full.
+func (in *Ingester) foldPass(ctx context.Context) {
+	for ctx.Err() == nil {
+		start := time.Now()
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := in.deps.Store.Fold(fctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				in.m.writeFailures.Inc()
+				in.log.Warn("fold rollup parts failed; retrying on the next pass", "err", err)
 			}
-			if n == 0 {
-				break
-			}
+			return
+		}
+		if n > 0 {
 			in.m.foldSeconds.Observe(time.Since(start).Seconds())
 			in.m.foldParts.Observe(float64(n))
 			in.log.Debug("rollup parts folded", "parts", n, "took", time.Since(start))
+		}
+		// A round that was not full found every part there was; the parts
+		// written since wait for the next pass. Folding them at once would
+		// run rounds back to back under steady traffic, each a fixed cost of
+		// rollup updates for a few new parts.
+		if n < logstore.MaxPartsPerRound {
+			return
 		}
 	}
 }

@@ -15,8 +15,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// maxPartsPerRound bounds the parts one fold round takes.
-const maxPartsPerRound = 500
+// MaxPartsPerRound bounds the parts one fold round takes. A round that
+// folds fewer left nothing behind (parts written meanwhile wait for the next
+// pass), which is how a fold loop knows to rest.
+const MaxPartsPerRound = 500
 
 // foldTakeover is how old an unfinished round must be before another fold
 // finishes it rather than leave it to the one that started it. Finishing it
@@ -88,7 +90,7 @@ func (s *Store) Fold(ctx context.Context) (int, error) {
 	// Whole parts, not only their ids: FerretDB reads every document of the
 	// scan whole anyway, and a part never changes (its content follows from
 	// its _id), so the round needs no lookup of each.
-	cur, err := s.parts.Find(ctx, bson.M{"_id": bson.M{"$ne": foldStateID}}, options.Find().SetLimit(maxPartsPerRound))
+	cur, err := s.parts.Find(ctx, bson.M{"_id": bson.M{"$ne": foldStateID}}, options.Find().SetLimit(MaxPartsPerRound))
 	if err != nil {
 		return 0, fmt.Errorf("list rollup parts: %w", err)
 	}

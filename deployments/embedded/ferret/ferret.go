@@ -70,21 +70,22 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
+	var sqliteDir string // the SQLite handler's directory
 	switch {
 	case o.PostgresURL != "":
 		cfg.Handler = "postgresql"
 		cfg.PostgreSQLURL = o.PostgresURL
 	case o.DataDir != "":
-		dir, err := filepath.Abs(o.DataDir)
+		var err error
+		sqliteDir, err = filepath.Abs(o.DataDir)
 		if err != nil {
 			return nil, fmt.Errorf("ferret: data dir: %w", err)
 		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := os.MkdirAll(sqliteDir, 0o700); err != nil {
 			return nil, fmt.Errorf("ferret: create data dir: %w", err)
 		}
 		cfg.Handler = "sqlite"
-		// FerretDB wants a directory URI with a trailing slash.
-		cfg.SQLiteURL = "file:" + filepath.ToSlash(dir) + "/"
+		cfg.SQLiteURL = sqliteURL(sqliteDir)
 	default:
 		return nil, errors.New("ferret: DataDir or PostgresURL is required")
 	}
@@ -98,8 +99,7 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 		defer close(s.done)
 		var indexer sync.WaitGroup
 		if cfg.Handler == "sqlite" {
-			dir := strings.TrimSuffix(strings.TrimPrefix(cfg.SQLiteURL, "file:"), "/")
-			indexer.Go(func() { keepIDIndexes(ctx, dir, o.NoIDIndex, cfg.Logger) })
+			indexer.Go(func() { keepIDIndexes(ctx, sqliteDir, o.NoIDIndex, cfg.Logger) })
 		}
 		_ = f.Run(ctx)
 		cancel()
@@ -112,6 +112,28 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 		s.URI = "mongodb://" + url.PathEscape(o.Unix) + "/"
 	}
 	return s, nil
+}
+
+// sqlitePragmas are set on every connection FerretDB opens to its SQLite
+// files, beside its own (busy_timeout, journal_mode(wal), auto_vacuum).
+//
+// synchronous(normal): in WAL mode a commit no longer waits for an fsync. A
+// commit still survives a crash of the process (kill -9, out of memory, a
+// panic), which is what logd's acks promise; only a power loss or kernel
+// crash can take the last commits, as it can take the last events from
+// JetStream's own file store, which fsyncs every two minutes by default. The
+// fsync per commit cost the all-in-one about a fifth of its CPU per request
+// (docs/ARCHITECTURE.md, "The embedded store").
+var sqlitePragmas = []string{"synchronous(normal)"}
+
+// sqliteURL is FerretDB's SQLite URL for dir: a directory URI with a
+// trailing slash, then the pragmas.
+func sqliteURL(dir string) string {
+	q := url.Values{}
+	for _, p := range sqlitePragmas {
+		q.Add("_pragma", p)
+	}
+	return "file:" + filepath.ToSlash(dir) + "/?" + q.Encode()
 }
 
 // Stop stops FerretDB and waits until its backend is closed.
