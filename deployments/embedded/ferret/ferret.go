@@ -123,7 +123,7 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 // crash can take the last commits, as it can take the last events from
 // JetStream's own file store, which fsyncs every two minutes by default. The
 // fsync per commit cost the all-in-one about a fifth of its CPU per request
-// (docs/ARCHITECTURE.md, "The embedded store").
+// (docs/ARCHITECTURE.md, "FerretDB pitfalls").
 var sqlitePragmas = []string{"synchronous(normal)"}
 
 // sqliteURL is FerretDB's SQLite URL for dir: a directory URI with a
