@@ -115,7 +115,7 @@ func (s *Store) foldDerived(ctx context.Context, round int64, hourly, secondly m
 			add(attentionID(hour, true, code), hour, key, n)
 		}
 	}
-	if err := incGuarded(ctx, s.db.Collection(CollAttention), round, att); err != nil {
+	if err := s.incGuarded(ctx, s.db.Collection(CollAttention), round, att); err != nil {
 		return fmt.Errorf("attention rollups: %w", err)
 	}
 	mins := map[string]*incDoc{}
@@ -130,7 +130,7 @@ func (s *Store) foldDerived(ctx context.Context, round int64, hourly, secondly m
 		}
 		m.inc = append(m.inc, counterIncs(secondField(id)+".", d.c)...)
 	}
-	if err := incGuarded(ctx, s.db.Collection(CollMinuteSeconds), round, mins); err != nil {
+	if err := s.incGuarded(ctx, s.db.Collection(CollMinuteSeconds), round, mins); err != nil {
 		return fmt.Errorf("minute second rollups: %w", err)
 	}
 	return nil
@@ -142,9 +142,9 @@ type incDoc struct {
 	onInsert bson.D
 }
 
-// incGuarded applies a round's $incs with the fr guard (see bulkInc).
-func incGuarded(ctx context.Context, coll *mongo.Collection, round int64, docs map[string]*incDoc) error {
-	models := make([]mongo.WriteModel, 0, len(docs))
+// incGuarded applies a round's $incs with the fr guard (see applyGuarded).
+func (s *Store) incGuarded(ctx context.Context, coll *mongo.Collection, round int64, docs map[string]*incDoc) error {
+	ws := make([]roundWrite, 0, len(docs))
 	for id, d := range docs {
 		if len(d.inc) == 0 {
 			continue
@@ -153,9 +153,9 @@ func incGuarded(ctx context.Context, coll *mongo.Collection, round int64, docs m
 		if len(d.onInsert) > 0 {
 			update = append(update, bson.E{Key: "$setOnInsert", Value: d.onInsert})
 		}
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(roundGuard(id, round)).SetUpdate(update).SetUpsert(true))
+		ws = append(ws, roundWrite{id: id, update: update})
 	}
-	return writeGuarded(ctx, coll, models)
+	return s.applyGuarded(ctx, coll, round, ws)
 }
 
 // minuteSeconds returns the second rollups of one minute (second bucket →

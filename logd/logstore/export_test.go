@@ -161,3 +161,6 @@ func RecentCopyRows(ctx context.Context, db *mongo.Database) (int, error) {
 	}
 	return n, nil
 }
+
+// GuardByLookup reports whether the fold checks rounds by reading (tests).
+func (s *Store) GuardByLookup(ctx context.Context) (bool, error) { return s.guardByLookup(ctx) }

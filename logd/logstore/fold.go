@@ -295,7 +295,7 @@ func (s *Store) applyRound(ctx context.Context, st foldState, ids []string, hour
 		}
 		d.hour, d.key, d.model, d.token = f[0], f[1], f[2], f[3]
 	}
-	if err := bulkInc(ctx, s.rollups, st.N, hourly, func(d *delta) bson.D {
+	if err := s.bulkInc(ctx, s.rollups, st.N, hourly, func(d *delta) bson.D {
 		return bson.D{
 			{Key: "h", Value: d.hour}, {Key: "d", Value: d.hour[:10]}, {Key: "mon", Value: d.hour[:7]},
 			{Key: "k", Value: d.key}, {Key: "mo", Value: d.model}, {Key: "tk", Value: d.token},
@@ -306,7 +306,7 @@ func (s *Store) applyRound(ctx context.Context, st foldState, ids []string, hour
 	if err := s.foldStep("hourly"); err != nil {
 		return err
 	}
-	if err := bulkIncByID(ctx, s.minutes, st.N, minutely, func(id string) bson.D {
+	if err := s.bulkIncByID(ctx, s.minutes, st.N, minutely, func(id string) bson.D {
 		return bson.D{{Key: "h", Value: id[:13]}}
 	}); err != nil {
 		return fmt.Errorf("fold round %d into minute rollups: %w", st.N, err)
@@ -357,10 +357,10 @@ func (s *Store) foldStep(step string) error {
 	return s.foldHook(step)
 }
 
-func bulkIncByID(ctx context.Context, coll *mongo.Collection, round int64, deltas map[string]*delta, onInsert func(id string) bson.D) error {
+func (s *Store) bulkIncByID(ctx context.Context, coll *mongo.Collection, round int64, deltas map[string]*delta, onInsert func(id string) bson.D) error {
 	ids := make(map[*delta]string, len(deltas))
 	for id, d := range deltas {
 		ids[d] = id
 	}
-	return bulkInc(ctx, coll, round, deltas, func(d *delta) bson.D { return onInsert(ids[d]) })
+	return s.bulkInc(ctx, coll, round, deltas, func(d *delta) bson.D { return onInsert(ids[d]) })
 }

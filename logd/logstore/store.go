@@ -48,6 +48,9 @@ type Store struct {
 	recent      recent
 	now         func() time.Time
 
+	// backend is what guardByLookup found out (backendUnknown until then).
+	backend atomic.Int32
+
 	folding sync.Mutex // held by the Store's one running Fold
 	mu      sync.Mutex
 	rounds  map[int64]bool // fold rounds this Store started and has not finished
@@ -419,9 +422,9 @@ func addAttempts(hourly map[string]*delta, attempts []*ErrorLog) {
 	}
 }
 
-// bulkInc applies fold round's deltas as unordered bulks of guarded $inc upserts.
-func bulkInc(ctx context.Context, coll *mongo.Collection, round int64, deltas map[string]*delta, onInsert func(*delta) bson.D) error {
-	models := make([]mongo.WriteModel, 0, len(deltas))
+// bulkInc applies fold round's deltas as guarded $inc upserts (applyGuarded).
+func (s *Store) bulkInc(ctx context.Context, coll *mongo.Collection, round int64, deltas map[string]*delta, onInsert func(*delta) bson.D) error {
+	ws := make([]roundWrite, 0, len(deltas))
 	for id, d := range deltas {
 		inc := counterIncs("", d.c)
 		for code, n := range d.codes {
@@ -430,14 +433,84 @@ func bulkInc(ctx context.Context, coll *mongo.Collection, round int64, deltas ma
 		for code, n := range d.acodes {
 			inc = append(inc, bson.E{Key: "acodes." + code, Value: n})
 		}
-		update := bson.D{
+		ws = append(ws, roundWrite{id: id, update: bson.D{
 			{Key: "$inc", Value: inc},
 			{Key: "$set", Value: bson.D{{Key: "fr", Value: round}}},
 			{Key: "$setOnInsert", Value: onInsert(d)},
+		}})
+	}
+	return s.applyGuarded(ctx, coll, round, ws)
+}
+
+// roundWrite is one document's update of a fold round; it sets fr to the round.
+type roundWrite struct {
+	id     string
+	update bson.D
+}
+
+// applyGuarded applies a round's updates to the documents the round has not
+// reached (fr below it), as upserts in unordered bulks.
+//
+// On MongoDB and FerretDB/PostgreSQL the guard is the filter (roundGuard).
+// FerretDB on SQLite sends SQLite only a filter that is a lone _id equality
+// and evaluates any other over every document of the collection in Go, so
+// the guarded filter made each update a scan of its collection: 1.6 s per
+// update at 10,000 hourly rollups, which retention lets grow for 400 days
+// (BenchmarkFoldRoundByRollupSize). There the fold reads each document's fr
+// by _id and updates by _id alone (under a millisecond each, at any size).
+// That read and write are two commands, but FerretDB applies the guarded
+// filter by reading and writing back the document anyway, so neither form
+// is atomic there; one Fold runs per Store, and another replica finishes a
+// round only once it is foldTakeover old (see Fold).
+func (s *Store) applyGuarded(ctx context.Context, coll *mongo.Collection, round int64, ws []roundWrite) error {
+	lookup, err := s.guardByLookup(ctx)
+	if err != nil {
+		return err
+	}
+	if lookup {
+		if ws, err = notReached(ctx, coll, round, ws); err != nil {
+			return err
 		}
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(roundGuard(id, round)).SetUpdate(update).SetUpsert(true))
+	}
+	models := make([]mongo.WriteModel, 0, len(ws))
+	for _, w := range ws {
+		filter := roundGuard(w.id, round)
+		if lookup {
+			filter = bson.D{{Key: "_id", Value: w.id}}
+		}
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(w.update).SetUpsert(true))
 	}
 	return writeGuarded(ctx, coll, models)
+}
+
+// notReached keeps the writes whose document does not exist or has an fr
+// below round, reading each by _id.
+func notReached(ctx context.Context, coll *mongo.Collection, round int64, ws []roundWrite) ([]roundWrite, error) {
+	reached := make([]bool, len(ws))
+	err := parallelLimit(len(ws), lookupConcurrency, func(i int) error {
+		var d struct {
+			Round int64 `bson:"fr"`
+		}
+		err := coll.FindOne(ctx, bson.M{"_id": ws[i].id}, options.FindOne().SetProjection(bson.M{"fr": 1})).Decode(&d)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			return nil
+		case err != nil:
+			return fmt.Errorf("read fold round of %s %s: %w", coll.Name(), ws[i].id, err)
+		}
+		reached[i] = d.Round >= round
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := ws[:0:0]
+	for i, w := range ws {
+		if !reached[i] {
+			out = append(out, w)
+		}
+	}
+	return out, nil
 }
 
 // counterIncs are the $inc fields of c's non-zero counters, named prefix+field.
@@ -464,7 +537,8 @@ func counterIncs(prefix string, c Counters) bson.D {
 // roundGuard selects document id only while fold round has not reached it.
 // The fr guard makes a round a no-op on documents it (or a later round)
 // already counted: the filter misses, the upsert collides on _id, and the
-// duplicate-key error is ignored (writeGuarded). Rounds run one after
+// duplicate-key error is ignored (writeGuarded). (On FerretDB/SQLite the
+// fold checks fr by a read instead, see applyGuarded.) Rounds run one after
 // another, so fr only grows.
 func roundGuard(id string, round int64) bson.D {
 	return bson.D{{Key: "_id", Value: id}, {Key: "fr", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gte", Value: round}}}}}}
