@@ -222,7 +222,30 @@ func TestABurstArrivesOnceEachInBatchesOnItsOwnSubject(t *testing.T) {
 	t.Logf("5000 events in %d messages, largest %d", len(got), largest)
 }
 
-func TestAnEventAtLowTrafficLeavesAloneWithoutWaitingForMore(t *testing.T) {
+// Events that arrive within the linger after a batch's first go out in one
+// message: at moderate traffic a message per few events would cost the bus
+// and logd a message, a rollup part and an ack each.
+func TestEventsArrivingWithinTheLingerShareOneMessage(t *testing.T) {
+	nb := natstest.StartBus(t)
+	nc, js := nb.NC, nb.JS
+	p := events.New(newWatermill(t, nc), events.Options{Linger: 300 * time.Millisecond})
+	run(t, p)
+	var want []string
+	for range 5 {
+		ev := requestEvent()
+		want = append(want, ev.ID)
+		p.Request(ev)
+		time.Sleep(10 * time.Millisecond) // far longer than a publish to the local server takes
+	}
+	got := waitStored(t, js, 5)
+	exactlyOnce(t, got, want)
+	if len(got) != 1 {
+		t.Fatalf("5 events 10 ms apart went out in %d messages, want 1 (linger 300 ms)", len(got))
+	}
+}
+
+// An event at low traffic leaves alone once the linger is over.
+func TestAnEventAtLowTrafficLeavesAloneAfterTheLinger(t *testing.T) {
 	nb := natstest.StartBus(t)
 	nc, js := nb.NC, nb.JS
 	p := events.New(newWatermill(t, nc), events.Options{})
