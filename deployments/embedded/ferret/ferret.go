@@ -70,21 +70,22 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
+	var sqliteDir string // the SQLite handler's directory
 	switch {
 	case o.PostgresURL != "":
 		cfg.Handler = "postgresql"
 		cfg.PostgreSQLURL = o.PostgresURL
 	case o.DataDir != "":
-		dir, err := filepath.Abs(o.DataDir)
+		var err error
+		sqliteDir, err = filepath.Abs(o.DataDir)
 		if err != nil {
 			return nil, fmt.Errorf("ferret: data dir: %w", err)
 		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := os.MkdirAll(sqliteDir, 0o700); err != nil {
 			return nil, fmt.Errorf("ferret: create data dir: %w", err)
 		}
 		cfg.Handler = "sqlite"
-		// FerretDB wants a directory URI with a trailing slash.
-		cfg.SQLiteURL = "file:" + filepath.ToSlash(dir) + "/"
+		cfg.SQLiteURL = sqliteURL(sqliteDir)
 	default:
 		return nil, errors.New("ferret: DataDir or PostgresURL is required")
 	}
@@ -98,8 +99,7 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 		defer close(s.done)
 		var indexer sync.WaitGroup
 		if cfg.Handler == "sqlite" {
-			dir := strings.TrimSuffix(strings.TrimPrefix(cfg.SQLiteURL, "file:"), "/")
-			indexer.Go(func() { keepIDIndexes(ctx, dir, o.NoIDIndex, cfg.Logger) })
+			indexer.Go(func() { keepIDIndexes(ctx, sqliteDir, o.NoIDIndex, cfg.Logger) })
 		}
 		_ = f.Run(ctx)
 		cancel()
@@ -112,6 +112,26 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 		s.URI = "mongodb://" + url.PathEscape(o.Unix) + "/"
 	}
 	return s, nil
+}
+
+// sqlitePragmas are set on every connection FerretDB opens to its SQLite
+// files, beside its own (busy_timeout, journal_mode(wal), auto_vacuum).
+//
+// cache_size(-256): each connection keeps its own page cache (SQLite's
+// default is 2 MB), and FerretDB's pool holds about twenty connections under
+// load, so the default let the caches grow to tens of megabytes of the
+// all-in-one's memory. The pages are in the operating system's file cache
+// anyway; 256 KiB holds the b-tree pages an insert or an _id lookup walks.
+var sqlitePragmas = []string{"cache_size(-256)"}
+
+// sqliteURL is FerretDB's SQLite URL for dir: a directory URI with a
+// trailing slash, then the pragmas.
+func sqliteURL(dir string) string {
+	q := url.Values{}
+	for _, p := range sqlitePragmas {
+		q.Add("_pragma", p)
+	}
+	return "file:" + filepath.ToSlash(dir) + "/?" + q.Encode()
 }
 
 // Stop stops FerretDB and waits until its backend is closed.
