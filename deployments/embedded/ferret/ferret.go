@@ -124,7 +124,13 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 // JetStream's own file store, which fsyncs every two minutes by default. The
 // fsync per commit cost the all-in-one about a fifth of its CPU per request
 // (docs/ARCHITECTURE.md, "FerretDB pitfalls").
-var sqlitePragmas = []string{"synchronous(normal)"}
+//
+// cache_size(-256): each connection keeps its own page cache (SQLite's
+// default is 2 MB), and FerretDB's pool holds about twenty connections under
+// load, so the default let the caches grow to tens of megabytes of the
+// all-in-one's memory. The pages are in the operating system's file cache
+// anyway; 256 KiB holds the b-tree pages an insert or an _id lookup walks.
+var sqlitePragmas = []string{"synchronous(normal)", "cache_size(-256)"}
 
 // sqliteURL is FerretDB's SQLite URL for dir: a directory URI with a
 // trailing slash, then the pragmas.
