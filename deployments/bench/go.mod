@@ -14,11 +14,11 @@ require (
 
 require (
 	github.com/gemini-balance-go/admind v0.0.0 // indirect
-	github.com/gemini-balance-go/logd v0.0.0 // indirect
+	github.com/gemini-balance-go/logd v0.0.0
 	github.com/gemini-balance-go/schedulerd v0.0.0 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
-	go.mongodb.org/mongo-driver/v2 v2.10.0 // indirect
+	go.mongodb.org/mongo-driver/v2 v2.10.0
 )
 
 require (

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +22,7 @@ type proc struct {
 	cmd     *exec.Cmd
 	url     string
 	metrics string        // the all-in-one's METRICS_ADDR /metrics URL
+	store   string        // the all-in-one's embedded store (MongoDB URI on its Unix socket)
 	control string        // the role's profile switch (serveControl); empty for a built binary
 	done    chan struct{} // closed once the process has exited
 }
@@ -120,6 +123,7 @@ func waitAllInOne(cmd *exec.Cmd, fakeURL, token string, keys []string, port, nat
 	}
 	p := newProc("gemini-balance", cmd, "http://127.0.0.1:"+strconv.Itoa(port))
 	p.metrics = "http://" + metricsAddr + "/metrics"
+	p.store = "mongodb://" + url.PathEscape(filepath.Join(dataDir, "store.sock")) + "/"
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) && !p.exited() {
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, p.url+"/v1beta/models", nil)
