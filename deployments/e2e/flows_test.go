@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"google.golang.org/genai"
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
+	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/shared/redact"
 	"github.com/gemini-balance-go/testkit/fakegemini"
@@ -265,11 +265,11 @@ func TestServicesRecoverWhenNATSServerIsKilledAndRestarted(t *testing.T) {
 	if _, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("before"), nil); err != nil {
 		t.Fatal(err)
 	}
-	coll := s.Mongo(t).Collection("request_logs")
+	db := s.Mongo(t)
 	waitRows := func(want int64, what string) {
 		t.Helper()
 		for {
-			n, err := coll.CountDocuments(ctx, bson.D{{Key: "success", Value: true}})
+			n, err := countRequestLogs(ctx, db, func(r *logstore.RequestLog) bool { return r.Success })
 			if err == nil && n >= want {
 				return
 			}

@@ -62,6 +62,7 @@ require (
 	github.com/anthropics/anthropic-sdk-go/v2 v2.17.0
 	github.com/chromedp/cdproto v0.0.0-20250724212937-08a3db8b4327
 	github.com/chromedp/chromedp v0.14.2
+	github.com/gemini-balance-go/logd v0.0.0
 	github.com/gemini-balance-go/shared v0.0.0
 	github.com/gemini-balance-go/testkit v0.0.0
 	github.com/nats-io/nats.go v1.55.0
@@ -75,3 +76,5 @@ replace github.com/gemini-balance-go/testkit => ../../testkit
 tool github.com/nats-io/nats-server/v2
 
 replace github.com/gemini-balance-go/deployments/embedded => ../embedded
+
+replace github.com/gemini-balance-go/logd => ../../logd

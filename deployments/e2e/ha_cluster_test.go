@@ -15,11 +15,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
+	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/testkit/fakegemini"
 )
@@ -58,7 +57,7 @@ func TestNATSClusterSurvivesNodeFaults(t *testing.T) {
 	if err := s.Fake().SetKeys(ctx, slow); err != nil {
 		t.Fatal(err)
 	}
-	h := &haRun{s: s, js: js, logs: s.Mongo(t).Collection("request_logs")}
+	h := &haRun{s: s, js: js, logs: s.Mongo(t)}
 	// logd finishes its rollup round before it exits; on a store slowed by
 	// a shared 2-core machine that takes longer than the teardown's 10 s.
 	t.Cleanup(func() { s.StopWithin("logd", 2*time.Minute) })
@@ -110,7 +109,7 @@ type haFault struct {
 type haRun struct {
 	s    *stack.Stack
 	js   jetstream.JetStream
-	logs *mongo.Collection
+	logs *mongo.Database
 	// after holds, per phase, when the services were fully reconnected: a
 	// tick must fire after it.
 	after []time.Time
@@ -468,20 +467,16 @@ func (h *haRun) changeSettings(t *testing.T, ctx context.Context, n int) (int, i
 // returns the phase's rows counted by model.
 func (h *haRun) countLogs(t *testing.T, ctx context.Context, n int, want []string) (int, map[string]int) {
 	t.Helper()
-	filter := bson.D{{Key: "model", Value: bson.D{{Key: "$regex", Value: fmt.Sprintf("^ha%d-", n)}}}}
+	prefix := fmt.Sprintf("ha%d-", n)
 	// Generous: on a loaded machine the store (FerretDB on SQLite) can take
 	// half a minute per rollup round, and logd takes no more until it is done.
 	deadline := time.Now().Add(3 * time.Minute)
-	var found []struct {
-		Model string `bson:"model"`
-	}
+	var found []logstore.RequestLog
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		cur, err := h.logs.Find(cctx, filter, options.Find().SetProjection(bson.D{{Key: "model", Value: 1}}))
-		if err == nil {
-			err = cur.All(cctx, &found)
-		}
+		all, err := requestLogs(cctx, h.logs)
 		cancel()
+		found = slices.DeleteFunc(all, func(r logstore.RequestLog) bool { return !strings.HasPrefix(r.Model, prefix) })
 		if err == nil && holdsAll(found, want) || time.Now().After(deadline) {
 			if err != nil {
 				t.Fatalf("read request_logs: %v", err)
@@ -497,9 +492,7 @@ func (h *haRun) countLogs(t *testing.T, ctx context.Context, n int, want []strin
 	return len(found), per
 }
 
-func holdsAll(found []struct {
-	Model string `bson:"model"`
-}, want []string) bool {
+func holdsAll(found []logstore.RequestLog, want []string) bool {
 	have := make(map[string]bool, len(found))
 	for _, d := range found {
 		have[d.Model] = true

@@ -210,13 +210,13 @@ func statsUnderChaos(t *testing.T, chaos func(s *stack.Stack, rnd *rand.Rand, pr
 				return false
 			}
 		}
-		n, err := db.Collection("request_logs").CountDocuments(ctx, bson.M{})
+		n, err := countRequestLogs(ctx, db, nil)
 		return err == nil && n == total
 	}
 	for !drained() {
 		if ctx.Err() != nil {
-			n, _ := db.Collection("request_logs").CountDocuments(context.Background(), bson.M{})
-			t.Fatalf("backlog never drained: request_logs holds %d rows for %d requests", n, total)
+			n, _ := countRequestLogs(context.Background(), db, nil)
+			t.Fatalf("backlog never drained: the store holds %d request logs for %d requests", n, total)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -346,28 +346,16 @@ func rowRollups(t *testing.T, ctx context.Context, db *mongo.Database) rollupSet
 		}
 		return s
 	}
-	cur, err := db.Collection("request_logs").Find(ctx, bson.M{})
+	reqs, err := requestLogs(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var reqs []struct {
-		Hour    string `bson:"h"`
-		Key     string `bson:"key_id"`
-		Model   string `bson:"model"`
-		Token   string `bson:"token_id"`
-		Status  int    `bson:"status"`
-		Success bool   `bson:"success"`
-		Tokens  int64  `bson:"tokens"`
-	}
-	if err := cur.All(ctx, &reqs); err != nil {
-		t.Fatal(err)
-	}
 	for _, r := range reqs {
-		k, m, tk := dim(r.Key), dim(r.Model), dim(r.Token)
+		k, m, tk := dim(r.KeyID), dim(r.Model), dim(r.TokenID)
 		for _, lvl := range [][3]string{{k, m, tk}, {"*", "*", "*"}, {k, "*", "*"}, {"*", m, "*"}, {"*", "*", tk}} {
 			bump(r.Hour+"|"+lvl[0]+"|"+lvl[1]+"|"+lvl[2], func(c *counts) {
 				c.req++
-				c.tok += r.Tokens
+				c.tok += int64(r.Tokens)
 				if r.Success {
 					c.ok++
 					return
@@ -386,7 +374,7 @@ func rowRollups(t *testing.T, ctx context.Context, db *mongo.Database) rollupSet
 			})
 		}
 	}
-	cur, err = db.Collection("error_logs").Find(ctx, bson.M{})
+	cur, err := db.Collection("error_logs").Find(ctx, bson.M{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"google.golang.org/genai"
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
+	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/bus"
 )
 
@@ -45,9 +45,9 @@ func TestWholeStackWorksUnderTheDeploymentNATSPermissions(t *testing.T) {
 		return id != ""
 	}, "the request event, seen by the tap user")
 
-	coll := s.Mongo(t).Collection("request_logs")
+	db := s.Mongo(t)
 	for {
-		n, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: id}})
+		n, err := countRequestLogs(ctx, db, func(r *logstore.RequestLog) bool { return r.ID == id })
 		if err == nil && n == 1 {
 			break
 		}

@@ -4,16 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"google.golang.org/genai"
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
+	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/testkit/fakegemini"
 )
@@ -52,10 +53,10 @@ func TestRequestThroughEachEdgeIsAnsweredLoggedAndPublishedWithoutSecrets(t *tes
 	}, "a successful request event from edge-0 and from edge-1")
 
 	// logd wrote both rows.
-	coll := s.Mongo(t).Collection("request_logs")
+	db := s.Mongo(t)
 	want := []string{ids["edge-0"], ids["edge-1"]}
 	for {
-		n, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: want}}}})
+		n, err := countRequestLogs(ctx, db, func(r *logstore.RequestLog) bool { return slices.Contains(want, r.ID) })
 		if err == nil && n == 2 {
 			break
 		}

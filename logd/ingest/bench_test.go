@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gemini-balance-go/logd/ingest"
 	"github.com/gemini-balance-go/logd/internal/testenv"
@@ -84,8 +83,8 @@ func newBenchEnv(b *testing.B, uri string) *benchEnv {
 		}
 	}
 	return &benchEnv{nats: n, store: st, count: func() int64 {
-		c, _ := db.Collection(logstore.CollRequests).CountDocuments(context.Background(), bson.M{})
-		return c
+		rows, _ := logstore.ReadRequestLogs(context.Background(), db)
+		return int64(len(rows))
 	}}
 }
 

@@ -6,11 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gemini-balance-go/logd/ingest"
 	"github.com/gemini-balance-go/logd/internal/testenv"
-	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/testkit/storetest"
 )
@@ -47,6 +45,6 @@ func TestAStuckStoreHoldsAtMost256RequestMessagesInLogd(t *testing.T) {
 	}
 	unstick()
 	testenv.Eventually(t, 30*time.Second, "all 400 logs stored", func() bool {
-		return e.count(t, logstore.CollRequests, bson.M{}) == 400
+		return e.countRequests(t, "") == 400
 	})
 }

@@ -91,14 +91,7 @@ func bruteWindow(t *testing.T, db *mongo.Database, from, now time.Time) [2]int64
 		lo = lo.Add(time.Second)
 	}
 	hi := now.Truncate(time.Second).Add(time.Second)
-	cur, err := db.Collection(logstore.CollRequests).Find(context.Background(), bson.M{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rows []logstore.RequestLog
-	if err := cur.All(context.Background(), &rows); err != nil {
-		t.Fatal(err)
-	}
+	rows := storedRows(t, db)
 	var out [2]int64
 	for _, r := range rows {
 		if !r.Time.Before(lo) && r.Time.Before(hi) {

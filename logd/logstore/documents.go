@@ -1,6 +1,9 @@
 // Package logstore owns logd's MongoDB collections:
 //
-//   - request_logs and error_logs: one document per event, _id = event id;
+//   - request_log_buckets: the request logs, one document per bus message
+//     and minute holding its rows compressed (buckets.go); request_logs: the
+//     rows of earlier versions, one document per event, still read;
+//   - error_logs: one document per event, _id = event id;
 //   - request_logs_recent_<yyyymmddhhmm> and request_logs_watermark: a copy
 //     of the newest request logs, one collection per minute, that serves
 //     the logs page (recent.go);
@@ -18,7 +21,8 @@
 //   - rollup_parts, rollup_rounds and rollup_folded: the parts that feed the
 //     rollups, the fold's rounds and its journal (parts.go).
 //
-// It writes batches idempotently (the event id is the document _id), keeps
+// It writes batches idempotently (a redelivered message writes the same
+// documents: the bucket's or error log's _id), keeps
 // the rollups exactly equal to the rows (parts.go) and answers the queries
 // the admin API needs, keeping busy-day answers on the hourly rollups.
 //

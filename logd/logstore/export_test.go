@@ -108,11 +108,7 @@ func (s *Store) SetFoldHook(f func(step string) error) { s.foldHook = f }
 // its Batch tag) without inserting the rows, as if they had been inserted:
 // benchmarks that need parts pending and a store they can restore.
 func (s *Store) SettleParts(ctx context.Context, rows []RequestLog) error {
-	p := &Pending{Batch: "parts", reqs: rows, reqOwner: map[string]string{}, errOwner: map[string]string{}}
-	for _, r := range rows {
-		p.reqOwner[r.ID] = r.Batch
-	}
-	return s.Settle(ctx, p)
+	return s.Settle(ctx, &Pending{Batch: "parts", reqs: rows, errOwner: map[string]string{}})
 }
 
 // CopyErrorLogs copies stored error logs into the hourly copies and counts

@@ -179,10 +179,6 @@ func addCodes(into, m map[string]int64) map[string]int64 {
 // inserted first by another message is that message's to count). Retry with
 // the same Pending until it succeeds; writing a part twice is a no-op.
 func (s *Store) Settle(ctx context.Context, p *Pending) error {
-	reqOwner, err := s.owners(ctx, s.requests, p.reqOwner, p.reqDups)
-	if err != nil {
-		return err
-	}
 	errOwner, err := s.owners(ctx, s.errors, p.errOwner, p.errDups)
 	if err != nil {
 		return err
@@ -203,26 +199,21 @@ func (s *Store) Settle(ctx context.Context, p *Pending) error {
 		}
 		return r
 	}
-	dupReq := make(map[string]bool, len(p.reqDups))
-	for _, id := range p.reqDups {
-		dupReq[id] = true
-	}
 	dupErr := make(map[string]bool, len(p.errDups))
 	for _, id := range p.errDups {
 		dupErr[id] = true
 	}
 	p.Result.Rolled = 0
 	for i := range p.reqs {
+		// Every request log counts in its own message's part: its bucket is
+		// that part's (buckets.go).
 		r := &p.reqs[i]
-		if reqOwner[r.ID] != r.Batch {
-			continue
-		}
 		pr := get(r.Batch)
 		if pr.seen[r.ID] {
 			continue
 		}
 		pr.seen[r.ID] = true
-		pr.dup = pr.dup || dupReq[r.ID]
+		pr.dup = pr.dup || p.reqDupParts[r.Batch]
 		pr.reqs = append(pr.reqs, r)
 		p.Result.Rolled++
 	}

@@ -34,7 +34,7 @@ func TestStoreWorksOnPostgresBackedFerretDB(t *testing.T) {
 	}
 	// FerretDB reads no secondary index on PostgreSQL either (see
 	// TestFerretDBOnPostgresReadsNoSecondaryIndex): the store keeps none.
-	for _, coll := range []string{logstore.CollRequests, logstore.CollErrors, logstore.CollRollups} {
+	for _, coll := range []string{logstore.CollRequests, logstore.CollRequestBuckets, logstore.CollErrors, logstore.CollRollups} {
 		specs, err := db.Collection(coll).Indexes().ListSpecifications(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -46,6 +46,7 @@ func TestStoreWorksOnPostgresBackedFerretDB(t *testing.T) {
 		}
 	}
 	a := req("ev-1", t0, "k1", "m", "t", 200, 10)
+	a.Batch = logstore.PartID("r", []string{a.ID}) // as ingest tags a message's rows
 	for i, b := range []string{"b1", "b1", "b2"} {
 		if _, err := st.Write(ctx, b, []logstore.RequestLog{a}, nil); err != nil {
 			t.Fatalf("write %d: %v", i, err)

@@ -79,19 +79,8 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 	if q.Offset < 0 {
 		return logapi.RequestLogPage{}, badRequest("offset must not be negative")
 	}
-	f := bson.M{}
-	timeRange(f, q.From, q.To)
-	for k, v := range map[string]string{"key_id": q.KeyID, "model": q.Model, "token_id": q.TokenID, "route": q.Route} {
-		if v != "" {
-			f[k] = v
-		}
-	}
-	if q.Status != 0 {
-		f["status"] = q.Status
-	}
-	if q.Success != nil {
-		f["success"] = *q.Success
-	}
+	rq := rowQuery{From: q.From, To: q.To, KeyID: q.KeyID, Model: q.Model, TokenID: q.TokenID, Route: q.Route, Status: q.Status, Success: q.Success}
+	f := rq.rowFilter()
 	page := logapi.RequestLogPage{}
 	// An exact count over a million rows is the slow part of a page (and
 	// FerretDB answers even an estimated count by reading every row): without
@@ -105,7 +94,7 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 		if dims, ok := rollupDims(f); ok && q.Count != logapi.CountExact {
 			total, err = s.estimateRequests(ctx, q.From, q.To, dims)
 		} else {
-			total, err = s.requests.CountDocuments(ctx, f)
+			total, err = s.countRequestLogs(ctx, rq)
 			page.TotalExact = true
 		}
 		if err != nil {
@@ -134,16 +123,11 @@ func (s *Store) RequestLogs(ctx context.Context, q logapi.RequestLogQuery) (loga
 		}
 	}
 	if !fast {
-		// _id breaks ties so pages are stable; one row more than asked tells
-		// whether another page follows.
-		opts := options.Find().SetSort(bson.D{{Key: sortField, Value: order}, {Key: "_id", Value: order}}).
-			SetSkip(int64(q.Offset)).SetLimit(int64(limit + 1))
-		cur, err := s.requests.Find(ctx, f, opts)
-		if err != nil {
-			return logapi.RequestLogPage{}, fmt.Errorf("find request logs: %w", err)
-		}
-		if err := cur.All(ctx, &rows); err != nil {
-			return logapi.RequestLogPage{}, fmt.Errorf("read request logs: %w", err)
+		// The id breaks ties so pages are stable; one row more than asked
+		// tells whether another page follows.
+		var err error
+		if rows, err = s.sortedRequestLogs(ctx, rq, sortField, order, q.Offset, limit+1); err != nil {
+			return logapi.RequestLogPage{}, err
 		}
 	}
 	if len(rows) > limit {
@@ -391,18 +375,17 @@ func (s *Store) estimateRequests(ctx context.Context, from, to time.Time, lvl bs
 // DeleteRequestLogs answers gb.logd.requests.delete. The rollups stay, so
 // counters, charts and token usage keep their history.
 func (s *Store) DeleteRequestLogs(ctx context.Context, q logapi.RequestLogDelete) (int64, error) {
-	f, err := deleteFilter(q.IDs, q.All, q.Before)
-	if err != nil {
+	if _, err := deleteFilter(q.IDs, q.All, q.Before); err != nil {
 		return 0, err
 	}
-	res, err := s.requests.DeleteMany(ctx, f)
+	n, err := s.deleteRequestLogs(ctx, rowQuery{IDs: q.IDs, To: q.Before})
 	if err != nil {
-		return 0, fmt.Errorf("delete request logs: %w", err)
+		return n, err
 	}
 	if err := s.deleteRecent(ctx, q.IDs, q.All, q.Before); err != nil {
-		return res.DeletedCount, err
+		return n, err
 	}
-	return res.DeletedCount, nil
+	return n, nil
 }
 
 func (c Counters) totals() logapi.Totals {

@@ -69,13 +69,15 @@ func (s *Store) newestFirst(ctx context.Context, q logapi.RequestLogQuery, limit
 // query's time range excludes. (Reading by second bucket instead was slower
 // on FerretDB/PostgreSQL, which scans the table for every non-_id equality.)
 func (s *Store) minuteRows(ctx context.Context, minute string, outside func(RequestLog) bool) ([]RequestLog, error) {
-	cur, err := s.requests.Find(ctx, bson.M{"m": minute})
-	if err != nil {
-		return nil, fmt.Errorf("find request logs of minute %s: %w", minute, err)
-	}
 	var got []RequestLog
-	if err := cur.All(ctx, &got); err != nil {
-		return nil, fmt.Errorf("read request logs of minute %s: %w", minute, err)
+	err := s.eachRequestLog(ctx, rowQuery{Minute: minute}, func(r *RequestLog) error {
+		if !outside(*r) {
+			got = append(got, *r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("request logs of minute %s: %w", minute, err)
 	}
-	return slices.DeleteFunc(got, outside), nil
+	return got, nil
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gemini-balance-go/logd/logstore"
@@ -21,14 +20,7 @@ import (
 // every stored row, filtered and sorted (time, then id, newest first) in Go.
 func bruteForce(t *testing.T, db *mongo.Database, q logapi.RequestLogQuery) (ids string, more bool) {
 	t.Helper()
-	cur, err := db.Collection(logstore.CollRequests).Find(context.Background(), bson.M{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all []logstore.RequestLog
-	if err := cur.All(context.Background(), &all); err != nil {
-		t.Fatal(err)
-	}
+	all := storedRows(t, db)
 	all = slices.DeleteFunc(all, func(r logstore.RequestLog) bool {
 		return (q.KeyID != "" && r.KeyID != q.KeyID) || (q.Model != "" && r.Model != q.Model) ||
 			(q.TokenID != "" && r.TokenID != q.TokenID) || (q.Route != "" && r.Route != q.Route) ||

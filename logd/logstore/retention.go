@@ -33,11 +33,11 @@ func (s *Store) Retain(ctx context.Context, set *config.Settings, now time.Time)
 	var out logapi.RetentionReply
 	if set.AutoDeleteRequestLogsEnabled && set.AutoDeleteRequestLogsDays > 0 {
 		cut := now.AddDate(0, 0, -set.AutoDeleteRequestLogsDays)
-		res, err := s.requests.DeleteMany(ctx, bson.M{"t": bson.M{"$lt": cut}})
+		n, err := s.deleteRequestLogs(ctx, rowQuery{To: cut})
 		if err != nil {
 			return out, fmt.Errorf("delete request logs before %s: %w", cut, err)
 		}
-		out.RequestLogs = res.DeletedCount
+		out.RequestLogs = n
 		if err := s.deleteRecent(ctx, nil, false, cut); err != nil {
 			return out, err
 		}

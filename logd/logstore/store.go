@@ -24,7 +24,8 @@ import (
 // Store reads and writes logd's collections.
 type Store struct {
 	db       *mongo.Database
-	requests *mongo.Collection
+	requests *mongo.Collection // rows of earlier versions (buckets.go)
+	buckets  *mongo.Collection
 	errors   *mongo.Collection
 	rollups  *mongo.Collection
 	// parts holds the rollup parts not yet folded and the fold state hint;
@@ -64,6 +65,7 @@ func New(db *mongo.Database) *Store {
 	return &Store{
 		db:          db,
 		requests:    db.Collection(CollRequests),
+		buckets:     db.Collection(CollRequestBuckets),
 		errors:      db.Collection(CollErrors),
 		rollups:     db.Collection(CollRollups),
 		parts:       db.Collection(CollParts),
@@ -103,6 +105,16 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			{{Key: "status", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "route", Value: 1}, {Key: "t", Value: -1}},
 			{{Key: "m", Value: 1}},
+		},
+		// Bucket reads select by time span, minute, a key, model or token
+		// they name, or an id they hold (buckets.go).
+		s.buckets: {
+			{{Key: "te", Value: -1}},
+			{{Key: "k", Value: 1}, {Key: "te", Value: -1}},
+			{{Key: "mo", Value: 1}, {Key: "te", Value: -1}},
+			{{Key: "tk", Value: 1}, {Key: "te", Value: -1}},
+			{{Key: "m", Value: 1}},
+			{{Key: "ids", Value: 1}},
 		},
 		s.errors: {
 			{{Key: "t", Value: -1}},
@@ -196,11 +208,13 @@ type Pending struct {
 	// the part (message) it came in; an event in two messages is in both.
 	reqs []RequestLog
 	errs []ErrorLog
-	// reqOwner and errOwner give the tag each row was stored with, for the
-	// rows this batch inserted; reqDups and errDups are the ids stored
-	// before, whose tags Settle looks up.
-	reqOwner, errOwner map[string]string
-	reqDups, errDups   []string
+	// errOwner gives the tag each error log was stored with, for the rows
+	// this batch inserted; errDups are the ids stored before, whose tags
+	// Settle looks up. reqDupParts are the parts with a request-log bucket
+	// stored before (buckets.go).
+	errOwner    map[string]string
+	errDups     []string
+	reqDupParts map[string]bool
 }
 
 // Write stores one batch and its rollups: InsertLogs then Settle. Rows not
@@ -217,13 +231,14 @@ func (s *Store) Write(ctx context.Context, batch string, reqs []RequestLog, errs
 	return p.Result, nil
 }
 
-// InsertLogs inserts a batch's logs, unordered, with the event id as _id, so
-// a redelivered event is a duplicate-key error, not a second row. Each row
-// keeps the part tag (b) it is given (ingest tags a message's rows with its
-// PartID), or gets batch. Several batches may be inserted at once; retry
-// with the same rows until it succeeds.
+// InsertLogs inserts a batch's logs, unordered: error logs with the event id
+// as _id, request logs in buckets named by their part and minute
+// (buckets.go), so a redelivered message is duplicate-key errors, not second
+// rows. Each row keeps the part tag (b) it is given (ingest tags a message's
+// rows with its PartID), or gets batch. Several batches may be inserted at
+// once; retry with the same rows until it succeeds.
 func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog, errs []ErrorLog) (*Pending, error) {
-	p := &Pending{Batch: batch, reqOwner: map[string]string{}, errOwner: map[string]string{}}
+	p := &Pending{Batch: batch, errOwner: map[string]string{}}
 	if len(errs) > 0 {
 		for i := range errs {
 			if errs[i].Batch == "" {
@@ -258,21 +273,15 @@ func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog,
 		}
 	}
 	p.reqs = reqs
-	reqs = dedupe(reqs, func(r RequestLog) string { return r.ID })
-	docs := make([]any, len(reqs))
-	for i := range reqs {
-		docs[i] = &reqs[i]
-	}
-	n, dupIdx, err := insertUnordered(ctx, s.requests, docs)
+	n, dups, dupParts, err := s.insertBuckets(ctx, reqs)
 	if err != nil {
-		return nil, fmt.Errorf("insert request logs: %w", err)
-	}
-	p.Result.Inserted, p.Result.Duplicates = n, len(dupIdx)
-	// Duplicates too: a retried batch repairs a copy its first attempt missed.
-	if err := s.copyRecent(ctx, reqs); err != nil {
 		return nil, err
 	}
-	p.reqDups = ownersOf(reqs, dupIdx, p.reqOwner, func(r *RequestLog) (string, string) { return r.ID, r.Batch })
+	p.Result.Inserted, p.Result.Duplicates, p.reqDupParts = n, dups, dupParts
+	// Duplicates too: a retried batch repairs a copy its first attempt missed.
+	if err := s.copyRecent(ctx, dedupe(reqs, func(r RequestLog) string { return r.ID })); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -3,6 +3,7 @@ package logstore_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,6 +57,16 @@ func rollup(t *testing.T, db *mongo.Database, id string) logstore.Rollup {
 	return r
 }
 
+// storedRows reads every stored request log (buckets and rows alike).
+func storedRows(t *testing.T, db *mongo.Database) []logstore.RequestLog {
+	t.Helper()
+	rows, err := logstore.ReadRequestLogs(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
 func count(t *testing.T, db *mongo.Database, coll string) int64 {
 	t.Helper()
 	n, err := db.Collection(coll).CountDocuments(context.Background(), bson.M{})
@@ -65,29 +76,49 @@ func count(t *testing.T, db *mongo.Database, coll string) int64 {
 	return n
 }
 
-func TestRedeliveredEventIsStoredAndCountedOnce(t *testing.T) {
+func TestRedeliveredMessageIsStoredAndCountedOnce(t *testing.T) {
 	st, db := newStore(t)
 	ctx := context.Background()
-	a := req("ev-1", t0, "k1", "gemini-2.5-flash", "tok1", 200, 10)
-	if _, err := st.Write(ctx, "batch-1", []logstore.RequestLog{a}, nil); err != nil {
+	// ingest tags a message's rows with its part, a hash of its event ids,
+	// so a redelivery (logd crashed before its ack) is tagged alike.
+	msg := func(ids ...string) []logstore.RequestLog {
+		part := logstore.PartID("r", ids)
+		var out []logstore.RequestLog
+		for i, id := range ids {
+			r := req(id, t0.Add(time.Duration(i)*time.Second), "k1", "gemini-2.5-flash", "tok1", []int{200, 429}[i%2], 10)
+			r.Batch = part
+			out = append(out, r)
+		}
+		return out
+	}
+	if _, err := st.Write(ctx, "delivery-1", msg("ev-1", "ev-2"), nil); err != nil {
 		t.Fatal(err)
 	}
-	res, err := st.Write(ctx, "batch-2", []logstore.RequestLog{a, req("ev-2", t0, "k1", "gemini-2.5-flash", "tok1", 429, 0)}, nil)
+	res, err := st.Write(ctx, "delivery-2", msg("ev-1", "ev-2"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Inserted != 1 || res.Duplicates != 1 || res.Rolled != 1 {
-		t.Fatalf("second write = %+v, want 1 inserted, 1 duplicate, 1 rolled", res)
+	if res.Inserted != 0 || res.Duplicates != 2 {
+		t.Fatalf("redelivery = %+v, want 0 inserted, 2 duplicates", res)
 	}
-	if n := count(t, db, logstore.CollRequests); n != 2 {
-		t.Fatalf("request_logs = %d, want 2", n)
+	if _, err := st.Write(ctx, "delivery-3", msg("ev-3"), nil); err != nil {
+		t.Fatal(err)
+	}
+	rows := storedRows(t, db)
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"ev-1", "ev-2", "ev-3"}) {
+		t.Fatalf("stored request logs = %v, want ev-1, ev-2, ev-3 once each", ids)
 	}
 	full := rollup(t, db, "2026-11-27T06|k1|gemini-2.5-flash|tok1")
-	if full.Requests != 2 || full.Successes != 1 || full.Failures != 1 || full.Fail4xx != 1 || full.Codes["429"] != 1 || full.Prompt != 10 {
+	if full.Requests != 3 || full.Successes != 2 || full.Failures != 1 || full.Fail4xx != 1 || full.Codes["429"] != 1 || full.Prompt != 30 {
 		t.Fatalf("full rollup = %+v", full)
 	}
 	all := rollup(t, db, "2026-11-27T06|*|*|*")
-	if all.Requests != 2 || all.Tokens != 20 || all.LatencySum != 200 {
+	if all.Requests != 3 || all.Tokens != 60 || all.LatencySum != 300 {
 		t.Fatalf("overall rollup = %+v", all)
 	}
 }
@@ -118,10 +149,8 @@ func TestUnfinishedBatchIsRolledUpByItsRedelivery(t *testing.T) {
 		r.Batch = part
 		return r
 	}
-	for _, id := range []string{"x", "y"} {
-		if _, err := db.Collection(logstore.CollRequests).InsertOne(ctx, tagged(id)); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := st.InsertLogs(ctx, "first-delivery", []logstore.RequestLog{tagged("x"), tagged("y")}, nil); err != nil {
+		t.Fatal(err)
 	}
 	// The message comes back (twice: the first copy's ack was lost too).
 	for i := 0; i < 2; i++ {
@@ -132,8 +161,8 @@ func TestUnfinishedBatchIsRolledUpByItsRedelivery(t *testing.T) {
 	if r := rollup(t, db, "2026-11-27T06|*|*|*"); r.Requests != 2 {
 		t.Fatalf("overall rollup = %+v, want 2 requests", r)
 	}
-	if n := count(t, db, logstore.CollRequests); n != 2 {
-		t.Fatalf("request_logs = %d, want 2", n)
+	if n := len(storedRows(t, db)); n != 2 {
+		t.Fatalf("request logs = %d, want 2", n)
 	}
 }
 
@@ -172,7 +201,7 @@ func TestEmbeddedStoreKeepsNoIndexItNeverReads(t *testing.T) {
 			t.Fatalf("pass %d: %v", i+1, err)
 		}
 	}
-	for _, coll := range []string{logstore.CollRequests, logstore.CollErrors, logstore.CollRollups, logstore.CollMinutes} {
+	for _, coll := range []string{logstore.CollRequests, logstore.CollRequestBuckets, logstore.CollErrors, logstore.CollRollups, logstore.CollMinutes} {
 		specs, err := db.Collection(coll).Indexes().ListSpecifications(ctx)
 		if err != nil {
 			t.Fatal(err)
