@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -67,16 +66,7 @@ func BenchmarkQueriesSQLite(b *testing.B) {
 
 // benchSeedVersion names the seeded data set: change it when the seed changes,
 // so a kept database is seeded again.
-const benchSeedVersion = "2026-12-05.3"
-
-// benchSeedWithoutCopies is the seed before the error-log copies and the
-// hourly second rollups: a kept database of it is upgraded in place
-// (upgradeBench) rather than seeded again.
-const benchSeedWithoutCopies = "2026-12-05.1"
-
-// benchSeedHourCopies is the seed with hourly error-log copies (since made
-// ten-minute ones): upgraded in place too.
-const benchSeedHourCopies = "2026-12-05.2"
+const benchSeedVersion = "2026-12-05.4" // request logs in buckets
 
 // benchSeed is the marker of a seeded database (collection bench_seed).
 type benchSeed struct {
@@ -102,10 +92,6 @@ func benchQueries(b *testing.B, uri string, rows int) {
 	ctx := context.Background()
 	var seed benchSeed
 	err := db.Collection("bench_seed").FindOne(ctx, bson.M{"_id": "seed"}).Decode(&seed)
-	if err == nil && (seed.Version == benchSeedWithoutCopies || seed.Version == benchSeedHourCopies) && seed.Rows == rows {
-		upgradeBench(b, db, seed)
-		seed.Version = benchSeedVersion
-	}
 	if err != nil || seed.Version != benchSeedVersion || seed.Rows != rows {
 		if err := db.Drop(ctx); err != nil {
 			b.Fatal(err)
@@ -383,15 +369,14 @@ func seedBench(b *testing.B, db *mongo.Database, rows int) benchSeed {
 		for j := i; j < min(i+chunk, rows); j++ {
 			r := req(fmt.Sprintf("r%07d", j), start.Add(time.Duration(j)*step), fmt.Sprintf("key%03d", j%200),
 				benchModels[j%4], fmt.Sprintf("tok%02d", j%20), statuses[j%len(statuses)], 100)
-			r.Batch = "seed"
+			r.Batch = fmt.Sprint("seed", j/40) // a message of 40
 			batch = append(batch, r)
 		}
-		docs := make([]any, len(batch))
-		for k := range batch {
-			docs[k] = &batch[k]
-		}
-		if _, err := db.Collection(logstore.CollRequests).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
-			b.Fatal(err)
+		// In buckets of 40, as ingest stores messages at ~2,000 requests/s.
+		for k := 0; k < len(batch); k += 40 {
+			if err := st.InsertRequestBuckets(ctx, batch[k:min(k+40, len(batch))]); err != nil {
+				b.Fatal(err)
+			}
 		}
 		// An error log per failed request (3 in 20), as edge records them.
 		var errs []logstore.ErrorLog
@@ -469,74 +454,3 @@ func resetBench(ctx context.Context, db *mongo.Database, seed benchSeed) error {
 	return err
 }
 
-// upgradeBench adds the error-log copies to a database seeded without them.
-func upgradeBench(b *testing.B, db *mongo.Database, seed benchSeed) {
-	ctx := context.Background()
-	t0 := time.Now()
-	st := logstore.New(db)
-	st.SetClock(func() time.Time { return seed.Now })
-	if seed.Version == benchSeedHourCopies {
-		names, err := db.ListCollectionNames(ctx, bson.M{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, n := range names {
-			if strings.HasPrefix(n, "error_logs_hour_") {
-				if err := db.Collection(n).Drop(ctx); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-		if _, err := db.Collection(logstore.CollErrorHours).UpdateMany(ctx, bson.M{}, bson.M{"$unset": bson.M{"mins": ""}}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	cur, err := db.Collection(logstore.CollErrors).Find(ctx, bson.M{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var errs []logstore.ErrorLog
-	if err := cur.All(ctx, &errs); err != nil {
-		b.Fatal(err)
-	}
-	for i := 0; i < len(errs); i += 10000 {
-		if err := st.CopyErrorLogs(ctx, errs[i:min(i+10000, len(errs))]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	moved := 0
-	if seed.Version == benchSeedWithoutCopies {
-		moved = moveSeconds(b, db)
-	}
-	if _, err := db.Collection("bench_seed").UpdateOne(ctx, bson.M{"_id": "seed"}, bson.M{"$set": bson.M{"v": benchSeedVersion}}); err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("upgraded the kept seed (%d error logs copied, %d second rollups moved) in %s", len(errs), moved, time.Since(t0).Round(time.Second))
-}
-
-// moveSeconds moves the second rollups to their hours' collections.
-func moveSeconds(b *testing.B, db *mongo.Database) int {
-	ctx := context.Background()
-	cur, err := db.Collection(logstore.CollSeconds).Find(ctx, bson.M{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var secs []bson.M
-	if err := cur.All(ctx, &secs); err != nil {
-		b.Fatal(err)
-	}
-	byColl := map[string][]any{}
-	for _, d := range secs {
-		id, _ := d["_id"].(string)
-		byColl[logstore.SecondsColl(id)] = append(byColl[logstore.SecondsColl(id)], d)
-	}
-	for c, docs := range byColl {
-		if _, err := db.Collection(c).InsertMany(ctx, docs); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := db.Collection(logstore.CollSeconds).Drop(ctx); err != nil {
-		b.Fatal(err)
-	}
-	return len(secs)
-}

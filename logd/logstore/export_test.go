@@ -111,23 +111,11 @@ func (s *Store) SettleParts(ctx context.Context, rows []RequestLog) error {
 	return s.Settle(ctx, &Pending{Batch: "parts", reqs: rows, errOwner: map[string]string{}})
 }
 
-// CopyErrorLogs copies stored error logs into the hourly copies and counts
-// them by minute, as InsertLogs does for new ones (benchmarks that upgrade a
-// database seeded before the copies existed).
-func (s *Store) CopyErrorLogs(ctx context.Context, errs []ErrorLog) error {
-	copied, err := s.copyErrors(ctx, errs)
-	if err != nil {
-		return err
-	}
-	var models []mongo.WriteModel
-	for h, mins := range copied {
-		inc := bson.D{}
-		for mm, n := range mins {
-			inc = append(inc, bson.E{Key: "mins." + mm, Value: n})
-		}
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": h}).SetUpdate(bson.M{"$inc": inc}))
-	}
-	return bulkChunks(ctx, s.errHours, models)
+// InsertRequestBuckets stores rows as one message's buckets, without the
+// recent copy or rollup parts (benchmarks that seed those themselves).
+func (s *Store) InsertRequestBuckets(ctx context.Context, rows []RequestLog) error {
+	_, _, _, err := s.insertBuckets(ctx, rows)
+	return err
 }
 
 // SetErrorCopyWholeHour changes the largest hour read from its copies whole
