@@ -412,11 +412,21 @@ func (s *Store) rollupDocsIn(ctx context.Context, coll *mongo.Collection, f bson
 			return nil, err
 		}
 	}
+	var out []Rollup
+	byID, err := s.guardByLookup(ctx) // FerretDB on SQLite (rollupids.go)
+	if err != nil {
+		return nil, err
+	}
+	if ids, ok := rollupIDs(coll.Name(), f); ok && byID {
+		if out, err = s.rollupsByID(ctx, coll, ids); err != nil {
+			return nil, err
+		}
+		return v.merge(coll.Name(), f, out)
+	}
 	cur, err := coll.Find(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("find rollups: %w", err)
 	}
-	var out []Rollup
 	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("read rollups: %w", err)
 	}
