@@ -453,4 +453,3 @@ func resetBench(ctx context.Context, db *mongo.Database, seed benchSeed) error {
 		bson.M{"$set": bson.M{"req": seed.BusyReq, "codes.429": seed.Busy429}})
 	return err
 }
-
