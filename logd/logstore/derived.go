@@ -51,8 +51,10 @@ const (
 const AttentionRollupAge = 26 * time.Hour
 
 // derivedMarkerID is the CollAttention document that says the derived
-// rollups are complete (backfilled, or never needed it).
-const derivedMarkerID = "~backfilled"
+// rollups are complete (backfilled, or never needed it). "~backfilled" said
+// so before the month-day rollups: a store with only it is backfilled again,
+// every derived document written whole.
+const derivedMarkerID = "~backfilled-month-days"
 
 // attentionID is the attention document of an hour and status code:
 // attempts counts failed upstream attempts, otherwise requests.
@@ -132,6 +134,9 @@ func (s *Store) foldDerived(ctx context.Context, round int64, hourly, secondly m
 	}
 	if err := s.incGuarded(ctx, s.db.Collection(CollMinuteSeconds), round, mins); err != nil {
 		return fmt.Errorf("minute second rollups: %w", err)
+	}
+	if err := s.incGuarded(ctx, s.db.Collection(CollMonthDays), round, monthDayIncs(hourly)); err != nil {
+		return fmt.Errorf("month-day rollups: %w", err)
 	}
 	return nil
 }
@@ -398,6 +403,12 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 	if err := backfillWrite(ctx, s.db.Collection(CollMinuteSeconds), n, docs); err != nil {
 		return fmt.Errorf("backfill minute second rollups: %w", err)
 	}
+	if err := s.foldStep("backfill-seconds"); err != nil {
+		return err
+	}
+	if err := s.backfillMonthDays(ctx, n); err != nil {
+		return err
+	}
 	return s.markDerived(ctx)
 }
 
@@ -459,5 +470,14 @@ func (s *Store) retainDerived(ctx context.Context, now time.Time, rollupCut stri
 	if err != nil {
 		return n, fmt.Errorf("delete minute second rollups before %s: %w", mcut, err)
 	}
-	return n + res.DeletedCount, nil
+	n += res.DeletedCount
+	if rollupCut != "" {
+		// Months that ended before the rollup retention's cut.
+		res, err = s.db.Collection(CollMonthDays).DeleteMany(ctx, bson.M{"_id": bson.M{"$lt": rollupCut[:7]}})
+		if err != nil {
+			return n, fmt.Errorf("delete month-day rollups before %s: %w", rollupCut[:7], err)
+		}
+		n += res.DeletedCount
+	}
+	return n, nil
 }

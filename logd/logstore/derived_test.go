@@ -133,6 +133,26 @@ func checkDerived(t *testing.T, what string, st *logstore.Store, db *mongo.Datab
 				w.got.Requests, w.got.Failures, want[0], want[1])
 		}
 	}
+	// The month (the month-day rollups): every row of derivedNow's month;
+	// the logs page's estimated total: every row (none deleted here).
+	var month, all, failed int64
+	for _, r := range storedRows(t, db) {
+		all++
+		if r.Time.UTC().Format("2006-01") == derivedNow.Format("2006-01") {
+			month++
+			if !r.Success {
+				failed++
+			}
+		}
+	}
+	if o.Month.Requests != month || o.Month.Failures != failed || month == 0 || month == all {
+		t.Fatalf("%s: overview month = %d requests, %d failures; the rows say %d, %d (of %d)", what,
+			o.Month.Requests, o.Month.Failures, month, failed, all)
+	}
+	p, err := st.RequestLogs(ctx, logapi.RequestLogQuery{Limit: 1})
+	if err != nil || p.Total == nil || *p.Total != all {
+		t.Fatalf("%s: logs page total = %v (%v), the rows say %d", what, p.Total, err, all)
+	}
 }
 
 func writeBatch(t *testing.T, st *logstore.Store, name string, rows []logstore.RequestLog, errs []logstore.ErrorLog) {
@@ -241,7 +261,7 @@ func earlierStore(t *testing.T, db *mongo.Database) {
 	if moved < 10 {
 		t.Fatalf("only %d second rollups to move", moved)
 	}
-	for _, c := range []string{logstore.CollAttention, logstore.CollMinuteSeconds} {
+	for _, c := range []string{logstore.CollAttention, logstore.CollMinuteSeconds, logstore.CollMonthDays} {
 		if err := db.Collection(c).Drop(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -361,9 +381,17 @@ func TestRetentionDeletesDerivedRollupsWithTheirAge(t *testing.T) {
 	if m := minutes(); m < logstore.MinuteBucket(later.Add(-logstore.SecondRollupAge)) {
 		t.Errorf("minute document %s kept past %s", m, logstore.SecondRollupAge)
 	}
-	// Rollups kept one day: attention documents go with them.
+	months := func() int64 { return countColl(t, db, logstore.CollMonthDays, bson.M{}) }
+	if n := months(); n != 2 {
+		t.Fatalf("%d month-day documents with rows in November and December, want 2", n)
+	}
+	// Rollups kept one day: attention documents go with them, and November
+	// (ended before the cut) goes.
 	if _, err := st.Retain(ctx, &config.Settings{RollupRetentionDays: 1}, later); err != nil {
 		t.Fatal(err)
+	}
+	if n := countColl(t, db, logstore.CollMonthDays, bson.M{"_id": "2026-12"}); n != 1 || months() != 1 {
+		t.Errorf("month-day documents after a one-day rollup retention: %d, want December only", months())
 	}
 	if h, _ := hours(); h < mongox.HourBucket(later.AddDate(0, 0, -1)) {
 		t.Errorf("attention hour %s kept past ROLLUP_RETENTION_DAYS=1", h)

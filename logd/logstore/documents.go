@@ -15,6 +15,9 @@
 //     key by status code and per-minute second rollups, kept by the fold
 //     beside the rollups so attention and the overview's window edges are
 //     _id lookups (derived.go);
+//   - rollups_month_days: each day's overall counters, one document per
+//     month, kept by the fold for the month and all-time totals
+//     (monthdays.go);
 //   - rollups_second_<yyyymmddhh> and rollups_second: the second rollups of
 //     earlier versions, read only to backfill rollups_minute_seconds and
 //     dropped by retention (seconds.go);

@@ -45,12 +45,8 @@ func (s *Store) overview(ctx context.Context, q logapi.OverviewQuery) (logapi.Ov
 	for _, w := range windows {
 		p.plan(w.from, now)
 	}
-	month := mongox.MonthBucket(now)
-	p.months = map[string]bool{month: true}
 	for h := range p.hours {
-		if h[:7] != month {
-			p.days[h[:10]] = true
-		}
+		p.days[h[:10]] = true
 	}
 	if err := s.fetchPlan(ctx, &p); err != nil {
 		return out, err
@@ -58,11 +54,14 @@ func (s *Store) overview(ctx context.Context, q logapi.OverviewQuery) (logapi.Ov
 	for _, w := range windows {
 		*w.dst = p.sum(w.from, now).totals()
 	}
+	// The month: its days' overall counters, one document (monthdays.go).
+	days, err := s.monthDays(ctx, mongox.MonthBucket(now))
+	if err != nil {
+		return out, err
+	}
 	var m Counters
-	for h, c := range p.hourly {
-		if h[:7] == month {
-			m.Add(c)
-		}
+	for _, c := range days {
+		m.Add(c)
 	}
 	out.Month = m.totals()
 	return out, nil
@@ -73,8 +72,7 @@ type windowPlan struct {
 	secMinutes  map[string]bool // minute buckets whose second rollups are read (one document each)
 	minuteHours map[string]bool // hour buckets whose minute rollups are read
 	hours       map[string]bool // whole hours summed from overall hourly rollups
-	months      map[string]bool // months whose overall hourly rollups are all read
-	days        map[string]bool // days whose overall hourly rollups are read (outside months)
+	days        map[string]bool // days whose overall hourly rollups are read
 
 	seconds map[string]Counters // second bucket → counters
 	minutes map[string]Counters // minute bucket → counters
@@ -191,11 +189,6 @@ func (s *Store) fetchPlan(ctx context.Context, p *windowPlan) error {
 	}
 	for h := range p.minuteHours {
 		read(func() ([]Rollup, error) { return s.rollupDocsIn(ctx, s.minutes, bson.M{"h": h}) }, p.minutes, id)
-	}
-	for mon := range p.months {
-		f := level("", "", "")
-		f["mon"] = mon
-		read(func() ([]Rollup, error) { return s.rollupDocs(ctx, f) }, p.hourly, hour)
 	}
 	for d := range p.days {
 		f := level("", "", "")
