@@ -34,7 +34,9 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
 
 	"github.com/gemini-balance-go/admind/auth"
@@ -104,7 +106,7 @@ func Run(ctx context.Context, db *mongo.Database, o Options) (Result, error) {
 	if err := logs.EnsureIndexes(ctx); err != nil {
 		return res, fmt.Errorf("import: log store indexes: %w", err)
 	}
-	if err := importRequests(ctx, src, logs, o, &res); err != nil {
+	if err := importRequests(ctx, src, db, logs, o, &res); err != nil {
 		return res, err
 	}
 	if err := importErrors(ctx, src, logs, o, &res); err != nil {
@@ -304,13 +306,40 @@ func progress(o Options, label string, done, total int) {
 	}
 }
 
-func importRequests(ctx context.Context, src *sql.DB, logs *logstore.Store, o Options, res *Result) error {
+// importState is an import_state document: how far an import of a table
+// got (the last source id written).
+type importState struct {
+	ID   string `bson:"_id"`
+	Last int64  `bson:"last"`
+}
+
+// CollImportState holds each imported table's cursor.
+const CollImportState = "import_state"
+
+// importRequests copies t_request_log in id order from where the last run
+// stopped. logd stores request logs in buckets, one per batch written, and
+// de-duplicates a batch written again (the same rows under the same name),
+// not a row written again in another batch: so a run resumes after the last
+// batch it wrote, and a batch cut short by a crash is written again whole.
+func importRequests(ctx context.Context, src *sql.DB, db *mongo.Database, logs *logstore.Store, o Options, res *Result) error {
 	total, ok, err := count(ctx, src, "t_request_log")
 	if err != nil || !ok {
 		fmt.Fprintln(o.Out, "request logs: none (no t_request_log table)")
 		return err
 	}
-	last, done := int64(-1), 0
+	state := db.Collection(CollImportState)
+	st := importState{ID: "t_request_log", Last: -1}
+	if err := state.FindOne(ctx, bson.M{"_id": st.ID}).Decode(&st); err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return fmt.Errorf("import: read import state: %w", err)
+	}
+	last, done := st.Last, 0
+	if last >= 0 {
+		var before int
+		if err := src.QueryRowContext(ctx, "SELECT COUNT(*) FROM t_request_log WHERE id <= ?", last).Scan(&before); err != nil {
+			return fmt.Errorf("import: count t_request_log: %w", err)
+		}
+		res.RequestsPresent, done = before, before
+	}
 	for {
 		rows, err := src.QueryContext(ctx, "SELECT id, request_time, model_name, api_key, is_success, status_code, latency_ms FROM t_request_log WHERE id > ? ORDER BY id LIMIT ?", last, o.BatchSize)
 		if err != nil {
@@ -361,6 +390,9 @@ func importRequests(ctx context.Context, src *sql.DB, logs *logstore.Store, o Op
 		}
 		res.Requests += w.Inserted
 		res.RequestsPresent += w.Duplicates
+		if _, err := state.UpdateOne(ctx, bson.M{"_id": st.ID}, bson.M{"$set": bson.M{"last": last}}, options.UpdateOne().SetUpsert(true)); err != nil {
+			return fmt.Errorf("import: save import state: %w", err)
+		}
 		done += len(batch)
 		progress(o, "request logs", done, total)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -229,7 +230,14 @@ func checkImport(t *testing.T, from string, requests int) {
 	if !codes[429] || !codes[400] {
 		t.Errorf("error codes: %v", codes)
 	}
-	for _, coll := range []string{logstore.CollRequests, logstore.CollErrors, settings.Collection} {
+	stored, err := logstore.ReadRequestLogs(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(stored); strings.Contains(string(b), keyOne) || strings.Contains(string(b), keyTwo) || strings.Contains(string(b), password) {
+		t.Fatal("a request log holds a full key or the password")
+	}
+	for _, coll := range []string{logstore.CollErrors, settings.Collection} {
 		cur, err := db.Collection(coll).Find(ctx, bson.D{})
 		if err != nil {
 			t.Fatal(err)
@@ -254,10 +262,55 @@ func checkImport(t *testing.T, from string, requests int) {
 		res.Requests != 0 || res.RequestsPresent != requests || res.ErrorLogs != 0 || res.ErrorLogsPresent != 2 {
 		t.Fatalf("second run: %+v", res)
 	}
-	for coll, want := range map[string]int64{logstore.CollRequests: int64(requests), logstore.CollErrors: 2} {
-		if n, err := db.Collection(coll).CountDocuments(ctx, bson.D{}); err != nil || n != want {
-			t.Errorf("%s: %d rows after two imports, want %d (%v)", coll, n, want, err)
+	if n, err := db.Collection(logstore.CollErrors).CountDocuments(ctx, bson.D{}); err != nil || n != 2 {
+		t.Errorf("error logs: %d after two imports, want 2 (%v)", n, err)
+	}
+	if stored, err := logstore.ReadRequestLogs(ctx, db); err != nil || len(stored) != requests {
+		t.Errorf("request logs: %d after two imports, want %d (%v)", len(stored), requests, err)
+	}
+}
+
+// An import run again after gemini-balance logged more requests adds just
+// those, though its last batch then holds more rows than the first run's.
+func TestImportAgainAfterTheSourceGrewAddsOnlyTheNewRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "default_db")
+	src, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	fill(t, src, "sqlite", 25) // batches of 10: the last one holds 5
+	ctx := context.Background()
+	cl, err := mongo.Connect(options.Client().ApplyURI(storetest.Start(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Disconnect(ctx) })
+	db := cl.Database("gemini_balance")
+	res, err := Run(ctx, db, Options{From: path, Zone: time.UTC, BatchSize: 10})
+	if err != nil || res.Requests != 25 {
+		t.Fatalf("first run: %+v, %v", res, err)
+	}
+	for i := 0; i < 7; i++ {
+		if _, err := src.Exec("INSERT INTO t_request_log (request_time, model_name, api_key, is_success, status_code, latency_ms) VALUES (?, ?, ?, ?, ?, ?)",
+			fmt.Sprintf("2025-06-02 09:00:%02d", i), "gemini-2.5-pro", keyOne, true, 200, 50); err != nil {
+			t.Fatal(err)
 		}
+	}
+	res, err = Run(ctx, db, Options{From: path, Zone: time.UTC, BatchSize: 10})
+	if err != nil || res.Requests != 7 || res.RequestsPresent != 25 {
+		t.Fatalf("second run: %d added, %d already there (%v); want 7 and 25", res.Requests, res.RequestsPresent, err)
+	}
+	stored, err := logstore.ReadRequestLogs(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for _, r := range stored {
+		ids[r.ID]++
+	}
+	if len(stored) != 32 || len(ids) != 32 {
+		t.Fatalf("%d request logs stored, %d distinct; want 32 once each", len(stored), len(ids))
 	}
 }
 
