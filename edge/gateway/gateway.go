@@ -52,14 +52,14 @@ type Deps struct {
 
 // Gateway is one edge replica.
 type Gateway struct {
-	deps     Deps
-	log      *slog.Logger
-	engine   *gin.Engine
-	Relay    *relay.Relay
-	Keys     *keydclient.Client
-	Events   *events.Publisher
-	Auth     *auth.Auth
-	metrics  requestMetrics
+	deps    Deps
+	log     *slog.Logger
+	engine  *gin.Engine
+	Relay   *relay.Relay
+	Keys    *keydclient.Client
+	Events  *events.Publisher
+	Auth    *auth.Auth
+	metrics requestMetrics
 	// inflight counts admitted client requests (see limitConcurrency).
 	inflight   atomic.Int64
 	overloaded prometheus.Counter
