@@ -2,7 +2,10 @@ module github.com/gemini-balance-go/keyd
 
 go 1.26.0
 
-require github.com/gemini-balance-go/shared v0.0.0
+require (
+	github.com/gemini-balance-go/shared v0.0.0
+	github.com/goccy/go-json v0.10.5
+)
 
 require (
 	filippo.io/edwards25519 v1.1.0 // indirect
@@ -17,7 +20,6 @@ require (
 	github.com/go-logr/logr v1.4.2 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-sql-driver/mysql v1.9.2 // indirect
-	github.com/goccy/go-json v0.10.5 // indirect
 	github.com/golang/snappy v0.0.4 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.26.3 // indirect
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
