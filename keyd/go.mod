@@ -2,7 +2,10 @@ module github.com/gemini-balance-go/keyd
 
 go 1.26.0
 
-require github.com/gemini-balance-go/shared v0.0.0
+require (
+	github.com/gemini-balance-go/shared v0.0.0
+	github.com/goccy/go-json v0.10.5
+)
 
 require (
 	filippo.io/edwards25519 v1.1.0 // indirect

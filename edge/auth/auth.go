@@ -156,21 +156,27 @@ func (a *Auth) Check(token string) (Client, bool) {
 // tried: ?key=, x-goog-api-key, x-api-key (Anthropic SDKs), Authorization: Bearer.
 func Tokens(r *http.Request) []string {
 	var out []string
+	eachToken(r, func(t string) bool { out = append(out, t); return false })
+	return out
+}
+
+// eachToken calls f with each candidate credential, in Tokens' order, until
+// f returns true. Header names are given canonical, so no lookup allocates.
+func eachToken(r *http.Request, f func(string) bool) {
 	if r.URL.RawQuery != "" {
-		if k := r.URL.Query().Get("key"); k != "" {
-			out = append(out, k)
+		if k := r.URL.Query().Get("key"); k != "" && f(k) {
+			return
 		}
 	}
-	if k := r.Header.Get("x-goog-api-key"); k != "" {
-		out = append(out, k)
+	if k := r.Header.Get("X-Goog-Api-Key"); k != "" && f(k) {
+		return
 	}
-	if k := r.Header.Get("x-api-key"); k != "" {
-		out = append(out, k)
+	if k := r.Header.Get("X-Api-Key"); k != "" && f(k) {
+		return
 	}
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		out = append(out, strings.TrimSpace(h[7:]))
+		f(strings.TrimSpace(h[7:]))
 	}
-	return out
 }
 
 // Authenticate finds the first valid credential of a request. On a replica
@@ -178,18 +184,23 @@ func Tokens(r *http.Request) []string {
 // fail waits (at most LoadWait) for that load and is checked again, so a
 // freshly started edge does not refuse a valid managed token.
 func (a *Auth) Authenticate(r *http.Request) (Client, bool, bool) {
-	toks := Tokens(r)
+	present := false
 	for attempt := 0; attempt < 2; attempt++ {
-		for _, t := range toks {
-			if c, ok := a.Check(t); ok {
-				return c, true, true
-			}
+		var c Client
+		ok := false
+		eachToken(r, func(t string) bool {
+			present = true
+			c, ok = a.Check(t)
+			return ok
+		})
+		if ok {
+			return c, true, true
 		}
-		if len(toks) == 0 || !a.awaitLoad(r.Context()) {
+		if !present || !a.awaitLoad(r.Context()) {
 			break
 		}
 	}
-	return Client{}, false, len(toks) > 0
+	return Client{}, false, present
 }
 
 // awaitLoad waits for the first load of managed tokens when one is pending;

@@ -265,10 +265,14 @@ func (p *Publisher) work(stop <-chan struct{}) {
 	}
 }
 
-// batch is a publisher's reusable encoding buffer.
+// batch is a publisher's reusable encoding buffer. Each event is encoded
+// into scratch and copied into buf, so encoding allocates nothing per event
+// (json.Marshal returned a fresh copy of every one).
 type batch struct {
-	buf bytes.Buffer
-	n   int
+	buf     bytes.Buffer
+	n       int
+	scratch bytes.Buffer
+	enc     *json.Encoder
 }
 
 var batchHead = []byte(`{"v":` + strconv.Itoa(bus.Version) + `,"events":[`)
@@ -299,7 +303,7 @@ func (b *batch) fits(enc []byte, maxBytes int) bool {
 // batch starts the next one (which waits only for what remains of the
 // linger).
 func (p *Publisher) flush(q *queue, first any, b *batch, stop <-chan struct{}) {
-	next, ok := p.encode(q, first)
+	next, ok := p.encode(q, first, b)
 	var linger <-chan time.Time
 	if p.linger > 0 {
 		t := time.NewTimer(p.linger)
@@ -329,7 +333,7 @@ func (p *Publisher) flush(q *queue, first any, b *batch, stop <-chan struct{}) {
 					break fill
 				}
 			}
-			enc, encoded := p.encode(q, ev)
+			enc, encoded := p.encode(q, ev, b)
 			if !encoded {
 				continue
 			}
@@ -344,16 +348,22 @@ func (p *Publisher) flush(q *queue, first any, b *batch, stop <-chan struct{}) {
 	}
 }
 
-// encode marshals one event, logging (and dropping) an event that cannot be
-// encoded, which would be a programming error.
-func (p *Publisher) encode(q *queue, ev any) ([]byte, bool) {
-	enc, err := json.Marshal(ev)
-	if err != nil {
+// encode marshals one event into b's scratch buffer (valid until the next
+// encode), logging (and dropping) an event that cannot be encoded, which
+// would be a programming error. The bytes are json.Marshal's: Encode adds
+// only the newline, cut here.
+func (p *Publisher) encode(q *queue, ev any, b *batch) ([]byte, bool) {
+	if b.enc == nil {
+		b.enc = json.NewEncoder(&b.scratch)
+	}
+	b.scratch.Reset()
+	if err := b.enc.Encode(ev); err != nil {
 		p.log.Error("encode event", "subject", q.subject, "err", err)
 		p.drop(1)
 		return nil, false
 	}
-	return enc, true
+	enc := b.scratch.Bytes()
+	return enc[:len(enc)-1], true
 }
 
 // send publishes one batch, retrying with backoff while the bus refuses

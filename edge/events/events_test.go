@@ -431,3 +431,69 @@ func TestFinishedRequestEventCarriesNoSecret(t *testing.T) {
 		t.Fatalf("event carries a secret: %s", raw)
 	}
 }
+
+// capture keeps every batch message's payload, in order.
+type capture struct {
+	mu   sync.Mutex
+	msgs [][]byte
+}
+
+func (c *capture) Publish(_ string, msgs ...*message.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range msgs {
+		c.msgs = append(c.msgs, append([]byte(nil), m.Payload...))
+	}
+	return nil
+}
+
+func (c *capture) Close() error { return nil }
+
+func (c *capture) payloads() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.msgs...)
+}
+
+// A batch message is exactly {"v":1,"events":[…]} around each event as
+// json.Marshal encodes it, including the event that did not fit the
+// previous batch and starts the next one: logd and every tap read these
+// bytes.
+func TestBatchBytesAreEachEventAsJSONMarshalEncodesIt(t *testing.T) {
+	c := &capture{}
+	reg := prometheus.NewRegistry()
+	p := events.New(c, events.Options{Workers: 1, MaxBatchBytes: 900, Linger: -1, Registry: reg})
+	var evs []*bus.RequestEvent
+	for i := range 9 {
+		ev := requestEvent()
+		ev.Path = fmt.Sprintf("/v1beta/models/x-%d:generateContent?<&>\u2028é", i)
+		ev.ClientError = strings.Repeat("q\"\\", i*20)
+		evs = append(evs, ev)
+		p.Request(ev) // queued before the publisher runs: one worker sees all
+	}
+	run(t, p)
+	wait.For(t, "every event published", func() bool { return metric(t, reg, "gb_edge_events_published_total") >= float64(len(evs)) })
+	next := 0
+	msgs := c.payloads()
+	for _, got := range msgs {
+		want := []byte(fmt.Sprintf(`{"v":%d,"events":[`, bus.Version))
+		for n := 0; next < len(evs) && len(want)+2 < len(got); n++ {
+			if n > 0 {
+				want = append(want, ',')
+			}
+			enc, err := json.Marshal(evs[next])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, enc...)
+			next++
+		}
+		want = append(want, "]}"...)
+		if string(got) != string(want) {
+			t.Fatalf("batch message\n got  %s\n want %s", got, want)
+		}
+	}
+	if next != len(evs) || len(msgs) < 3 {
+		t.Fatalf("%d of %d events in %d messages", next, len(evs), len(msgs))
+	}
+}

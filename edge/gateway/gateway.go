@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -53,15 +52,14 @@ type Deps struct {
 
 // Gateway is one edge replica.
 type Gateway struct {
-	deps     Deps
-	log      *slog.Logger
-	engine   *gin.Engine
-	Relay    *relay.Relay
-	Keys     *keydclient.Client
-	Events   *events.Publisher
-	Auth     *auth.Auth
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	deps    Deps
+	log     *slog.Logger
+	engine  *gin.Engine
+	Relay   *relay.Relay
+	Keys    *keydclient.Client
+	Events  *events.Publisher
+	Auth    *auth.Auth
+	metrics requestMetrics
 	// inflight counts admitted client requests (see limitConcurrency).
 	inflight   atomic.Int64
 	overloaded prometheus.Counter
@@ -95,17 +93,17 @@ func New(d Deps) (*Gateway, error) {
 	}
 	redact.Default.SetKnown(knownSecrets(*d.Settings.Get()))
 	d.Settings.OnChange(func(next config.Settings) { redact.Default.SetKnown(knownSecrets(next)) })
-	g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	g.metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gb_edge_requests_total", Help: "Client requests by route and status.",
 	}, []string{"route", "code"})
-	g.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	g.metrics.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "gb_edge_request_seconds", Help: "Client request latency (whole stream for streams).",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 	}, []string{"route"})
 	g.overloaded = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gb_edge_overloaded_total", Help: "Client requests refused with 503 at MAX_CONCURRENT_REQUESTS.",
 	})
-	d.Registry.MustRegister(g.requests, g.latency, g.overloaded)
+	d.Registry.MustRegister(g.metrics.requests, g.metrics.latency, g.overloaded)
 	g.engine = g.routes()
 	return g, nil
 }
@@ -250,8 +248,7 @@ func (g *Gateway) recordRequest(c *gin.Context) {
 		return // health, metrics, unknown paths
 	}
 	ev := rec.Finish(c.Writer.Status())
-	g.requests.WithLabelValues(ev.Route, strconv.Itoa(ev.Status)).Inc()
-	g.latency.WithLabelValues(ev.Route).Observe(time.Since(rec.Start).Seconds())
+	g.metrics.observe(ev.Route, ev.Status, time.Since(rec.Start).Seconds())
 	g.Events.Request(ev)
 }
 

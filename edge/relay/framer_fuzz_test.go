@@ -90,3 +90,28 @@ func FuzzFramerReassemblesItsInput(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUsageAgreesWithEncodingJSON: whatever follows "usageMetadata", the
+// fast reading answers as encoding/json does and never panics.
+//
+//	go test ./edge/relay -run '^$' -fuzz FuzzUsageAgrees -fuzztime 30s
+func FuzzUsageAgreesWithEncodingJSON(f *testing.F) {
+	f.Add(`{"promptTokenCount":9,"candidatesTokenCount":7,"totalTokenCount":16}`)
+	f.Add(`{"promptTokensDetails":[{"modality":"TEXT","tokenCount":9}],"totalTokenCount":9}`)
+	f.Add(`{"totalTokenCount":1.0,"x":"\"}"}`)
+	f.Add(`{"TOTALTOKENCOUNT":3}`)
+	f.Fuzz(func(t *testing.T, after string) {
+		got := usageOf([]byte(`{"usageMetadata":` + after))
+		i := strings.IndexByte(after, '{')
+		if i < 0 {
+			return
+		}
+		obj := objectAt([]byte(after[i:]))
+		if obj == nil {
+			return
+		}
+		if ref := usageSlow(obj); got != ref {
+			t.Fatalf("%q: got %+v, encoding/json %+v", after, got, ref)
+		}
+	})
+}

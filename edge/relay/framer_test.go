@@ -129,3 +129,30 @@ func TestRendezvousHashMovesOnlyTheRemovedProxysKeys(t *testing.T) {
 		}
 	}
 }
+
+// The fast reading of usageMetadata must answer exactly as encoding/json
+// does, for the usual shape and for every odd one.
+func TestUsageFastPathAgreesWithEncodingJSON(t *testing.T) {
+	for _, obj := range []string{
+		`{"promptTokenCount":9,"candidatesTokenCount":7,"thoughtsTokenCount":24,"cachedContentTokenCount":2,"totalTokenCount":40}`,
+		`{ "promptTokenCount" : 9 ,"totalTokenCount":	12 }`,
+		`{}`,
+		`{"promptTokenCount":null,"totalTokenCount":3}`,
+		`{"promptTokenCount":1,"promptTokenCount":5}`,
+		`{"promptTokenCount":1.5,"totalTokenCount":3}`,
+		`{"promptTokenCount":1e3,"totalTokenCount":3}`,
+		`{"promptTokenCount":"9","totalTokenCount":3}`,
+		`{"promptTokenCount":99999999999999999999,"totalTokenCount":3}`,
+		`{"PromptTokenCount":9,"totalTokenCount":3}`,
+		`{"prompt\u0054okenCount":9,"totalTokenCount":3}`,
+		`{"promptTokensDetails":[{"modality":"TEXT","tokenCount":9}],"totalTokenCount":9,"note":"a \"quoted\" }"}`,
+		`{"promptTokenCount":-4,"x":true,"y":false,"z":{"a":[1,{"b":"}"}]}}`,
+		`{"promptTokenCount":9,}`,
+		`{"promptTokenCount":tru}`,
+	} {
+		data := []byte(`{"candidates":[],"usageMetadata":` + obj + `}`)
+		if got, want := usageOf(data), usageSlow(objectAt([]byte(obj))); got != want {
+			t.Errorf("%s: got %+v, encoding/json %+v", obj, got, want)
+		}
+	}
+}

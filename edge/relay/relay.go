@@ -352,6 +352,10 @@ func (rl *Relay) attempt(ctx context.Context, req *Request, timeoutSec int, secr
 	return &Response{Status: hres.StatusCode, Header: hres.Header, Class: outcome.Success, Stream: s}
 }
 
+// keyHeader is x-goog-api-key in the canonical form http.Header.Set would
+// compute (and allocate) on every attempt; the wire bytes are the same.
+const keyHeader = "X-Goog-Api-Key"
+
 func (rl *Relay) newRequest(ctx context.Context, req *Request, secret, keyID string) (*http.Request, error) {
 	st := rl.settings.Get()
 	base := req.Base
@@ -390,7 +394,7 @@ func (rl *Relay) newRequest(ctx context.Context, req *Request, secret, keyID str
 	if req.BearerKey {
 		hreq.Header.Set("Authorization", "Bearer "+secret)
 	} else {
-		hreq.Header.Set("x-goog-api-key", secret)
+		hreq.Header[keyHeader] = []string{secret}
 	}
 	return hreq, nil
 }
@@ -405,7 +409,7 @@ func (rl *Relay) Send(ctx context.Context, secret, keyID string, hreq *http.Requ
 	for k, v := range st.CustomHeaders {
 		hreq.Header.Set(k, v)
 	}
-	hreq.Header.Set("x-goog-api-key", secret)
+	hreq.Header[keyHeader] = []string{secret}
 	hreq.Header.Del("Authorization")
 	return rl.client.Do(hreq)
 }

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/gemini-balance-go/edge/events"
 	"github.com/gemini-balance-go/shared/bus"
+	"github.com/gemini-balance-go/shared/guard"
 	"github.com/gemini-balance-go/shared/outcome"
 )
 
@@ -190,7 +192,10 @@ func (s *Stream) failure(err error) (outcome.Class, int, string) {
 }
 
 // usageOf reads usageMetadata from a GenerateContentResponse without parsing
-// the rest of it.
+// the rest of it. Every successful request pays for it, so the usual shape
+// (the five counts as plain integers) is read by usageFields without
+// encoding/json's reflection and allocations; anything else goes to
+// encoding/json, whose answer is the reference.
 func usageOf(data []byte) bus.Usage {
 	i := bytes.Index(data, []byte(`"usageMetadata"`))
 	if i < 0 {
@@ -205,6 +210,18 @@ func usageOf(data []byte) bus.Usage {
 	if obj == nil {
 		return bus.Usage{}
 	}
+	if !guard.Valid(obj) {
+		return usageSlow(obj)
+	}
+	if u, ok := usageFields(obj); ok {
+		return u
+	}
+	return usageSlow(obj)
+}
+
+// usageSlow decodes a usage object with encoding/json: an invalid object or
+// a count that is not an int gives no usage at all.
+func usageSlow(obj []byte) bus.Usage {
 	var u struct {
 		Prompt     int `json:"promptTokenCount"`
 		Candidates int `json:"candidatesTokenCount"`
@@ -216,6 +233,95 @@ func usageOf(data []byte) bus.Usage {
 		return bus.Usage{}
 	}
 	return bus.Usage{Prompt: u.Prompt, Candidates: u.Candidates, Thoughts: u.Thoughts, Cached: u.Cached, Total: u.Total}
+}
+
+// usageFields reads the counts of a valid JSON object (guard.Valid) when
+// each of them is a plain integer or null and every key is spelled plainly;
+// ok is false for anything else (an escaped or differently cased key, a
+// fraction, an overflow), which usageSlow then judges as encoding/json does.
+func usageFields(obj []byte) (u bus.Usage, ok bool) {
+	i := 1 // past '{'
+	for {
+		i = skipWS(obj, i)
+		if obj[i] == '}' {
+			return u, true
+		}
+		if obj[i] == ',' {
+			i = skipWS(obj, i+1)
+		}
+		// A key: valid JSON guarantees the closing quote.
+		k := i + 1
+		e := bytes.IndexByte(obj[k:], '"') + k
+		key := obj[k:e]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return u, false
+		}
+		i = skipWS(obj, e+1) + 1 // past ':'
+		i = skipWS(obj, i)
+		var dst *int
+		switch string(key) {
+		case "promptTokenCount":
+			dst = &u.Prompt
+		case "candidatesTokenCount":
+			dst = &u.Candidates
+		case "thoughtsTokenCount":
+			dst = &u.Thoughts
+		case "cachedContentTokenCount":
+			dst = &u.Cached
+		case "totalTokenCount":
+			dst = &u.Total
+		default:
+			for _, f := range usageKeys {
+				if bytes.EqualFold(key, []byte(f)) {
+					return u, false // encoding/json matches keys case-insensitively
+				}
+			}
+		}
+		end := valueEnd(obj, i)
+		if dst != nil {
+			v := obj[i:end]
+			if string(v) != "null" {
+				n, err := strconv.Atoi(string(v))
+				if err != nil {
+					return u, false
+				}
+				*dst = n
+			}
+		}
+		i = end
+	}
+}
+
+var usageKeys = [...]string{"promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "cachedContentTokenCount", "totalTokenCount"}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// valueEnd returns the index just past the valid JSON value at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for j := i + 1; j < len(b); j++ {
+			switch b[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1
+			}
+		}
+		return len(b)
+	case '{', '[':
+		return i + len(objectAt(b[i:]))
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+		j++
+	}
+	return j
 }
 
 // objectAt returns the JSON object starting at b[0] ('{'), or nil when it is

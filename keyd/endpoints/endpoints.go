@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
@@ -107,15 +108,15 @@ func Register(ctx context.Context, nc *nats.Conn, p Pool, o Options) (micro.Serv
 	}{
 		{"acquire", bus.SubjectKeyAcquire, micro.HandlerFunc(func(r micro.Request) {
 			var req bus.AcquireRequest
-			if err := json.Unmarshal(r.Data(), &req); err != nil {
+			if err := unmarshalHot(r.Data(), &req); err != nil {
 				respond(r, bus.AcquireReply{Error: "bad acquire request: " + err.Error()})
 				return
 			}
-			respond(r, p.Acquire(req))
+			respondHot(r, p.Acquire(req))
 		})},
 		{"report", bus.SubjectKeyReport, micro.HandlerFunc(func(r micro.Request) {
 			var rep bus.Report
-			if err := json.Unmarshal(r.Data(), &rep); err == nil {
+			if err := unmarshalHot(r.Data(), &rep); err == nil {
 				p.Report(rep)
 			}
 			if r.Reply() != "" { // fire-and-forget callers send no reply subject
@@ -180,6 +181,35 @@ func respond(r micro.Request, v any) {
 		return
 	}
 	if err := r.RespondJSON(v); err != nil {
+		_ = r.Error("500", "encode reply: "+err.Error(), nil)
+	}
+}
+
+// Acquire and report run once or twice for every client request, and
+// encoding/json's reflection was most of keyd's CPU for them (go run
+// ./deployments/bench -profile). goccy/go-json reads and writes the same
+// JSON for these types (TestHotCodecMatchesEncodingJSON); a body it refuses
+// goes to encoding/json, so a bad request gets the same answer and text.
+
+func unmarshalHot[T any](data []byte, v *T) error {
+	if gojson.Unmarshal(data, v) == nil {
+		return nil
+	}
+	var zero T
+	*v = zero // nothing goccy half-read survives
+	return json.Unmarshal(data, v)
+}
+
+func respondHot(r micro.Request, rep bus.AcquireReply) {
+	if r.Reply() == "" {
+		return
+	}
+	data, err := gojson.Marshal(rep)
+	if err != nil {
+		respond(r, rep)
+		return
+	}
+	if err := r.Respond(data); err != nil {
 		_ = r.Error("500", "encode reply: "+err.Error(), nil)
 	}
 }
