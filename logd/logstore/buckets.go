@@ -144,10 +144,10 @@ func (b *requestBucket) rows() ([]RequestLog, error) {
 // number of rows in buckets inserted now and in buckets stored before, and
 // the parts that had a bucket stored before (a redelivery: the part may be
 // written or folded already).
-func (s *Store) insertBuckets(ctx context.Context, reqs []RequestLog) (inserted, dups int, dupParts map[string]bool, err error) {
+func (s *Store) insertBuckets(ctx context.Context, reqs []RequestLog) (buckets []*requestBucket, inserted, dups int, dupParts map[string]bool, err error) {
 	buckets, groups, err := bucketsOf(reqs)
 	if err != nil {
-		return 0, 0, nil, err
+		return nil, 0, 0, nil, err
 	}
 	docs := make([]any, len(buckets))
 	for i := range buckets {
@@ -155,7 +155,7 @@ func (s *Store) insertBuckets(ctx context.Context, reqs []RequestLog) (inserted,
 	}
 	_, dupIdx, err := insertUnordered(ctx, s.buckets, docs)
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("insert request logs: %w", err)
+		return nil, 0, 0, nil, fmt.Errorf("insert request logs: %w", err)
 	}
 	dupParts = map[string]bool{}
 	isDup := make(map[int]bool, len(dupIdx))
@@ -170,7 +170,7 @@ func (s *Store) insertBuckets(ctx context.Context, reqs []RequestLog) (inserted,
 			inserted += len(g)
 		}
 	}
-	return inserted, dups, dupParts, nil
+	return buckets, inserted, dups, dupParts, nil
 }
 
 // rowQuery selects request logs: a time range [From, To) and equalities,

@@ -114,7 +114,7 @@ func (s *Store) SettleParts(ctx context.Context, rows []RequestLog) error {
 // InsertRequestBuckets stores rows as one message's buckets, without the
 // recent copy or rollup parts (benchmarks that seed those themselves).
 func (s *Store) InsertRequestBuckets(ctx context.Context, rows []RequestLog) error {
-	_, _, _, err := s.insertBuckets(ctx, rows)
+	_, _, _, _, err := s.insertBuckets(ctx, rows)
 	return err
 }
 

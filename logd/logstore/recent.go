@@ -48,10 +48,12 @@ import (
 //
 // On MongoDB the same path runs (a small collection needs no index).
 //
-// A bucket holds its rows as one S2-compressed BSON value (rb), _id a hash of
-// their ids: a document costs FerretDB a statement and a JSON encoding with a
-// type schema per field, so one per batch instead of one per row is most of
-// the copy's cost gone (BenchmarkDocumentShapes). Nothing filters on a row
+// A bucket holds its rows as one S2-compressed BSON value (rb): it is the
+// request-log bucket (buckets.go), _id and rows, copied as stored, so a
+// message's rows are encoded once. A document costs FerretDB a statement
+// and a JSON encoding with a type schema per field, so one per message
+// instead of one per row is most of the copy's cost gone
+// (BenchmarkDocumentShapes). Nothing filters on a row
 // inside the store: a reader decodes a minute's buckets and filters in Go, as
 // FerretDB would have done anyway. A retry that groups rows differently may
 // copy a row twice; readers keep one. A delete rewrites the buckets it
@@ -151,25 +153,19 @@ func (s *Store) recentMinutesStored(ctx context.Context) ([]time.Time, error) {
 	return out, nil
 }
 
-// copyRecent copies inserted or redelivered rows into their minutes'
-// collections, and trims the copy now and then.
-func (s *Store) copyRecent(ctx context.Context, reqs []RequestLog) error {
+// copyRecent copies a batch's buckets, inserted or redelivered, into their
+// minutes' collections (the same _id and rows: a bucket holds one minute),
+// and trims the copy now and then. A bucket of the watermark's minute may
+// bring rows just before it; readers skip those.
+func (s *Store) copyRecent(ctx context.Context, buckets []*requestBucket) error {
 	w := s.recent.from.Load()
-	byMinute := map[string][]RequestLog{}
 	n := 0
-	for i := range reqs {
-		if reqs[i].Time.UnixMilli() >= w {
-			c := RecentColl(reqs[i].Time)
-			byMinute[c] = append(byMinute[c], reqs[i])
-			n++
+	for _, b := range buckets {
+		if b.To.UnixMilli() < w {
+			continue
 		}
-	}
-	for c, rows := range byMinute {
-		b, err := newRecentBucket(rows)
-		if err != nil {
-			return err
-		}
-		if _, _, err := insertUnordered(ctx, s.db.Collection(c), []any{b}); err != nil {
+		n += b.N
+		if _, _, err := insertUnordered(ctx, s.db.Collection(RecentColl(b.From)), []any{recentBucket{ID: b.ID, N: b.N, Rows: b.Rows}}); err != nil {
 			return fmt.Errorf("copy recent request logs: %w", err)
 		}
 	}

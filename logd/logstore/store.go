@@ -273,13 +273,13 @@ func (s *Store) InsertLogs(ctx context.Context, batch string, reqs []RequestLog,
 		}
 	}
 	p.reqs = reqs
-	n, dups, dupParts, err := s.insertBuckets(ctx, reqs)
+	buckets, n, dups, dupParts, err := s.insertBuckets(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
 	p.Result.Inserted, p.Result.Duplicates, p.reqDupParts = n, dups, dupParts
 	// Duplicates too: a retried batch repairs a copy its first attempt missed.
-	if err := s.copyRecent(ctx, dedupe(reqs, func(r RequestLog) string { return r.ID })); err != nil {
+	if err := s.copyRecent(ctx, buckets); err != nil {
 		return nil, err
 	}
 	return p, nil
