@@ -52,9 +52,9 @@ const AttentionRollupAge = 26 * time.Hour
 
 // derivedMarkerID is the CollAttention document that says the derived
 // rollups are complete (backfilled, or never needed it). "~backfilled" said
-// so before the month-day rollups: a store with only it is backfilled again,
-// every derived document written whole.
-const derivedMarkerID = "~backfilled-month-days"
+// so before the month-day and token rollups: a store with only it is
+// backfilled again, every derived document written whole.
+const derivedMarkerID = "~backfilled-tokens"
 
 // attentionID is the attention document of an hour and status code:
 // attempts counts failed upstream attempts, otherwise requests.
@@ -138,12 +138,20 @@ func (s *Store) foldDerived(ctx context.Context, round int64, hourly, secondly m
 	if err := s.incGuarded(ctx, s.db.Collection(CollMonthDays), round, monthDayIncs(hourly)); err != nil {
 		return fmt.Errorf("month-day rollups: %w", err)
 	}
+	hours, days := tokenIncs(hourly)
+	if err := s.incGuarded(ctx, s.db.Collection(CollTokenHours), round, hours); err != nil {
+		return fmt.Errorf("token hour rollups: %w", err)
+	}
+	if err := s.incGuarded(ctx, s.db.Collection(CollTokenDays), round, days); err != nil {
+		return fmt.Errorf("token day rollups: %w", err)
+	}
 	return nil
 }
 
 // incDoc is what a fold round adds to one derived document.
 type incDoc struct {
 	inc      bson.D
+	max      bson.D // $max fields (idempotent; under the same guard)
 	onInsert bson.D
 }
 
@@ -155,6 +163,9 @@ func (s *Store) incGuarded(ctx context.Context, coll *mongo.Collection, round in
 			continue
 		}
 		update := bson.D{{Key: "$inc", Value: d.inc}, {Key: "$set", Value: bson.D{{Key: "fr", Value: round}}}}
+		if len(d.max) > 0 {
+			update = append(update, bson.E{Key: "$max", Value: d.max})
+		}
 		if len(d.onInsert) > 0 {
 			update = append(update, bson.E{Key: "$setOnInsert", Value: d.onInsert})
 		}
@@ -409,6 +420,9 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 	if err := s.backfillMonthDays(ctx, n); err != nil {
 		return err
 	}
+	if err := s.backfillTokens(ctx, n); err != nil {
+		return err
+	}
 	return s.markDerived(ctx)
 }
 
@@ -479,5 +493,6 @@ func (s *Store) retainDerived(ctx context.Context, now time.Time, rollupCut stri
 		}
 		n += res.DeletedCount
 	}
-	return n, nil
+	tn, err := s.retainTokens(ctx, now, rollupCut)
+	return n + tn, err
 }

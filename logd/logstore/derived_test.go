@@ -37,7 +37,7 @@ func derivedBatch(name string, n int, seed int) ([]logstore.RequestLog, []logsto
 		}
 		key := keys[x%len(keys)]
 		status := statuses[(x/7)%len(statuses)]
-		r := req(fmt.Sprintf("%s-%d", name, i), at, key, "m", "t", status, 1)
+		r := req(fmt.Sprintf("%s-%d", name, i), at, key, "m", []string{"t", "t.b", ""}[x%3], status, 1+x%4)
 		rows = append(rows, r)
 		if !r.Success && key != "" {
 			errs = append(errs, failedAttempt("a-"+r.ID, at, key, status))
@@ -153,6 +153,51 @@ func checkDerived(t *testing.T, what string, st *logstore.Store, db *mongo.Datab
 	if err != nil || p.Total == nil || *p.Total != all {
 		t.Fatalf("%s: logs page total = %v (%v), the rows say %d", what, p.Total, err, all)
 	}
+	// Token usage (the token rollups): the rows of the last 24 whole hours
+	// and 30 days by hour bucket, per token ("-" for none).
+	tu, err := st.TokenUsage(ctx, logapi.TokenUsageQuery{Now: derivedNow})
+	if err != nil {
+		t.Fatalf("%s: token usage: %v", what, err)
+	}
+	want := map[string]logapi.TokenUsage{}
+	nowHour := derivedNow.Truncate(time.Hour)
+	for _, r := range storedRows(t, db) {
+		h := r.Time.UTC().Truncate(time.Hour)
+		if h.After(nowHour) || h.Before(nowHour.Add(-(30*24-1)*time.Hour)) {
+			continue
+		}
+		tok := r.TokenID
+		if tok == "" {
+			tok = "-"
+		}
+		u := want[tok]
+		u.Requests30d++
+		u.Tokens30d += int64(r.Tokens)
+		if !h.Before(nowHour.Add(-23 * time.Hour)) {
+			u.Requests24h++
+			u.Tokens24h += int64(r.Tokens)
+			if !r.Success {
+				u.Failures24h++
+			}
+		}
+		if u.LastUsed == nil || h.After(*u.LastUsed) {
+			u.LastUsed = &h
+		}
+		want[tok] = u
+	}
+	if len(want) != 3 {
+		t.Fatalf("%s: the rows name %d tokens, want 3 (the test proves less)", what, len(want))
+	}
+	for tok, w := range want {
+		g := tu.Tokens[tok]
+		if g.Requests30d != w.Requests30d || g.Tokens30d != w.Tokens30d || g.Requests24h != w.Requests24h ||
+			g.Failures24h != w.Failures24h || g.Tokens24h != w.Tokens24h || g.LastUsed == nil || !g.LastUsed.Equal(*w.LastUsed) {
+			t.Fatalf("%s: token %s usage = %+v (last %v); the rows say %+v (last %v)", what, tok, g, g.LastUsed, w, *w.LastUsed)
+		}
+	}
+	if len(tu.Tokens) != len(want) {
+		t.Fatalf("%s: token usage names %d tokens, the rows %d", what, len(tu.Tokens), len(want))
+	}
 }
 
 func writeBatch(t *testing.T, st *logstore.Store, name string, rows []logstore.RequestLog, errs []logstore.ErrorLog) {
@@ -261,7 +306,7 @@ func earlierStore(t *testing.T, db *mongo.Database) {
 	if moved < 10 {
 		t.Fatalf("only %d second rollups to move", moved)
 	}
-	for _, c := range []string{logstore.CollAttention, logstore.CollMinuteSeconds, logstore.CollMonthDays} {
+	for _, c := range []string{logstore.CollAttention, logstore.CollMinuteSeconds, logstore.CollMonthDays, logstore.CollTokenHours, logstore.CollTokenDays} {
 		if err := db.Collection(c).Drop(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,8 @@
 //   - rollups_month_days: each day's overall counters, one document per
 //     month, kept by the fold for the month and all-time totals
 //     (monthdays.go);
+//   - rollups_token_hours and rollups_token_days: every client token's
+//     counters per hour and per day, for the tokens page (tokenrollups.go);
 //   - rollups_second_<yyyymmddhh> and rollups_second: the second rollups of
 //     earlier versions, read only to backfill rollups_minute_seconds and
 //     dropped by retention (seconds.go);

@@ -3,10 +3,7 @@ package logstore
 import (
 	"context"
 	"slices"
-	"sync"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gemini-balance-go/shared/logapi"
 	"github.com/gemini-balance-go/shared/mongox"
@@ -15,11 +12,10 @@ import (
 // tokenUsageDays is the long window of TokenUsage.
 const tokenUsageDays = 30
 
-// TokenUsage answers gb.logd.stats.tokens from the per-token rollups
-// (k = *, mo = *, tk = the token): one equality-filtered read per month the
-// 30-day window touches, in parallel. On FerretDB every read
-// scans its whole collection, so the number of reads is the cost: a read
-// per day made 30 scans of the hourly rollups. No raw log is read.
+// TokenUsage answers gb.logd.stats.tokens from the token rollups
+// (tokenrollups.go): the 24 hours by hour, the 30 days by the hours of their
+// first day and of today and the days between. No raw log and no hourly
+// rollup is read.
 func (s *Store) TokenUsage(ctx context.Context, q logapi.TokenUsageQuery) (logapi.TokenUsageReply, error) {
 	return consistently(ctx, s, func(ctx context.Context) (logapi.TokenUsageReply, error) { return s.tokenUsage(ctx, q) })
 }
@@ -31,46 +27,74 @@ func (s *Store) tokenUsage(ctx context.Context, q logapi.TokenUsageQuery) (logap
 	}
 	now = now.UTC().Truncate(time.Hour)
 	from := now.Add(-(tokenUsageDays*24 - 1) * time.Hour)
-	dayFrom := now.Add(-23 * time.Hour)
-	var months []string // three when the window holds a whole February
-	for m := time.Date(from.Year(), from.Month(), 1, 0, 0, 0, 0, time.UTC); !m.After(now); m = m.AddDate(0, 1, 0) {
-		months = append(months, mongox.MonthBucket(m))
+	h24 := mongox.HourBucket(now.Add(-23 * time.Hour))
+	today := now.Truncate(24 * time.Hour)
+	firstDayEnd := from.Truncate(24 * time.Hour).Add(24 * time.Hour)
+	var hourIDs, dayIDs []string
+	for h := from; h.Before(firstDayEnd); h = h.Add(time.Hour) {
+		hourIDs = append(hourIDs, mongox.HourBucket(h))
 	}
-	hFrom, hTo, h24 := mongox.HourBucket(from), mongox.HourBucket(now), mongox.HourBucket(dayFrom)
-	var mu sync.Mutex
-	out := logapi.TokenUsageReply{Tokens: map[string]logapi.TokenUsage{}}
-	err := parallel(len(months), func(i int) error {
-		// The overall documents (tk = *) are skipped below, not filtered
-		// out: FerretDB/PostgreSQL evaluates a pushed-down $ne as three
-		// tests per row, in whatever order the filter's keys arrive.
-		f := bson.M{"mon": months[i], "k": Any, "mo": Any}
-		if len(q.TokenIDs) == 1 {
-			f["tk"] = q.TokenIDs[0]
+	for h := now.Add(-23 * time.Hour); !h.After(now); h = h.Add(time.Hour) {
+		if h.Before(firstDayEnd) {
+			continue // read above
 		}
-		docs, err := s.rollupDocs(ctx, f)
-		if err != nil {
-			return err
+		hourIDs = append(hourIDs, mongox.HourBucket(h))
+	}
+	for d := firstDayEnd; d.Before(today); d = d.Add(24 * time.Hour) {
+		dayIDs = append(dayIDs, mongox.DayBucket(d))
+	}
+	var hours, days map[string]*tokenDoc
+	err := parallel(2, func(i int) error {
+		var err error
+		if i == 0 {
+			hours, err = s.tokenDocs(ctx, CollTokenHours, hourIDs)
+		} else {
+			days, err = s.tokenDocs(ctx, CollTokenDays, dayIDs)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, d := range docs {
-			if d.Token == Any || d.Hour < hFrom || d.Hour > hTo || d.Requests == 0 || (len(q.TokenIDs) > 1 && !slices.Contains(q.TokenIDs, d.Token)) {
-				continue
-			}
-			u := out.Tokens[d.Token]
-			u.Requests30d += d.Requests
-			u.Tokens30d += d.Tokens
-			if d.Hour >= h24 {
-				u.Requests24h += d.Requests
-				u.Failures24h += d.Failures
-				u.Tokens24h += d.Tokens
-			}
-			if t, err := time.Parse("2006-01-02T15", d.Hour); err == nil && (u.LastUsed == nil || t.After(*u.LastUsed)) {
-				u.LastUsed = &t
-			}
-			out.Tokens[d.Token] = u
-		}
-		return nil
+		return err
 	})
-	return out, err
+	if err != nil {
+		return logapi.TokenUsageReply{}, err
+	}
+	out := logapi.TokenUsageReply{Tokens: map[string]logapi.TokenUsage{}}
+	last := map[string]string{}
+	use := func(tok string, c Counters, lastHour string, in30, in24 bool) {
+		if c.Requests == 0 || (len(q.TokenIDs) > 0 && !slices.Contains(q.TokenIDs, tok)) {
+			return
+		}
+		u := out.Tokens[tok]
+		if in30 {
+			u.Requests30d += c.Requests
+			u.Tokens30d += c.Tokens
+			last[tok] = max(last[tok], lastHour)
+		}
+		if in24 {
+			u.Requests24h += c.Requests
+			u.Failures24h += c.Failures
+			u.Tokens24h += c.Tokens
+		}
+		out.Tokens[tok] = u
+	}
+	hTo, todayID := mongox.HourBucket(now), mongox.HourBucket(today)
+	firstEnd := mongox.HourBucket(firstDayEnd)
+	for h, d := range hours {
+		// 30 days: the first day's hours and today's; 24 hours: its own.
+		in30 := h < firstEnd || (h >= todayID && h <= hTo)
+		for tok, c := range d.counts {
+			use(tok, c, h, in30, h >= h24 && h <= hTo)
+		}
+	}
+	for _, d := range days {
+		for tok, c := range d.counts {
+			use(tok, c, d.last[tok], true, false)
+		}
+	}
+	for tok, h := range last {
+		if t, err := time.Parse("2006-01-02T15", h); err == nil {
+			u := out.Tokens[tok]
+			u.LastUsed = &t
+			out.Tokens[tok] = u
+		}
+	}
+	return out, nil
 }

@@ -21,6 +21,9 @@ func TestTokenUsageSumsTheLast24HoursAnd30DaysFromRollups(t *testing.T) {
 		req("a2", now.Add(-5*time.Hour), "k2", "m2", "tA", 429, 0),       // 24 h, a failure
 		req("a3", now.Add(-3*24*time.Hour), "k1", "m1", "tA", 200, 50),   // 30 d only (100 tokens)
 		req("a4", now.Add(-40*24*time.Hour), "k1", "m1", "tA", 200, 500), // older than 30 d
+		// The window's first hour is 30 days less an hour back (Oct 28 07:00).
+		req("a5", time.Date(2026, 10, 28, 10, 0, 0, 0, time.UTC), "k1", "m1", "tA", 200, 1000), // its first day: 30 d
+		req("a6", time.Date(2026, 10, 28, 5, 0, 0, 0, time.UTC), "k1", "m1", "tA", 200, 1000),  // that day, before it
 		req("b1", now.Add(-2*time.Hour), "k1", "m1", "tB", 200, 1),       // another token
 		req("c1", now.Add(-26*time.Hour), "k1", "m1", "", 200, 1),        // no token
 	)
@@ -29,7 +32,7 @@ func TestTokenUsageSumsTheLast24HoursAnd30DaysFromRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := rep.Tokens["tA"]
-	if a.Requests24h != 2 || a.Failures24h != 1 || a.Tokens24h != 10 || a.Requests30d != 3 || a.Tokens30d != 110 {
+	if a.Requests24h != 2 || a.Failures24h != 1 || a.Tokens24h != 10 || a.Requests30d != 4 || a.Tokens30d != 2110 {
 		t.Errorf("tA usage = %+v", a)
 	}
 	if a.LastUsed == nil || !a.LastUsed.Equal(now.Truncate(time.Hour)) {

@@ -18,8 +18,9 @@ import (
 )
 
 // On FerretDB/SQLite a 24-hour series (overall, or one key, model or token)
-// and the overview's day and minute reads find their rollups by _id: any
-// other filter makes FerretDB decode every hourly rollup kept. The answers
+// and the overview's day and minute reads find their rollups by _id, and
+// token usage reads none (the token rollups): any other filter makes
+// FerretDB decode every hourly rollup kept. The answers
 // stay exact with parts pending and folded alike.
 func TestSQLiteStatsReadRollupsByID(t *testing.T) {
 	uri := storetest.Start(t)
@@ -91,6 +92,10 @@ func TestSQLiteStatsReadRollupsByID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tu, err := st.TokenUsage(ctx, logapi.TokenUsageQuery{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	watch = false
 	got := scans
@@ -123,6 +128,9 @@ func TestSQLiteStatsReadRollupsByID(t *testing.T) {
 	}
 	if sum(all) != wantAll || sum(key) != wantKey || wantKey == 0 {
 		t.Errorf("24-hour series: %d requests, key k1 %d; rows say %d and %d", sum(all), sum(key), wantAll, wantKey)
+	}
+	if u := tu.Tokens["tok"]; u.Requests30d != 80 {
+		t.Errorf("token usage: %d requests in 30 days, want all 80", u.Requests30d)
 	}
 	if ov.Day.Requests != wantDay || ov.Hour.Requests != wantHour || wantHour != 22 {
 		t.Errorf("overview: day %d, hour %d; rows say %d and %d", ov.Day.Requests, ov.Hour.Requests, wantDay, wantHour)
