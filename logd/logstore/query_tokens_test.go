@@ -24,8 +24,8 @@ func TestTokenUsageSumsTheLast24HoursAnd30DaysFromRollups(t *testing.T) {
 		// The window's first hour is 30 days less an hour back (Oct 28 07:00).
 		req("a5", time.Date(2026, 10, 28, 10, 0, 0, 0, time.UTC), "k1", "m1", "tA", 200, 1000), // its first day: 30 d
 		req("a6", time.Date(2026, 10, 28, 5, 0, 0, 0, time.UTC), "k1", "m1", "tA", 200, 1000),  // that day, before it
-		req("b1", now.Add(-2*time.Hour), "k1", "m1", "tB", 200, 1),       // another token
-		req("c1", now.Add(-26*time.Hour), "k1", "m1", "", 200, 1),        // no token
+		req("b1", now.Add(-2*time.Hour), "k1", "m1", "tB", 200, 1),                             // another token
+		req("c1", now.Add(-26*time.Hour), "k1", "m1", "", 200, 1),                              // no token
 	)
 	rep, err := st.TokenUsage(context.Background(), logapi.TokenUsageQuery{Now: now})
 	if err != nil {
