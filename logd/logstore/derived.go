@@ -52,9 +52,9 @@ const AttentionRollupAge = 26 * time.Hour
 
 // derivedMarkerID is the CollAttention document that says the derived
 // rollups are complete (backfilled, or never needed it). "~backfilled" said
-// so before the month-day and token rollups: a store with only it is
+// so before the month-day, token and key-model rollups: a store with only it is
 // backfilled again, every derived document written whole.
-const derivedMarkerID = "~backfilled-tokens"
+const derivedMarkerID = "~backfilled-tokens-key-models"
 
 // attentionID is the attention document of an hour and status code:
 // attempts counts failed upstream attempts, otherwise requests.
@@ -144,6 +144,9 @@ func (s *Store) foldDerived(ctx context.Context, round int64, hourly, secondly m
 	}
 	if err := s.incGuarded(ctx, s.db.Collection(CollTokenDays), round, days); err != nil {
 		return fmt.Errorf("token day rollups: %w", err)
+	}
+	if err := s.incGuarded(ctx, s.db.Collection(CollKeyModels), round, keyModelIncs(hourly)); err != nil {
+		return fmt.Errorf("key-model rollups: %w", err)
 	}
 	return nil
 }
@@ -423,6 +426,9 @@ func (s *Store) backfillDerived(ctx context.Context, n int64) error {
 	if err := s.backfillTokens(ctx, n); err != nil {
 		return err
 	}
+	if err := s.backfillKeyModels(ctx, n); err != nil {
+		return err
+	}
 	return s.markDerived(ctx)
 }
 
@@ -494,5 +500,9 @@ func (s *Store) retainDerived(ctx context.Context, now time.Time, rollupCut stri
 		n += res.DeletedCount
 	}
 	tn, err := s.retainTokens(ctx, now, rollupCut)
-	return n + tn, err
+	if err != nil {
+		return n + tn, err
+	}
+	kn, err := s.retainKeyModels(ctx, now, rollupCut)
+	return n + tn + kn, err
 }

@@ -37,7 +37,7 @@ func derivedBatch(name string, n int, seed int) ([]logstore.RequestLog, []logsto
 		}
 		key := keys[x%len(keys)]
 		status := statuses[(x/7)%len(statuses)]
-		r := req(fmt.Sprintf("%s-%d", name, i), at, key, "m", []string{"t", "t.b", ""}[x%3], status, 1+x%4)
+		r := req(fmt.Sprintf("%s-%d", name, i), at, key, []string{"m", "m.2"}[(i/6)%2], []string{"t", "t.b", ""}[x%3], status, 1+x%4)
 		rows = append(rows, r)
 		if !r.Success && key != "" {
 			errs = append(errs, failedAttempt("a-"+r.ID, at, key, status))
@@ -198,6 +198,36 @@ func checkDerived(t *testing.T, what string, st *logstore.Store, db *mongo.Datab
 	if len(tu.Tokens) != len(want) {
 		t.Fatalf("%s: token usage names %d tokens, the rows %d", what, len(tu.Tokens), len(want))
 	}
+	// Key usage (the key-model rollups): a key's rows of the last 24 hour
+	// buckets, by model.
+	for _, key := range []string{"k0", "k.dot", "$k"} {
+		ku, err := st.KeyUsage(ctx, logapi.KeyUsageQuery{KeyID: key, Now: derivedNow})
+		if err != nil {
+			t.Fatalf("%s: key usage %s: %v", what, key, err)
+		}
+		byModel := map[string][2]int64{}
+		for _, r := range storedRows(t, db) {
+			h := r.Time.UTC().Truncate(time.Hour)
+			if r.KeyID != key || h.After(nowHour) || h.Before(nowHour.Add(-23*time.Hour)) {
+				continue
+			}
+			c := byModel[r.Model]
+			c[0]++
+			c[1] += int64(r.Tokens)
+			byModel[r.Model] = c
+		}
+		if len(byModel) != 2 {
+			t.Fatalf("%s: key %s has rows of %d models, want 2 (the test proves less)", what, key, len(byModel))
+		}
+		for m, c := range byModel {
+			if g := ku.Models[m]; g.Requests != c[0] || g.Tokens != c[1] {
+				t.Fatalf("%s: key %s model %s = %d requests, %d tokens; the rows say %d, %d", what, key, m, g.Requests, g.Tokens, c[0], c[1])
+			}
+		}
+		if len(ku.Models) != len(byModel) {
+			t.Fatalf("%s: key %s usage names %d models, the rows %d", what, key, len(ku.Models), len(byModel))
+		}
+	}
 }
 
 func writeBatch(t *testing.T, st *logstore.Store, name string, rows []logstore.RequestLog, errs []logstore.ErrorLog) {
@@ -306,7 +336,7 @@ func earlierStore(t *testing.T, db *mongo.Database) {
 	if moved < 10 {
 		t.Fatalf("only %d second rollups to move", moved)
 	}
-	for _, c := range []string{logstore.CollAttention, logstore.CollMinuteSeconds, logstore.CollMonthDays, logstore.CollTokenHours, logstore.CollTokenDays} {
+	for _, c := range []string{logstore.CollAttention, logstore.CollMinuteSeconds, logstore.CollMonthDays, logstore.CollTokenHours, logstore.CollTokenDays, logstore.CollKeyModels} {
 		if err := db.Collection(c).Drop(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -20,6 +20,8 @@
 //     (monthdays.go);
 //   - rollups_token_hours and rollups_token_days: every client token's
 //     counters per hour and per day, for the tokens page (tokenrollups.go);
+//   - rollups_key_models: a key's counters by model per hour, for the key
+//     view (keymodels.go);
 //   - rollups_second_<yyyymmddhh> and rollups_second: the second rollups of
 //     earlier versions, read only to backfill rollups_minute_seconds and
 //     dropped by retention (seconds.go);

@@ -556,17 +556,30 @@ func (s *Store) keyUsage(ctx context.Context, q logapi.KeyUsageQuery) (logapi.Ke
 	if now.IsZero() {
 		now = s.now()
 	}
-	f := bson.M{"k": q.KeyID, "mo": bson.M{"$ne": Any}, "tk": bson.M{"$ne": Any}}
 	now = now.UTC()
-	docs, err := s.hourDocs(ctx, f, now.Add(-time.Duration(hours-1)*time.Hour), now)
-	if err != nil {
-		return logapi.KeyUsage{}, err
-	}
-	byModel := map[string]Counters{}
-	for _, d := range docs {
-		c := byModel[d.Model]
-		c.Add(d.Counters)
-		byModel[d.Model] = c
+	var byModel map[string]Counters
+	if hours <= keyModelHours {
+		// The key-model rollups (keymodels.go): a document per hour.
+		hs := make([]string, 0, hours)
+		for h := now.Add(-time.Duration(hours-1) * time.Hour); !h.After(now); h = h.Add(time.Hour) {
+			hs = append(hs, mongox.HourBucket(h))
+		}
+		var err error
+		if byModel, err = s.keyModels(ctx, q.KeyID, hs); err != nil {
+			return logapi.KeyUsage{}, err
+		}
+	} else {
+		f := bson.M{"k": q.KeyID, "mo": bson.M{"$ne": Any}, "tk": bson.M{"$ne": Any}}
+		docs, err := s.hourDocs(ctx, f, now.Add(-time.Duration(hours-1)*time.Hour), now)
+		if err != nil {
+			return logapi.KeyUsage{}, err
+		}
+		byModel = map[string]Counters{}
+		for _, d := range docs {
+			c := byModel[d.Model]
+			c.Add(d.Counters)
+			byModel[d.Model] = c
+		}
 	}
 	out := logapi.KeyUsage{KeyID: q.KeyID, Models: make(map[string]logapi.Totals, len(byModel))}
 	for m, c := range byModel {

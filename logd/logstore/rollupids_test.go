@@ -19,7 +19,7 @@ import (
 
 // On FerretDB/SQLite a 24-hour series (overall, or one key, model or token)
 // and the overview's day and minute reads find their rollups by _id, and
-// token usage reads none (the token rollups): any other filter makes
+// token and key usage read none (the token and key-model rollups): any other filter makes
 // FerretDB decode every hourly rollup kept. The answers
 // stay exact with parts pending and folded alike.
 func TestSQLiteStatsReadRollupsByID(t *testing.T) {
@@ -96,6 +96,10 @@ func TestSQLiteStatsReadRollupsByID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ku, err := st.KeyUsage(ctx, logapi.KeyUsageQuery{KeyID: "k1", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	watch = false
 	got := scans
@@ -131,6 +135,9 @@ func TestSQLiteStatsReadRollupsByID(t *testing.T) {
 	}
 	if u := tu.Tokens["tok"]; u.Requests30d != 80 {
 		t.Errorf("token usage: %d requests in 30 days, want all 80", u.Requests30d)
+	}
+	if m := ku.Models["m"]; m.Requests != wantKey {
+		t.Errorf("key usage of k1: %d requests, the rows say %d", m.Requests, wantKey)
 	}
 	if ov.Day.Requests != wantDay || ov.Hour.Requests != wantHour || wantHour != 22 {
 		t.Errorf("overview: day %d, hour %d; rows say %d and %d", ov.Day.Requests, ov.Hour.Requests, wantDay, wantHour)
