@@ -117,23 +117,6 @@ func (e *env) count(t *testing.T, coll string, f bson.M) int64 {
 	return n
 }
 
-// countRequests counts the stored request logs (with id when set); -1 when
-// the store does not answer.
-func (e *env) countRequests(t *testing.T, id string) int64 {
-	t.Helper()
-	rows, err := logstore.ReadRequestLogs(context.Background(), e.db)
-	if err != nil {
-		return -1
-	}
-	var n int64
-	for _, r := range rows {
-		if id == "" || r.ID == id {
-			n++
-		}
-	}
-	return n
-}
-
 func (e *env) backlog(t *testing.T, consumer string) uint64 {
 	t.Helper()
 	n, err := ingest.Backlog(context.Background(), e.nats.JS, consumer)
@@ -175,7 +158,7 @@ func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
 	now := time.Now()
 	e.nats.PublishRequestsPer(t, events(1050, now), 10) // 105 messages of 10 events
 	testenv.Eventually(t, 60*time.Second, "1050 request logs", func() bool {
-		return e.countRequests(t, "") == 1050
+		return testenv.CountRequestLogs(e.db, "") == 1050
 	})
 	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 
@@ -198,13 +181,13 @@ func TestEventsAreWrittenInBatchesBySizeAndByTime(t *testing.T) {
 	// A lone event is written once the flush interval passes, not held for a full batch.
 	e.nats.PublishRequests(t, []bus.RequestEvent{{V: 1, ID: "lone", Time: now, Model: "m", Status: 200, Success: true}})
 	testenv.Eventually(t, 10*time.Second, "the lone event", func() bool {
-		return e.countRequests(t, "lone") == 1
+		return testenv.CountRequestLogs(e.db, "lone") == 1
 	})
 	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 	// A message larger than the batch size is written whole, never split.
 	big := events(1300, now)[1050:]
 	e.nats.PublishRequests(t, big)
-	testenv.Eventually(t, 10*time.Second, "the large message", func() bool { return e.countRequests(t, "") == 1301 })
+	testenv.Eventually(t, 10*time.Second, "the large message", func() bool { return testenv.CountRequestLogs(e.db, "") == 1301 })
 	testenv.Eventually(t, 10*time.Second, "backlog drained", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 	e.store.mu.Lock()
 	sizes = append([]int(nil), e.store.sizes...)
@@ -233,7 +216,7 @@ func TestSteadyTrafficIsFoldedOnceAPassNotRoundAfterRound(t *testing.T) {
 		time.Sleep(3 * time.Millisecond)
 	}
 	testenv.Eventually(t, 60*time.Second, "every part folded", func() bool {
-		return e.countRequests(t, "") == 1000 && e.backlog(t, bus.ConsumerLogdRequests) == 0 &&
+		return testenv.CountRequestLogs(e.db, "") == 1000 && e.backlog(t, bus.ConsumerLogdRequests) == 0 &&
 			e.count(t, logstore.CollParts, bson.M{"_id": bson.M{"$ne": "~fold"}}) == 0
 	})
 	e.store.mu.Lock()
@@ -269,7 +252,7 @@ func TestBatchIsWrittenOnceMessagesStopArrivingWithoutWaitingForTheFlush(t *test
 	now := time.Now()
 	e.nats.PublishRequestsPer(t, events(10, now), 1)
 	testenv.Eventually(t, 20*time.Second, "10 request logs", func() bool {
-		return e.countRequests(t, "") == 10 && e.backlog(t, bus.ConsumerLogdRequests) == 0
+		return testenv.CountRequestLogs(e.db, "") == 10 && e.backlog(t, bus.ConsumerLogdRequests) == 0
 	})
 	if r := overall(t, e.db, now); r.Requests != 10 {
 		t.Fatalf("overall rollup counts %d requests, want 10", r.Requests)
@@ -284,7 +267,7 @@ func TestSameEventInSeveralMessagesIsOneRowAndOneRollupIncrement(t *testing.T) {
 	// Different Nats-Msg-Ids get past the stream's de-duplication: this is
 	// what a publisher retry after the dedup window looks like.
 	e.nats.Publish(t, bus.SubjectEventRequests, "first", batch(evs[:1]))
-	testenv.Eventually(t, 10*time.Second, "first copy stored", func() bool { return e.countRequests(t, "") == 1 })
+	testenv.Eventually(t, 10*time.Second, "first copy stored", func() bool { return testenv.CountRequestLogs(e.db, "") == 1 })
 	e.nats.Publish(t, bus.SubjectEventRequests, "second", batch(evs[:1]))
 	testenv.Eventually(t, 10*time.Second, "second copy acknowledged", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 	e.nats.Publish(t, bus.SubjectEventRequests, "third", batch(evs[:1]))
@@ -296,10 +279,10 @@ func TestSameEventInSeveralMessagesIsOneRowAndOneRollupIncrement(t *testing.T) {
 		e.nats.Publish(t, bus.SubjectEventRequests, fmt.Sprint("again-", i), batch(evs[1:]))
 	}
 	testenv.Eventually(t, 20*time.Second, "parallel copies acknowledged", func() bool {
-		return e.countRequests(t, "") == 200 && e.backlog(t, bus.ConsumerLogdRequests) == 0
+		return testenv.CountRequestLogs(e.db, "") == 200 && e.backlog(t, bus.ConsumerLogdRequests) == 0
 	})
 
-	if n := e.countRequests(t, ""); n != 200 {
+	if n := testenv.CountRequestLogs(e.db, ""); n != 200 {
 		t.Fatalf("request_logs = %d, want 200", n)
 	}
 	if r := overall(t, e.db, now); r.Requests != 200 {
@@ -334,7 +317,7 @@ func TestMessageRedeliveredWhileStillBeingStoredIsStoredOnceAndAcknowledged(t *t
 	})
 	close(release)
 	testenv.Eventually(t, 20*time.Second, "stored and every copy acknowledged", func() bool {
-		return e.countRequests(t, "") == 5 && e.backlog(t, bus.ConsumerLogdRequests) == 0
+		return testenv.CountRequestLogs(e.db, "") == 5 && e.backlog(t, bus.ConsumerLogdRequests) == 0
 	})
 	e.store.mu.Lock()
 	inserts := e.store.inserts["req-000000"]
@@ -359,7 +342,7 @@ func TestUnstorableMessagesAndEventsGoToTheDeadLetterSubjectAndDoNotBlock(t *tes
 	e.nats.PublishRequests(t, good)
 
 	testenv.Eventually(t, 10*time.Second, "valid events stored", func() bool {
-		return e.countRequests(t, "") == 3 && e.count(t, logstore.CollErrors, bson.M{"_id": "er1"}) == 1
+		return testenv.CountRequestLogs(e.db, "") == 3 && e.count(t, logstore.CollErrors, bson.M{"_id": "er1"}) == 1
 	})
 	testenv.Eventually(t, 10*time.Second, "both consumers drained", func() bool {
 		return e.backlog(t, bus.ConsumerLogdRequests) == 0 && e.backlog(t, bus.ConsumerLogdErrors) == 0
@@ -410,7 +393,7 @@ func TestMongoOutageHoldsAcksAndCatchesUpAfterwards(t *testing.T) {
 	now := time.Now()
 	evs := events(300, now)
 	e.nats.PublishRequestsPer(t, evs[:100], 10)
-	testenv.Eventually(t, 20*time.Second, "first 100 stored", func() bool { return e.countRequests(t, "") == 100 })
+	testenv.Eventually(t, 20*time.Second, "first 100 stored", func() bool { return testenv.CountRequestLogs(e.db, "") == 100 })
 
 	fdb.Stop()
 	e.nats.PublishRequestsPer(t, evs[100:], 10)
@@ -422,7 +405,7 @@ func TestMongoOutageHoldsAcksAndCatchesUpAfterwards(t *testing.T) {
 	}
 
 	fdb.Restart(t)
-	testenv.Eventually(t, 60*time.Second, "all 300 stored", func() bool { return e.countRequests(t, "") == 300 })
+	testenv.Eventually(t, 60*time.Second, "all 300 stored", func() bool { return testenv.CountRequestLogs(e.db, "") == 300 })
 	testenv.Eventually(t, 20*time.Second, "backlog drained", func() bool { return e.backlog(t, bus.ConsumerLogdRequests) == 0 })
 	e.stop()
 	if r := overall(t, e.db, now); r.Requests != 300 {
@@ -461,7 +444,7 @@ func TestDeliveriesLostOnTheWayAreDeliveredAgainBeforeAckWait(t *testing.T) {
 	})
 	_ = sub.Unsubscribe()
 	testenv.Eventually(t, 60*time.Second, "all 60 request logs, the lost ones delivered again", func() bool {
-		return e.countRequests(t, "") == 60
+		return testenv.CountRequestLogs(e.db, "") == 60
 	})
 	mu.Lock()
 	t.Logf("%d deliveries were lost on the way and delivered again", took)

@@ -158,6 +158,56 @@ type incDoc struct {
 	onInsert bson.D
 }
 
+// fieldSums sums counters by document and field: what a fold round (or a
+// backfill) adds to derived documents holding counters by field.
+type fieldSums map[string]map[string]*Counters
+
+func (f fieldSums) add(doc, field string, c Counters) {
+	m := f[doc]
+	if m == nil {
+		m = map[string]*Counters{}
+		f[doc] = m
+	}
+	if m[field] == nil {
+		m[field] = &Counters{}
+	}
+	m[field].Add(c)
+}
+
+// incs are the sums as a round's $inc updates, with onInsert's fields (nil:
+// none) set on a new document.
+func (f fieldSums) incs(onInsert func(doc string) bson.D) map[string]*incDoc {
+	out := make(map[string]*incDoc, len(f))
+	for doc, fields := range f {
+		d := &incDoc{}
+		if onInsert != nil {
+			d.onInsert = onInsert(doc)
+		}
+		for field, c := range fields {
+			d.inc = append(d.inc, counterIncs(field+".", *c)...)
+		}
+		out[doc] = d
+	}
+	return out
+}
+
+// whole are the sums as whole documents of backfill round n, each with
+// extra's fields (nil: none).
+func (f fieldSums) whole(n int64, extra func(doc string) bson.D) map[string]any {
+	out := make(map[string]any, len(f))
+	for doc, fields := range f {
+		d := bson.D{{Key: "_id", Value: doc}, {Key: "fr", Value: n}}
+		if extra != nil {
+			d = append(d, extra(doc)...)
+		}
+		for field, c := range fields {
+			d = append(d, bson.E{Key: field, Value: *c})
+		}
+		out[doc] = d
+	}
+	return out
+}
+
 // incGuarded applies a round's $incs with the fr guard (see applyGuarded).
 func (s *Store) incGuarded(ctx context.Context, coll *mongo.Collection, round int64, docs map[string]*incDoc) error {
 	ws := make([]roundWrite, 0, len(docs))

@@ -44,32 +44,13 @@ func keyModelOf(id string) (doc, hour, model string, ok bool) {
 
 // keyModelIncs are what a fold round adds to the key-model rollups.
 func keyModelIncs(hourly map[string]*delta) map[string]*incDoc {
-	sums := map[string]map[string]*Counters{} // doc → model field → counters
+	sums := fieldSums{}
 	for id, d := range hourly {
-		doc, _, model, ok := keyModelOf(id)
-		if !ok {
-			continue
+		if doc, _, model, ok := keyModelOf(id); ok {
+			sums.add(doc, "m_"+keyField.Replace(model), d.c)
 		}
-		m := sums[doc]
-		if m == nil {
-			m = map[string]*Counters{}
-			sums[doc] = m
-		}
-		f := "m_" + keyField.Replace(model)
-		if m[f] == nil {
-			m[f] = &Counters{}
-		}
-		m[f].Add(d.c)
 	}
-	out := make(map[string]*incDoc, len(sums))
-	for doc, fields := range sums {
-		inc := &incDoc{onInsert: bson.D{{Key: "h", Value: doc[:13]}}}
-		for f, c := range fields {
-			inc.inc = append(inc.inc, counterIncs(f+".", *c)...)
-		}
-		out[doc] = inc
-	}
-	return out
+	return sums.incs(func(doc string) bson.D { return bson.D{{Key: "h", Value: doc[:13]}} })
 }
 
 // keyModels returns one key's counters by model over the hours given, from
@@ -140,7 +121,7 @@ func (s *Store) keyModels(ctx context.Context, key string, hours []string) (map[
 func (s *Store) backfillKeyModels(ctx context.Context, n int64) error {
 	now := s.now().UTC()
 	cut := mongox.HourBucket(now.Add(-KeyModelRollupAge))
-	sums := map[string]map[string]*Counters{}
+	sums := fieldSums{}
 	for d := now.Add(-KeyModelRollupAge).Truncate(24 * time.Hour); !d.After(now); d = d.Add(24 * time.Hour) {
 		cur, err := s.rollups.Find(ctx, bson.M{"d": mongox.DayBucket(d)}, options.Find().SetBatchSize(backfillBatch))
 		if err != nil {
@@ -151,30 +132,12 @@ func (s *Store) backfillKeyModels(ctx context.Context, n int64) error {
 			return fmt.Errorf("backfill key-model rollups: %w", err)
 		}
 		for _, r := range docs {
-			doc, hour, model, ok := keyModelOf(r.ID)
-			if !ok || hour < cut {
-				continue
+			if doc, hour, model, ok := keyModelOf(r.ID); ok && hour >= cut {
+				sums.add(doc, "m_"+keyField.Replace(model), r.Counters)
 			}
-			m := sums[doc]
-			if m == nil {
-				m = map[string]*Counters{}
-				sums[doc] = m
-			}
-			f := "m_" + keyField.Replace(model)
-			if m[f] == nil {
-				m[f] = &Counters{}
-			}
-			m[f].Add(r.Counters)
 		}
 	}
-	docs := make(map[string]any, len(sums))
-	for id, fields := range sums {
-		doc := bson.D{{Key: "_id", Value: id}, {Key: "h", Value: id[:13]}, {Key: "fr", Value: n}}
-		for f, c := range fields {
-			doc = append(doc, bson.E{Key: f, Value: *c})
-		}
-		docs[id] = doc
-	}
+	docs := sums.whole(n, func(doc string) bson.D { return bson.D{{Key: "h", Value: doc[:13]}} })
 	if err := backfillWrite(ctx, s.db.Collection(CollKeyModels), n, docs); err != nil {
 		return fmt.Errorf("backfill key-model rollups: %w", err)
 	}

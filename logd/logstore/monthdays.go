@@ -38,33 +38,13 @@ func overallHour(id string) (string, bool) {
 // monthDayIncs adds a round's overall hourly deltas to their month
 // documents, summed by day (one $inc per field and update).
 func monthDayIncs(hourly map[string]*delta) map[string]*incDoc {
-	days := map[string]map[string]*Counters{} // month → day field → counters
+	sums := fieldSums{}
 	for id, d := range hourly {
-		hour, ok := overallHour(id)
-		if !ok {
-			continue
+		if hour, ok := overallHour(id); ok {
+			sums.add(hour[:7], dayField(hour), d.c)
 		}
-		m := days[hour[:7]]
-		if m == nil {
-			m = map[string]*Counters{}
-			days[hour[:7]] = m
-		}
-		c := m[dayField(hour)]
-		if c == nil {
-			c = &Counters{}
-			m[dayField(hour)] = c
-		}
-		c.Add(d.c)
 	}
-	out := make(map[string]*incDoc, len(days))
-	for month, fields := range days {
-		doc := &incDoc{}
-		for f, c := range fields {
-			doc.inc = append(doc.inc, counterIncs(f+".", *c)...)
-		}
-		out[month] = doc
-	}
-	return out
+	return sums.incs(nil)
 }
 
 // monthDays returns each day's overall counters (day bucket → counters) of
@@ -159,33 +139,13 @@ func (s *Store) backfillMonthDays(ctx context.Context, n int64) error {
 	if err := cur.All(ctx, &hours); err != nil {
 		return fmt.Errorf("backfill month-day rollups: %w", err)
 	}
-	days := map[string]map[string]*Counters{} // month → day field → counters
+	sums := fieldSums{}
 	for _, r := range hours {
-		hour, ok := overallHour(r.ID)
-		if !ok {
-			continue
+		if hour, ok := overallHour(r.ID); ok {
+			sums.add(hour[:7], dayField(hour), r.Counters)
 		}
-		m := days[hour[:7]]
-		if m == nil {
-			m = map[string]*Counters{}
-			days[hour[:7]] = m
-		}
-		c := m[dayField(hour)]
-		if c == nil {
-			c = &Counters{}
-			m[dayField(hour)] = c
-		}
-		c.Add(r.Counters)
 	}
-	docs := make(map[string]any, len(days))
-	for month, fields := range days {
-		doc := bson.D{{Key: "_id", Value: month}, {Key: "fr", Value: n}}
-		for f, c := range fields {
-			doc = append(doc, bson.E{Key: f, Value: *c})
-		}
-		docs[month] = doc
-	}
-	if err := backfillWrite(ctx, s.db.Collection(CollMonthDays), n, docs); err != nil {
+	if err := backfillWrite(ctx, s.db.Collection(CollMonthDays), n, sums.whole(n, nil)); err != nil {
 		return fmt.Errorf("backfill month-day rollups: %w", err)
 	}
 	return nil

@@ -56,53 +56,53 @@ type tokenDoc struct {
 	last   map[string]string   // token → last hour used (day documents)
 }
 
+// tokenSums sums token-level hourly counters into hour and day documents,
+// and notes each day's last hour a token was used.
+type tokenSums struct {
+	hours, days fieldSums
+	last        map[string]map[string]string // day → token field → hour
+}
+
+func newTokenSums() *tokenSums {
+	return &tokenSums{hours: fieldSums{}, days: fieldSums{}, last: map[string]map[string]string{}}
+}
+
+func (t *tokenSums) add(rollupID string, c Counters) {
+	hour, tok, ok := tokenOfRollup(rollupID)
+	if !ok {
+		return
+	}
+	f := "t_" + keyField.Replace(tok)
+	t.hours.add(hour, f, c)
+	t.days.add(hour[:10], f, c)
+	if c.Requests > 0 {
+		if t.last[hour[:10]] == nil {
+			t.last[hour[:10]] = map[string]string{}
+		}
+		t.last[hour[:10]][f] = max(t.last[hour[:10]][f], hour)
+	}
+}
+
+// lastFields are a day's last-used fields ("l_<token>": hour).
+func (t *tokenSums) lastFields(day string) bson.D {
+	var out bson.D
+	for f, h := range t.last[day] {
+		out = append(out, bson.E{Key: "l_" + f[2:], Value: h})
+	}
+	return out
+}
+
 // tokenIncs are what a fold round adds to the token rollups.
 func tokenIncs(hourly map[string]*delta) (hours, days map[string]*incDoc) {
-	type acc struct {
-		c    map[string]*Counters
-		last map[string]string
-	}
-	byDay := map[string]*acc{}
-	hours = map[string]*incDoc{}
+	t := newTokenSums()
 	for id, d := range hourly {
-		hour, tok, ok := tokenOfRollup(id)
-		if !ok {
-			continue
-		}
-		h := hours[hour]
-		if h == nil {
-			h = &incDoc{}
-			hours[hour] = h
-		}
-		f := keyField.Replace(tok)
-		h.inc = append(h.inc, counterIncs("t_"+f+".", d.c)...)
-		a := byDay[hour[:10]]
-		if a == nil {
-			a = &acc{c: map[string]*Counters{}, last: map[string]string{}}
-			byDay[hour[:10]] = a
-		}
-		c := a.c[f]
-		if c == nil {
-			c = &Counters{}
-			a.c[f] = c
-		}
-		c.Add(d.c)
-		if d.c.Requests > 0 && hour > a.last[f] {
-			a.last[f] = hour
-		}
+		t.add(id, d.c)
 	}
-	days = make(map[string]*incDoc, len(byDay))
-	for day, a := range byDay {
-		doc := &incDoc{}
-		for f, c := range a.c {
-			doc.inc = append(doc.inc, counterIncs("t_"+f+".", *c)...)
-		}
-		for f, h := range a.last {
-			doc.max = append(doc.max, bson.E{Key: "l_" + f, Value: h})
-		}
-		days[day] = doc
+	days = t.days.incs(nil)
+	for day, d := range days {
+		d.max = t.lastFields(day) // $max: a round finished again sets the same
 	}
-	return hours, days
+	return t.hours.incs(nil), days
 }
 
 // tokenDocs reads the token rollup documents of coll with these _ids (hours
@@ -233,49 +233,14 @@ func (s *Store) backfillTokens(ctx context.Context, n int64) error {
 	if err := cur.All(ctx, &docs); err != nil {
 		return fmt.Errorf("backfill token rollups: %w", err)
 	}
-	hours, days := map[string]bson.D{}, map[string]bson.D{}
-	dayCounts := map[string]map[string]*Counters{}
-	dayLast := map[string]map[string]string{}
+	t := newTokenSums()
 	for _, r := range docs {
-		hour, tok, ok := tokenOfRollup(r.ID)
-		if !ok || hour < cut {
-			continue
-		}
-		f := keyField.Replace(tok)
-		if hours[hour] == nil {
-			hours[hour] = bson.D{{Key: "_id", Value: hour}, {Key: "fr", Value: n}}
-		}
-		hours[hour] = append(hours[hour], bson.E{Key: "t_" + f, Value: r.Counters})
-		day := hour[:10]
-		if dayCounts[day] == nil {
-			dayCounts[day], dayLast[day] = map[string]*Counters{}, map[string]string{}
-		}
-		c := dayCounts[day][f]
-		if c == nil {
-			c = &Counters{}
-			dayCounts[day][f] = c
-		}
-		c.Add(r.Counters)
-		if r.Requests > 0 && hour > dayLast[day][f] {
-			dayLast[day][f] = hour
+		if hour, _, ok := tokenOfRollup(r.ID); ok && hour >= cut {
+			t.add(r.ID, r.Counters)
 		}
 	}
-	for day, counts := range dayCounts {
-		doc := bson.D{{Key: "_id", Value: day}, {Key: "fr", Value: n}}
-		for f, c := range counts {
-			doc = append(doc, bson.E{Key: "t_" + f, Value: *c})
-		}
-		for f, h := range dayLast[day] {
-			doc = append(doc, bson.E{Key: "l_" + f, Value: h})
-		}
-		days[day] = doc
-	}
-	for coll, set := range map[string]map[string]bson.D{CollTokenHours: hours, CollTokenDays: days} {
-		all := make(map[string]any, len(set))
-		for id, d := range set {
-			all[id] = d
-		}
-		if err := backfillWrite(ctx, s.db.Collection(coll), n, all); err != nil {
+	for coll, docs := range map[string]map[string]any{CollTokenHours: t.hours.whole(n, nil), CollTokenDays: t.days.whole(n, t.lastFields)} {
+		if err := backfillWrite(ctx, s.db.Collection(coll), n, docs); err != nil {
 			return fmt.Errorf("backfill token rollups: %w", err)
 		}
 	}

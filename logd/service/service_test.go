@@ -145,30 +145,13 @@ var seedErrors = []bus.ErrorEvent{
 		Class: "invalid_key", UpstreamStatus: 400, ErrorType: "gemini-count-tokens", Message: "API key not valid. Please pass a valid API key."},
 }
 
-// requestLogs counts the stored request logs (with id when set); -1 when
-// the store does not answer.
-func (e *env) requestLogs(t *testing.T, id string) int64 {
-	t.Helper()
-	rows, err := logstore.ReadRequestLogs(context.Background(), e.db)
-	if err != nil {
-		return -1
-	}
-	var n int64
-	for _, r := range rows {
-		if id == "" || r.ID == id {
-			n++
-		}
-	}
-	return n
-}
-
 func seeded(t *testing.T) *env {
 	t.Helper()
 	e := start(t, config.Defaults())
 	e.nats.PublishRequests(t, seed)
 	e.nats.PublishErrors(t, seedErrors)
 	testenv.Eventually(t, 30*time.Second, "seed stored", func() bool {
-		nr := e.requestLogs(t, "")
+		nr := testenv.CountRequestLogs(e.db, "")
 		ne, _ := e.db.Collection(logstore.CollErrors).CountDocuments(context.Background(), bson.M{})
 		return nr == int64(len(seed)) && ne == int64(len(seedErrors))
 	})
@@ -413,7 +396,7 @@ func TestRetentionTickDeletesWhatIsPastItsHorizon(t *testing.T) {
 		return fmt.Sprint(len(rows))
 	}
 	testenv.Eventually(t, 20*time.Second, "events stored", func() bool {
-		return e.requestLogs(t, "") == 4 && countIDs(logstore.CollErrors) == "2"
+		return testenv.CountRequestLogs(e.db, "") == 4 && countIDs(logstore.CollErrors) == "2"
 	})
 	e.drained(t)
 	rollupsBefore := countIDs(logstore.CollRollups)
@@ -421,10 +404,10 @@ func TestRetentionTickDeletesWhatIsPastItsHorizon(t *testing.T) {
 	tick := bus.Tick{V: 1, Name: "retention", Slot: real.Format("2006-01-02T15:04"), Time: real}
 	e.nats.Publish(t, bus.SubjectTickRetention, bus.TickMsgID(tick), tick)
 	testenv.Eventually(t, 20*time.Second, "old request and error logs deleted", func() bool {
-		return e.requestLogs(t, "") == 2 && countIDs(logstore.CollErrors) == "1"
+		return testenv.CountRequestLogs(e.db, "") == 2 && countIDs(logstore.CollErrors) == "1"
 	})
 	for _, id := range []string{"mid", "new"} {
-		if n := e.requestLogs(t, id); n != 1 {
+		if n := testenv.CountRequestLogs(e.db, id); n != 1 {
 			t.Errorf("request log %s deleted, want kept", id)
 		}
 	}
@@ -455,7 +438,7 @@ func TestDisabledRetentionKeepsLogs(t *testing.T) {
 	e := start(t, set)
 	e.nats.PublishRequests(t, []bus.RequestEvent{reqEv("old", time.Now().AddDate(0, 0, -90).Format(time.RFC3339), "k", "m", "t", 200, 1, 1, 0, 1)})
 	testenv.Eventually(t, 20*time.Second, "event stored", func() bool {
-		return e.requestLogs(t, "") == 1
+		return testenv.CountRequestLogs(e.db, "") == 1
 	})
 	e.drained(t)
 	r := must[logapi.RetentionReply](t, e, bus.SubjectLogRetentionRun, struct{}{})
@@ -467,7 +450,7 @@ func TestDisabledRetentionKeepsLogs(t *testing.T) {
 func TestRestartedLogdStoresWhatArrivedWhileItWasDown(t *testing.T) {
 	e := &env{nats: testenv.StartNATS(t), db: testenv.Mongo(t, storetest.Start(t), "logd")}
 	ctx := context.Background()
-	count := func() int64 { return e.requestLogs(t, "") }
+	count := func() int64 { return testenv.CountRequestLogs(e.db, "") }
 	evs := make([]bus.RequestEvent, 300)
 	for i := range evs {
 		evs[i] = reqEv(fmt.Sprintf("r%03d", i), "2026-11-27T10:00:00Z", "k", "m", "t", 200, 1, 1, 0, 1)

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nuid"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/shared/bus"
 	"github.com/gemini-balance-go/testkit/natstest"
 	"github.com/gemini-balance-go/testkit/storetest"
@@ -102,4 +103,21 @@ func publishBatches(t testing.TB, n *NATS, subject string, total, per int, batch
 func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	wait.Within(t, within, what, cond)
+}
+
+// CountRequestLogs counts the request logs stored in db (those with id,
+// when set), buckets and earlier rows alike; -1 when the store does not
+// answer.
+func CountRequestLogs(db *mongo.Database, id string) int64 {
+	rows, err := logstore.ReadRequestLogs(context.Background(), db)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, r := range rows {
+		if id == "" || r.ID == id {
+			n++
+		}
+	}
+	return n
 }
