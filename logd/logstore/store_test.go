@@ -69,11 +69,7 @@ func storedRows(t *testing.T, db *mongo.Database) []logstore.RequestLog {
 
 func count(t *testing.T, db *mongo.Database, coll string) int64 {
 	t.Helper()
-	n, err := db.Collection(coll).CountDocuments(context.Background(), bson.M{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return countColl(t, db, coll, bson.M{})
 }
 
 func TestRedeliveredMessageIsStoredAndCountedOnce(t *testing.T) {

@@ -138,12 +138,7 @@ func TestImportFromMySQL(t *testing.T) {
 func checkImport(t *testing.T, from string, requests int) {
 	t.Helper()
 	ctx := context.Background()
-	cl, err := mongo.Connect(options.Client().ApplyURI(storetest.Start(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Disconnect(ctx) })
-	db := cl.Database("gemini_balance")
+	db := freshStore(t)
 	shanghai, _ := time.LoadLocation("Asia/Shanghai")
 
 	var out bytes.Buffer
@@ -281,12 +276,7 @@ func TestImportAgainAfterTheSourceGrewAddsOnlyTheNewRows(t *testing.T) {
 	defer src.Close()
 	fill(t, src, "sqlite", 25) // batches of 10: the last one holds 5
 	ctx := context.Background()
-	cl, err := mongo.Connect(options.Client().ApplyURI(storetest.Start(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Disconnect(ctx) })
-	db := cl.Database("gemini_balance")
+	db := freshStore(t)
 	res, err := Run(ctx, db, Options{From: path, Zone: time.UTC, BatchSize: 10})
 	if err != nil || res.Requests != 25 {
 		t.Fatalf("first run: %+v, %v", res, err)
@@ -394,4 +384,15 @@ func currentUser() string {
 	}
 	out, _ := exec.Command("id", "-un").Output()
 	return strings.TrimSpace(string(out))
+}
+
+// freshStore is the database of a new embedded store, as the all-in-one's.
+func freshStore(t *testing.T) *mongo.Database {
+	t.Helper()
+	cl, err := mongo.Connect(options.Client().ApplyURI(storetest.Start(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
+	return cl.Database("gemini_balance")
 }
