@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/gemini-balance-go/deployments/e2e/stack"
 )
 
