@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gemini-balance-go/shared/mongox"
@@ -42,6 +43,12 @@ func keyModelOf(id string) (doc, hour, model string, ok bool) {
 	return f[0] + "|" + f[1], f[0], f[2], true
 }
 
+// keyModelFields are a key-model document's own fields: its hour and key,
+// which FerretDB/PostgreSQL reads it by (see keyModels).
+func keyModelFields(doc string) bson.D {
+	return bson.D{{Key: "h", Value: doc[:13]}, {Key: "k", Value: doc[14:]}}
+}
+
 // keyModelIncs are what a fold round adds to the key-model rollups.
 func keyModelIncs(hourly map[string]*delta) map[string]*incDoc {
 	sums := fieldSums{}
@@ -50,7 +57,7 @@ func keyModelIncs(hourly map[string]*delta) map[string]*incDoc {
 			sums.add(doc, "m_"+keyField.Replace(model), d.c)
 		}
 	}
-	return sums.incs(func(doc string) bson.D { return bson.D{{Key: "h", Value: doc[:13]}} })
+	return sums.incs(keyModelFields)
 }
 
 // keyModels returns one key's counters by model over the hours given, from
@@ -66,9 +73,24 @@ func (s *Store) keyModels(ctx context.Context, key string, hours []string) (map[
 		ids[i] = h + "|" + dim(key)
 		want[ids[i]] = true
 	}
-	raws, err := s.docsByID(ctx, s.db.Collection(CollKeyModels), ids)
+	// By _id on FerretDB/SQLite; elsewhere by the key, an equality
+	// FerretDB/PostgreSQL evaluates in the database (an $in on _id it
+	// evaluates in Go over every document) and MongoDB from an index.
+	var raws []bson.Raw
+	byID, err := s.guardByLookup(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if byID {
+		raws, err = s.docsByID(ctx, s.db.Collection(CollKeyModels), ids)
+	} else {
+		var cur *mongo.Cursor
+		if cur, err = s.db.Collection(CollKeyModels).Find(ctx, bson.M{"k": dim(key)}); err == nil {
+			err = cur.All(ctx, &raws)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read key-model rollups: %w", err)
 	}
 	out := map[string]Counters{}
 	rounds := map[string]int64{}
@@ -137,7 +159,7 @@ func (s *Store) backfillKeyModels(ctx context.Context, n int64) error {
 			}
 		}
 	}
-	docs := sums.whole(n, func(doc string) bson.D { return bson.D{{Key: "h", Value: doc[:13]}} })
+	docs := sums.whole(n, keyModelFields)
 	if err := backfillWrite(ctx, s.db.Collection(CollKeyModels), n, docs); err != nil {
 		return fmt.Errorf("backfill key-model rollups: %w", err)
 	}

@@ -117,3 +117,25 @@ func TestFerretDBOnPostgresReadsNoSecondaryIndex(t *testing.T) {
 		}
 	}
 }
+
+// The derived rollups read off FerretDB/SQLite (an $in on _id, the key-model
+// documents by key) are as exact on FerretDB/PostgreSQL: every page's
+// figures equal a count of the rows, pending and folded.
+func TestDerivedRollupsOnPostgresEqualABruteForceCount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	db := testenv.Mongo(t, testenv.StartFerretPostgres(t), "logd")
+	st := logstore.New(db)
+	if err := st.EnsureIndexes(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st.SetClock(func() time.Time { return derivedNow })
+	for i := 0; i < 3; i++ {
+		rows, errs := derivedBatch(fmt.Sprint("b", i), 30, i)
+		writeBatch(t, st, fmt.Sprint("b", i), rows, errs)
+	}
+	checkDerived(t, "pending", st, db)
+	foldAll(t, st)
+	checkDerived(t, "folded", st, db)
+}

@@ -142,6 +142,9 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		s.minutes: {
 			{{Key: "h", Value: 1}},
 		},
+		s.db.Collection(CollKeyModels): {
+			{{Key: "k", Value: 1}},
+		},
 		s.seconds: {
 			{{Key: "m", Value: 1}},
 		},
