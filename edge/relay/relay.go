@@ -1,3 +1,6 @@
+// One concern, kept whole: the attempt loop and the relay of one upstream
+// call, which share the attempt state and its event record.
+
 // Package relay calls the Gemini API on behalf of a client request: it runs
 // the attempt loop (acquire a key from keyd, call upstream with it, classify
 // the answer with the shared policy table, report to keyd, fail over to
