@@ -128,14 +128,18 @@ func appendNew(s []string, v string) []string {
 	return append(s, v)
 }
 
-func (b *requestBucket) rows() ([]RequestLog, error) {
-	raw, err := s2.Decode(nil, b.Rows)
+func (b *requestBucket) rows() ([]RequestLog, error) { return decodeRows(b.ID, b.Rows) }
+
+// decodeRows decodes a bucket's rows (rb), the request-log bucket's and the
+// recent copy's alike.
+func decodeRows(id string, rb []byte) ([]RequestLog, error) {
+	raw, err := s2.Decode(nil, rb)
 	if err != nil {
-		return nil, fmt.Errorf("decode request log bucket %s: %w", b.ID, err)
+		return nil, fmt.Errorf("decode request log bucket %s: %w", id, err)
 	}
 	var br bucketRows
 	if err := bson.Unmarshal(raw, &br); err != nil {
-		return nil, fmt.Errorf("decode request log bucket %s: %w", b.ID, err)
+		return nil, fmt.Errorf("decode request log bucket %s: %w", id, err)
 	}
 	return br.Rows, nil
 }

@@ -287,11 +287,7 @@ func (s *Store) deleteRecent(ctx context.Context, ids []string, all bool, before
 type recentBucket struct {
 	ID   string `bson:"_id"` // "rb:" + a hash of the row ids
 	N    int    `bson:"n"`
-	Rows []byte `bson:"rb"` // S2 of the BSON of recentRows
-}
-
-type recentRows struct {
-	Rows []RequestLog `bson:"r"`
+	Rows []byte `bson:"rb"` // S2 of the BSON of bucketRows
 }
 
 func newRecentBucket(rows []RequestLog) (recentBucket, error) {
@@ -299,24 +295,14 @@ func newRecentBucket(rows []RequestLog) (recentBucket, error) {
 	for i := range rows {
 		ids[i] = rows[i].ID
 	}
-	raw, err := bson.Marshal(recentRows{Rows: rows})
+	raw, err := bson.Marshal(bucketRows{Rows: rows})
 	if err != nil {
 		return recentBucket{}, fmt.Errorf("encode recent request logs: %w", err)
 	}
 	return recentBucket{ID: PartID("rb", ids), N: len(rows), Rows: s2.Encode(nil, raw)}, nil
 }
 
-func (b recentBucket) rows() ([]RequestLog, error) {
-	raw, err := s2.Decode(nil, b.Rows)
-	if err != nil {
-		return nil, fmt.Errorf("decode recent bucket %s: %w", b.ID, err)
-	}
-	var rr recentRows
-	if err := bson.Unmarshal(raw, &rr); err != nil {
-		return nil, fmt.Errorf("decode recent bucket %s: %w", b.ID, err)
-	}
-	return rr.Rows, nil
-}
+func (b recentBucket) rows() ([]RequestLog, error) { return decodeRows(b.ID, b.Rows) }
 
 // readRecent reads a minute's copy: every row once, buckets and rows of
 // earlier versions alike.

@@ -114,24 +114,39 @@ func minStr(a, b string) string {
 	return a
 }
 
-// rollupsByID reads the documents of coll with these _ids, one lookup each
-// (FerretDB answers $in by a scan), those that exist.
+// rollupsByID reads the rollups of coll with these _ids, those that exist.
 func (s *Store) rollupsByID(ctx context.Context, coll *mongo.Collection, ids []string) ([]Rollup, error) {
+	raws, err := lookupEach(ctx, coll, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Rollup, len(raws))
+	for i, raw := range raws {
+		if err := bson.Unmarshal(raw, &out[i]); err != nil {
+			return nil, fmt.Errorf("read %s: %w", coll.Name(), err)
+		}
+	}
+	return out, nil
+}
+
+// lookupEach reads the documents of coll with these _ids, those that exist,
+// one lookup each: FerretDB answers an $in by a scan.
+func lookupEach(ctx context.Context, coll *mongo.Collection, ids []string) ([]bson.Raw, error) {
 	var (
 		mu  sync.Mutex
-		out []Rollup
+		out []bson.Raw
 	)
 	err := parallelLimit(len(ids), lookupConcurrency, func(i int) error {
-		var r Rollup
-		err := coll.FindOne(ctx, bson.M{"_id": ids[i]}).Decode(&r)
+		var raw bson.Raw
+		err := coll.FindOne(ctx, bson.M{"_id": ids[i]}).Decode(&raw)
 		switch {
 		case errors.Is(err, mongo.ErrNoDocuments):
 			return nil
 		case err != nil:
-			return fmt.Errorf("read rollup %s: %w", ids[i], err)
+			return fmt.Errorf("read %s %s: %w", coll.Name(), ids[i], err)
 		}
 		mu.Lock()
-		out = append(out, r)
+		out = append(out, raw)
 		mu.Unlock()
 		return nil
 	})

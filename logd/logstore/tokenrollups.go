@@ -2,10 +2,8 @@ package logstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -200,25 +198,7 @@ func (s *Store) docsByID(ctx context.Context, coll *mongo.Collection, ids []stri
 		}
 		return out, nil
 	}
-	var (
-		mu  sync.Mutex
-		out []bson.Raw
-	)
-	err = parallelLimit(len(ids), lookupConcurrency, func(i int) error {
-		var raw bson.Raw
-		err := coll.FindOne(ctx, bson.M{"_id": ids[i]}).Decode(&raw)
-		switch {
-		case errors.Is(err, mongo.ErrNoDocuments):
-			return nil
-		case err != nil:
-			return fmt.Errorf("read %s %s: %w", coll.Name(), ids[i], err)
-		}
-		mu.Lock()
-		out = append(out, raw)
-		mu.Unlock()
-		return nil
-	})
-	return out, err
+	return lookupEach(ctx, coll, ids)
 }
 
 // backfillTokens writes the token rollups of the last TokenRollupAge whole
