@@ -450,10 +450,7 @@ func backfillWrite(ctx context.Context, coll *mongo.Collection, n int64, docs ma
 // retainDerived deletes derived rollups older than their ages (attention
 // documents also past ROLLUP_RETENTION_DAYS, when that is shorter).
 func (s *Store) retainDerived(ctx context.Context, now time.Time, rollupCut string) (int64, error) {
-	cut := mongox.HourBucket(now.Add(-AttentionRollupAge))
-	if rollupCut != "" && rollupCut > cut {
-		cut = rollupCut
-	}
+	cut := retentionCut(now, AttentionRollupAge, rollupCut)
 	res, err := s.db.Collection(CollAttention).DeleteMany(ctx, bson.M{"h": bson.M{"$lt": cut}})
 	if err != nil {
 		return 0, fmt.Errorf("delete attention rollups before %s: %w", cut, err)

@@ -471,6 +471,11 @@ func TestRetentionDeletesDerivedRollupsWithTheirAge(t *testing.T) {
 	if h, _ := hours(); h < mongox.HourBucket(later.AddDate(0, 0, -1)) {
 		t.Errorf("attention hour %s kept past ROLLUP_RETENTION_DAYS=1", h)
 	}
+	for _, c := range []string{logstore.CollTokenHours, logstore.CollTokenDays, logstore.CollKeyModels} {
+		if n := countColl(t, db, c, bson.M{}); n == 0 {
+			t.Fatalf("no %s documents before they age out: the test proves nothing", c)
+		}
+	}
 	// Everything aged out: only the marker is left, and a restart does not
 	// backfill again.
 	if _, err := st.Retain(ctx, &config.Settings{RollupRetentionDays: 1}, later.Add(72*time.Hour)); err != nil {
@@ -481,5 +486,11 @@ func TestRetentionDeletesDerivedRollupsWithTheirAge(t *testing.T) {
 	}
 	if m := minutes(); m != "none" {
 		t.Errorf("minute document %s left", m)
+	}
+	// The token and key-model rollups go with their ages too.
+	for _, c := range []string{logstore.CollTokenHours, logstore.CollTokenDays, logstore.CollKeyModels} {
+		if n := countColl(t, db, c, bson.M{}); n != 0 {
+			t.Errorf("%d %s documents left", n, c)
+		}
 	}
 }

@@ -5,9 +5,12 @@ package logstore
 
 import (
 	"context"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/gemini-balance-go/shared/mongox"
 )
 
 // incDoc is what a fold round adds to one derived document.
@@ -65,6 +68,13 @@ func (f fieldSums) whole(n int64, extra func(doc string) bson.D) map[string]any 
 		out[doc] = d
 	}
 	return out
+}
+
+// retentionCut is the hour bucket before which derived rollups kept for age
+// go as of now: age's cut, or the rollup retention's (rollupCut, "" for
+// none) when that is later.
+func retentionCut(now time.Time, age time.Duration, rollupCut string) string {
+	return max(mongox.HourBucket(now.Add(-age)), rollupCut)
 }
 
 // incGuarded applies a round's $incs with the fr guard (see applyGuarded).

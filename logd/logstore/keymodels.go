@@ -169,10 +169,7 @@ func (s *Store) backfillKeyModels(ctx context.Context, n int64) error {
 // retainKeyModels deletes key-model rollups older than KeyModelRollupAge
 // (or the rollup cut, when later).
 func (s *Store) retainKeyModels(ctx context.Context, now time.Time, rollupCut string) (int64, error) {
-	cut := mongox.HourBucket(now.Add(-KeyModelRollupAge))
-	if rollupCut != "" && rollupCut > cut {
-		cut = rollupCut
-	}
+	cut := retentionCut(now, KeyModelRollupAge, rollupCut)
 	res, err := s.db.Collection(CollKeyModels).DeleteMany(ctx, bson.M{"_id": bson.M{"$lt": cut}})
 	if err != nil {
 		return 0, fmt.Errorf("delete key-model rollups before %s: %w", cut, err)

@@ -230,10 +230,7 @@ func (s *Store) backfillTokens(ctx context.Context, n int64) error {
 // retainTokens deletes token rollups older than TokenRollupAge (or the
 // rollup cut, when later).
 func (s *Store) retainTokens(ctx context.Context, now time.Time, rollupCut string) (int64, error) {
-	cut := mongox.HourBucket(now.Add(-TokenRollupAge))
-	if rollupCut != "" && rollupCut > cut {
-		cut = rollupCut
-	}
+	cut := retentionCut(now, TokenRollupAge, rollupCut)
 	var n int64
 	for coll, c := range map[string]string{CollTokenHours: cut, CollTokenDays: cut[:10]} {
 		res, err := s.db.Collection(coll).DeleteMany(ctx, bson.M{"_id": bson.M{"$lt": c}})
