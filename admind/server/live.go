@@ -137,7 +137,11 @@ func (h *liveHub) close() {
 // client buffer drops the event and counts it.
 func (h *liveHub) onBatch(m *nats.Msg) {
 	var batch bus.RequestBatch
-	if err := json.Unmarshal(m.Data, &batch); err != nil {
+	data, err := bus.DecodeBatch(m.Header.Get(bus.HeaderEncoding), m.Data)
+	if err == nil {
+		err = json.Unmarshal(data, &batch)
+	}
+	if err != nil {
 		h.log.Debug("live: undecodable request batch", "err", err)
 		return
 	}

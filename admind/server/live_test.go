@@ -89,6 +89,18 @@ func publishBatch(t *testing.T, nc *nats.Conn, evs ...bus.RequestEvent) {
 	}
 }
 
+// publishCompressed publishes a batch S2-compressed, as edge sends large ones.
+func publishCompressed(t *testing.T, nc *nats.Conn, evs ...bus.RequestEvent) {
+	t.Helper()
+	data, _ := json.Marshal(bus.RequestBatch{V: bus.Version, Events: evs})
+	m := nats.NewMsg(bus.SubjectEventRequests)
+	m.Data = bus.EncodeBatchS2(nil, data)
+	m.Header.Set(bus.HeaderEncoding, bus.EncodingS2)
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLiveStreamsRequestEventsFromNATSFilteredAndWithoutSecrets(t *testing.T) {
 	nc, db := infra(t)
 	e := start(t, nc, db, seed())
@@ -103,6 +115,8 @@ func TestLiveStreamsRequestEventsFromNATSFilteredAndWithoutSecrets(t *testing.T)
 		bus.RequestEvent{V: 1, ID: "r1", Model: "gemini-2.5-flash", Status: 200, Success: true, KeyID: "k1", KeyHint: "AIzaSy…AAAA",
 			Path: "/v1beta/models/gemini-2.5-flash:generateContent?key=" + apiKey1, Usage: bus.Usage{Prompt: 3, Candidates: 4}},
 		bus.RequestEvent{V: 1, ID: "r2", Model: "other-model", Status: 200},
+	)
+	publishCompressed(t, nc, // large batches arrive compressed
 		bus.RequestEvent{V: 1, ID: "r3", Model: "gemini-2.5-flash", Status: 429, ClientError: "quota of " + apiKey2},
 	)
 	var got []logapi.RequestLog

@@ -16,7 +16,10 @@
 // so deferred store work is included. Peak RSS is /proc VmHWM, reset before
 // the load. -allinone runs a built gemini-balance binary instead of the
 // in-process role; -profile takes a CPU profile over the same window and
-// prints CPU by component.
+// prints CPU by component, and writes beside it a CPU profile of the stream
+// bursts (FILE-bursts.pprof) and heap profiles at the window's start and at
+// its peak live heap (FILE-heap-start.pprof, FILE-heap.pprof; compare them
+// with go tool pprof -diff_base).
 package main
 
 import (

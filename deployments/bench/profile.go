@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -61,6 +63,7 @@ func serveControl(addr string) error {
 	}
 	var mu sync.Mutex
 	var f *os.File
+	var stopHeap func()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /profile/start", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -76,6 +79,7 @@ func serveControl(addr string) error {
 			return
 		}
 		f = out
+		stopHeap = keepPeakHeap(strings.TrimSuffix(r.URL.Query().Get("path"), ".pprof") + "-heap.pprof")
 	})
 	mux.HandleFunc("POST /profile/stop", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -85,6 +89,7 @@ func serveControl(addr string) error {
 			return
 		}
 		pprof.StopCPUProfile()
+		stopHeap()
 		if err := f.Close(); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
@@ -92,6 +97,43 @@ func serveControl(addr string) error {
 	})
 	go func() { _ = http.Serve(l, mux) }()
 	return nil
+}
+
+// keepPeakHeap writes the heap profile at the start of the window to
+// PATH-start.pprof, then a heap profile to path each time the live heap (as of
+// the last GC) is larger than at any earlier check, until stop is called, so
+// the file shows what is in memory at the window's peak, not after it.
+func keepPeakHeap(path string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	if out, err := os.Create(strings.TrimSuffix(path, ".pprof") + "-start.pprof"); err == nil {
+		runtime.GC() // the live heap as the window starts, for -diff_base
+		_ = pprof.WriteHeapProfile(out)
+		_ = out.Close()
+	}
+	go func() {
+		defer close(finished)
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		var peak uint64
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			metrics.Read(sample)
+			if live := sample[0].Value.Uint64(); live > peak {
+				peak = live
+				if out, err := os.Create(path); err == nil {
+					_ = pprof.WriteHeapProfile(out)
+					_ = out.Close()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // profileSwitch starts (on) or stops a CPU profile in a role's process.

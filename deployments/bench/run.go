@@ -241,6 +241,12 @@ func (t *target) measure(ctx context.Context, o options, load loader, profile st
 		}
 	}
 	var ttfb []time.Duration
+	if profile != "" { // the bursts get their own profile: PATH-bursts.pprof
+		if err := profileSwitch(ctx, t.proc.control, strings.TrimSuffix(profile, ".pprof")+"-bursts.pprof", true); err != nil {
+			return r, err
+		}
+		defer func() { _ = profileSwitch(ctx, t.proc.control, "", false) }()
+	}
 	for range o.bursts {
 		d, err := burst(ctx, t, o.burst)
 		if err != nil {

@@ -187,7 +187,7 @@ func TestConsumerSuspendedNeverShowsAKeyToClientsLogsOrEvents(t *testing.T) {
 		check("stored request log", string(j))
 	}
 	for _, m := range tap.all() {
-		check("event on "+m.Subject, string(m.Data))
+		check("event on "+m.Subject, string(eventPayload(t, m)))
 	}
 	noSecrets(t, s, tap)
 	for name, log := range s.Logs() {

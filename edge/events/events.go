@@ -273,6 +273,7 @@ type batch struct {
 	n       int
 	scratch bytes.Buffer
 	enc     *json.Encoder
+	z       []byte // buf S2-compressed, from bus.CompressBatchFrom bytes on
 }
 
 var batchHead = []byte(`{"v":` + strconv.Itoa(bus.Version) + `,"events":[`)
@@ -373,6 +374,11 @@ func (p *Publisher) encode(q *queue, ev any, b *batch) ([]byte, bool) {
 // retries; both lose the batch and say so.
 func (p *Publisher) send(subject string, b *batch, stop <-chan struct{}) {
 	msg := message.NewMessage(NewID(), b.buf.Bytes())
+	if b.buf.Len() >= bus.CompressBatchFrom {
+		b.z = bus.EncodeBatchS2(b.z, b.buf.Bytes())
+		msg.Payload = b.z
+		msg.Metadata.Set(bus.HeaderEncoding, bus.EncodingS2)
+	}
 	backoff := 50 * time.Millisecond
 	for {
 		err := p.wm.Publish(subject, msg)

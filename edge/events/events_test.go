@@ -28,6 +28,8 @@ type stored struct {
 	msgID   string
 	ids     []string
 	bodies  []string // error events' request bodies
+	enc     string   // bus.HeaderEncoding
+	size    int      // of the JSON, decoded
 }
 
 // readStored reads every request and error batch in GB_EVENTS, decoding each
@@ -55,14 +57,19 @@ func readStored(t *testing.T, js jetstream.JetStream) []stored {
 			t.Fatal(err)
 		}
 		for m := range batch.Messages() {
-			s := stored{subject: m.Subject(), msgID: m.Headers().Get(jetstream.MsgIDHeader)}
-			dec := json.NewDecoder(strings.NewReader(string(m.Data())))
+			s := stored{subject: m.Subject(), msgID: m.Headers().Get(jetstream.MsgIDHeader), enc: m.Headers().Get(bus.HeaderEncoding)}
+			data, err := bus.DecodeBatch(s.enc, m.Data())
+			if err != nil {
+				t.Fatalf("batch %s: %v", s.msgID, err)
+			}
+			s.size = len(data)
+			dec := json.NewDecoder(strings.NewReader(string(data)))
 			dec.DisallowUnknownFields()
 			switch m.Subject() {
 			case bus.SubjectEventRequests:
 				var b bus.RequestBatch
 				if err := dec.Decode(&b); err != nil || b.V != bus.Version {
-					t.Fatalf("request batch v%d: %v: %.200s", b.V, err, m.Data())
+					t.Fatalf("request batch v%d: %v: %.200s", b.V, err, data)
 				}
 				for _, ev := range b.Events {
 					s.ids = append(s.ids, ev.ID)
@@ -70,7 +77,7 @@ func readStored(t *testing.T, js jetstream.JetStream) []stored {
 			case bus.SubjectEventErrors:
 				var b bus.ErrorBatch
 				if err := dec.Decode(&b); err != nil || b.V != bus.Version {
-					t.Fatalf("error batch v%d: %v: %.200s", b.V, err, m.Data())
+					t.Fatalf("error batch v%d: %v: %.200s", b.V, err, data)
 				}
 				for _, ev := range b.Events {
 					s.ids = append(s.ids, ev.ID)
@@ -220,6 +227,46 @@ func TestABurstArrivesOnceEachInBatchesOnItsOwnSubject(t *testing.T) {
 		t.Errorf("batch metric counts %v batches, stream holds %d", n, len(got))
 	}
 	t.Logf("5000 events in %d messages, largest %d", len(got), largest)
+}
+
+// A batch of bus.CompressBatchFrom bytes or more is stored S2-compressed
+// (JetStream keeps a stream's recent blocks in memory, so the bytes on the
+// bus were most of the all-in-one's heap under load); a smaller one stays
+// plain JSON. Both decode to the events sent, once each.
+func TestLargeBatchesAreStoredCompressedAndSmallOnesAsJSON(t *testing.T) {
+	nb := natstest.StartBus(t)
+	nc, js := nb.NC, nb.JS
+	p := events.New(newWatermill(t, nc), events.Options{Linger: 200 * time.Millisecond})
+	run(t, p)
+	var want []string
+	lone := requestEvent()
+	want = append(want, lone.ID)
+	p.Request(lone)
+	waitStored(t, js, 1)
+	for range 200 {
+		ev := requestEvent()
+		want = append(want, ev.ID)
+		p.Request(ev)
+	}
+	x := errorEvent(strings.Repeat("a body ", 400))
+	want = append(want, x.ID)
+	p.Error(x)
+	got := waitStored(t, js, len(want))
+	exactlyOnce(t, got, want)
+	compressed := 0
+	for _, s := range got {
+		switch {
+		case s.size >= bus.CompressBatchFrom && s.enc != bus.EncodingS2:
+			t.Errorf("%s batch of %d bytes (%d events) stored with encoding %q, want s2", s.subject, s.size, len(s.ids), s.enc)
+		case s.size < bus.CompressBatchFrom && s.enc != "":
+			t.Errorf("%s batch of %d bytes stored with encoding %q, want plain JSON", s.subject, s.size, s.enc)
+		case s.enc == bus.EncodingS2:
+			compressed++
+		}
+	}
+	if got[0].enc != "" || len(got[0].ids) != 1 || compressed < 2 {
+		t.Fatalf("the lone event's message has encoding %q; %d of %d messages compressed", got[0].enc, compressed, len(got))
+	}
 }
 
 // Events that arrive within the linger after a batch's first go out in one
@@ -442,7 +489,11 @@ func (c *capture) Publish(_ string, msgs ...*message.Message) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, m := range msgs {
-		c.msgs = append(c.msgs, append([]byte(nil), m.Payload...))
+		data, err := bus.DecodeBatch(m.Metadata.Get(bus.HeaderEncoding), m.Payload)
+		if err != nil {
+			return err
+		}
+		c.msgs = append(c.msgs, append([]byte(nil), data...))
 	}
 	return nil
 }

@@ -48,6 +48,10 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Transport replaces the upstream transport (tests, benchmarks).
 	Transport http.RoundTripper
+	// Keys, when set, serves the relay's acquire and report in-process, in
+	// place of the NATS round trip: the all-in-one passes the keyd running in
+	// the same process. File bindings still go to keyd over NATS.
+	Keys relay.Keys
 }
 
 // Gateway is one edge replica.
@@ -56,7 +60,8 @@ type Gateway struct {
 	log     *slog.Logger
 	engine  *gin.Engine
 	Relay   *relay.Relay
-	Keys    *keydclient.Client
+	Keys    *keydclient.Client // file bindings; acquire and report too unless Deps.Keys
+	keys    relay.Keys         // acquire and report
 	Events  *events.Publisher
 	Auth    *auth.Auth
 	metrics requestMetrics
@@ -64,6 +69,19 @@ type Gateway struct {
 	inflight   atomic.Int64
 	overloaded prometheus.Counter
 }
+
+// keydVia is keyd for the native routes: acquire and report through keys
+// (in-process in the all-in-one), file bindings through the NATS client.
+type keydVia struct {
+	*keydclient.Client
+	keys relay.Keys
+}
+
+func (k keydVia) Acquire(ctx context.Context, req bus.AcquireRequest) (bus.AcquireReply, error) {
+	return k.keys.Acquire(ctx, req)
+}
+
+func (k keydVia) Report(r bus.Report) { k.keys.Report(r) }
 
 // New builds the gateway and its routes. Nothing runs until Run.
 func New(d Deps) (*Gateway, error) {
@@ -82,9 +100,13 @@ func New(d Deps) (*Gateway, error) {
 	}
 	g := &Gateway{deps: d, log: d.Log}
 	g.Keys = keydclient.New(d.NC, keydclient.Options{Logger: d.Log})
+	g.keys = g.Keys
+	if d.Keys != nil {
+		g.keys = d.Keys
+	}
 	g.Events = events.New(wm, events.Options{Queue: d.Infra.EventQueue,
 		MaxBatchBytes: events.MaxBatchBytesFor(d.NC.MaxPayload()), Logger: d.Log, Registry: d.Registry})
-	g.Relay = relay.New(relay.Options{Settings: d.Settings, Keys: g.Keys, Errors: g.Events, Logger: d.Log, Transport: d.Transport})
+	g.Relay = relay.New(relay.Options{Settings: d.Settings, Keys: g.keys, Errors: g.Events, Logger: d.Log, Transport: d.Transport})
 	g.Auth = auth.New(d.Settings)
 	// Every scrubber in the process (relay, events, logs) masks the client
 	// tokens and the admin password literally, besides the key shapes.
@@ -214,7 +236,7 @@ func (g *Gateway) routes() *gin.Engine {
 	e.GET("/readyz", gin.WrapF(h.Readyz))
 
 	native.Register(e, native.Deps{
-		Relay: g.Relay, Keyd: g.Keys, Settings: g.deps.Settings, Logger: g.log, Auth: g.GeminiAuth(),
+		Relay: g.Relay, Keyd: keydVia{Client: g.Keys, keys: g.keys}, Settings: g.deps.Settings, Logger: g.log, Auth: g.GeminiAuth(),
 		Authenticate: func(r *http.Request) (string, string, bool, bool) {
 			cl, ok, present := g.Auth.Authenticate(r)
 			return cl.TokenID, cl.TokenHint, ok, present

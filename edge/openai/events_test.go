@@ -35,7 +35,11 @@ func TestChatPublishesRequestEventWithUsage(t *testing.T) {
 	select {
 	case m := <-msgs:
 		var b bus.RequestBatch
-		if err := json.Unmarshal(m.Data, &b); err != nil || len(b.Events) != 1 {
+		data, err := bus.DecodeBatch(m.Header.Get(bus.HeaderEncoding), m.Data)
+		if err == nil {
+			err = json.Unmarshal(data, &b)
+		}
+		if err != nil || len(b.Events) != 1 {
 			t.Fatalf("batch %s: %v", m.Data, err)
 		}
 		ev := b.Events[0]
@@ -45,8 +49,8 @@ func TestChatPublishesRequestEventWithUsage(t *testing.T) {
 		if ev.TokenID != redact.ID(token) || ev.KeyHint == "" || ev.Usage.Total != 9 || ev.Usage.Thoughts != 3 {
 			t.Errorf("event accounting %+v", ev)
 		}
-		if containsSecret(string(m.Data)) {
-			t.Errorf("event carries a secret: %s", m.Data)
+		if containsSecret(string(data)) {
+			t.Errorf("event carries a secret: %s", data)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no request event")

@@ -236,8 +236,9 @@ func Backlog(ctx context.Context, js jetstream.JetStream, consumer string) (uint
 }
 
 const (
-	metaSubject = "nats_subject"
-	metaSeq     = "stream_seq"
+	metaSubject  = "nats_subject"
+	metaSeq      = "stream_seq"
+	metaEncoding = "encoding" // the message's bus.HeaderEncoding
 )
 
 // rawUnmarshaler never fails: the payload is kept as is and parsed by the
@@ -255,6 +256,9 @@ func (rawUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	}
 	msg := message.NewMessage(id, m.Data)
 	msg.Metadata.Set(metaSubject, m.Subject)
+	if enc := m.Header.Get(bus.HeaderEncoding); enc != "" {
+		msg.Metadata.Set(metaEncoding, enc)
+	}
 	if md, err := m.Metadata(); err == nil {
 		msg.Metadata.Set(metaSeq, strconv.FormatUint(md.Sequence.Stream, 10))
 	}

@@ -1,9 +1,12 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -384,6 +387,60 @@ func TestUnstorableMessagesAndEventsGoToTheDeadLetterSubjectAndDoNotBlock(t *tes
 	noID := `{"v":1,"time":"2026-11-27T06:00:00Z","message":"no id"}`
 	if dl := byPayload[noID]; dl.Subject != bus.SubjectEventErrors || dl.Reason != "event has no id" {
 		t.Fatalf("single-event dead letter = %+v (all: %+v)", dl, byPayload)
+	}
+}
+
+// Edge sends large batches S2-compressed (bus.HeaderEncoding); earlier
+// edges, and small batches, send plain JSON. Both are stored alike. A
+// compressed payload that does not decode is dead-lettered as base64 (the
+// bytes are not text) and blocks nothing.
+func TestCompressedAndPlainBatchesAreStoredAlikeAndAnUndecodableOneIsDeadLettered(t *testing.T) {
+	e := start(t, storetest.Start(t), ingest.Options{BatchSize: 10, FlushInterval: 50 * time.Millisecond})
+	evs := events(40, time.Now())
+	plain, err := json.Marshal(bus.RequestBatch{V: bus.Version, Events: evs[:20]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipped, err := json.Marshal(bus.RequestBatch{V: bus.Version, Events: evs[20:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := bus.EncodeBatchS2(nil, zipped)
+	e.nats.PublishEncoded(t, bus.SubjectEventRequests, "plain", "", plain)
+	e.nats.PublishEncoded(t, bus.SubjectEventRequests, "s2", bus.EncodingS2, z)
+	broken := append([]byte(nil), z[:len(z)/2]...)
+	e.nats.PublishEncoded(t, bus.SubjectEventRequests, "broken", bus.EncodingS2, broken)
+
+	testenv.Eventually(t, 10*time.Second, "both batches stored", func() bool {
+		return testenv.CountRequestLogs(e.db, "") == 40
+	})
+	testenv.Eventually(t, 10*time.Second, "consumer drained", func() bool {
+		return e.backlog(t, bus.ConsumerLogdRequests) == 0
+	})
+	for _, ev := range evs {
+		if n := testenv.CountRequestLogs(e.db, ev.ID); n != 1 {
+			t.Fatalf("event %s stored %d times", ev.ID, n)
+		}
+	}
+	ctx := context.Background()
+	stream, err := e.nats.JS.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, bus.SubjectDLQLogd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dl bus.DeadLetter
+	if err := json.Unmarshal(m.Data, &dl); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(dl.Payload)
+	if err != nil || dl.PayloadEncoding != "base64" || !bytes.Equal(raw, broken) || !strings.HasPrefix(dl.Reason, "undecodable batch payload: s2 payload") {
+		t.Fatalf("dead letter = %+v (payload decodes: %v)", dl, err)
+	}
+	if info, err := stream.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("dead letters: %+v, %v; want the broken batch alone", info, err)
 	}
 }
 

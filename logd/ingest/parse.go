@@ -2,9 +2,11 @@ package ingest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,6 +47,17 @@ func (in *Ingester) parse(ctx context.Context, m *message.Message, isRequest boo
 		return nil
 	}
 
+	if enc := m.Metadata.Get(metaEncoding); enc != "" {
+		plain, err := bus.DecodeBatch(enc, m.Payload)
+		if err != nil {
+			in.deadLetter(ctx, m, "undecodable batch payload: "+err.Error())
+			return nil
+		}
+		// From here on the message is its JSON, which is also what a dead
+		// letter keeps.
+		m.Payload = plain
+		delete(m.Metadata, metaEncoding)
+	}
 	if in.parseValid(u, isRequest) {
 		in.hold(u)
 		return u
@@ -190,6 +203,9 @@ func (in *Ingester) deadLetter(ctx context.Context, m *message.Message, reason s
 
 func (in *Ingester) publishDeadLetter(ctx context.Context, subject, id, reason string, payload []byte) error {
 	dl := bus.DeadLetter{V: bus.Version, Time: time.Now().UTC(), Subject: subject, Reason: reason, Payload: string(payload)}
+	if !utf8.Valid(payload) {
+		dl.Payload, dl.PayloadEncoding = base64.StdEncoding.EncodeToString(payload), "base64"
+	}
 	data, _ := json.Marshal(dl)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -135,4 +135,8 @@ type DeadLetter struct {
 	Subject string    `json:"subject"`
 	Reason  string    `json:"reason"`
 	Payload string    `json:"payload"`
+	// PayloadEncoding is "base64" when Payload holds the base64 of bytes
+	// that are not UTF-8 text (a compressed batch that would not decode);
+	// empty when Payload is the message's text as it was.
+	PayloadEncoding string `json:"payload_encoding,omitempty"`
 }

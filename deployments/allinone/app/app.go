@@ -212,6 +212,7 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 	// the settings watch starts: edge and admind register change callbacks.
 	var edge *gateway.Gateway
 	var admin *admind.Server
+	var keys *keyd.Service
 	services := []struct {
 		name  string
 		build boot.Build
@@ -222,8 +223,9 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 				Health: &obs.Health{Service: "gemini-balance", Checks: p.Checks()}})
 			return admin, err
 		}},
-		{bus.ServiceKeyd, func(ctx context.Context, p *boot.Process) (boot.Service, error) {
-			return keyd.New(ctx, keyd.Deps{NC: p.NC, JS: p.JS, DB: db, Settings: p.Settings, Seed: &p.Env, Infra: p.Infra, Log: p.Log, Registry: p.Registry})
+		{bus.ServiceKeyd, func(ctx context.Context, p *boot.Process) (_ boot.Service, err error) {
+			keys, err = keyd.New(ctx, keyd.Deps{NC: p.NC, JS: p.JS, DB: db, Settings: p.Settings, Seed: &p.Env, Infra: p.Infra, Log: p.Log, Registry: p.Registry})
+			return keys, err
 		}},
 		{bus.ServiceLogd, func(_ context.Context, p *boot.Process) (boot.Service, error) {
 			return logd.New(logd.Deps{NC: p.NC, JS: p.JS, DB: db, Settings: p.Settings, Infra: p.Infra, Log: p.Log, Registry: p.Registry})
@@ -232,7 +234,8 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 			return ticks.New(ticks.Deps{NC: p.NC, Settings: p.Settings, Log: p.Log, Registry: p.Registry, Interval: p.Infra.TickInterval, Replica: p.Infra.Replica})
 		}},
 		{bus.ServiceEdge, func(_ context.Context, p *boot.Process) (_ boot.Service, err error) {
-			edge, err = gateway.New(gateway.Deps{NC: p.NC, JS: p.JS, Settings: p.Settings, Infra: p.Infra, Log: p.Log, Registry: p.Registry, Transport: o.Transport})
+			edge, err = gateway.New(gateway.Deps{NC: p.NC, JS: p.JS, Settings: p.Settings, Infra: p.Infra, Log: p.Log, Registry: p.Registry, Transport: o.Transport,
+				Keys: localKeys{keys}})
 			return edge, err
 		}},
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -54,9 +55,26 @@ func (n *NATS) Publish(t testing.TB, subject, msgID string, ev any) {
 	}
 }
 
+// PublishEncoded publishes a payload with its bus.HeaderEncoding header
+// (none when encoding is empty).
+func (n *NATS) PublishEncoded(t testing.TB, subject, msgID, encoding string, payload []byte) {
+	t.Helper()
+	m := nats.NewMsg(subject)
+	m.Data = payload
+	if encoding != "" {
+		m.Header.Set(bus.HeaderEncoding, encoding)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := n.JS.PublishMsg(ctx, m, jetstream.WithMsgID(msgID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // PublishRequests publishes events the way edge does: packed into
 // bus.RequestBatch messages of at most bus.MaxBatchEvents events, each with
-// a message id of its own, asynchronously, then waits for the acks.
+// a message id of its own, S2-compressed from bus.CompressBatchFrom bytes,
+// asynchronously, then waits for the acks.
 func (n *NATS) PublishRequests(t testing.TB, evs []bus.RequestEvent) {
 	t.Helper()
 	n.PublishRequestsPer(t, evs, bus.MaxBatchEvents)
@@ -86,7 +104,13 @@ func publishBatches(t testing.TB, n *NATS, subject string, total, per int, batch
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := n.JS.PublishAsync(subject, data, jetstream.WithMsgID(nuid.Next())); err != nil {
+		m := nats.NewMsg(subject)
+		m.Data = data
+		if len(data) >= bus.CompressBatchFrom {
+			m.Data = bus.EncodeBatchS2(nil, data)
+			m.Header.Set(bus.HeaderEncoding, bus.EncodingS2)
+		}
+		if _, err := n.JS.PublishMsgAsync(m, jetstream.WithMsgID(nuid.Next())); err != nil {
 			t.Fatal(err)
 		}
 		if msgs++; msgs%64 == 0 || to == total {
