@@ -245,7 +245,6 @@ func (t *target) measure(ctx context.Context, o options, load loader, profile st
 		if err := profileSwitch(ctx, t.proc.control, strings.TrimSuffix(profile, ".pprof")+"-bursts.pprof", true); err != nil {
 			return r, err
 		}
-		defer func() { _ = profileSwitch(ctx, t.proc.control, "", false) }()
 	}
 	for range o.bursts {
 		d, err := burst(ctx, t, o.burst)
@@ -254,6 +253,11 @@ func (t *target) measure(ctx context.Context, o options, load loader, profile st
 		}
 		ttfb = append(ttfb, d...)
 		t.answered += o.burst
+	}
+	if profile != "" {
+		if err := profileSwitch(ctx, t.proc.control, "", false); err != nil {
+			return r, err
+		}
 	}
 	r.ttfb = pct(ttfb, .5)
 	if t.kind == "gb" { // the next window starts with the store idle
