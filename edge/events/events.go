@@ -92,6 +92,7 @@ type Publisher struct {
 	workers  int
 	maxBytes int
 	linger   time.Duration
+	plain    bool
 	log      *slog.Logger
 
 	dropped   prometheus.Counter
@@ -119,7 +120,10 @@ type Options struct {
 	MaxBatchBytes int
 	// Linger is how long a batch waits for more events after its first
 	// (default DefaultLinger; negative: not at all).
-	Linger   time.Duration
+	Linger time.Duration
+	// Plain sends every batch as JSON, never S2-compressed
+	// (EVENT_COMPRESSION=off: for consumers older than the compression).
+	Plain    bool
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 }
@@ -151,6 +155,7 @@ func New(wm message.Publisher, o Options) *Publisher {
 		workers:  o.Workers,
 		maxBytes: o.MaxBatchBytes,
 		linger:   o.Linger,
+		plain:    o.Plain,
 		log:      o.Logger,
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gb_edge_events_dropped_total",
@@ -374,7 +379,7 @@ func (p *Publisher) encode(q *queue, ev any, b *batch) ([]byte, bool) {
 // retries; both lose the batch and say so.
 func (p *Publisher) send(subject string, b *batch, stop <-chan struct{}) {
 	msg := message.NewMessage(NewID(), b.buf.Bytes())
-	if b.buf.Len() >= bus.CompressBatchFrom {
+	if !p.plain && b.buf.Len() >= bus.CompressBatchFrom {
 		b.z = bus.EncodeBatchS2(b.z, b.buf.Bytes())
 		msg.Payload = b.z
 		msg.Metadata.Set(bus.HeaderEncoding, bus.EncodingS2)

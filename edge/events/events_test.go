@@ -269,6 +269,30 @@ func TestLargeBatchesAreStoredCompressedAndSmallOnesAsJSON(t *testing.T) {
 	}
 }
 
+// EVENT_COMPRESSION=off (Options.Plain) sends every batch as plain JSON, for
+// consumers older than the compression.
+func TestPlainSendsLargeBatchesUncompressed(t *testing.T) {
+	nb := natstest.StartBus(t)
+	p := events.New(newWatermill(t, nb.NC), events.Options{Linger: 100 * time.Millisecond, Plain: true})
+	run(t, p)
+	var want []string
+	for range 100 {
+		ev := requestEvent()
+		want = append(want, ev.ID)
+		p.Request(ev)
+	}
+	got := waitStored(t, nb.JS, len(want))
+	exactlyOnce(t, got, want)
+	for _, s := range got {
+		if s.enc != "" {
+			t.Fatalf("a %d-byte batch was sent with encoding %q", s.size, s.enc)
+		}
+	}
+	if got[0].size < bus.CompressBatchFrom {
+		t.Fatalf("the batch is %d bytes, too small to show anything", got[0].size)
+	}
+}
+
 // Events that arrive within the linger after a batch's first go out in one
 // message: at moderate traffic a message per few events would cost the bus
 // and logd a message, a rollup part and an ack each.

@@ -104,7 +104,7 @@ func New(d Deps) (*Gateway, error) {
 	if d.Keys != nil {
 		g.keys = d.Keys
 	}
-	g.Events = events.New(wm, events.Options{Queue: d.Infra.EventQueue,
+	g.Events = events.New(wm, events.Options{Queue: d.Infra.EventQueue, Plain: d.Infra.EventCompression == "off",
 		MaxBatchBytes: events.MaxBatchBytesFor(d.NC.MaxPayload()), Logger: d.Log, Registry: d.Registry})
 	g.Relay = relay.New(relay.Options{Settings: d.Settings, Keys: g.keys, Errors: g.Events, Logger: d.Log, Transport: d.Transport})
 	g.Auth = auth.New(d.Settings)

@@ -107,6 +107,7 @@ type Infra struct {
 	Replica           string `env:"REPLICA" doc:"replica name in events and logs; defaults to the host name"`
 	MetricsAddr       string `env:"METRICS_ADDR" default:"127.0.0.1:9090" doc:"where Prometheus /metrics is served, apart from the public port; loopback by default (set :9090 for a scraper on the network); off disables it"`
 	EventQueue        int    `env:"EVENT_QUEUE" default:"65536" min:"1" doc:"edge: events held in memory while the bus is slow; beyond it events are dropped and counted"`
+	EventCompression  string `env:"EVENT_COMPRESSION" default:"s2" oneof:"s2,off" doc:"edge: s2 compresses event batches of 1 KiB or more on the bus; off sends plain JSON (while logd replicas older than the compression still run)"`
 	LogdAckWait       int    `env:"LOGD_ACK_WAIT" default:"60" min:"1" doc:"logd: seconds before an event message a logd received and never acknowledged (it died) goes to another logd"`
 	// TrustedProxies is checked by admind, which parses the entries.
 	TrustedProxies []string `env:"TRUSTED_PROXIES" doc:"admind: CIDRs (or IPs) of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (client address for login throttling, Secure cookie behind TLS); empty trusts none"`
