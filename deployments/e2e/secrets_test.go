@@ -17,6 +17,7 @@ import (
 	"google.golang.org/genai"
 
 	"github.com/gemini-balance-go/deployments/e2e/stack"
+	"github.com/gemini-balance-go/logd/logstore"
 	"github.com/gemini-balance-go/testkit/fakegemini"
 	"github.com/gemini-balance-go/testkit/wait"
 )
@@ -178,7 +179,16 @@ func TestConsumerSuspendedNeverShowsAKeyToClientsLogsOrEvents(t *testing.T) {
 	if suspendedRows == 0 {
 		t.Error("no stored error names the suspension (the message was lost, not masked)")
 	}
-	reqRows, err := requestLogs(ctx, db)
+	// Request events leave after the attempts' error events (a request's
+	// event is sent when it ends), so the error rows above may be stored
+	// first: wait for the seven requests' rows, or what is there after 15 s.
+	var reqRows []logstore.RequestLog
+	rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+	wait.Poll(rctx, func() bool {
+		reqRows, err = requestLogs(ctx, db)
+		return err == nil && len(reqRows) >= 7
+	})
+	rcancel()
 	if err != nil || len(reqRows) == 0 {
 		t.Errorf("stored request logs: %d (%v)", len(reqRows), err)
 	}
