@@ -80,7 +80,7 @@ func (c *Client) Acquire(ctx context.Context, req bus.AcquireRequest) (bus.Acqui
 	if err != nil {
 		return rep, fmt.Errorf("acquire %s key for %s: %w", req.Kind, req.Model, err)
 	}
-	if rep.Error != "" && rep.NoKey == "" && rep.ID == "" {
+	if rep.Failed() {
 		return rep, fmt.Errorf("acquire %s key for %s: %w", req.Kind, req.Model, &ServiceError{Code: "error", Message: rep.Error})
 	}
 	return rep, nil

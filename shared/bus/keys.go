@@ -45,6 +45,11 @@ type AcquireReply struct {
 	Error   string    `json:"error,omitempty"`
 }
 
+// Failed reports whether keyd could not answer the acquire: an error with
+// neither a key nor a reason why none is usable (NoKey is an answer, not a
+// failure).
+func (r AcquireReply) Failed() bool { return r.Error != "" && r.NoKey == "" && r.ID == "" }
+
 // Report tells keyd how an attempt with a key went. keyd acks it when the
 // message has a reply subject (edge waits for failures; see EVENTS.md).
 type Report struct {

@@ -22,7 +22,7 @@ type localKeys struct{ svc *keyd.Service }
 // error.
 func (k localKeys) Acquire(_ context.Context, req bus.AcquireRequest) (bus.AcquireReply, error) {
 	rep := k.svc.Acquire(req)
-	if rep.Error != "" && rep.NoKey == "" && rep.ID == "" {
+	if rep.Failed() {
 		return rep, fmt.Errorf("acquire %s key for %s: keyd: %s", req.Kind, req.Model, rep.Error)
 	}
 	return rep, nil
