@@ -77,18 +77,11 @@ func NewWatermillPublisher(nc *nats.Conn) (message.Publisher, error) {
 	}, nil)
 }
 
-// queue holds the events of one subject. Its items are *bus.RequestEvent or
-// *bus.ErrorEvent; they are encoded by the publisher, off the request path.
-type queue struct {
-	subject string
-	ch      chan any
-}
-
 // Publisher queues events and publishes them in batches in the background.
 type Publisher struct {
 	wm       message.Publisher
-	reqs     queue
-	errs     queue
+	reqs     *queue
+	errs     *queue
 	workers  int
 	maxBytes int
 	linger   time.Duration
@@ -150,8 +143,8 @@ func New(wm message.Publisher, o Options) *Publisher {
 	}
 	p := &Publisher{
 		wm:       wm,
-		reqs:     queue{subject: bus.SubjectEventRequests, ch: make(chan any, o.Queue)},
-		errs:     queue{subject: bus.SubjectEventErrors, ch: make(chan any, o.Queue)},
+		reqs:     newQueue(bus.SubjectEventRequests, o.Queue),
+		errs:     newQueue(bus.SubjectEventErrors, o.Queue),
 		workers:  o.Workers,
 		maxBytes: o.MaxBatchBytes,
 		linger:   o.Linger,
@@ -178,7 +171,7 @@ func New(wm message.Publisher, o Options) *Publisher {
 	p.queued = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "gb_edge_events_queued",
 		Help: "Events waiting in the in-memory queues.",
-	}, func() float64 { return float64(len(p.reqs.ch) + len(p.errs.ch)) })
+	}, func() float64 { return float64(p.reqs.len() + p.errs.len()) })
 	if o.Registry != nil {
 		o.Registry.MustRegister(p.dropped, p.published, p.batches, p.failed, p.queued)
 	}
@@ -192,7 +185,7 @@ func (p *Publisher) Request(ev *bus.RequestEvent) bool {
 	if p == nil {
 		return false
 	}
-	return p.enqueue(&p.reqs, ev)
+	return p.enqueue(p.reqs, ev)
 }
 
 // Error queues an error event without blocking, like Request.
@@ -200,17 +193,15 @@ func (p *Publisher) Error(ev *bus.ErrorEvent) bool {
 	if p == nil {
 		return false
 	}
-	return p.enqueue(&p.errs, ev)
+	return p.enqueue(p.errs, ev)
 }
 
 func (p *Publisher) enqueue(q *queue, ev any) bool {
-	select {
-	case q.ch <- ev:
+	if q.push(ev) {
 		return true
-	default:
-		p.drop(1)
-		return false
 	}
+	p.drop(1)
+	return false
 }
 
 func (p *Publisher) drop(n int) {
@@ -235,10 +226,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	deadline := time.After(5 * time.Second)
-	for len(p.reqs.ch)+len(p.errs.ch) > 0 || p.inflight.Load() > 0 {
+	for p.reqs.len()+p.errs.len() > 0 || p.inflight.Load() > 0 {
 		select {
 		case <-deadline:
-			p.log.Warn("events left unpublished at shutdown", "queued", len(p.reqs.ch)+len(p.errs.ch), "in_flight", p.inflight.Load())
+			p.log.Warn("events left unpublished at shutdown", "queued", p.reqs.len()+p.errs.len(), "in_flight", p.inflight.Load())
 			close(stop)
 			wg.Wait()
 			return nil
@@ -254,19 +245,33 @@ func (p *Publisher) Run(ctx context.Context) error {
 // that event with everything else already waiting in the same queue.
 func (p *Publisher) work(stop <-chan struct{}) {
 	b := &batch{}
+	first, second := p.reqs, p.errs
 	for {
 		select {
-		case <-stop:
+		case <-stop: // past the shutdown deadline: what is queued stays
 			return
-		case ev := <-p.reqs.ch:
-			p.inflight.Add(1)
-			p.flush(&p.reqs, ev, b, stop)
-			p.inflight.Add(-1)
-		case ev := <-p.errs.ch:
-			p.inflight.Add(1)
-			p.flush(&p.errs, ev, b, stop)
-			p.inflight.Add(-1)
+		default:
 		}
+		// Take turns, so a queue that never empties starves neither.
+		first, second = second, first
+		q := first
+		ev, ok := q.pop()
+		if !ok {
+			q = second
+			ev, ok = q.pop()
+		}
+		if !ok {
+			select {
+			case <-stop:
+				return
+			case <-p.reqs.ready:
+			case <-p.errs.ready:
+			}
+			continue
+		}
+		p.inflight.Add(1)
+		p.flush(q, ev, b, stop)
+		p.inflight.Add(-1)
 	}
 }
 
@@ -322,15 +327,14 @@ func (p *Publisher) flush(q *queue, first any, b *batch, stop <-chan struct{}) {
 		ok = false
 	fill:
 		for b.n < bus.MaxBatchEvents {
-			var ev any
-			select {
-			case ev = <-q.ch:
-			default:
+			ev, got := q.pop()
+			if !got {
 				if linger == nil {
 					break fill
 				}
 				select {
-				case ev = <-q.ch:
+				case <-q.ready:
+					continue fill
 				case <-linger:
 					linger = nil
 					break fill

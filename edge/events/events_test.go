@@ -572,3 +572,67 @@ func TestBatchBytesAreEachEventAsJSONMarshalEncodesIt(t *testing.T) {
 		t.Fatalf("%d of %d events in %d messages", next, len(evs), len(msgs))
 	}
 }
+
+// slowSubjects records each batch's subject, taking a while per publish.
+type slowSubjects struct {
+	mu       sync.Mutex
+	subjects []string
+}
+
+func (s *slowSubjects) Publish(topic string, _ ...*message.Message) error {
+	time.Sleep(time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subjects = append(s.subjects, topic)
+	return nil
+}
+
+func (s *slowSubjects) Close() error { return nil }
+
+func (s *slowSubjects) sent(subject string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.subjects {
+		if x == subject {
+			return true
+		}
+	}
+	return false
+}
+
+// Request events arriving faster than the bus takes them keep that queue
+// from ever emptying; an error event still goes out meanwhile.
+func TestAnErrorEventGoesOutWhileRequestEventsNeverLetUp(t *testing.T) {
+	wm := &slowSubjects{}
+	p := events.New(wm, events.Options{Queue: 100_000, Workers: 1, Linger: -1})
+	run(t, p)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for range 200 {
+				p.Request(requestEvent())
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	time.Sleep(50 * time.Millisecond) // the request queue has a backlog
+	p.Error(errorEvent("while requests pour in"))
+	deadline := time.Now().Add(3 * time.Second)
+	for !wm.sent(bus.SubjectEventErrors) {
+		if time.Now().After(deadline) {
+			t.Fatal("the error event waited 3 s behind request events that never let up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !wm.sent(bus.SubjectEventRequests) {
+		t.Fatal("no request batch went out at all")
+	}
+}

@@ -64,7 +64,7 @@ type Service struct {
 	models   keyapi.ModelsReply
 	instance string
 	metrics  *metrics
-	added    chan string // key ids another replica added or updated, loaded in batches
+	added    *pendingKeys // key ids another replica added or updated, loaded in batches
 	bg       sync.WaitGroup
 	serving  atomic.Bool
 	// Replica sync is subscribed before the pool loads, so a change another
@@ -104,7 +104,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		verify:   &recovery.Verifier{Client: client, Settings: d.Settings.Get},
 		instance: nuid.Next(),
 		metrics:  newMetrics(d.Registry),
-		added:    make(chan string, 1<<16),
+		added:    newPendingKeys(1 << 16),
 		seen:     settings,
 	}
 	if d.Infra.EncryptionKey == "" {

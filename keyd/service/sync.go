@@ -143,9 +143,7 @@ func (s *Service) applySync(m *nats.Msg) {
 	}
 	switch ev.To {
 	case bus.KeyAdded, bus.KeyUpdated:
-		select {
-		case s.added <- ev.KeyID:
-		default:
+		if !s.added.add(ev.KeyID) {
 			s.log.Warn("added-key queue full; key loads on restart", "key_id", ev.KeyID)
 		}
 	case bus.KeyDeleted:
@@ -159,24 +157,21 @@ func (s *Service) applySync(m *nats.Msg) {
 // add of thousands of keys is one query, not thousands).
 func (s *Service) loadAddedLoop(ctx context.Context) {
 	for {
-		var ids []string
 		select {
 		case <-ctx.Done():
 			return
-		case id := <-s.added:
-			ids = append(ids, id)
+		case <-s.added.ready:
 		}
-		timer := time.NewTimer(20 * time.Millisecond)
-	gather:
-		for len(ids) < 1000 {
-			select {
-			case id := <-s.added:
-				ids = append(ids, id)
-			case <-timer.C:
-				break gather
-			}
+		// Let the rest of a burst arrive: one query loads it all.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
 		}
-		timer.Stop()
+		ids := s.added.take(1000)
+		if len(ids) == 0 {
+			continue // a stale token
+		}
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		keys, err := s.store.Load(lctx, ids...)
 		cancel()

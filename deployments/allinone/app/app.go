@@ -31,6 +31,7 @@ import (
 	"github.com/gemini-balance-go/deployments/embedded/natsd"
 	"github.com/gemini-balance-go/edge/gateway"
 	keyd "github.com/gemini-balance-go/keyd/service"
+	"github.com/gemini-balance-go/logd/ingest"
 	"github.com/gemini-balance-go/logd/logstore"
 	logd "github.com/gemini-balance-go/logd/service"
 	"github.com/gemini-balance-go/schedulerd/ticks"
@@ -228,7 +229,8 @@ func Start(ctx context.Context, o Options) (_ *App, err error) {
 			return keys, err
 		}},
 		{bus.ServiceLogd, func(_ context.Context, p *boot.Process) (boot.Service, error) {
-			return logd.New(logd.Deps{NC: p.NC, JS: p.JS, DB: db, Settings: p.Settings, Infra: p.Infra, Log: p.Log, Registry: p.Registry})
+			return logd.New(logd.Deps{NC: p.NC, JS: p.JS, DB: db, Settings: p.Settings, Infra: p.Infra, Log: p.Log, Registry: p.Registry,
+				Ingest: ingestOptions})
 		}},
 		{bus.ServiceSchedulerd, func(_ context.Context, p *boot.Process) (boot.Service, error) {
 			return ticks.New(ticks.Deps{NC: p.NC, Settings: p.Settings, Log: p.Log, Registry: p.Registry, Interval: p.Infra.TickInterval, Replica: p.Infra.Replica})
@@ -378,3 +380,10 @@ func loopback(addr net.Addr) string {
 	}
 	return net.JoinHostPort(host, port)
 }
+
+// ingestOptions keep fewer event messages in flight to logd than its
+// default (256 request and 128 error messages, each a subscription with two
+// goroutines whose stacks every GC cycle scans). Edge batches events into
+// messages of up to bus.MaxBatchEvents under load, so 64 messages keep
+// logd's writers fed; at low traffic a smaller batch costs nothing.
+var ingestOptions = ingest.Options{RequestMessages: 64, ErrorMessages: 32}
