@@ -47,10 +47,9 @@ func serveAllInOne(control string) error {
 	if err != nil {
 		return err
 	}
-	if err := app.ReleaseStartupMemory(); err != nil { // as app.Run does
+	if err := app.ReleaseMemory(ctx); err != nil { // as app.Run does
 		return err
 	}
-	go app.ReleaseWhenIdle(ctx)
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

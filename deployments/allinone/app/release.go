@@ -28,6 +28,14 @@ func ReleaseStartupMemory() error {
 	return dropCleanTextPages()
 }
 
+// ReleaseMemory does both, as the all-in-one does once it serves: the
+// startup memory now, the free heap after each stretch of work until ctx
+// ends.
+func ReleaseMemory(ctx context.Context) error {
+	go ReleaseWhenIdle(ctx)
+	return ReleaseStartupMemory()
+}
+
 // ReleaseWhenIdle returns the heap's free memory to the OS each time the
 // process goes quiet after work, until ctx ends. Go keeps the heap it grew
 // to (twice the live heap at the last collection) until its next
@@ -89,16 +97,15 @@ func cleanReadOnlyMappings(smaps []byte, path string) []mapping {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(smaps))
 	for sc.Scan() {
-		line := sc.Text()
-		f := strings.Fields(line)
+		f := strings.Fields(sc.Text())
 		if len(f) == 0 {
 			continue
 		}
-		if addr, ok := strings.CutSuffix(f[0], ":"); ok {
+		if field, ok := strings.CutSuffix(f[0], ":"); ok {
 			// A field of the current mapping. A copied-on-write page counts
 			// as Anonymous; Private_Dirty is no sign of one (a binary just
 			// written has dirty page-cache pages).
-			if cur != nil && addr == "Anonymous" && len(f) > 1 && f[1] != "0" {
+			if cur != nil && field == "Anonymous" && len(f) > 1 && f[1] != "0" {
 				private = true
 			}
 			continue

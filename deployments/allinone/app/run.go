@@ -47,10 +47,9 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := ReleaseStartupMemory(); err != nil {
+	if err := ReleaseMemory(ctx); err != nil {
 		a.log.Debug("release startup memory", "err", err)
 	}
-	go ReleaseWhenIdle(ctx)
 	fmt.Fprintf(out, "gemini-balance ready on %s (nats %s)\n", a.URL, a.NATSURL)
 	var failure error
 	select {
