@@ -65,6 +65,7 @@ type Service struct {
 	instance string
 	metrics  *metrics
 	added    *pendingKeys // key ids another replica added or updated, loaded in batches
+	fwd      forwarder    // reports on their way to the other replicas
 	bg       sync.WaitGroup
 	serving  atomic.Bool
 	// Replica sync is subscribed before the pool loads, so a change another
@@ -214,6 +215,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.serving.Store(false)
 	_ = svc.Stop()
 	s.bg.Wait()
+	s.flushReports()
 	s.flush(context.Background())
 	return nil
 }

@@ -563,3 +563,48 @@ func TestFirstStartImportsTheEnvironmentsKeysNotTheLiveSettings(t *testing.T) {
 		t.Fatalf("imported %d keys, want the environment's 2", stats.Total)
 	}
 }
+
+// Reports reach the other replicas in order and in a few messages, not one
+// message per request served.
+func TestForwardedReportsTravelInBatchesInOrder(t *testing.T) {
+	st := newStack(t)
+	keys := []string{geminiKey(1), geminiKey(2)}
+	a := st.start(replicaOpts{name: "a", settings: settingsWith(keys...)})
+	b := st.start(replicaOpts{name: "b", settings: settingsWith(keys...)})
+	sub, err := st.nc.SubscribeSync(bus.SubjectKeySync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	id := redact.ID(keys[0])
+	const successes = 300
+	for range successes {
+		a.svc.Report(bus.Report{ID: id, Model: testModel, Class: string(outcome.Success), Status: 200})
+	}
+	// After the successes: b resets the count for each of them first.
+	a.svc.Report(bus.Report{ID: id, Model: testModel, Class: string(outcome.ServerError), Status: 500})
+	eventually(t, "b counted every forwarded report", func() bool {
+		k, _ := b.svc.Pool().Get(id)
+		return k.Successes == successes && k.Failures == 1
+	})
+	msgs, reports := 0, 0
+	for {
+		m, err := sub.NextMsg(200 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if m.Header.Get(hdrType) != typeReports {
+			continue
+		}
+		var rs []bus.Report
+		if err := json.Unmarshal(m.Data, &rs); err != nil {
+			t.Fatal(err)
+		}
+		msgs, reports = msgs+1, reports+len(rs)
+	}
+	if reports != successes+1 || msgs > 3 {
+		t.Fatalf("%d reports went out in %d messages; want %d in at most 3", reports, msgs, successes+1)
+	}
+}

@@ -204,7 +204,7 @@ func (s *Store) TrimRecent(ctx context.Context) error {
 		}
 		if h := mongox.HourBucket(m); !read[h] {
 			read[h] = true
-			docs, err := s.rollupDocsIn(ctx, s.minutes, bson.M{"h": h})
+			docs, err := s.minuteRollups(ctx, h, mins[i:])
 			if err != nil {
 				return err
 			}
@@ -223,6 +223,36 @@ func (s *Store) TrimRecent(ctx context.Context) error {
 		}
 	}
 	return s.dropRecentBefore(ctx, mins, cut)
+}
+
+// minuteRollups reads the minute rollups of hour h (the view's pending
+// parts added). On the embedded store it looks up only the minutes of h in
+// mins (newest first), those with a copy: under load a trim runs every
+// couple of seconds and one or two minutes hold RecentRows, where reading
+// all 60 of the hour was most of a trim's cost.
+func (s *Store) minuteRollups(ctx context.Context, h string, mins []time.Time) ([]Rollup, error) {
+	byID, err := s.guardByLookup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !byID {
+		return s.rollupDocsIn(ctx, s.minutes, bson.M{"h": h})
+	}
+	var ids []string
+	for _, m := range mins {
+		if mongox.HourBucket(m) == h {
+			ids = append(ids, MinuteBucket(m))
+		}
+	}
+	v, err := s.loadView(ctx)
+	if err != nil {
+		return nil, err
+	}
+	docs, err := s.rollupsByID(ctx, s.minutes, ids)
+	if err != nil {
+		return nil, err
+	}
+	return v.merge(CollMinutes, bson.M{"h": h}, docs)
 }
 
 // dropRecentBefore drops the copy collections of the minutes (from mins)

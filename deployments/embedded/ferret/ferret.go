@@ -70,6 +70,7 @@ func Start(ctx context.Context, o Options) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
+	cfg.Logger = slog.New(lazyAttrs{h: cfg.Logger.Handler()})
 	var sqliteDir string // the SQLite handler's directory
 	switch {
 	case o.PostgresURL != "":
