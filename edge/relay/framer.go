@@ -47,11 +47,22 @@ type framer struct {
 	// we add must use the same terminator, since the Go SDK picks the first
 	// terminator it finds anywhere in its buffer.
 	crlf bool
+	// peeked is an event ready cut from the buffer; next returns it first.
+	peeked    Event
+	hasPeeked bool
+	// filled records that the last read filled the buffer: more was waiting.
+	filled bool
 }
 
 // minRead is the first buffer of a stream: one typical event fits, and an
 // idle stream (thousands may be open) holds no more than that.
 const minRead = 1 << 10
+
+// maxRead bounds how far a busy stream's buffer grows: a read that fills the
+// buffer doubles it, so a stream whose events queue up upstream (many
+// streams sharing the CPU) takes them in a few reads, not one read per
+// kilobyte.
+const maxRead = 16 << 10
 
 func newFramer(r io.Reader, sse bool) *framer {
 	return &framer{r: r, sse: sse, buf: make([]byte, minRead), elemStart: -1}
@@ -60,6 +71,10 @@ func newFramer(r io.Reader, sse bool) *framer {
 // next returns the next event, io.EOF at a clean end, errTruncated or the
 // read error otherwise.
 func (f *framer) next() (Event, error) {
+	if f.hasPeeked {
+		f.hasPeeked = false
+		return f.peeked, nil
+	}
 	for {
 		if ev, ok := f.scan(); ok {
 			return ev, nil
@@ -71,6 +86,21 @@ func (f *framer) next() (Event, error) {
 			return Event{}, err
 		}
 	}
+}
+
+// ready reports whether next would return without reading upstream: a
+// whole event is buffered (cut now, and kept for next) or upstream ended.
+// The event last returned must be written by then: cutting the next one
+// may reuse its Data.
+func (f *framer) ready() bool {
+	if f.hasPeeked || f.eof {
+		return true
+	}
+	if ev, ok := f.scan(); ok {
+		f.peeked, f.hasPeeked = ev, true
+		return true
+	}
+	return false
 }
 
 func (f *framer) atEOF() (Event, error) {
@@ -93,22 +123,16 @@ func (f *framer) atEOF() (Event, error) {
 
 // fill reads more bytes, compacting or growing the buffer as needed.
 func (f *framer) fill() error {
-	if f.end == len(f.buf) {
-		if f.beg > 0 {
-			n := copy(f.buf, f.buf[f.beg:f.end])
-			shift := f.beg
-			f.beg, f.end, f.pos = 0, n, f.pos-shift
-			if f.elemStart >= 0 {
-				f.elemStart -= shift
-			}
-		}
-		if f.end == len(f.buf) {
-			nb := make([]byte, 2*len(f.buf))
-			copy(nb, f.buf[:f.end])
-			f.buf = nb
-		}
+	switch {
+	case f.filled && len(f.buf) < maxRead:
+		f.regrow(2 * len(f.buf))
+	case f.end == len(f.buf) && f.beg > 0:
+		f.compact()
+	case f.end == len(f.buf):
+		f.regrow(2 * len(f.buf)) // one event fills it
 	}
 	n, err := f.r.Read(f.buf[f.end:])
+	f.filled = n > 0 && f.end+n == len(f.buf)
 	f.end += n
 	if n > 0 && f.onRead != nil {
 		f.onRead()
@@ -121,6 +145,28 @@ func (f *framer) fill() error {
 		return err
 	}
 	return nil
+}
+
+// regrow moves the unconsumed bytes to the start of a new buffer of size n.
+func (f *framer) regrow(n int) {
+	nb := make([]byte, n)
+	f.shift(copy(nb, f.buf[f.beg:f.end]))
+	f.buf = nb
+}
+
+// compact moves the unconsumed bytes to the start of the buffer (the events
+// returned before are no longer valid).
+func (f *framer) compact() {
+	f.shift(copy(f.buf, f.buf[f.beg:f.end]))
+}
+
+// shift moves the offsets by beg, once the n unconsumed bytes are at 0.
+func (f *framer) shift(n int) {
+	d := f.beg
+	f.beg, f.end, f.pos = 0, n, f.pos-d
+	if f.elemStart >= 0 {
+		f.elemStart -= d
+	}
 }
 
 func (f *framer) scan() (Event, bool) {

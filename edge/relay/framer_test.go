@@ -156,3 +156,41 @@ func TestUsageFastPathAgreesWithEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// countingReader counts the reads it answers.
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
+
+// A stream whose events are waiting upstream is taken in a few reads: the
+// buffer grows while reads fill it, up to maxRead, instead of one read per
+// kilobyte (a syscall each, under a burst of streams).
+func TestFramerReadsAWaitingStreamInFewReads(t *testing.T) {
+	var in strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&in, "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"chunk %03d of a long answer, padded to about two hundred bytes of JSON as Gemini sends\"}]}}]}\n\n", i)
+	}
+	cr := &countingReader{r: strings.NewReader(in.String())}
+	f := newFramer(cr, true)
+	n := 0
+	for {
+		_, err := f.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 300 || cr.reads > 12 || len(f.buf) > maxRead {
+		t.Fatalf("%d events of %d bytes took %d reads with a %d-byte buffer; want 300 in at most 12 reads, buffer at most %d",
+			n, in.Len(), cr.reads, len(f.buf), maxRead)
+	}
+}

@@ -32,9 +32,14 @@ type Writer interface {
 // Pump relays a committed upstream stream to the client through enc, in the
 // manner of Caddy's reverse proxy: the status line goes out first (headers
 // must be set before; from here on there is no failover and no other
-// status), every event is flushed as soon as it is written, and a client
-// that goes away ends the pump at once. Pump closes s, which cancels
-// upstream and reports the outcome to keyd.
+// status), what is written is flushed before the pump waits for upstream,
+// and a client that goes away ends the pump at once. Pump closes s, which
+// cancels upstream and reports the outcome to keyd.
+//
+// Events that arrived together leave together: a flush per event was a
+// write syscall per event where a byte-copying proxy makes one per read of
+// upstream, and under a burst of streams those syscalls were most of the
+// difference in time to first byte.
 //
 // It returns the error that broke the stream after its first byte (the
 // client got enc.Fail's bytes for it), or nil when upstream ended cleanly
@@ -42,11 +47,19 @@ type Writer interface {
 func Pump(w Writer, s *Stream, enc Encoder) error {
 	defer s.Close()
 	w.WriteHeader(http.StatusOK)
+	unflushed := false
 	for {
+		if unflushed && !s.Ready() {
+			w.Flush()
+			unflushed = false
+		}
 		ev, err := s.Next()
 		if err == io.EOF {
 			if b := enc.End(); len(b) > 0 {
 				_, _ = w.Write(b)
+				unflushed = true
+			}
+			if unflushed {
 				w.Flush()
 			}
 			return nil
@@ -69,7 +82,7 @@ func Pump(w Writer, s *Stream, enc Encoder) error {
 		if _, err := w.Write(out); err != nil {
 			return nil // client gone; Close cancels upstream
 		}
-		w.Flush()
+		unflushed = true
 	}
 }
 

@@ -99,6 +99,12 @@ func (s *Stream) Next() (Event, error) {
 	return ev, nil
 }
 
+// Ready reports whether Next would return without waiting for upstream
+// (the event last returned must be written by then, see framer.ready).
+func (s *Stream) Ready() bool {
+	return !s.firstSent || s.failed != nil || s.ended || s.f.ready()
+}
+
 // ErrorTail returns the bytes that end the stream with err in upstream's
 // framing: an SSE data event, or a last array element and the closing "]".
 func (s *Stream) ErrorTail(err error) []byte {

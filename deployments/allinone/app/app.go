@@ -386,4 +386,9 @@ func loopback(addr net.Addr) string {
 // goroutines whose stacks every GC cycle scans). Edge batches events into
 // messages of up to bus.MaxBatchEvents under load, so 64 messages keep
 // logd's writers fed; at low traffic a smaller batch costs nothing.
-var ingestOptions = ingest.Options{RequestMessages: 64, ErrorMessages: 32}
+//
+// Two log writers instead of four: the embedded store is one SQLite file,
+// which takes one write at a time, so more concurrent inserts only wait
+// inside FerretDB. Measured side by side (5 reps), two writers served more
+// requests at a lower p99 and less CPU per request in every rep.
+var ingestOptions = ingest.Options{RequestMessages: 64, ErrorMessages: 32, Writers: 2}
