@@ -123,7 +123,7 @@ func (s *Service) sendReports(rs []bus.Report) {
 	if err != nil {
 		return
 	}
-	if max := s.d.NC.MaxPayload(); max > 0 && int64(len(data)) > max/2 && len(rs) > 1 {
+	if limit := s.d.NC.MaxPayload(); limit > 0 && int64(len(data)) > limit/2 && len(rs) > 1 {
 		s.sendReports(rs[:len(rs)/2])
 		s.sendReports(rs[len(rs)/2:])
 		return
