@@ -122,6 +122,10 @@ type Ingester struct {
 	// acknowledged without being stored again.
 	done      map[string]bool
 	doneOrder []string
+
+	// The arrays batches are decoded into (parse's goroutine only).
+	reqEvents eventArray[bus.RequestEvent]
+	errEvents eventArray[bus.ErrorEvent]
 }
 
 // New returns an Ingester; Run starts it.

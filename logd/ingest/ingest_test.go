@@ -507,3 +507,40 @@ func TestDeliveriesLostOnTheWayAreDeliveredAgainBeforeAckWait(t *testing.T) {
 	t.Logf("%d deliveries were lost on the way and delivered again", took)
 	mu.Unlock()
 }
+
+// Batches are decoded into reused arrays: a log must have only what its own
+// event says, never a field left by an event of an earlier batch, also after
+// a batch over bus.MaxBatchEvents (which a producer may send).
+func TestALogCarriesNothingOverFromAnEarlierBatch(t *testing.T) {
+	e := start(t, storetest.Start(t), ingest.Options{BatchSize: 10, FlushInterval: 20 * time.Millisecond})
+	at := time.Now().UTC().Truncate(time.Second)
+	full := events(bus.MaxBatchEvents+44, at)
+	for i := range full {
+		ev := &full[i]
+		ev.ID = "full-" + ev.ID
+		ev.Upstream, ev.Stream, ev.TokenHint, ev.KeyHint, ev.KeyKind = "gemini-2.5-pro", true, "sk-…abcd", "AIza…wxyz", "paid"
+		ev.Class, ev.TTFBMS, ev.Replica, ev.ClientError = "rate_limited", 7, "edge-1", "upstream said no"
+	}
+	bare := events(bus.MaxBatchEvents, at)
+	for i := range bare {
+		bare[i].ID = "bare-" + bare[i].ID
+	}
+	for _, evs := range [][]bus.RequestEvent{full, bare} {
+		before := testenv.CountRequestLogs(e.db, "")
+		e.nats.PublishRequestsPer(t, evs, len(evs)) // one message
+		testenv.Eventually(t, 10*time.Second, "batch stored", func() bool {
+			return testenv.CountRequestLogs(e.db, "") == before+int64(len(evs))
+		})
+	}
+	page, err := e.store.RequestLogs(context.Background(), logapi.RequestLogQuery{Limit: 1000, Count: "none"})
+	if want := len(full) + len(bare); err != nil || len(page.Logs) != want {
+		t.Fatalf("listed %d logs, %v; want %d", len(page.Logs), err, want)
+	}
+	for _, l := range page.Logs {
+		carried := l.Upstream != "" || l.Stream || l.TokenHint != "" || l.KeyHint != "" || l.KeyKind != "" ||
+			l.Class != "" || l.TTFBMS != 0 || l.Replica != "" || l.Error != ""
+		if strings.HasPrefix(l.ID, "bare-") == carried {
+			t.Fatalf("log %s: %+v", l.ID, l)
+		}
+	}
+}

@@ -15,8 +15,12 @@ import (
 // a stop ends the retries; the messages then stay unacknowledged and are
 // redelivered.
 func (in *Ingester) insert(ctx context.Context, b *batch) {
-	var reqs []logstore.RequestLog
-	var errs []logstore.ErrorLog
+	var nreqs, nerrs int
+	for _, u := range b.units {
+		nreqs, nerrs = nreqs+len(u.reqs), nerrs+len(u.errs)
+	}
+	reqs := make([]logstore.RequestLog, 0, nreqs)
+	errs := make([]logstore.ErrorLog, 0, nerrs)
 	for _, u := range b.units {
 		reqs = append(reqs, u.reqs...)
 		errs = append(errs, u.errs...)

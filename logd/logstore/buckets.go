@@ -63,18 +63,28 @@ type bucketRows struct {
 func bucketID(part, minute string) string { return part + "@" + minute }
 
 // bucketsOf groups rows into buckets by part tag and minute, in the order
-// the rows come, each row once per bucket.
+// the rows come, each row once per bucket. A batch's rows nearly always fall
+// in one bucket: they are then that bucket's rows as they are, not a copy.
 func bucketsOf(reqs []RequestLog) ([]*requestBucket, [][]RequestLog, error) {
+	type row struct{ bucket, id string }
 	idx := map[string]int{}
 	var groups [][]RequestLog
 	var ids []string
-	seen := map[string]bool{}
+	seen := make(map[row]struct{}, len(reqs))
+	of := make([]int, len(reqs)) // each row's group; -1 for a repeat
+	var id, part string
+	var minute time.Time
 	for i := range reqs {
-		id := bucketID(reqs[i].Batch, MinuteBucket(reqs[i].Time))
-		if seen[id+"\x00"+reqs[i].ID] {
+		r := &reqs[i]
+		// Rows come in time order: name the bucket again only when it changes.
+		if m := r.Time.Truncate(time.Minute); id == "" || r.Batch != part || !m.Equal(minute) {
+			id, part, minute = bucketID(r.Batch, MinuteBucket(r.Time)), r.Batch, m
+		}
+		if _, dup := seen[row{id, r.ID}]; dup {
+			of[i] = -1
 			continue
 		}
-		seen[id+"\x00"+reqs[i].ID] = true
+		seen[row{id, r.ID}] = struct{}{}
 		g, ok := idx[id]
 		if !ok {
 			g = len(groups)
@@ -82,7 +92,16 @@ func bucketsOf(reqs []RequestLog) ([]*requestBucket, [][]RequestLog, error) {
 			groups = append(groups, nil)
 			ids = append(ids, id)
 		}
-		groups[g] = append(groups[g], reqs[i])
+		of[i] = g
+	}
+	if len(groups) == 1 && len(seen) == len(reqs) {
+		groups[0] = reqs
+	} else {
+		for i := range reqs {
+			if g := of[i]; g >= 0 {
+				groups[g] = append(groups[g], reqs[i])
+			}
+		}
 	}
 	out := make([]*requestBucket, len(groups))
 	for i, rows := range groups {
