@@ -76,7 +76,8 @@ func bucketsOf(reqs []RequestLog) ([]*requestBucket, [][]RequestLog, error) {
 	var minute time.Time
 	for i := range reqs {
 		r := &reqs[i]
-		// Rows come in time order: name the bucket again only when it changes.
+		// Neighbouring rows nearly always share a bucket: name it again only
+		// when the part or the minute changes.
 		if m := r.Time.Truncate(time.Minute); id == "" || r.Batch != part || !m.Equal(minute) {
 			id, part, minute = bucketID(r.Batch, MinuteBucket(r.Time)), r.Batch, m
 		}
