@@ -50,11 +50,16 @@ func main() {
 	flag.StringVar(&o.load, "load", "auto", "non-stream load generator: wrk, go, or auto (wrk when installed)")
 	flag.StringVar(&o.allinone, "allinone", "", "run this gemini-balance binary (go build ./deployments/allinone) instead of the in-process all-in-one")
 	flag.StringVar(&o.profile, "profile", "", "CPU profile of the all-in-one's first non-stream window to this file (FILE-edge.pprof for edge) and print CPU by component")
-	summarize := flag.String("summarize", "", "only print CPU by component of an existing profile (with -requests, the requests it covers)")
+	summarize := flag.String("summarize", "", "only print CPU (and, with its heap profiles beside it, allocation) by component of an existing profile (with -requests, the requests it covers)")
 	requests := flag.Int("requests", 1000, "with -summarize: requests served in the profile's window")
 	flag.Parse()
 	if *summarize != "" {
-		if err := summarizeProfile("saved profile", *summarize, float64(*requests)); err != nil {
+		err := summarizeProfile("saved profile", *summarize, float64(*requests))
+		heap := strings.TrimSuffix(*summarize, ".pprof") + "-heap"
+		if _, serr := os.Stat(heap + "-end.pprof"); err == nil && serr == nil {
+			err = summarizeAllocs("saved profile", heap+"-start.pprof", heap+"-end.pprof", float64(*requests))
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -93,6 +94,11 @@ func serveControl(addr string) error {
 		}
 		pprof.StopCPUProfile()
 		stopHeap()
+		// Allocation counts are cumulative: against -start, the window's.
+		if out, err := os.Create(strings.TrimSuffix(f.Name(), ".pprof") + "-heap-end.pprof"); err == nil {
+			_ = pprof.WriteHeapProfile(out)
+			_ = out.Close()
+		}
 		if err := f.Close(); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
@@ -197,9 +203,84 @@ func summarizeProfile(title, path string, requests float64) error {
 	if err != nil {
 		return fmt.Errorf("go tool pprof -traces: %w", err)
 	}
-	by := map[string]time.Duration{}
-	var total time.Duration
-	var cur time.Duration
+	by, total := byComponent(out, func(v string) (float64, bool) {
+		d, err := time.ParseDuration(v)
+		return float64(d), err == nil
+	})
+	if total == 0 {
+		return fmt.Errorf("profile %s has no samples", path)
+	}
+	fmt.Printf("\n== CPU profile: %s (%s) ==\n", title, path)
+	fmt.Printf("%-50s %9s %7s %12s\n", "component", "CPU", "share", "ms/1k req")
+	for _, n := range sortedByValue(by) {
+		d := time.Duration(by[n])
+		fmt.Printf("%-50s %9s %6.1f%% %12.1f\n", n, d.Round(time.Millisecond), 100*by[n]/total, ms(d)/requests*1000)
+	}
+	fmt.Printf("%-50s %9s %6.1f%% %12.1f\n", "total", time.Duration(total).Round(time.Millisecond), 100.0, ms(time.Duration(total))/requests*1000)
+	top, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=30", path).Output()
+	if err == nil {
+		fmt.Println("\ntop functions by cumulative CPU (go tool pprof -top -cum):")
+		lines := strings.Split(string(top), "\n")
+		for _, l := range lines {
+			if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Type:") || strings.HasPrefix(l, "Time:") {
+				continue
+			}
+			fmt.Println(l)
+		}
+	}
+	return nil
+}
+
+// summarizeAllocs prints the bytes allocated over the window by component,
+// per request: the heap profile at its end against the one at its start
+// (allocation counts are cumulative and sampled, so the figures are
+// estimates; they count what the collector then has to reclaim).
+func summarizeAllocs(title, start, end string, requests float64) error {
+	out, err := exec.Command("go", "tool", "pprof", "-traces", "-sample_index=alloc_space", "-diff_base", start, end).Output()
+	if err != nil {
+		return fmt.Errorf("go tool pprof -traces -diff_base: %w", err)
+	}
+	by, total := byComponent(out, parseBytes)
+	if total <= 0 {
+		return fmt.Errorf("heap profiles %s, %s: nothing allocated between them", start, end)
+	}
+	fmt.Printf("\n== Allocation: %s (%s against %s) ==\n", title, end, start)
+	fmt.Printf("%-50s %9s %7s %12s\n", "component", "MB", "share", "KB/request")
+	for _, n := range sortedByValue(by) {
+		fmt.Printf("%-50s %9.1f %6.1f%% %12.2f\n", n, by[n]/1e6, 100*by[n]/total, by[n]/1e3/requests)
+	}
+	fmt.Printf("%-50s %9.1f %6.1f%% %12.2f\n", "total", total/1e6, 100.0, total/1e3/requests)
+	return nil
+}
+
+// parseBytes reads a pprof size ("512kB", "1.50MB", "-2GB").
+func parseBytes(v string) (float64, bool) {
+	for _, u := range []struct {
+		suffix string
+		scale  float64
+	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}, {"B", 1}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			f, err := strconv.ParseFloat(n, 64)
+			return f * u.scale, err == nil
+		}
+	}
+	return 0, false
+}
+
+func sortedByValue(by map[string]float64) []string {
+	names := make([]string, 0, len(by))
+	for n := range by {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(by[b], by[a]) })
+	return names
+}
+
+// byComponent sums `go tool pprof -traces` output by component (the first
+// rule of components that matches a frame of the sample's stack).
+func byComponent(traces []byte, value func(string) (float64, bool)) (by map[string]float64, total float64) {
+	by = map[string]float64{}
+	var cur float64
 	var frames []string
 	flush := func() {
 		if cur == 0 {
@@ -221,7 +302,7 @@ func summarizeProfile(title, path string, requests float64) error {
 		total += cur
 		cur, frames = 0, frames[:0]
 	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc := bufio.NewScanner(bytes.NewReader(traces))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	head := false // the next line is a sample's first: "<value> <leaf frame>"
 	for sc.Scan() {
@@ -234,42 +315,18 @@ func summarizeProfile(title, path string, requests float64) error {
 		fields := strings.Fields(line)
 		switch {
 		case len(fields) == 0:
+		case head && strings.HasSuffix(fields[0], ":"): // a label ("bytes: 48B"), before the value
 		case head && len(fields) >= 2:
 			head = false
-			if d, err := time.ParseDuration(fields[0]); err == nil {
-				cur, frames = d, append(frames, fields[1])
+			if v, ok := value(fields[0]); ok {
+				cur, frames = v, append(frames, fields[1])
 			}
 		case cur != 0:
 			frames = append(frames, fields[0])
 		}
 	}
 	flush()
-	if total == 0 {
-		return fmt.Errorf("profile %s has no samples", path)
-	}
-	names := make([]string, 0, len(by))
-	for n := range by {
-		names = append(names, n)
-	}
-	slices.SortFunc(names, func(a, b string) int { return int(by[b] - by[a]) })
-	fmt.Printf("\n== CPU profile: %s (%s) ==\n", title, path)
-	fmt.Printf("%-50s %9s %7s %12s\n", "component", "CPU", "share", "ms/1k req")
-	for _, n := range names {
-		fmt.Printf("%-50s %9s %6.1f%% %12.1f\n", n, by[n].Round(time.Millisecond), 100*float64(by[n])/float64(total), ms(by[n])/requests*1000)
-	}
-	fmt.Printf("%-50s %9s %6.1f%% %12.1f\n", "total", total.Round(time.Millisecond), 100.0, ms(total)/requests*1000)
-	top, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=30", path).Output()
-	if err == nil {
-		fmt.Println("\ntop functions by cumulative CPU (go tool pprof -top -cum):")
-		lines := strings.Split(string(top), "\n")
-		for _, l := range lines {
-			if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Type:") || strings.HasPrefix(l, "Time:") {
-				continue
-			}
-			fmt.Println(l)
-		}
-	}
-	return nil
+	return by, total
 }
 
 // freeAddr is a loopback address nothing listens on.

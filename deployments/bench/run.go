@@ -178,6 +178,10 @@ func run(o options) error {
 			if err := summarizeProfile(title, path, float64(t.reps[0].load.answered)); err != nil {
 				return err
 			}
+			heap := strings.TrimSuffix(path, ".pprof") + "-heap"
+			if err := summarizeAllocs(title, heap+"-start.pprof", heap+"-end.pprof", float64(t.reps[0].load.answered)); err != nil {
+				return err
+			}
 		}
 	}
 	// Last, as it is the slowest read: every answered request has its log.
