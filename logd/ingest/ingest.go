@@ -254,8 +254,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 		writers.Add(1)
 		go func() {
 			defer writers.Done()
+			var rows rowBuffer
 			for b := range toWrite {
-				in.insert(ctx, b)
+				in.insert(ctx, b, &rows)
 			}
 		}()
 	}

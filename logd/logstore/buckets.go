@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -63,15 +64,19 @@ type bucketRows struct {
 func bucketID(part, minute string) string { return part + "@" + minute }
 
 // bucketsOf groups rows into buckets by part tag and minute, in the order
-// the rows come, each row once per bucket. A batch's rows nearly always fall
-// in one bucket: they are then that bucket's rows as they are, not a copy.
+// the rows come, each row once per bucket. A write batch is whole messages,
+// one part each, in time order, so a bucket's rows nearly always sit next
+// to each other: the bucket's rows are then a window of reqs, not a copy
+// (copying them was a third of logd's allocation under load).
 func bucketsOf(reqs []RequestLog) ([]*requestBucket, [][]RequestLog, error) {
 	type row struct{ bucket, id string }
+	type span struct{ from, to int } // a group's first and last row
 	idx := map[string]int{}
-	var groups [][]RequestLog
+	var spans []span
 	var ids []string
 	seen := make(map[row]struct{}, len(reqs))
 	of := make([]int, len(reqs)) // each row's group; -1 for a repeat
+	adjacent := true             // every group's rows are one run
 	var id, part string
 	var minute time.Time
 	for i := range reqs {
@@ -82,24 +87,39 @@ func bucketsOf(reqs []RequestLog) ([]*requestBucket, [][]RequestLog, error) {
 			id, part, minute = bucketID(r.Batch, MinuteBucket(r.Time)), r.Batch, m
 		}
 		if _, dup := seen[row{id, r.ID}]; dup {
-			of[i] = -1
+			of[i], adjacent = -1, false
 			continue
 		}
 		seen[row{id, r.ID}] = struct{}{}
 		g, ok := idx[id]
 		if !ok {
-			g = len(groups)
+			g = len(spans)
 			idx[id] = g
-			groups = append(groups, nil)
+			spans = append(spans, span{i, i})
 			ids = append(ids, id)
+		} else {
+			adjacent = adjacent && spans[g].to == i-1
+			spans[g].to = i
 		}
 		of[i] = g
 	}
-	if len(groups) == 1 && len(seen) == len(reqs) {
-		groups[0] = reqs
+	groups := make([][]RequestLog, len(spans))
+	if adjacent {
+		for g, sp := range spans {
+			groups[g] = reqs[sp.from : sp.to+1 : sp.to+1]
+		}
 	} else {
-		for i := range reqs {
-			if g := of[i]; g >= 0 {
+		n := make([]int, len(spans))
+		for _, g := range of {
+			if g >= 0 {
+				n[g]++
+			}
+		}
+		for g := range groups {
+			groups[g] = make([]RequestLog, 0, n[g])
+		}
+		for i, g := range of {
+			if g >= 0 {
 				groups[g] = append(groups[g], reqs[i])
 			}
 		}
@@ -117,11 +137,11 @@ func bucketsOf(reqs []RequestLog) ([]*requestBucket, [][]RequestLog, error) {
 
 // newBucket encodes rows (one part's, one minute's) as bucket id.
 func newBucket(id string, rows []RequestLog) (*requestBucket, error) {
-	raw, err := bson.Marshal(bucketRows{Rows: rows})
+	rb, err := encodeRows(rows)
 	if err != nil {
 		return nil, fmt.Errorf("encode request log bucket: %w", err)
 	}
-	b := &requestBucket{ID: id, Minute: MinuteBucket(rows[0].Time), From: rows[0].Time, To: rows[0].Time, N: len(rows), Rows: s2.Encode(nil, raw)}
+	b := &requestBucket{ID: id, Minute: MinuteBucket(rows[0].Time), From: rows[0].Time, To: rows[0].Time, N: len(rows), Rows: rb}
 	b.IDs = make([]string, len(rows))
 	for i := range rows {
 		r := &rows[i]
@@ -139,6 +159,44 @@ func newBucket(id string, rows []RequestLog) (*requestBucket, error) {
 	// BSON keeps milliseconds: the span is what the stored rows say.
 	b.From, b.To = b.From.UTC().Truncate(time.Millisecond), b.To.UTC().Truncate(time.Millisecond)
 	return b, nil
+}
+
+// rowEncoders keeps a few encoders of bucket rows with their buffers grown:
+// bson.Marshal grew a buffer for every bucket and copied the document out
+// of it, a tenth of logd's allocation under load. A channel rather than a
+// sync.Pool, which the collector empties many times a second under load.
+var rowEncoders = make(chan *rowEncoder, 4)
+
+// maxKeptRowBuffer bounds the buffer an encoder keeps (a full message's
+// bucket is about 150 KB).
+const maxKeptRowBuffer = 1 << 20
+
+type rowEncoder struct {
+	buf bytes.Buffer
+	enc *bson.Encoder // writes each document into buf
+}
+
+// encodeRows returns rows as a bucket's rb: S2 of the BSON of bucketRows.
+func encodeRows(rows []RequestLog) ([]byte, error) {
+	var e *rowEncoder
+	select {
+	case e = <-rowEncoders:
+	default:
+		e = &rowEncoder{}
+		e.enc = bson.NewEncoder(bson.NewDocumentWriter(&e.buf))
+	}
+	e.buf.Reset()
+	if err := e.enc.Encode(bucketRows{Rows: rows}); err != nil {
+		return nil, err // e is dropped: its writer may hold half a document
+	}
+	rb := s2.Encode(nil, e.buf.Bytes())
+	if e.buf.Cap() <= maxKeptRowBuffer {
+		select {
+		case rowEncoders <- e:
+		default:
+		}
+	}
+	return rb, nil
 }
 
 func appendNew(s []string, v string) []string {

@@ -6,14 +6,14 @@ import (
 	"time"
 )
 
-// BenchmarkBucketsOf encodes one batch of 256 rows, one part's, in one
-// minute: what logd does for every batch it stores under load.
+// BenchmarkBucketsOf encodes a write batch as logd makes them under load:
+// four whole messages of 256 rows, one part each, in one minute.
 func BenchmarkBucketsOf(b *testing.B) {
 	at := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
-	rows := make([]RequestLog, 256)
+	rows := make([]RequestLog, 4*256)
 	for i := range rows {
 		rows[i] = RequestLog{ID: fmt.Sprintf("req-%06d", i), Time: at.Add(time.Duration(i) * time.Millisecond),
-			Batch: "r-abc", Route: "gemini.generateContent", Model: "gemini-2.5-flash", KeyID: fmt.Sprintf("k%d", i%8),
+			Batch: fmt.Sprintf("r-abc%d", i/256), Route: "gemini.generateContent", Model: "gemini-2.5-flash", KeyID: fmt.Sprintf("k%d", i%8),
 			TokenID: "t1", Status: 200, Success: true, LatencyMS: 12}
 	}
 	b.ReportAllocs()

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/s2"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -325,11 +324,11 @@ func newRecentBucket(rows []RequestLog) (recentBucket, error) {
 	for i := range rows {
 		ids[i] = rows[i].ID
 	}
-	raw, err := bson.Marshal(bucketRows{Rows: rows})
+	rb, err := encodeRows(rows)
 	if err != nil {
 		return recentBucket{}, fmt.Errorf("encode recent request logs: %w", err)
 	}
-	return recentBucket{ID: PartID("rb", ids), N: len(rows), Rows: s2.Encode(nil, raw)}, nil
+	return recentBucket{ID: PartID("rb", ids), N: len(rows), Rows: rb}, nil
 }
 
 func (b recentBucket) rows() ([]RequestLog, error) { return decodeRows(b.ID, b.Rows) }
