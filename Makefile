@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 30m
 TESTFLAGS    ?=
 BENCHFLAGS   ?= -benchtime=1x
 
-.PHONY: all build run test test-ha bench vet modules modules-tidy clean ui-vendor
+.PHONY: all build run test test-ha bench pgo vet modules modules-tidy clean ui-vendor
 
 all: build
 
@@ -48,6 +48,15 @@ test-ha:
 ## bench: benchmarks only (one iteration each by default; BENCHFLAGS= for real figures).
 bench:
 	$(GO) test -run '^$$' -bench . $(BENCHFLAGS) -timeout $(TEST_TIMEOUT) $(MODULES)
+
+## pgo: take a new CPU profile of the all-in-one under the bench's load (the
+## non-stream window and the stream bursts, merged) into deployments/allinone/default.pgo,
+## which every `go build` of the all-in-one uses (profile-guided optimisation).
+PGO_TMP := $(or $(TMPDIR),/tmp)/gb-pgo
+pgo:
+	$(GO) run ./deployments/bench -reps 1 -dur 30s -profile $(PGO_TMP).pprof
+	$(GO) tool pprof -proto $(PGO_TMP).pprof $(PGO_TMP)-bursts.pprof > $(PGO_TMP).pgo
+	mv $(PGO_TMP).pgo deployments/allinone/default.pgo
 
 ## ui-vendor: re-fetch the admin UI's chart library (needs npm; run/test never do).
 UPLOT_VERSION := 1.6.32

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bufio"
+	"debug/buildinfo"
 	"fmt"
 	"io"
 	"net"
@@ -137,6 +138,32 @@ func listeningTCPPorts(t *testing.T, pid int) []int {
 	}
 	slices.Sort(ports)
 	return ports
+}
+
+// The all-in-one a user builds (`make run`, `make build`, the Dockerfile:
+// plain `go build`) is optimised with its profile, deployments/allinone/default.pgo:
+// the binary records the profile it was built with.
+func TestAllInOneIsBuiltWithItsProfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: skipped in -short mode")
+	}
+	b := stack.Binaries(t)
+	if e, ok := b.Errors["allinone"]; ok {
+		t.Fatalf("build gemini-balance: %s", e)
+	}
+	info, err := buildinfo.ReadFile(b.Path("allinone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range info.Settings {
+		if s.Key == "-pgo" {
+			if want := filepath.Join("deployments", "allinone", "default.pgo"); !strings.HasSuffix(s.Value, want) {
+				t.Errorf("built with -pgo=%s, want its own %s", s.Value, want)
+			}
+			return
+		}
+	}
+	t.Errorf("the all-in-one was built without a profile (no -pgo in its build settings: %v)", info.Settings)
 }
 
 // Another local user can neither use the all-in-one's bus nor its store:
