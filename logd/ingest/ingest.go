@@ -123,9 +123,11 @@ type Ingester struct {
 	done      map[string]bool
 	doneOrder []string
 
-	// The arrays batches are decoded into (parse's goroutine only).
+	// The arrays batches are decoded into, and the buffer compressed
+	// batches are decompressed into (parse's goroutine only).
 	reqEvents eventArray[bus.RequestEvent]
 	errEvents eventArray[bus.ErrorEvent]
+	plain     []byte
 }
 
 // New returns an Ingester; Run starts it.

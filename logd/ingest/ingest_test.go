@@ -390,6 +390,51 @@ func TestUnstorableMessagesAndEventsGoToTheDeadLetterSubjectAndDoNotBlock(t *tes
 	}
 }
 
+// Compressed batches are decompressed into one buffer, batch after batch. A
+// small compressed batch with one bad event, after a large one, stores its
+// valid events and dead-letters the bad event's own JSON.
+func TestACompressedBatchWithABadEventAfterALargerOneIsSplitAlone(t *testing.T) {
+	e := start(t, storetest.Start(t), ingest.Options{BatchSize: 10, FlushInterval: 50 * time.Millisecond})
+	evs := events(30, time.Now())
+	large, err := json.Marshal(bus.RequestBatch{V: bus.Version, Events: evs[:29]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := json.Marshal(evs[29])
+	if err != nil {
+		t.Fatal(err)
+	}
+	noID := `{"v":1,"time":"2026-11-27T06:00:00Z","route":"gemini.generateContent"}`
+	mixed := []byte(`{"v":1,"events":[` + noID + `,` + string(last) + `]}`)
+	e.nats.PublishEncoded(t, bus.SubjectEventRequests, "large", bus.EncodingS2, bus.EncodeBatchS2(nil, large))
+	e.nats.PublishEncoded(t, bus.SubjectEventRequests, "mixed", bus.EncodingS2, bus.EncodeBatchS2(nil, mixed))
+
+	testenv.Eventually(t, 10*time.Second, "all 30 valid events stored", func() bool {
+		return testenv.CountRequestLogs(e.db, "") == 30
+	})
+	for _, ev := range evs {
+		if n := testenv.CountRequestLogs(e.db, ev.ID); n != 1 {
+			t.Fatalf("event %s stored %d times", ev.ID, n)
+		}
+	}
+	ctx := context.Background()
+	stream, err := e.nats.JS.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, bus.SubjectDLQLogd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dl bus.DeadLetter
+	if err := json.Unmarshal(m.Data, &dl); err != nil {
+		t.Fatal(err)
+	}
+	if dl.Payload != noID || dl.Reason != "event has no id" {
+		t.Fatalf("dead letter = %+v, want the event without an id", dl)
+	}
+}
+
 // Edge sends large batches S2-compressed (bus.HeaderEncoding); earlier
 // edges, and small batches, send plain JSON. Both are stored alike. A
 // compressed payload that does not decode is dead-lettered as base64 (the

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -47,20 +48,27 @@ func (in *Ingester) parse(ctx context.Context, m *message.Message, isRequest boo
 		return nil
 	}
 
-	if enc := m.Metadata.Get(metaEncoding); enc != "" {
-		plain, err := bus.DecodeBatch(enc, m.Payload)
+	data, enc := m.Payload, m.Metadata.Get(metaEncoding)
+	if enc != "" {
+		plain, err := bus.DecodeBatchInto(in.plain, enc, m.Payload)
 		if err != nil {
 			in.deadLetter(ctx, m, "undecodable batch payload: "+err.Error())
 			return nil
 		}
-		// From here on the message is its JSON, which is also what a dead
-		// letter keeps.
-		m.Payload = plain
-		delete(m.Metadata, metaEncoding)
+		data = plain
+		if cap(plain) <= maxKeptPlain {
+			in.plain = plain
+		}
 	}
-	if in.parseValid(u, isRequest) {
+	if in.parseValid(u, isRequest, data) {
 		in.hold(u)
 		return u
+	}
+	if enc != "" {
+		// From here on the message is its JSON, which is also what a dead
+		// letter keeps: a copy, as the next message is decoded into data.
+		m.Payload = bytes.Clone(data)
+		delete(m.Metadata, metaEncoding)
 	}
 	// Something is wrong with the message or one of its events: parse it
 	// again event by event to find what to store and what to dead-letter.
@@ -144,13 +152,17 @@ func (in *Ingester) hold(u *unit) {
 	in.mu.Unlock()
 }
 
-// parseValid decodes a message in one pass when it is a batch of valid
-// events, which is the common case, and reports whether it was.
-func (in *Ingester) parseValid(u *unit, isRequest bool) bool {
+// maxKeptPlain bounds the buffer parse keeps for decompressed batches (edge
+// cuts a batch at 512 KiB of JSON).
+const maxKeptPlain = 1 << 20
+
+// parseValid decodes a message's JSON (data) in one pass when it is a batch
+// of valid events, which is the common case, and reports whether it was.
+func (in *Ingester) parseValid(u *unit, isRequest bool, data []byte) bool {
 	if isRequest {
 		b := bus.RequestBatch{Events: in.reqEvents.take()}
 		defer func() { in.reqEvents.give(b.Events) }()
-		if json.Unmarshal(u.m.Payload, &b) != nil || len(b.Events) == 0 {
+		if json.Unmarshal(data, &b) != nil || len(b.Events) == 0 {
 			return false
 		}
 		for i := range b.Events {
@@ -166,7 +178,7 @@ func (in *Ingester) parseValid(u *unit, isRequest bool) bool {
 	}
 	b := bus.ErrorBatch{Events: in.errEvents.take()}
 	defer func() { in.errEvents.give(b.Events) }()
-	if json.Unmarshal(u.m.Payload, &b) != nil || len(b.Events) == 0 {
+	if json.Unmarshal(data, &b) != nil || len(b.Events) == 0 {
 		return false
 	}
 	for i := range b.Events {

@@ -28,7 +28,7 @@ func BenchmarkParseRequestBatch(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		u := &unit{m: message.NewMessage("m", payload)}
-		if !in.parseValid(u, true) || len(u.reqs) != len(evs) {
+		if !in.parseValid(u, true, payload) || len(u.reqs) != len(evs) {
 			b.Fatal("batch not parsed")
 		}
 	}

@@ -27,6 +27,13 @@ const MaxDecodedBatch = 16 << 20
 // DecodeBatch returns a batch message's JSON, given the value of its
 // HeaderEncoding header ("" for plain JSON).
 func DecodeBatch(encoding string, payload []byte) ([]byte, error) {
+	return DecodeBatchInto(nil, encoding, payload)
+}
+
+// DecodeBatchInto is DecodeBatch decoding into buf when its capacity is
+// enough, so a consumer can decode message after message into one buffer.
+// Plain JSON is payload itself.
+func DecodeBatchInto(buf []byte, encoding string, payload []byte) ([]byte, error) {
 	switch encoding {
 	case "":
 		return payload, nil
@@ -38,7 +45,10 @@ func DecodeBatch(encoding string, payload []byte) ([]byte, error) {
 		if n > MaxDecodedBatch {
 			return nil, fmt.Errorf("s2 payload decodes to %d bytes, over the %d-byte bound", n, MaxDecodedBatch)
 		}
-		out, err := s2.Decode(make([]byte, n), payload)
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		out, err := s2.Decode(buf[:n], payload)
 		if err != nil {
 			return nil, fmt.Errorf("s2 payload: %w", err)
 		}

@@ -81,3 +81,23 @@ func TestUndecodableBatchesAreErrorsNotHugeAllocations(t *testing.T) {
 		})
 	}
 }
+
+// A consumer decodes message after message into one buffer: each decode is
+// that message's JSON alone, whether the buffer had room or not.
+func TestBatchesDecodedIntoOneBufferAreEachTheirOwn(t *testing.T) {
+	big, small := batchJSON(t, 200), batchJSON(t, 3)
+	var buf []byte
+	for i, want := range [][]byte{big, small, big, small} {
+		got, err := bus.DecodeBatchInto(buf, bus.EncodingS2, bus.EncodeBatchS2(nil, want))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("decode %d: %d bytes, %v; want %d bytes", i, len(got), err, len(want))
+		}
+		if i > 0 && len(want) <= cap(buf) && &got[0] != &buf[:1][0] {
+			t.Fatalf("decode %d: a new buffer though %d bytes fit in %d", i, len(want), cap(buf))
+		}
+		buf = got
+	}
+	if got, err := bus.DecodeBatchInto(buf, "", small); err != nil || !bytes.Equal(got, small) {
+		t.Fatalf("plain JSON: %v", err)
+	}
+}
