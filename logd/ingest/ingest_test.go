@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -390,6 +391,35 @@ func TestUnstorableMessagesAndEventsGoToTheDeadLetterSubjectAndDoNotBlock(t *tes
 	}
 }
 
+// storedOnceEach fails unless every event of evs has exactly one request log.
+func storedOnceEach(t *testing.T, e *env, evs []bus.RequestEvent) {
+	t.Helper()
+	for _, ev := range evs {
+		if n := testenv.CountRequestLogs(e.db, ev.ID); n != 1 {
+			t.Fatalf("event %s stored %d times", ev.ID, n)
+		}
+	}
+}
+
+// lastDeadLetter returns the dead-letter stream and the last letter logd put on it.
+func lastDeadLetter(t *testing.T, e *env) (jetstream.Stream, bus.DeadLetter) {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := e.nats.JS.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, bus.SubjectDLQLogd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dl bus.DeadLetter
+	if err := json.Unmarshal(m.Data, &dl); err != nil {
+		t.Fatal(err)
+	}
+	return stream, dl
+}
+
 // Compressed batches are decompressed into one buffer, batch after batch. A
 // small compressed batch with one bad event, after a large one, stores its
 // valid events and dead-letters the bad event's own JSON.
@@ -412,24 +442,8 @@ func TestACompressedBatchWithABadEventAfterALargerOneIsSplitAlone(t *testing.T) 
 	testenv.Eventually(t, 10*time.Second, "all 30 valid events stored", func() bool {
 		return testenv.CountRequestLogs(e.db, "") == 30
 	})
-	for _, ev := range evs {
-		if n := testenv.CountRequestLogs(e.db, ev.ID); n != 1 {
-			t.Fatalf("event %s stored %d times", ev.ID, n)
-		}
-	}
-	ctx := context.Background()
-	stream, err := e.nats.JS.Stream(ctx, bus.StreamDeadLetter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := stream.GetLastMsgForSubject(ctx, bus.SubjectDLQLogd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dl bus.DeadLetter
-	if err := json.Unmarshal(m.Data, &dl); err != nil {
-		t.Fatal(err)
-	}
+	storedOnceEach(t, e, evs)
+	_, dl := lastDeadLetter(t, e)
 	if dl.Payload != noID || dl.Reason != "event has no id" {
 		t.Fatalf("dead letter = %+v, want the event without an id", dl)
 	}
@@ -462,29 +476,13 @@ func TestCompressedAndPlainBatchesAreStoredAlikeAndAnUndecodableOneIsDeadLettere
 	testenv.Eventually(t, 10*time.Second, "consumer drained", func() bool {
 		return e.backlog(t, bus.ConsumerLogdRequests) == 0
 	})
-	for _, ev := range evs {
-		if n := testenv.CountRequestLogs(e.db, ev.ID); n != 1 {
-			t.Fatalf("event %s stored %d times", ev.ID, n)
-		}
-	}
-	ctx := context.Background()
-	stream, err := e.nats.JS.Stream(ctx, bus.StreamDeadLetter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := stream.GetLastMsgForSubject(ctx, bus.SubjectDLQLogd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dl bus.DeadLetter
-	if err := json.Unmarshal(m.Data, &dl); err != nil {
-		t.Fatal(err)
-	}
+	storedOnceEach(t, e, evs)
+	stream, dl := lastDeadLetter(t, e)
 	raw, err := base64.StdEncoding.DecodeString(dl.Payload)
 	if err != nil || dl.PayloadEncoding != "base64" || !bytes.Equal(raw, broken) || !strings.HasPrefix(dl.Reason, "undecodable batch payload: s2 payload") {
 		t.Fatalf("dead letter = %+v (payload decodes: %v)", dl, err)
 	}
-	if info, err := stream.Info(ctx); err != nil || info.State.Msgs != 1 {
+	if info, err := stream.Info(context.Background()); err != nil || info.State.Msgs != 1 {
 		t.Fatalf("dead letters: %+v, %v; want the broken batch alone", info, err)
 	}
 }
