@@ -167,13 +167,16 @@ func newBucket(id string, rows []RequestLog) (*requestBucket, error) {
 // sync.Pool, which the collector empties many times a second under load.
 var rowEncoders = make(chan *rowEncoder, 4)
 
-// maxKeptRowBuffer bounds the buffer an encoder keeps (a full message's
-// bucket is about 150 KB).
+// maxKeptRowBuffer bounds the buffers an encoder keeps (a full message's
+// bucket is about 150 KB of BSON).
 const maxKeptRowBuffer = 1 << 20
 
 type rowEncoder struct {
 	buf bytes.Buffer
 	enc *bson.Encoder // writes each document into buf
+	// z is room for S2's worst case (the BSON's size and a little more);
+	// the compressed rows, several times smaller, are copied out of it.
+	z []byte
 }
 
 // encodeRows returns rows as a bucket's rb: S2 of the BSON of bucketRows.
@@ -189,7 +192,10 @@ func encodeRows(rows []RequestLog) ([]byte, error) {
 	if err := e.enc.Encode(bucketRows{Rows: rows}); err != nil {
 		return nil, err // e is dropped: its writer may hold half a document
 	}
-	rb := s2.Encode(nil, e.buf.Bytes())
+	if n := s2.MaxEncodedLen(e.buf.Len()); cap(e.z) < n {
+		e.z = make([]byte, n)
+	}
+	rb := bytes.Clone(s2.Encode(e.z[:cap(e.z)], e.buf.Bytes()))
 	if e.buf.Cap() <= maxKeptRowBuffer {
 		select {
 		case rowEncoders <- e:
