@@ -133,11 +133,6 @@ func run(o options) error {
 	fmt.Printf("bench: %s; %d interleaved reps of %s each, %d connections (%s), one fake upstream, %d keys\n",
 		strings.Join(o.targets, " vs "), o.reps, o.dur, o.conns, loadName, len(benchKeys))
 	fmt.Println("floor = bare httputil.ReverseProxy injecting keys (full duplex); all-in-one = gemini-balance with embedded NATS and FerretDB on SQLite, every request logged")
-	if exe, err := os.Executable(); err == nil {
-		if note := readaheadNote(exe); note != "" {
-			fmt.Println(note)
-		}
-	}
 	for _, t := range targets {
 		if err := warm(ctx, t, 400); err != nil {
 			return fmt.Errorf("%s warm-up: %w", t.name, err)
