@@ -425,7 +425,10 @@ func (rl *Relay) Send(ctx context.Context, secret, keyID string, hreq *http.Requ
 func (rl *Relay) roundTrip(hreq *http.Request) (*http.Response, error) {
 	res, err := rl.transport.RoundTrip(hreq)
 	if err != nil {
-		op := hreq.Method[:1] + strings.ToLower(hreq.Method[1:])
+		op := "Get" // an empty method is GET
+		if m := hreq.Method; m != "" {
+			op = m[:1] + strings.ToLower(m[1:])
+		}
 		return nil, &url.Error{Op: op, URL: hreq.URL.Redacted(), Err: err}
 	}
 	return res, nil
