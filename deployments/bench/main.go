@@ -54,12 +54,7 @@ func main() {
 	requests := flag.Int("requests", 1000, "with -summarize: requests served in the profile's window")
 	flag.Parse()
 	if *summarize != "" {
-		err := summarizeProfile("saved profile", *summarize, float64(*requests))
-		heap := strings.TrimSuffix(*summarize, ".pprof") + "-heap"
-		if _, serr := os.Stat(heap + "-end.pprof"); err == nil && serr == nil {
-			err = summarizeAllocs("saved profile", heap+"-start.pprof", heap+"-end.pprof", float64(*requests))
-		}
-		if err != nil {
+		if err := summarizeWindow("saved profile", *summarize, float64(*requests)); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

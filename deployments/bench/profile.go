@@ -196,6 +196,19 @@ var components = []struct {
 	{"Go runtime: scheduler, netpoll, other", []string{"runtime."}},
 }
 
+// summarizeWindow prints a window's CPU by component and, when its heap profiles
+// at the start and end sit beside the CPU profile, its allocation.
+func summarizeWindow(title, path string, requests float64) error {
+	if err := summarizeProfile(title, path, requests); err != nil {
+		return err
+	}
+	heap := strings.TrimSuffix(path, ".pprof") + "-heap"
+	if _, err := os.Stat(heap + "-end.pprof"); err != nil {
+		return nil
+	}
+	return summarizeAllocs(title, heap+"-start.pprof", heap+"-end.pprof", requests)
+}
+
 // summarizeProfile prints CPU time by component (from `go tool pprof
 // -traces`) and the top functions, per 1,000 requests served in the window.
 func summarizeProfile(title, path string, requests float64) error {

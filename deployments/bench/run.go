@@ -175,11 +175,7 @@ func run(o options) error {
 			if t.kind == "edge" {
 				path, title = strings.TrimSuffix(o.profile, ".pprof")+"-edge.pprof", "edge only, first rep's non-stream load"
 			}
-			if err := summarizeProfile(title, path, float64(t.reps[0].load.answered)); err != nil {
-				return err
-			}
-			heap := strings.TrimSuffix(path, ".pprof") + "-heap"
-			if err := summarizeAllocs(title, heap+"-start.pprof", heap+"-end.pprof", float64(t.reps[0].load.answered)); err != nil {
+			if err := summarizeWindow(title, path, float64(t.reps[0].load.answered)); err != nil {
 				return err
 			}
 		}
